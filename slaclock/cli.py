@@ -1,0 +1,22 @@
+"""The `slaclock` command line: one Typer app that mounts each area's commands.
+
+Each area keeps its commands in its own module; this file only wires them together.
+"""
+
+from __future__ import annotations
+
+import typer
+
+from slaclock.cli_kafka import kafka_app
+from slaclock.cli_replay import register_replay
+from slaclock.cli_schemas import policy_app, schemas_app
+
+app = typer.Typer(no_args_is_help=True, add_completion=False, help="slaclock: SLA clocks on Kafka.")
+app.add_typer(kafka_app, name="kafka")
+app.add_typer(schemas_app, name="schemas")
+app.add_typer(policy_app, name="policy")
+register_replay(app)
+
+
+def main() -> None:
+    app()

@@ -1,0 +1,7 @@
+"""`slaclock replay` (placeholder until the engine lands)."""
+
+import typer
+
+
+def register_replay(app: typer.Typer) -> None:
+    pass
