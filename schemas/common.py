@@ -1,0 +1,33 @@
+"""Vocabulary shared by every schema and by the engine: priorities, statuses, metrics."""
+
+from __future__ import annotations
+
+from enum import StrEnum
+
+
+class Priority(StrEnum):
+    URGENT = "urgent"
+    HIGH = "high"
+    NORMAL = "normal"
+    LOW = "low"
+
+
+class Status(StrEnum):
+    NEW = "new"
+    OPEN = "open"
+    PENDING = "pending"
+    ON_HOLD = "on_hold"
+    SOLVED = "solved"
+    CLOSED = "closed"
+
+
+class Metric(StrEnum):
+    """SLA metrics, declared in their canonical order (used to order credits, SPEC 5)."""
+
+    FIRST_RESPONSE = "first_response"
+    NEXT_RESPONSE = "next_response"
+    PERIODIC_UPDATE = "periodic_update"
+    RESOLUTION = "resolution"
+
+
+METRIC_ORDER: dict[str, int] = {m.value: i for i, m in enumerate(Metric)}
