@@ -1,0 +1,137 @@
+"""One SLA metric clock: counted time, pauses, target, thresholds and its next timer.
+
+A clock keeps the instants at which it ran as a flat list of segment ends
+`[start0, end0, start1, end1, ..., startN]`: an odd length means it is running now.
+Keeping the segments (not just a running total) is what lets a priority change find
+the exact past instant at which a new, shorter target was reached (SPEC 4).
+"""
+
+from __future__ import annotations
+
+from enum import IntEnum
+
+from processors.engine.calendar import BusinessCalendar
+from processors.engine.policy import Threshold
+
+
+class Phase(IntEnum):
+    ACTIVE = 0  # counting or paused, outcome not known yet
+    COMPLETED = 1
+    CANCELLED = 2
+
+
+class MetricClock:
+    """Mutable state of one metric cycle of one ticket."""
+
+    __slots__ = (
+        "breached",
+        "closed_counted",
+        "completions",
+        "cycle",
+        "due",
+        "metric",
+        "next_threshold",
+        "phase",
+        "segments",
+        "started",
+        "target",
+    )
+
+    def __init__(self, metric: str, cycle: int, started: int, target: int) -> None:
+        self.metric = metric
+        self.cycle = cycle
+        self.started = started
+        self.target = target
+        self.segments: list[int] = []
+        self.closed_counted = 0  # counted time of the closed segments
+        self.breached = False
+        self.next_threshold = 0  # index of the first threshold not yet warned or skipped
+        self.phase = Phase.ACTIVE
+        self.completions = 0
+        self.due: int | None = None  # next timer instant (warning or breach), derived
+
+    # -- counting -----------------------------------------------------------------------
+
+    @property
+    def running(self) -> bool:
+        return self.phase is Phase.ACTIVE and len(self.segments) % 2 == 1
+
+    def counted(self, calendar: BusinessCalendar, now: int) -> int:
+        if len(self.segments) % 2 == 1:
+            return self.closed_counted + calendar.counted_between(self.segments[-1], now)
+        return self.closed_counted
+
+    def resume(self, now: int) -> None:
+        if len(self.segments) % 2 == 0:
+            self.segments.append(now)
+
+    def pause(self, calendar: BusinessCalendar, now: int) -> None:
+        if len(self.segments) % 2 == 1:
+            self.closed_counted += calendar.counted_between(self.segments[-1], now)
+            self.segments.append(now)
+
+    def instant_reaching(self, calendar: BusinessCalendar, value: int) -> int | None:
+        """The earliest instant at which counted time reached (or will reach) `value`.
+
+        None when the clock is paused below `value` (no projected instant).
+        """
+        if value > self.closed_counted:
+            if len(self.segments) % 2 == 1:
+                return calendar.instant_after(self.segments[-1], value - self.closed_counted)
+            return None
+        if value <= 0:
+            return self.segments[0] if self.segments else self.started
+        acc = 0
+        segments = self.segments
+        for i in range(0, len(segments) - 1, 2):
+            length = calendar.counted_between(segments[i], segments[i + 1])
+            if acc + length >= value:
+                return calendar.instant_after(segments[i], value - acc)
+            acc += length
+        raise AssertionError("closed segments do not add up to closed_counted")
+
+    # -- timers -------------------------------------------------------------------------
+
+    def refresh_due(self, calendar: BusinessCalendar, thresholds: tuple[Threshold, ...]) -> None:
+        """Recompute the next timer: the next threshold crossing, else the deadline."""
+        if self.phase is not Phase.ACTIVE or self.breached or len(self.segments) % 2 == 0:
+            self.due = None
+            return
+        if self.next_threshold < len(thresholds):
+            point = thresholds[self.next_threshold].point(self.target)
+        else:
+            point = self.target
+        self.due = self.instant_reaching(calendar, point)
+
+    def deadline(self, calendar: BusinessCalendar) -> int | None:
+        return self.instant_reaching(calendar, self.target)
+
+    # -- snapshot -------------------------------------------------------------------------
+
+    def to_record(self) -> list[object]:
+        return [
+            self.metric,
+            self.cycle,
+            self.started,
+            self.target,
+            self.segments,
+            self.closed_counted,
+            self.breached,
+            self.next_threshold,
+            int(self.phase),
+            self.completions,
+            self.due,
+        ]
+
+    @classmethod
+    def from_record(cls, record: list[object]) -> MetricClock:
+        (metric, cycle, started, target, segments, closed, breached, nxt, phase, done, due) = record
+        clock = cls(str(metric), int(cycle), int(started), int(target))  # type: ignore[call-overload]
+        clock.segments = [int(x) for x in segments]  # type: ignore[attr-defined]
+        clock.closed_counted = int(closed)  # type: ignore[call-overload]
+        clock.breached = bool(breached)
+        clock.next_threshold = int(nxt)  # type: ignore[call-overload]
+        clock.phase = Phase(phase)
+        clock.completions = int(done)  # type: ignore[call-overload]
+        clock.due = None if due is None else int(due)  # type: ignore[call-overload]
+        return clock

@@ -1,0 +1,164 @@
+"""Stage 1 as a pure object: one partition's clock, due-timer index and ticket states.
+
+This is where the time rules of SPEC 7 live, once, for every runtime:
+- an event at t first advances the clock C to t - grace and fires the timers due
+  strictly before that (events at an instant come before timers at that instant);
+- an event older than C is applied as of C (late event);
+- `advance_to(c)` (a clock tick, or the end of a replay) fires every timer due at or
+  before c;
+- a closed ticket's state is dropped `closed_retention` after it closed.
+
+Replay uses it with grace = 0 over a file; the Kafka worker uses one per partition over
+its table. The store is any mutable mapping of ticket id -> TicketState.
+"""
+
+from __future__ import annotations
+
+import heapq
+from collections.abc import MutableMapping
+from dataclasses import dataclass, field
+
+from schemas.events import TicketCreated, TicketEvent
+
+from processors.engine.ticket import Output, Rejected, TicketEngine, TicketState, Verdict
+
+DAY_US = 86_400 * 1_000_000
+
+
+@dataclass
+class StageCounters:
+    events: int = 0
+    duplicates: int = 0
+    ignored_closed: int = 0
+    late: int = 0
+    rejected: int = 0
+    outputs: int = 0
+    purged: int = 0
+    by_output_type: dict[str, int] = field(default_factory=dict)
+
+    def count_outputs(self, outputs: list[Output]) -> None:
+        self.outputs += len(outputs)
+        for output in outputs:
+            kind = output["type"]
+            self.by_output_type[kind] = self.by_output_type.get(kind, 0) + 1
+
+
+class TicketStage:
+    def __init__(
+        self,
+        engine: TicketEngine,
+        store: MutableMapping[str, TicketState],
+        grace_us: int = 0,
+        closed_retention_us: int = 7 * DAY_US,
+    ) -> None:
+        self.engine = engine
+        self.store = store
+        self.grace_us = grace_us
+        self.closed_retention_us = closed_retention_us
+        self.clock: int | None = None
+        self.counters = StageCounters()
+        self._timers: list[tuple[int, str]] = []
+        self._scheduled: dict[str, int] = {}
+
+    # -- timers -------------------------------------------------------------------------
+
+    def rebuild_timers(self) -> None:
+        """Rebuild the in-memory timer index from the store (after recovery/rebalance)."""
+        self._timers = []
+        self._scheduled = {}
+        for state in self.store.values():
+            self._schedule(state)
+
+    def pending_timers(self) -> int:
+        return len(self._scheduled)
+
+    def _wake_at(self, state: TicketState) -> int | None:
+        if state.closed_at is not None:
+            return state.closed_at + self.closed_retention_us
+        return state.next_due()
+
+    def _schedule(self, state: TicketState) -> None:
+        due = self._wake_at(state)
+        if due is None:
+            self._scheduled.pop(state.ticket_id, None)
+            return
+        if self._scheduled.get(state.ticket_id) != due:
+            self._scheduled[state.ticket_id] = due
+            heapq.heappush(self._timers, (due, state.ticket_id))
+
+    def _fire(self, limit: int, inclusive: bool) -> list[Output]:
+        """Fire timers due before `limit` (or at it, if inclusive), in (due, ticket) order."""
+        outputs: list[Output] = []
+        timers = self._timers
+        while timers:
+            due, ticket_id = timers[0]
+            if due > limit or (due == limit and not inclusive):
+                break
+            heapq.heappop(timers)
+            if self._scheduled.get(ticket_id) != due:
+                continue  # superseded entry
+            del self._scheduled[ticket_id]
+            state = self.store.get(ticket_id)
+            if state is None:
+                continue
+            if state.closed_at is not None:
+                del self.store[ticket_id]
+                self.counters.purged += 1
+                continue
+            fired = self.engine.fire_due(state, due)
+            outputs.extend(fired)
+            self.store[ticket_id] = state
+            self._schedule(state)
+        self.counters.count_outputs(outputs)
+        return outputs
+
+    # -- inputs -------------------------------------------------------------------------
+
+    def advance_to(self, instant: int) -> list[Output]:
+        """A clock tick: C := max(C, instant); fire every timer due at or before C."""
+        if self.clock is None or instant > self.clock:
+            self.clock = instant
+        return self._fire(self.clock, inclusive=True)
+
+    def on_event(self, event: TicketEvent, occurred_at: int) -> list[Output]:
+        """Apply one validated event. Raises `Rejected` for an input to dead-letter."""
+        outputs = []
+        horizon = occurred_at - self.grace_us
+        if self.clock is None or horizon > self.clock:
+            self.clock = horizon
+        outputs = self._fire(self.clock, inclusive=False)
+        at = occurred_at
+        if at < self.clock:
+            at = self.clock
+            self.counters.late += 1
+        state = self.store.get(event.ticket_id)
+        applied: list[Output]
+        if state is None:
+            if not isinstance(event, TicketCreated):
+                self.counters.rejected += 1
+                raise Rejected(
+                    "UnknownTicket", f"ticket {event.ticket_id!r} was never created ({event.type})"
+                )
+            try:
+                state, applied = self.engine.create(event, at)
+            except Rejected:
+                self.counters.rejected += 1
+                raise
+        else:
+            try:
+                verdict, applied = self.engine.apply(state, event, at)
+            except Rejected:
+                self.counters.rejected += 1
+                raise
+            if verdict is Verdict.DUPLICATE:
+                self.counters.duplicates += 1
+                return outputs
+            if verdict is Verdict.IGNORED_CLOSED:
+                self.counters.ignored_closed += 1
+                return outputs
+        self.counters.events += 1
+        self.store[event.ticket_id] = state
+        self._schedule(state)
+        self.counters.count_outputs(applied)
+        outputs.extend(applied)
+        return outputs

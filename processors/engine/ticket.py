@@ -1,0 +1,451 @@
+"""The per-ticket SLA state machine (SPEC sections 3 and 4).
+
+Pure and deterministic: it learns time only from the instants it is given and does no
+I/O. For speed the state object is updated in place and the outputs are returned; a
+caller that needs the previous state keeps a snapshot (`TicketState.to_record`).
+
+Contract with the runtime (replay, Kafka, tests):
+- before applying an event at instant t, call `fire_due(state, limit)` for every timer
+  strictly before t (events at t come before timers at t, SPEC 4);
+- after any call, `state.next_due()` is the instant of the next timer, or None;
+- `fire_due(state, now)` fires every timer due at or before `now`, in time order.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from enum import Enum
+from typing import Any
+
+from schemas.events import (
+    AgentReplied,
+    Assigned,
+    CustomerReplied,
+    PriorityChanged,
+    StatusChanged,
+    TicketCreated,
+    TicketEvent,
+)
+
+from processors.engine.clock import MetricClock, Phase
+from processors.engine.ids import output_event_id
+from processors.engine.instants import format_us, seconds_value
+from processors.engine.policy import CompiledPolicy, CompiledTier
+from schemas.common import METRIC_ORDER
+
+Output = dict[str, Any]
+
+FIRST_RESPONSE = "first_response"
+NEXT_RESPONSE = "next_response"
+PERIODIC_UPDATE = "periodic_update"
+RESOLUTION = "resolution"
+SOLVED = "solved"
+CLOSED = "closed"
+PENDING = "pending"
+OPEN = "open"
+
+
+class Verdict(Enum):
+    APPLIED = "applied"
+    DUPLICATE = "duplicate"  # repeated event_id for the ticket: dropped (SPEC 8)
+    IGNORED_CLOSED = "ignored_closed"  # the ticket is closed: ignored (SPEC 3)
+
+
+class Rejected(Exception):
+    """An input the engine cannot apply; the runtime sends it to the dead-letter topic."""
+
+    def __init__(self, error_class: str, message: str) -> None:
+        super().__init__(message)
+        self.error_class = error_class
+        self.message = message
+
+
+def event_fingerprint(event_id: str) -> int:
+    """64-bit digest of an event id, kept per ticket to drop repeats in little space."""
+    return int.from_bytes(hashlib.blake2b(event_id.encode(), digest_size=8).digest(), "big")
+
+
+class TicketState:
+    """Everything the engine remembers about one ticket."""
+
+    __slots__ = (
+        "assignee",
+        "closed_at",
+        "customer_id",
+        "group",
+        "metrics",
+        "nr_cycles",
+        "priority",
+        "pu_cycles",
+        "replied",
+        "seen",
+        "status",
+        "ticket_id",
+        "tier",
+    )
+
+    def __init__(
+        self, ticket_id: str, customer_id: str, tier: str, priority: str, status: str
+    ) -> None:
+        self.ticket_id = ticket_id
+        self.customer_id = customer_id
+        self.tier = tier
+        self.priority = priority
+        self.status = status
+        self.replied = False  # a public agent reply has happened
+        self.closed_at: int | None = None
+        self.nr_cycles = 0  # tracked next_response cycles started so far
+        self.pu_cycles = 0  # tracked periodic_update cycles started so far
+        self.metrics: dict[str, MetricClock] = {}
+        self.seen: set[int] = set()
+        self.assignee: str | None = None
+        self.group: str | None = None
+
+    def next_due(self) -> int | None:
+        due: int | None = None
+        for clock in self.metrics.values():
+            if clock.due is not None and (due is None or clock.due < due):
+                due = clock.due
+        return due
+
+    def to_record(self) -> list[object]:
+        return [
+            self.ticket_id,
+            self.customer_id,
+            self.tier,
+            self.priority,
+            self.status,
+            self.replied,
+            self.closed_at,
+            self.nr_cycles,
+            self.pu_cycles,
+            [clock.to_record() for clock in self.metrics.values()],
+            sorted(self.seen),
+            self.assignee,
+            self.group,
+        ]
+
+    @classmethod
+    def from_record(cls, record: list[Any]) -> TicketState:
+        (tid, cid, tier, priority, status, replied, closed_at, nr, pu, clocks, seen, who, grp) = (
+            record
+        )
+        state = cls(tid, cid, tier, priority, status)
+        state.replied = bool(replied)
+        state.closed_at = closed_at
+        state.nr_cycles = nr
+        state.pu_cycles = pu
+        for clock_record in clocks:
+            clock = MetricClock.from_record(clock_record)
+            state.metrics[clock.metric] = clock
+        state.seen = set(seen)
+        state.assignee = who
+        state.group = grp
+        return state
+
+
+class TicketEngine:
+    """Applies events and time to `TicketState`s under one compiled policy."""
+
+    def __init__(self, policy: CompiledPolicy) -> None:
+        self.policy = policy
+
+    # -- entry points ---------------------------------------------------------------------
+
+    def create(self, event: TicketCreated, at: int) -> tuple[TicketState, list[Output]]:
+        """Start a ticket. `at` is the effective instant (occurred_at, or the clock if late)."""
+        tier_name = self.policy.tier_for(event.tier, event.customer_id)
+        tier = self.policy.tiers.get(tier_name)
+        if tier is None:
+            raise Rejected("UnknownTier", f"tier {tier_name!r} is not defined in the policy")
+        state = TicketState(
+            event.ticket_id, event.customer_id, tier_name, str(event.priority), "new"
+        )
+        state.seen.add(event_fingerprint(event.event_id))
+        outputs: list[Output] = []
+        for metric in (FIRST_RESPONSE, RESOLUTION):
+            self._start(state, tier, metric, 1, at)
+        if str(event.status) != "new":
+            self._change_status(state, tier, str(event.status), at, outputs)
+        return state, outputs
+
+    def apply(
+        self, state: TicketState, event: TicketEvent, at: int
+    ) -> tuple[Verdict, list[Output]]:
+        """Apply a non-creating event to a known ticket at effective instant `at`."""
+        fingerprint = event_fingerprint(event.event_id)
+        if fingerprint in state.seen:
+            return Verdict.DUPLICATE, []
+        if isinstance(event, TicketCreated):
+            raise Rejected("DuplicateTicket", f"ticket {event.ticket_id!r} was already created")
+        if state.closed_at is not None:
+            return Verdict.IGNORED_CLOSED, []
+        state.seen.add(fingerprint)
+        tier = self.policy.tiers[state.tier]
+        outputs: list[Output] = []
+        if isinstance(event, AgentReplied):
+            if event.public:
+                self._agent_replied(state, tier, at, outputs)
+        elif isinstance(event, CustomerReplied):
+            self._customer_replied(state, tier, at, outputs)
+        elif isinstance(event, StatusChanged):
+            self._change_status(state, tier, str(event.status), at, outputs)
+        elif isinstance(event, PriorityChanged):
+            self._change_priority(state, tier, str(event.priority), at, outputs)
+        elif isinstance(event, Assigned):
+            state.assignee = event.assignee
+            state.group = event.group
+        return Verdict.APPLIED, outputs
+
+    def is_duplicate(self, state: TicketState, event_id: str) -> bool:
+        return event_fingerprint(event_id) in state.seen
+
+    def fire_due(self, state: TicketState, now: int) -> list[Output]:
+        """Fire every timer due at or before `now`, in time order (ties: metric order)."""
+        tier = self.policy.tiers[state.tier]
+        outputs: list[Output] = []
+        while True:
+            clock = _earliest(state)
+            if clock is None or clock.due is None or clock.due > now:
+                return outputs
+            at = clock.due
+            if clock.next_threshold < len(tier.thresholds):
+                threshold = tier.thresholds[clock.next_threshold]
+                clock.next_threshold += 1
+                outputs.append(self._warning(state, tier, clock, threshold.fraction, at))
+            else:
+                clock.breached = True
+                outputs.append(self._breach(state, clock, at, decided_at=at))
+            clock.refresh_due(tier.calendar, tier.thresholds)
+
+    # -- rules ------------------------------------------------------------------------------
+
+    def _agent_replied(
+        self, state: TicketState, tier: CompiledTier, at: int, outputs: list[Output]
+    ) -> None:
+        state.replied = True
+        for metric in (FIRST_RESPONSE, NEXT_RESPONSE, PERIODIC_UPDATE):
+            clock = state.metrics.get(metric)
+            if clock is not None and clock.phase is Phase.ACTIVE:
+                self._complete(state, tier, clock, at, outputs)
+        if state.status != SOLVED:
+            self._start_cycle(state, tier, PERIODIC_UPDATE, at)
+
+    def _customer_replied(
+        self, state: TicketState, tier: CompiledTier, at: int, outputs: list[Output]
+    ) -> None:
+        if state.status in (PENDING, SOLVED):
+            self._change_status(state, tier, OPEN, at, outputs)
+        if not state.replied:
+            return
+        running = state.metrics.get(NEXT_RESPONSE)
+        if running is None or running.phase is not Phase.ACTIVE:
+            self._start_cycle(state, tier, NEXT_RESPONSE, at)
+
+    def _change_status(
+        self, state: TicketState, tier: CompiledTier, status: str, at: int, outputs: list[Output]
+    ) -> None:
+        previous = state.status
+        if status == previous:
+            return
+        state.status = status
+        metrics = state.metrics
+        if status in (SOLVED, CLOSED):
+            for metric in (NEXT_RESPONSE, PERIODIC_UPDATE):
+                self._cancel(metrics.get(metric))
+            resolution = metrics.get(RESOLUTION)
+            if resolution is not None and resolution.phase is Phase.ACTIVE:
+                self._complete(state, tier, resolution, at, outputs)
+            first = metrics.get(FIRST_RESPONSE)
+            if status == CLOSED:
+                self._cancel(first)
+                state.closed_at = at
+            elif first is not None and first.phase is Phase.ACTIVE:
+                first.pause(tier.calendar, at)
+                first.refresh_due(tier.calendar, tier.thresholds)
+            return
+        paused = status in tier.pause_on
+        if previous == SOLVED:  # a reopen (SPEC 3)
+            resolution = metrics.get(RESOLUTION)
+            if resolution is not None and resolution.phase is Phase.COMPLETED:
+                resolution.phase = Phase.ACTIVE
+                if not paused:
+                    resolution.resume(at)
+                self._retarget(state, tier, resolution, at, outputs)
+            first = metrics.get(FIRST_RESPONSE)
+            if first is not None and first.phase is Phase.ACTIVE:
+                first.resume(at)
+                self._retarget(state, tier, first, at, outputs)
+            self._start_cycle(state, tier, PERIODIC_UPDATE, at)
+            return
+        for metric in (RESOLUTION, PERIODIC_UPDATE):
+            clock = metrics.get(metric)
+            if clock is None or clock.phase is not Phase.ACTIVE:
+                continue
+            if paused:
+                clock.pause(tier.calendar, at)
+            else:
+                clock.resume(at)
+            clock.refresh_due(tier.calendar, tier.thresholds)
+
+    def _change_priority(
+        self, state: TicketState, tier: CompiledTier, priority: str, at: int, outputs: list[Output]
+    ) -> None:
+        if priority == state.priority:
+            return
+        state.priority = priority
+        for metric in list(state.metrics):
+            clock = state.metrics[metric]
+            if clock.phase is Phase.ACTIVE:
+                self._retarget(state, tier, clock, at, outputs)
+
+    # -- clock operations -------------------------------------------------------------------
+
+    def _start(
+        self, state: TicketState, tier: CompiledTier, metric: str, cycle: int, at: int
+    ) -> None:
+        target = tier.target(metric, state.priority)
+        if target is None:
+            return
+        clock = MetricClock(metric, cycle, at, target)
+        pausable = metric in (RESOLUTION, PERIODIC_UPDATE)
+        if not (pausable and state.status in tier.pause_on):
+            clock.resume(at)
+        clock.refresh_due(tier.calendar, tier.thresholds)
+        state.metrics[metric] = clock
+
+    def _start_cycle(self, state: TicketState, tier: CompiledTier, metric: str, at: int) -> None:
+        """Start the next tracked cycle of next_response or periodic_update."""
+        if tier.target(metric, state.priority) is None:
+            state.metrics.pop(metric, None)
+            return
+        if metric == NEXT_RESPONSE:
+            state.nr_cycles += 1
+            cycle = state.nr_cycles
+        else:
+            state.pu_cycles += 1
+            cycle = state.pu_cycles
+        self._start(state, tier, metric, cycle, at)
+
+    def _cancel(self, clock: MetricClock | None) -> None:
+        if clock is not None and clock.phase is Phase.ACTIVE:
+            clock.phase = Phase.CANCELLED
+            clock.due = None
+
+    def _complete(
+        self,
+        state: TicketState,
+        tier: CompiledTier,
+        clock: MetricClock,
+        at: int,
+        outputs: list[Output],
+    ) -> None:
+        calendar = tier.calendar
+        clock.pause(calendar, at)
+        clock.phase = Phase.COMPLETED
+        clock.due = None
+        clock.completions += 1
+        outputs.append(
+            {
+                "event_id": output_event_id(
+                    "sla.completed", state.ticket_id, clock.metric, clock.cycle, clock.completions
+                ),
+                "type": "sla.completed",
+                "ticket_id": state.ticket_id,
+                "customer_id": state.customer_id,
+                "tier": state.tier,
+                "priority": state.priority,
+                "metric": clock.metric,
+                "cycle": clock.cycle,
+                "at": format_us(at),
+                "outcome": "breached" if clock.breached else "met",
+                "elapsed_seconds": seconds_value(clock.closed_counted),
+                "target_seconds": seconds_value(clock.target),
+            }
+        )
+
+    def _retarget(
+        self,
+        state: TicketState,
+        tier: CompiledTier,
+        clock: MetricClock,
+        at: int,
+        outputs: list[Output],
+    ) -> None:
+        """SPEC 4 recomputation at instant `at` for the ticket's current priority.
+
+        The target of the current priority applies from the metric's original start with
+        the counted time it has; thresholds crossed strictly before `at` are not warned; a
+        deadline strictly before `at` breaches at once; one exactly at `at` stays a timer.
+        """
+        target = tier.target(clock.metric, state.priority)
+        if target is None:
+            self._cancel(clock)
+            return
+        calendar = tier.calendar
+        clock.target = target
+        if not clock.breached:
+            thresholds = tier.thresholds
+            while clock.next_threshold < len(thresholds):
+                point = thresholds[clock.next_threshold].point(target)
+                reached = clock.instant_reaching(calendar, point)
+                if reached is None or reached >= at:
+                    break
+                clock.next_threshold += 1
+            deadline = clock.instant_reaching(calendar, target)
+            if deadline is not None and deadline < at:
+                clock.breached = True
+                outputs.append(self._breach(state, clock, deadline, decided_at=at))
+        clock.refresh_due(calendar, tier.thresholds)
+
+    # -- outputs --------------------------------------------------------------------------
+
+    def _warning(
+        self, state: TicketState, tier: CompiledTier, clock: MetricClock, fraction: Any, at: int
+    ) -> Output:
+        deadline = clock.deadline(tier.calendar)
+        return {
+            "event_id": output_event_id(
+                "sla.warning", state.ticket_id, clock.metric, clock.cycle, fraction
+            ),
+            "type": "sla.warning",
+            "ticket_id": state.ticket_id,
+            "customer_id": state.customer_id,
+            "tier": state.tier,
+            "priority": state.priority,
+            "metric": clock.metric,
+            "cycle": clock.cycle,
+            "at": format_us(at),
+            "threshold": float(fraction),
+            "deadline": None if deadline is None else format_us(deadline),
+            "target_seconds": seconds_value(clock.target),
+        }
+
+    def _breach(self, state: TicketState, clock: MetricClock, at: int, decided_at: int) -> Output:
+        return {
+            "event_id": output_event_id("sla.breach", state.ticket_id, clock.metric, clock.cycle),
+            "type": "sla.breach",
+            "ticket_id": state.ticket_id,
+            "customer_id": state.customer_id,
+            "tier": state.tier,
+            "priority": state.priority,
+            "metric": clock.metric,
+            "cycle": clock.cycle,
+            "at": format_us(at),
+            "deadline": format_us(at),
+            "decided_at": format_us(decided_at),
+            "target_seconds": seconds_value(clock.target),
+        }
+
+
+def _earliest(state: TicketState) -> MetricClock | None:
+    """The clock with the earliest timer; ties go to the earlier metric (SPEC 5 order)."""
+    best: MetricClock | None = None
+    best_key = (0, 0)
+    for clock in state.metrics.values():
+        if clock.due is None:
+            continue
+        key = (clock.due, METRIC_ORDER[clock.metric])
+        if best is None or key < best_key:
+            best, best_key = clock, key
+    return best

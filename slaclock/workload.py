@@ -1,0 +1,104 @@
+"""A reusable, seeded generator of realistic ticket event streams.
+
+Used by the replay benchmark, the Kafka tests and `slaclock demo`. Each ticket follows
+a plausible life: created, agent replies (some internal notes), customer replies,
+waiting on the customer, priority changes, assignment, solved, sometimes reopened,
+usually closed. Same seed, same events.
+"""
+
+from __future__ import annotations
+
+import random
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from processors.engine.instants import format_us, to_us
+
+PRIORITIES = ("urgent", "high", "normal", "low")
+PRIORITY_WEIGHTS = (1, 3, 8, 3)
+
+
+@dataclass(frozen=True)
+class WorkloadShape:
+    tickets: int = 1000
+    start: datetime = datetime.fromisoformat("2026-03-02T08:00:00+00:00")
+    spread_seconds: int = 7 * 86_400  # tickets are created over this window
+    mean_gap_seconds: float = 3 * 3600.0  # typical time between a ticket's events
+    customers: Sequence[str] = ("acme", "globex", "initech", "umbrella", "hooli", "walk-in")
+    seed: int = 7
+
+
+def ticket_events(shape: WorkloadShape) -> list[dict[str, Any]]:
+    """All events of all tickets, sorted by occurred_at (ties in generation order)."""
+    rng = random.Random(shape.seed)
+    base = to_us(shape.start)
+    timed: list[tuple[int, int, dict[str, Any]]] = []
+    seq = 0
+    for n in range(shape.tickets):
+        for at, event in _one_ticket(rng, shape, n, base):
+            timed.append((at, seq, event))
+            seq += 1
+    timed.sort(key=lambda item: (item[0], item[1]))
+    return [event for _, _, event in timed]
+
+
+def _one_ticket(
+    rng: random.Random, shape: WorkloadShape, n: int, base: int
+) -> Iterator[tuple[int, dict[str, Any]]]:
+    ticket = f"T{n:07d}"
+    t = base + int(rng.random() * shape.spread_seconds) * 1_000_000
+    counter = 0
+
+    def event(kind: str, **fields: Any) -> tuple[int, dict[str, Any]]:
+        nonlocal counter
+        counter += 1
+        return t, {
+            "event_id": f"{ticket}-{counter}",
+            "type": kind,
+            "ticket_id": ticket,
+            "occurred_at": format_us(t),
+            **fields,
+        }
+
+    def later() -> None:
+        nonlocal t
+        t += max(1, int(rng.expovariate(1.0 / shape.mean_gap_seconds))) * 1_000_000
+
+    priority = rng.choices(PRIORITIES, PRIORITY_WEIGHTS)[0]
+    yield event("ticket.created", customer_id=rng.choice(list(shape.customers)), priority=priority)
+    status = "new"
+    steps = rng.randint(2, 9)
+    for _ in range(steps):
+        later()
+        roll = rng.random()
+        if roll < 0.35:
+            yield event("ticket.agent_replied", public=rng.random() > 0.15)
+            if status == "new":
+                status = "open"
+                yield event("ticket.status_changed", status="open")
+        elif roll < 0.6:
+            yield event("ticket.customer_replied")
+            if status in ("pending", "solved"):
+                status = "open"
+        elif roll < 0.72:
+            status = "pending" if status != "pending" else "open"
+            yield event("ticket.status_changed", status=status)
+        elif roll < 0.78:
+            status = "on_hold" if status != "on_hold" else "open"
+            yield event("ticket.status_changed", status=status)
+        elif roll < 0.86:
+            priority = rng.choice([p for p in PRIORITIES if p != priority])
+            yield event("ticket.priority_changed", priority=priority)
+        elif roll < 0.92:
+            yield event("ticket.assigned", assignee=f"agent{rng.randint(1, 40)}", group="support")
+        else:
+            status = "solved"
+            yield event("ticket.status_changed", status="solved")
+    later()
+    if rng.random() < 0.85:
+        yield event("ticket.status_changed", status="solved")
+        if rng.random() < 0.8:
+            later()
+            yield event("ticket.status_changed", status="closed")

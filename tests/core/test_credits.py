@@ -1,0 +1,207 @@
+"""Credit ledger behaviour (SPEC 5).
+
+acme: enterprise, fee 1000.00 EUR, Europe/Berlin; first_response 1% (10.00),
+resolution 2.5% (25.00), monthly cap 5% (50.00).
+"""
+
+from __future__ import annotations
+
+from processors.engine.instants import parse_instant
+from processors.engine.ledger import CreditLedger, CustomerLedger
+from tests.core.builders import POLICY_YAML, Harness, created, make_policy
+
+T0 = "2026-03-02T09:00:00Z"
+AFTER_BOTH = "2026-03-02T17:00:01Z"  # after first_response (10:00) and resolution (17:00)
+
+
+def _breach_two_metrics(h: Harness, *tickets: str) -> None:
+    h.feed(*(created(T0, ticket=t) for t in tickets)).until(AFTER_BOTH)
+
+
+def test_breach_of_credited_metric_earns_percent_of_monthly_fee() -> None:
+    h = Harness()
+    _breach_two_metrics(h, "T1")
+    credits = h.of("credit")
+    assert [(c["metric"], c["amount"], c["percent"], c["capped"]) for c in credits] == [
+        ("first_response", "10.00", "1.0", False),
+        ("resolution", "25.00", "2.5", False),
+    ]
+    first = credits[0]
+    assert first["currency"] == "EUR" and first["period"] == "2026-03"
+    assert first["breach_event_id"] == h.one("breach", "first_response")["event_id"]
+    assert credits[1]["period_total"] == "35.00"
+
+
+def test_breach_of_metric_without_credit_terms_earns_nothing() -> None:
+    h = Harness().feed(
+        created(T0),
+    )
+    h.feed(
+        {
+            "event_id": "a",
+            "type": "ticket.agent_replied",
+            "ticket_id": "T1",
+            "occurred_at": "2026-03-02T09:05:00Z",
+        }
+    )
+    h.until("2026-03-02T13:06:00Z")  # periodic_update (4h) breached: no per_breach entry
+    assert h.one("breach", "periodic_update")
+    assert h.of("credit") == []
+
+
+def test_credit_reaching_cap_is_cut_to_remainder() -> None:
+    h = Harness()
+    _breach_two_metrics(h, "T1", "T2")  # 10 + 10 at 10:00, then 25 + 25 at 17:00
+    amounts = [(c["ticket_id"], c["metric"], c["amount"], c["capped"]) for c in h.of("credit")]
+    assert amounts == [
+        ("T1", "first_response", "10.00", False),
+        ("T2", "first_response", "10.00", False),
+        ("T1", "resolution", "25.00", False),
+        ("T2", "resolution", "5.00", True),
+    ]
+    assert h.of("credit")[-1]["period_total"] == "50.00"
+
+
+def test_credits_after_the_cap_are_zero_and_capped() -> None:
+    h = Harness()
+    _breach_two_metrics(h, "T1", "T2", "T3")
+    last = h.of("credit")[-1]
+    assert (last["ticket_id"], last["amount"], last["capped"], last["period_total"]) == (
+        "T3",
+        "0.00",
+        True,
+        "50.00",
+    )
+
+
+def test_credit_exactly_reaching_cap_is_not_capped() -> None:
+    yaml_text = POLICY_YAML.replace("monthly_cap: 5", "monthly_cap: 4.5")  # 45.00
+    h = Harness(make_policy(yaml_text))
+    _breach_two_metrics(h, "T1")
+    h.feed(created("2026-03-02T18:00:00Z", ticket="T2")).until("2026-03-02T19:00:01Z")
+    third = h.of("credit")[2]
+    assert (third["amount"], third["capped"], third["period_total"]) == ("10.00", False, "45.00")
+
+
+def test_amount_is_rounded_half_up_to_cents() -> None:
+    yaml_text = POLICY_YAML.replace('monthly_fee: "1000.00"', 'monthly_fee: "1000.50"')
+    h = Harness(make_policy(yaml_text))
+    h.feed(created(T0)).until("2026-03-02T10:00:00Z")
+    assert h.one("credit")["amount"] == "10.01"  # 10.005 half-up (banker's would give 10.00)
+
+
+def test_billing_period_uses_contract_time_zone() -> None:
+    # 2026-03-31T22:30Z is already 1 April 00:30 in Berlin (CEST).
+    h = Harness().feed(created("2026-03-31T21:30:00Z")).until("2026-03-31T22:30:00Z")
+    credit = h.one("credit")
+    assert credit["at"] == "2026-03-31T22:30:00Z"
+    assert credit["period"] == "2026-04"
+
+
+def test_cap_applies_per_billing_period() -> None:
+    h = Harness()
+    _breach_two_metrics(h, "T1", "T2")
+    h.feed(created("2026-04-06T09:00:00Z", ticket="T9")).until("2026-04-06T10:00:00Z")
+    april = [c for c in h.of("credit") if c["period"] == "2026-04"]
+    assert [(c["amount"], c["period_total"]) for c in april] == [("10.00", "10.00")]
+
+
+def test_customer_without_contract_gets_no_credit() -> None:
+    h = Harness().feed(created(T0, customer="nobody", tier="enterprise")).until(AFTER_BOTH)
+    assert h.of("breach") != []
+    assert h.of("credit") == []
+
+
+def test_credits_are_allocated_in_key_order_not_arrival_order() -> None:
+    policy = make_policy()
+    ledger = CreditLedger(policy)
+
+    def breach(ticket: str, metric: str, decided: str) -> dict[str, object]:
+        return {
+            "event_id": f"b-{ticket}-{metric}",
+            "type": "sla.breach",
+            "ticket_id": ticket,
+            "customer_id": "acme",
+            "tier": "enterprise",
+            "priority": "high",
+            "metric": metric,
+            "cycle": 1,
+            "at": decided,
+            "deadline": decided,
+            "decided_at": decided,
+            "target_seconds": 3600,
+        }
+
+    breaches = [
+        breach("T2", "resolution", "2026-03-02T17:00:00Z"),
+        breach("T1", "resolution", "2026-03-02T17:00:00Z"),
+        breach("T3", "first_response", "2026-03-02T10:00:00Z"),
+        breach("T1", "first_response", "2026-03-02T17:00:00Z"),
+    ]
+    results = []
+    for order in (breaches, list(reversed(breaches))):
+        state = CustomerLedger("acme")
+        for b in order:
+            ledger.offer(state, b)
+        credits = ledger.release(state, parse_instant("2026-03-03T00:00:00Z"))
+        results.append([(c["ticket_id"], c["metric"], c["amount"]) for c in credits])
+    assert (
+        results[0]
+        == results[1]
+        == [
+            ("T3", "first_response", "10.00"),
+            ("T1", "first_response", "10.00"),
+            ("T1", "resolution", "25.00"),
+            ("T2", "resolution", "5.00"),
+        ]
+    )
+
+
+def test_breach_is_held_until_the_watermark_passes_its_decision() -> None:
+    policy = make_policy()
+    ledger = CreditLedger(policy)
+    state = CustomerLedger("acme")
+    b = {
+        "event_id": "b1",
+        "type": "sla.breach",
+        "ticket_id": "T1",
+        "customer_id": "acme",
+        "tier": "enterprise",
+        "priority": "high",
+        "metric": "first_response",
+        "cycle": 1,
+        "at": "2026-03-02T10:00:00Z",
+        "deadline": "2026-03-02T10:00:00Z",
+        "decided_at": "2026-03-02T10:00:00Z",
+        "target_seconds": 3600,
+    }
+    ledger.offer(state, b)
+    assert ledger.release(state, parse_instant("2026-03-02T10:00:00Z")) == []
+    assert len(ledger.release(state, parse_instant("2026-03-02T10:00:00.000001Z"))) == 1
+
+
+def test_a_breach_delivered_twice_is_credited_once() -> None:
+    policy = make_policy()
+    ledger = CreditLedger(policy)
+    state = CustomerLedger("acme")
+    b = {
+        "event_id": "b1",
+        "type": "sla.breach",
+        "ticket_id": "T1",
+        "customer_id": "acme",
+        "tier": "enterprise",
+        "priority": "high",
+        "metric": "first_response",
+        "cycle": 1,
+        "at": "2026-03-02T10:00:00Z",
+        "deadline": "2026-03-02T10:00:00Z",
+        "decided_at": "2026-03-02T10:00:00Z",
+        "target_seconds": 3600,
+    }
+    ledger.offer(state, b)
+    assert len(ledger.release(state, None)) == 1
+    ledger.offer(state, b)
+    assert ledger.release(state, None) == []
+    restored = CustomerLedger.from_record(state.to_record())
+    ledger.offer(restored, b)
+    assert ledger.release(restored, None) == []
