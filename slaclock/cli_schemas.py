@@ -1,6 +1,115 @@
-"""`slaclock schemas export` and `slaclock policy check` (placeholder until schemas land)."""
+"""`slaclock schemas export` and `slaclock policy check`."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
 
 import typer
+from rich.console import Console
+from rich.markup import escape
+from rich.table import Table
+from rich.text import Text
+
+from schemas.common import Metric, Priority, Status
+from schemas.export import export_json_schemas
+from schemas.policy import WEEKDAYS, CalendarSpec, Policy, PolicyError, format_duration, load_policy
 
 schemas_app = typer.Typer(no_args_is_help=True, help="Export JSON Schemas.")
 policy_app = typer.Typer(no_args_is_help=True, help="Validate policy files.")
+
+
+@schemas_app.command("export")
+def export_command(
+    directory: Annotated[
+        Path, typer.Argument(help="Directory to write the *.schema.json files into.")
+    ],
+) -> None:
+    """Write the JSON Schemas of events, outputs, policy and contracts into DIRECTORY."""
+    for path in export_json_schemas(directory):
+        typer.echo(str(path))
+
+
+@policy_app.command("check")
+def check_command(
+    file: Annotated[Path, typer.Argument(help="The policy YAML file.")],
+) -> None:
+    """Validate a policy file: print a summary, or every problem (exit status 1)."""
+    try:
+        policy = load_policy(file)
+    except PolicyError as exc:
+        # Plain text, one problem per line (`file: location: message`) so editors and
+        # CI can parse it; not through rich, whose markup would eat `[...]` in messages.
+        typer.echo(str(exc), err=True)
+        count = len(exc.problems)
+        typer.echo(f"{count} problem{'s' if count != 1 else ''} in {file}", err=True)
+        raise typer.Exit(code=1) from None
+    print_summary(Console(), policy, str(file))
+
+
+def _hours(calendar: CalendarSpec) -> str:
+    if isinstance(calendar.hours, str):
+        return "24x7"
+    days = []
+    for day in WEEKDAYS:
+        intervals = calendar.hours.get(day)
+        if intervals:
+            days.append(f"{day} {', '.join(str(i) for i in intervals)}")
+    return "; ".join(days)
+
+
+def print_summary(console: Console, policy: Policy, source: str) -> None:
+    """A short human summary of a valid policy."""
+    # User-provided names go through Text/escape: rich would read "[...]" as markup.
+    console.print(f"[bold green]OK[/] {escape(source)}", highlight=False)
+
+    calendars = Table(title="Calendars", title_justify="left")
+    for column in ("calendar", "timezone", "hours", "holidays"):
+        calendars.add_column(column)
+    for name, calendar in policy.calendars.items():
+        calendars.add_row(
+            Text(name), calendar.timezone, _hours(calendar), str(len(calendar.holidays))
+        )
+    console.print(calendars)
+
+    for name, tier in policy.tiers.items():
+        default = " (default)" if name == policy.default_tier else ""
+        table = Table(
+            title=escape(f"Tier {name}{default}: calendar {tier.calendar}"), title_justify="left"
+        )
+        table.add_column("metric")
+        for priority in Priority:
+            table.add_column(priority.value, justify="right")
+        for metric in Metric:
+            targets = tier.targets.get(metric)
+            if targets is None:
+                continue
+            cells = [format_duration(targets[p]) if p in targets else "-" for p in Priority]
+            table.add_row(metric.value, *cells)
+        console.print(table)
+        details = []
+        if tier.pause_on:
+            details.append("pauses on " + ", ".join(s.value for s in Status if s in tier.pause_on))
+        if tier.warnings:
+            details.append("warns at " + ", ".join(str(w) for w in tier.warnings))
+        if tier.credits is not None:
+            per_breach = ", ".join(f"{m.value} {p}%" for m, p in tier.credits.per_breach.items())
+            cap = tier.credits.monthly_cap
+            details.append(f"credits {per_breach}" + (f", cap {cap}%" if cap is not None else ""))
+        if details:
+            console.print(Text("  " + "; ".join(details)))
+
+    if policy.customers:
+        customers = Table(title="Customers", title_justify="left")
+        for column in ("customer", "tier", "monthly fee", "timezone"):
+            customers.add_column(column)
+        for customer, contract in policy.customers.items():
+            customers.add_row(
+                Text(customer),
+                Text(contract.tier),
+                f"{contract.monthly_fee} {contract.currency}",
+                contract.timezone,
+            )
+        console.print(customers)
+    else:
+        console.print("No customer contracts (tiers come from events or the default).")
