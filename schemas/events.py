@@ -100,7 +100,7 @@ class TicketCreated(TicketEventBase):
     type: Literal["ticket.created"] = "ticket.created"
     customer_id: NonEmptyStr
     priority: Priority
-    tier: str | None = None
+    tier: NonEmptyStr | None = None
     status: Status = Status.NEW
 
 
