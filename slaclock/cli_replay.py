@@ -11,12 +11,12 @@ import orjson
 import typer
 from rich.console import Console
 from rich.progress import BarColumn, Progress, TextColumn, TimeRemainingColumn, TransferSpeedColumn
-from schemas.policy import PolicyError, load_policy
 
 from processors.engine.instants import parse_instant
 from processors.engine.policy import compile_policy
 from processors.engine.ticket import Output
 from processors.replay import Rejection, replay
+from schemas.policy import PolicyError, load_policy
 
 PROGRESS_MIN_BYTES = 8 * 1024 * 1024
 
@@ -92,4 +92,4 @@ def replay_command(
                     done[0] = 0
 
         summary = replay(compiled, source, emit, reject, until_us, on_progress)
-    err.print(f"replay: {summary.lines} lines; {summary.describe()}", highlight=False)
+    print(f"replay: {summary.lines} lines; {summary.describe()}", file=sys.stderr)

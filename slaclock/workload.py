@@ -18,12 +18,13 @@ from processors.engine.instants import format_us, to_us
 
 PRIORITIES = ("urgent", "high", "normal", "low")
 PRIORITY_WEIGHTS = (1, 3, 8, 3)
+DEFAULT_START = datetime.fromisoformat("2026-03-02T08:00:00+00:00")
 
 
 @dataclass(frozen=True)
 class WorkloadShape:
     tickets: int = 1000
-    start: datetime = datetime.fromisoformat("2026-03-02T08:00:00+00:00")
+    start: datetime = DEFAULT_START
     spread_seconds: int = 7 * 86_400  # tickets are created over this window
     mean_gap_seconds: float = 3 * 3600.0  # typical time between a ticket's events
     customers: Sequence[str] = ("acme", "globex", "initech", "umbrella", "hooli", "walk-in")

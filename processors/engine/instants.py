@@ -26,12 +26,12 @@ def from_us(instant: int) -> datetime:
     return _EPOCH + timedelta(microseconds=instant)
 
 
+_NAIVE_EPOCH = datetime(1970, 1, 1)  # noqa: DTZ001 - formatting only; the result is tagged Z
+
+
 def format_us(instant: int) -> str:
     """RFC 3339 in UTC with `Z`; fractional seconds only when there are any."""
-    moment = from_us(instant)
-    if moment.microsecond:
-        return moment.strftime("%Y-%m-%dT%H:%M:%S.%fZ")
-    return moment.strftime("%Y-%m-%dT%H:%M:%SZ")
+    return (_NAIVE_EPOCH + timedelta(microseconds=instant)).isoformat() + "Z"
 
 
 def parse_instant(text: str) -> int:
