@@ -10,12 +10,14 @@ import typer
 from slaclock.cli_kafka import kafka_app
 from slaclock.cli_replay import register_replay
 from slaclock.cli_schemas import policy_app, schemas_app
+from slaclock.cli_worker import register_worker
 
 app = typer.Typer(no_args_is_help=True, add_completion=False, help="slaclock: SLA clocks on Kafka.")
 app.add_typer(kafka_app, name="kafka")
 app.add_typer(schemas_app, name="schemas")
 app.add_typer(policy_app, name="policy")
 register_replay(app)
+register_worker(app)
 
 
 def main() -> None:

@@ -5,6 +5,7 @@ Invalid settings are refused at start with every problem listed (pydantic collec
 
 from __future__ import annotations
 
+import socket
 from pathlib import Path
 from typing import Any, Literal
 
@@ -27,6 +28,11 @@ class Settings(BaseSettings):
 
     bootstrap_servers: str = Field("127.0.0.1:9092", min_length=1)
     app_id: str = Field("slaclock", pattern=r"^[A-Za-z0-9._-]+$")
+    instance_id: str = Field(
+        default_factory=socket.gethostname,
+        pattern=r"^[A-Za-z0-9._-]+$",
+        description="stable per worker: its transactional id and static group membership",
+    )
     policy_path: Path = Path("examples/policy.yaml")
     partitions: int = Field(4, ge=1, le=1024)
     replication_factor: int = Field(1, ge=1)

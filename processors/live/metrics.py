@@ -1,0 +1,74 @@
+"""Prometheus metrics of a worker (one registry per worker, so tests can run several)."""
+
+from __future__ import annotations
+
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+
+
+class Metrics:
+    def __init__(self) -> None:
+        self.registry = CollectorRegistry()
+        r = self.registry
+        self.events = Counter(
+            "slaclock_events_total", "Ticket events applied", ["type"], registry=r
+        )
+        self.rejected_total = Counter(
+            "slaclock_rejected_total",
+            "Records sent to the dead-letter topic",
+            ["reason"],
+            registry=r,
+        )
+        self.duplicates = Counter(
+            "slaclock_duplicates_total", "Repeated event ids dropped", registry=r
+        )
+        self.outputs = Counter("slaclock_outputs_total", "Outputs emitted", ["type"], registry=r)
+        self.open_tickets = Gauge(
+            "slaclock_open_tickets", "Tickets held in state", ["partition"], registry=r
+        )
+        self.pending_timers = Gauge(
+            "slaclock_pending_timers", "Tickets with a scheduled timer", ["partition"], registry=r
+        )
+        self.clock_lag = Gauge(
+            "slaclock_clock_lag_seconds",
+            "Wall time minus the partition's SLA clock",
+            ["partition"],
+            registry=r,
+        )
+        self.breach_delay_seconds = Histogram(
+            "slaclock_breach_emission_delay_seconds",
+            "Wall time of emission minus the breach instant",
+            buckets=(0.1, 0.25, 0.5, 1, 2, 2.5, 3, 5, 10, 30, 60, 300, float("inf")),
+            registry=r,
+        )
+
+    def event(self, kind: str) -> None:
+        self.events.labels(kind).inc()
+
+    def rejected(self, reason: str) -> None:
+        self.rejected_total.labels(reason).inc()
+
+    def duplicate(self) -> None:
+        self.duplicates.inc()
+
+    def output(self, kind: str) -> None:
+        self.outputs.labels(kind).inc()
+
+    def breach_delay(self, seconds: float) -> None:
+        self.breach_delay_seconds.observe(seconds)
+
+    def set_open_tickets(self, partition: int, count: int) -> None:
+        self.open_tickets.labels(str(partition)).set(count)
+
+    def set_pending_timers(self, partition: int, count: int) -> None:
+        self.pending_timers.labels(str(partition)).set(count)
+
+    def clock(self, partition: int, clock_us: int | None, wall_s: float) -> None:
+        if clock_us is not None:
+            self.clock_lag.labels(str(partition)).set(wall_s - clock_us / 1e6)
+
+    def forget_partition(self, partition: int) -> None:
+        for gauge in (self.open_tickets, self.pending_timers, self.clock_lag):
+            try:
+                gauge.remove(str(partition))
+            except KeyError:
+                pass

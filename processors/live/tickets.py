@@ -1,0 +1,270 @@
+"""Stage 1 on Kafka: ticket events + clock ticks in, SLA outputs out (SPEC 7, 8).
+
+One task per partition of `tickets.events`; its clock-topic partition is co-assigned.
+All SLA logic is in `TicketStage`; this adapter decodes records, applies the SPEC 7 tick
+rule, and routes what comes out: outputs with CloudEvents headers, rejected records to
+the dead-letter topic, creditable breaches (re-keyed by customer) and clock watermarks
+to the ledger's input topic, changed ticket states to the changelog.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable, Iterable, Iterator
+from dataclasses import dataclass
+
+import orjson
+from confluent_kafka import Message
+
+from processors.engine.instants import US_PER_SECOND, parse_instant, to_us
+from processors.engine.ledger import CreditLedger
+from processors.engine.policy import CompiledPolicy
+from processors.engine.stage import TicketStage
+from processors.engine.ticket import Output, Rejected, TicketEngine, TicketState
+from processors.intake import decode_event
+from processors.live.metrics import Metrics
+from processors.live.records import (
+    KIND_BREACH,
+    KIND_WATERMARK,
+    META_KEY,
+    Tick,
+    Watermark,
+    cloudevents_headers,
+    dead_letter_headers,
+    encode_output,
+    output_key,
+)
+from processors.live.txloop import TransactionalLoop
+from slaclock.settings import Settings
+
+log = logging.getLogger(__name__)
+
+
+class TrackingStore(dict[str, TicketState]):
+    """A dict that remembers which keys were written or deleted since the last flush."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.dirty: set[str] = set()
+
+    def __setitem__(self, key: str, value: TicketState) -> None:
+        super().__setitem__(key, value)
+        self.dirty.add(key)
+
+    def __delitem__(self, key: str) -> None:
+        super().__delitem__(key)
+        self.dirty.add(key)
+
+
+@dataclass
+class TicketTask:
+    partition: int
+    stage: TicketStage
+    store: TrackingStore
+    processed_offset: int = 0  # next offset of tickets.events to process
+    stream_time: int | None = None
+    clock_sent: int | None = None  # last clock watermark sent to the ledger
+    meta_dirty: bool = False
+
+
+class TicketProcessor(TransactionalLoop):
+    def __init__(
+        self,
+        settings: Settings,
+        policy: CompiledPolicy,
+        ledger_partitions: int,
+        metrics: Metrics | None = None,
+        wall_clock: Callable[[], float] = time.time,
+    ) -> None:
+        super().__init__(
+            settings,
+            "tickets",
+            [settings.topic_events, settings.topic_clock],
+            settings.topic_events,
+            settings.topic_ticket_changelog,
+        )
+        self.policy = policy
+        self.engine = TicketEngine(policy)
+        self.credit_rules = CreditLedger(policy)
+        self.ledger_partitions = ledger_partitions
+        self.metrics = metrics or Metrics()
+        self.wall_clock = wall_clock
+        self.tasks: dict[int, TicketTask] = {}
+        self.grace_us = int(settings.grace * US_PER_SECOND)
+        self.skew_us = int(settings.max_future_skew * US_PER_SECOND)
+        self.retention_us = int(settings.closed_retention * US_PER_SECOND)
+        self.source = f"slaclock/{settings.app_id}"
+        self.output_topics = {
+            "sla.warning": settings.topic_warnings,
+            "sla.breach": settings.topic_breaches,
+            "sla.completed": settings.topic_completions,
+        }
+
+    # -- state ----------------------------------------------------------------------------
+
+    def restore_task(self, partition: int, records: list[tuple[bytes, bytes]]) -> None:
+        store = TrackingStore()
+        task = TicketTask(
+            partition, TicketStage(self.engine, store, self.grace_us, self.retention_us), store
+        )
+        for key, value in records:
+            if key == META_KEY:
+                meta = orjson.loads(value)
+                task.stage.clock = meta.get("clock")
+                task.stream_time = meta.get("stream_time")
+                task.processed_offset = meta.get("processed_offset", 0)
+                task.clock_sent = meta.get("clock")
+            else:
+                state = TicketState.from_record(orjson.loads(value))
+                dict.__setitem__(store, state.ticket_id, state)
+        task.stage.rebuild_timers()
+        self.tasks[partition] = task
+        self.metrics.set_open_tickets(partition, len(store))
+        log.info(
+            "tickets[%d]: restored %d tickets, clock %s", partition, len(store), task.stage.clock
+        )
+
+    def drop_task(self, partition: int) -> None:
+        self.tasks.pop(partition, None)
+        self.metrics.forget_partition(partition)
+
+    def flush_state(self) -> Iterator[tuple[int, bytes, bytes | None]]:
+        for task in self.tasks.values():
+            store = task.store
+            for ticket_id in store.dirty:
+                state = store.get(ticket_id)
+                value = None if state is None else orjson.dumps(state.to_record())
+                yield task.partition, ticket_id.encode(), value
+            store.dirty.clear()
+            if task.meta_dirty:
+                meta = {
+                    "clock": task.stage.clock,
+                    "stream_time": task.stream_time,
+                    "processed_offset": task.processed_offset,
+                }
+                yield task.partition, META_KEY, orjson.dumps(meta)
+                task.meta_dirty = False
+
+    # -- processing ---------------------------------------------------------------------------
+
+    def process(self, message: Message) -> None:
+        task = self.tasks.get(message.partition())
+        if task is None:
+            return  # not ours any more (revoked mid-batch)
+        if message.topic() == self.settings.topic_events:
+            self._on_event(task, message)
+        else:
+            self._on_tick(task, message)
+        task.meta_dirty = True
+
+    def _on_event(self, task: TicketTask, message: Message) -> None:
+        task.processed_offset = message.offset() + 1
+        raw = message.value() or b""
+        try:
+            event = decode_event(raw)
+            occurred = to_us(event.occurred_at)
+            wall = int(self.wall_clock() * US_PER_SECOND)
+            if occurred > wall + self.skew_us:
+                raise Rejected(
+                    "FutureEvent",
+                    f"occurred_at {event.occurred_at.isoformat()} is more than "
+                    f"{self.settings.max_future_skew:g}s ahead of the worker's clock",
+                )
+            duplicates = task.stage.counters.duplicates
+            outputs = task.stage.on_event(event, occurred)
+            if task.stage.counters.duplicates > duplicates:
+                self.metrics.duplicate()
+            else:
+                self.metrics.event(event.type)
+        except Rejected as rejected:
+            self._dead_letter(message, rejected)
+            return
+        if task.stream_time is None or occurred > task.stream_time:
+            task.stream_time = occurred
+        self._emit(outputs, task)
+
+    def _on_tick(self, task: TicketTask, message: Message) -> None:
+        try:
+            tick = Tick.decode(message.value() or b"")
+        except (orjson.JSONDecodeError, KeyError, TypeError, ValueError):
+            log.warning(
+                "tickets[%d]: unreadable tick at offset %d", task.partition, message.offset()
+            )
+            return
+        if task.processed_offset >= tick.end_offset:
+            target = tick.now - self.grace_us
+        elif task.stream_time is not None:
+            target = task.stream_time - self.grace_us
+        else:
+            return
+        self._emit(task.stage.advance_to(target), task)
+        self.metrics.clock(task.partition, task.stage.clock, self.wall_clock())
+
+    def _emit(self, outputs: list[Output], task: TicketTask) -> None:
+        now = self.wall_clock()
+        for output in outputs:
+            kind = output["type"]
+            self.produce(
+                self.output_topics[kind],
+                encode_output(output),
+                key=output_key(output),
+                headers=cloudevents_headers(output, self.source),
+            )
+            self.metrics.output(kind)
+            if kind == "sla.breach":
+                self.metrics.breach_delay(now - to_us_seconds(output["at"]))
+                if self.credit_rules.is_creditable(output):
+                    self.produce(
+                        self.settings.topic_ledger_input,
+                        encode_output(output),
+                        key=output["customer_id"].encode(),
+                        headers=[("kind", KIND_BREACH)],
+                    )
+        self.metrics.set_open_tickets(task.partition, len(task.store))
+        self.metrics.set_pending_timers(task.partition, task.stage.pending_timers())
+
+    def _dead_letter(self, message: Message, rejected: Rejected) -> None:
+        self.metrics.rejected(rejected.error_class)
+        self.produce(
+            self.settings.topic_dlq,
+            message.value(),
+            key=message.key(),
+            headers=dead_letter_headers(
+                rejected.error_class,
+                rejected.message,
+                message.topic(),
+                message.partition(),
+                message.offset(),
+            ),
+        )
+
+    def after_batch(self) -> None:
+        """Send each task's clock progress to every ledger partition (SPEC 5 watermarks)."""
+        for task in self.tasks.values():
+            clock = task.stage.clock
+            if clock is None or clock == task.clock_sent:
+                continue
+            task.clock_sent = clock
+            record = Watermark(task.partition, clock).encode()
+            for ledger_partition in range(self.ledger_partitions):
+                self.produce(
+                    self.settings.topic_ledger_input,
+                    record,
+                    headers=[("kind", KIND_WATERMARK)],
+                    partition=ledger_partition,
+                )
+
+    def owned_partitions(self) -> list[int]:
+        with self.assigned_lock:
+            return sorted(self.assigned)
+
+    def status_of(self, ticket_id: str) -> Iterable[TicketState]:
+        for task in list(self.tasks.values()):
+            state = task.store.get(ticket_id)
+            if state is not None:
+                yield state
+
+
+def to_us_seconds(text: str) -> float:
+    return parse_instant(text) / US_PER_SECOND
