@@ -1,0 +1,39 @@
+# Entry points for developers and CI; `make test` is the README's and .ci/run's test command.
+PYTHON ?= python3.11
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+
+.PHONY: venv test lint kafka-up kafka-down run bench
+
+venv: $(STAMP)
+
+$(BIN)/python:
+	$(PYTHON) -m venv $(VENV)
+
+# Reinstall only when pyproject.toml is newer than the stamp.
+$(STAMP): pyproject.toml | $(BIN)/python
+	$(BIN)/python -m pip install --quiet -e '.[dev,rocksdb]'
+	touch $@
+
+# Tests that need Kafka start a local broker (first run: Maven resolves its jars, ~1 min);
+# to reuse a running broker: KAFKA_BOOTSTRAP_SERVERS=$(.venv/bin/slaclock kafka up) make test
+test: venv
+	$(BIN)/pytest -q -p no:cacheprovider
+
+lint: venv
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+	$(BIN)/mypy
+
+kafka-up: venv
+	@$(BIN)/slaclock kafka up
+
+kafka-down: venv
+	@$(BIN)/slaclock kafka down
+
+run: venv
+	$(BIN)/slaclock replay --policy examples/policy.yaml --events examples/events.jsonl
+
+bench: venv
+	$(BIN)/python benchmarks/replay_bench.py
