@@ -6,6 +6,7 @@ that pins the Kafka version), resolved once with Maven into a cache directory:
 
     ~/.cache/slaclock/kafka-<version>/      (or $SLACLOCK_KAFKA_HOME)
         libs/*.jar, libs/.complete          jars; the marker holds the pom's sha256
+        libs/classes-<jvm>.jsa              JVM class archive (see KafkaJars.class_archive)
         instance/                           the CLI's broker (tests use their own temp dir)
             data/  server.properties  log4j2.properties  broker.log  broker.pid
 
