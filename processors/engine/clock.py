@@ -93,8 +93,13 @@ class MetricClock:
     # -- timers -------------------------------------------------------------------------
 
     def refresh_due(self, calendar: BusinessCalendar, thresholds: tuple[Threshold, ...]) -> None:
-        """Recompute the next timer: the next threshold crossing, else the deadline."""
-        if self.phase is not Phase.ACTIVE or self.breached or len(self.segments) % 2 == 0:
+        """Recompute the next timer: the next threshold crossing, else the deadline.
+
+        A paused clock still has a timer if it stopped exactly at (or past) the point: a
+        pause at the deadline instant is applied first, then the breach due at that same
+        instant fires (SPEC 4: events at t before timers at t).
+        """
+        if self.phase is not Phase.ACTIVE or self.breached:
             self.due = None
             return
         if self.next_threshold < len(thresholds):

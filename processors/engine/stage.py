@@ -121,8 +121,17 @@ class TicketStage:
         return self._fire(self.clock, inclusive=True)
 
     def on_event(self, event: TicketEvent, occurred_at: int) -> list[Output]:
-        """Apply one validated event. Raises `Rejected` for an input to dead-letter."""
-        outputs = []
+        """Apply one validated event. Raises `Rejected` for an input to dead-letter.
+
+        A rejected record and a repeated event id leave no trace: they are recognised
+        before the clock moves, so they cannot make later events late.
+        """
+        state = self.store.get(event.ticket_id)
+        if state is not None and self.engine.is_duplicate(state, event.event_id):
+            self.counters.duplicates += 1
+            return []
+        self._check_acceptable(state, event)
+
         horizon = occurred_at - self.grace_us
         if self.clock is None or horizon > self.clock:
             self.clock = horizon
@@ -131,34 +140,43 @@ class TicketStage:
         if at < self.clock:
             at = self.clock
             self.counters.late += 1
-        state = self.store.get(event.ticket_id)
+
+        state = self.store.get(event.ticket_id)  # firing may have dropped a closed ticket
         applied: list[Output]
+        ignored = False
         if state is None:
-            if not isinstance(event, TicketCreated):
-                self.counters.rejected += 1
-                raise Rejected(
-                    "UnknownTicket", f"ticket {event.ticket_id!r} was never created ({event.type})"
-                )
-            try:
-                state, applied = self.engine.create(event, at)
-            except Rejected:
-                self.counters.rejected += 1
-                raise
+            self._check_acceptable(state, event)
+            state, applied = self.engine.create(event, at)  # type: ignore[arg-type]
         else:
-            try:
-                verdict, applied = self.engine.apply(state, event, at)
-            except Rejected:
-                self.counters.rejected += 1
-                raise
-            if verdict is Verdict.DUPLICATE:
-                self.counters.duplicates += 1
-                return outputs
-            if verdict is Verdict.IGNORED_CLOSED:
-                self.counters.ignored_closed += 1
-                return outputs
-        self.counters.events += 1
+            # SPEC 4/7: timers of this ticket due before the event fire first, whatever the
+            # grace: grace delays other tickets' timers, never this ticket's own outcome.
+            fired = self.engine.fire_due(state, at - 1)
+            outputs.extend(fired)
+            self.counters.count_outputs(fired)
+            verdict, applied = self.engine.apply(state, event, at)
+            ignored = verdict is Verdict.IGNORED_CLOSED
+        if ignored:
+            self.counters.ignored_closed += 1
+        else:
+            self.counters.events += 1
         self.store[event.ticket_id] = state
         self._schedule(state)
         self.counters.count_outputs(applied)
         outputs.extend(applied)
         return outputs
+
+    def _check_acceptable(self, state: TicketState | None, event: TicketEvent) -> None:
+        """Raise `Rejected` for an event that must go to the dead-letter topic."""
+        try:
+            if state is None:
+                if not isinstance(event, TicketCreated):
+                    raise Rejected(
+                        "UnknownTicket",
+                        f"ticket {event.ticket_id!r} was never created ({event.type})",
+                    )
+                self.engine.check_creatable(event)
+            elif isinstance(event, TicketCreated):
+                raise Rejected("DuplicateTicket", f"ticket {event.ticket_id!r} was already created")
+        except Rejected:
+            self.counters.rejected += 1
+            raise

@@ -152,12 +152,17 @@ class TicketEngine:
 
     # -- entry points ---------------------------------------------------------------------
 
+    def check_creatable(self, event: TicketCreated) -> None:
+        """Raise `Rejected` if the ticket cannot be created under this policy."""
+        tier_name = self.policy.tier_for(event.tier, event.customer_id)
+        if tier_name not in self.policy.tiers:
+            raise Rejected("UnknownTier", f"tier {tier_name!r} is not defined in the policy")
+
     def create(self, event: TicketCreated, at: int) -> tuple[TicketState, list[Output]]:
         """Start a ticket. `at` is the effective instant (occurred_at, or the clock if late)."""
+        self.check_creatable(event)
         tier_name = self.policy.tier_for(event.tier, event.customer_id)
-        tier = self.policy.tiers.get(tier_name)
-        if tier is None:
-            raise Rejected("UnknownTier", f"tier {tier_name!r} is not defined in the policy")
+        tier = self.policy.tiers[tier_name]
         state = TicketState(
             event.ticket_id, event.customer_id, tier_name, str(event.priority), "new"
         )
