@@ -107,11 +107,12 @@ class CalendarSpec(Protocol):
 class _Week:
     """The working time of one local week, as UTC microsecond intervals."""
 
-    __slots__ = ("cum", "end", "ends", "start", "starts", "total")
+    __slots__ = ("cum", "end", "ends", "index", "start", "starts", "total")
 
     def __init__(
-        self, start: int, end: int, starts: list[int], ends: list[int], cum: list[int]
+        self, index: int, start: int, end: int, starts: list[int], ends: list[int], cum: list[int]
     ) -> None:
+        self.index = index  # weeks since the week of Monday 1970-01-05
         self.start = start  # first instant of the week (local Monday 00:00)
         self.end = end  # first instant of the next week
         self.starts = starts  # interval starts, sorted
@@ -223,13 +224,13 @@ class BusinessCalendar:
             return 0
         if self._always:
             return b - a
-        ia, week_a = self._locate(a)
+        week_a = self._locate(a)
         if b <= week_a.end:
             return week_a.before(b) - week_a.before(a)
-        ib, week_b = self._locate(b)
+        week_b = self._locate(b)
         total = week_a.total - week_a.before(a) + week_b.before(b)
         weeks = self._weeks
-        for i in range(ia + 1, ib):
+        for i in range(week_a.index + 1, week_b.index):
             week = weeks.get(i)
             if week is None:
                 week = self._build(i)
@@ -249,7 +250,8 @@ class BusinessCalendar:
             return start + counted
         if not self._has_time:
             raise ValueError("calendar has no working time: no instant reaches the target")
-        i, week = self._locate(start)
+        week = self._locate(start)
+        i = week.index
         target = week.before(start) + counted
         empty = 0
         weeks = self._weeks
@@ -271,19 +273,21 @@ class BusinessCalendar:
 
     # -- weeks ---------------------------------------------------------------------------
 
-    def _locate(self, t: int) -> tuple[int, _Week]:
-        """The index and data of the week whose real span `[start, end)` contains `t`."""
-        i = (t + self._guess_us) // WEEK_US
+    def _locate(self, t: int) -> _Week:
+        """The week whose real span `[start, end)` contains `t`."""
+        i = (t + self._guess_us) // 604_800_000_000  # WEEK_US; a guess, corrected below
         week = self._weeks.get(i)
         if week is None:
             week = self._build(i)
+        if week.start <= t < week.end:
+            return week
         while t < week.start:
             i -= 1
             week = self._weeks.get(i) or self._build(i)
         while t >= week.end:
             i += 1
             week = self._weeks.get(i) or self._build(i)
-        return i, week
+        return week
 
     def _build(self, index: int) -> _Week:
         first = _WEEK0_ORDINAL + 7 * index
@@ -309,6 +313,7 @@ class BusinessCalendar:
                     ends.append(hi)
                     cum.append(acc)
         week = _Week(
+            index,
             self._to_utc_s(first, 0) * US_PER_SECOND,
             self._to_utc_s(first + 7, 0) * US_PER_SECOND,
             starts,
