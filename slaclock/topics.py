@@ -1,0 +1,172 @@
+"""The topics slaclock reads and writes (SPEC 9), and `ensure_topics` to create them.
+
+Two groups of topics must be *co-partitioned* (same partition count), because a worker
+owns partition p of each topic in the group together:
+- the input `tickets.events`, its clock topic and the ticket-state changelog (the state of
+  the tickets of input partition p is restored from changelog partition p);
+- the ledger input and the ledger changelog.
+
+Changing the partition count of a co-partitioned topic after the fact would silently move
+keys to other partitions, so `ensure_topics` never alters an existing topic: it refuses
+to go on when an existing one does not have the partition count the settings ask for.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+
+from confluent_kafka import KafkaError, KafkaException
+from confluent_kafka.admin import AdminClient
+from confluent_kafka.cimpl import NewTopic
+
+from slaclock.settings import Settings
+
+__all__ = ["TopicError", "TopicSpec", "ensure_topics", "topic_specs"]
+
+CLOCK_RETENTION_MS = 24 * 3600 * 1000
+"""Ticks are only needed until the worker has applied them; one day is plenty."""
+
+COMPACT: Mapping[str, str] = {"cleanup.policy": "compact"}
+
+
+class TopicError(Exception):
+    """Topics cannot be created, or existing ones do not match the settings."""
+
+
+@dataclass(frozen=True)
+class TopicSpec:
+    """One topic to create: its name, partition count and topic-level configuration.
+
+    `copartition` names the group of topics that must have equal partition counts
+    (None: the topic's count may differ from the settings without harm).
+    """
+
+    name: str
+    partitions: int
+    config: dict[str, str] = field(default_factory=dict)
+    copartition: str | None = None
+
+
+def topic_specs(settings: Settings) -> list[TopicSpec]:
+    """Every topic of SPEC 9 plus the internal ones, in a stable order."""
+    n = settings.partitions
+    events, ledger = "events", "ledger"
+    return [
+        TopicSpec(settings.topic_events, n, copartition=events),
+        TopicSpec(
+            settings.topic_clock,
+            n,
+            {"cleanup.policy": "delete", "retention.ms": str(CLOCK_RETENTION_MS)},
+            copartition=events,
+        ),
+        TopicSpec(settings.topic_ticket_changelog, n, dict(COMPACT), copartition=events),
+        TopicSpec(settings.topic_ledger_input, n, copartition=ledger),
+        TopicSpec(settings.topic_ledger_changelog, n, dict(COMPACT), copartition=ledger),
+        TopicSpec(settings.topic_contracts, n, dict(COMPACT)),
+        TopicSpec(settings.topic_warnings, n),
+        TopicSpec(settings.topic_breaches, n),
+        TopicSpec(settings.topic_completions, n),
+        TopicSpec(settings.topic_credits, n),
+        TopicSpec(settings.topic_dlq, n),
+    ]
+
+
+def ensure_topics(
+    settings: Settings, admin: AdminClient | None = None, timeout: float = 30.0
+) -> list[str]:
+    """Create the missing topics of `topic_specs(settings)`; returns the names created.
+
+    Idempotent: existing topics are left as they are. Before anything is created, every
+    existing co-partitioned topic is checked, and a `TopicError` names each one whose
+    partition count differs from `settings.partitions`. A topic created concurrently by
+    someone else counts as existing. Returns once every created topic has a leader for
+    each partition, so producing to it right away works.
+    """
+    admin = admin or AdminClient(settings.kafka_config())
+    specs = topic_specs(settings)
+    existing = _partition_counts(admin, timeout)
+    _check_copartitioned(specs, existing, settings)
+
+    missing = [spec for spec in specs if spec.name not in existing]
+    if not missing:
+        return []
+    new = [
+        NewTopic(
+            spec.name,
+            num_partitions=spec.partitions,
+            replication_factor=settings.replication_factor,
+            config=spec.config,
+        )
+        for spec in missing
+    ]
+    created: list[str] = []
+    problems: list[str] = []
+    for name, future in admin.create_topics(new, operation_timeout=timeout).items():
+        try:
+            future.result(timeout)
+            created.append(name)
+        except KafkaException as exc:
+            error = exc.args[0]
+            if isinstance(error, KafkaError) and error.code() == KafkaError.TOPIC_ALREADY_EXISTS:
+                continue  # lost a race with another creator: checked below like the rest
+            problems.append(f"{name}: {error.str() if isinstance(error, KafkaError) else exc}")
+    if problems:
+        raise TopicError("cannot create topics:\n" + "\n".join(f"  {p}" for p in problems))
+
+    _check_copartitioned(specs, _partition_counts(admin, timeout), settings)
+    partitions = {spec.name: spec.partitions for spec in missing}
+    _wait_for_leaders(admin, {name: partitions[name] for name in created}, timeout)
+    return created
+
+
+def _partition_counts(admin: AdminClient, timeout: float) -> dict[str, int]:
+    try:
+        metadata = admin.list_topics(timeout=timeout)
+    except KafkaException as exc:
+        raise TopicError(f"cannot list topics: {exc.args[0]}") from None
+    return {
+        name: len(topic.partitions)
+        for name, topic in metadata.topics.items()
+        if topic.error is None or topic.error.code() != KafkaError.UNKNOWN_TOPIC_OR_PART
+    }
+
+
+def _check_copartitioned(
+    specs: list[TopicSpec], existing: Mapping[str, int], settings: Settings
+) -> None:
+    wrong = [
+        f"  {spec.name} has {existing[spec.name]} partitions, {spec.partitions} required"
+        for spec in specs
+        if spec.copartition is not None
+        and spec.name in existing
+        and existing[spec.name] != spec.partitions
+    ]
+    if wrong:
+        raise TopicError(
+            "co-partitioned topics must have SLACLOCK_PARTITIONS "
+            f"({settings.partitions}) partitions:\n" + "\n".join(wrong) + "\n"
+            "Set SLACLOCK_PARTITIONS to the existing input topic's partition count, or "
+            "use a new SLACLOCK_APP_ID and topic names; existing topics are never altered."
+        )
+
+
+def _wait_for_leaders(admin: AdminClient, wanted: Mapping[str, int], timeout: float) -> None:
+    """Creation returns once the controller knows a topic; its leaders may come later."""
+    deadline = time.monotonic() + timeout
+    while True:
+        metadata = admin.list_topics(timeout=timeout)
+        pending = [
+            name
+            for name, count in wanted.items()
+            if (topic := metadata.topics.get(name)) is None
+            or topic.error is not None
+            or len(topic.partitions) != count
+            or any(p.leader < 0 for p in topic.partitions.values())
+        ]
+        if not pending:
+            return
+        if time.monotonic() > deadline:
+            raise TopicError(f"topics without a leader after {timeout} s: {', '.join(pending)}")
+        time.sleep(0.1)
