@@ -8,6 +8,7 @@ from __future__ import annotations
 import typer
 
 from slaclock.cli_kafka import kafka_app
+from slaclock.cli_live import live_app_commands
 from slaclock.cli_replay import register_replay
 from slaclock.cli_schemas import policy_app, schemas_app
 from slaclock.cli_worker import register_worker
@@ -18,6 +19,7 @@ app.add_typer(schemas_app, name="schemas")
 app.add_typer(policy_app, name="policy")
 register_replay(app)
 register_worker(app)
+live_app_commands(app)
 
 
 def main() -> None:
