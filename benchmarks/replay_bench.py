@@ -40,7 +40,7 @@ def main() -> None:
     args = parser.parse_args()
 
     policy = compile_policy(load_policy(args.policy))
-    customers = tuple(policy.contracts) + ("walk-in",)
+    customers = (*policy.contracts, "walk-in")
     shape = WorkloadShape(tickets=args.tickets, customers=customers, seed=args.seed)
     t = time.perf_counter()
     events = ticket_events(shape)

@@ -6,9 +6,9 @@ Shared by replay and the Kafka worker so both classify bad input identically (SP
 from __future__ import annotations
 
 from pydantic import ValidationError
-from schemas.events import TicketEvent, parse_ticket_event
 
 from processors.engine.ticket import Rejected
+from schemas.events import TicketEvent, parse_ticket_event
 
 
 def decode_event(raw: bytes | str) -> TicketEvent:

@@ -103,3 +103,83 @@ def _one_ticket(
         if rng.random() < 0.8:
             later()
             yield event("ticket.status_changed", status="closed")
+
+
+LIVE_CUSTOMERS = ("acme", "globex", "initech", "hooli", "walk-in")
+LIVE_PRIORITY_WEIGHTS = (3, 3, 3, 1)
+"""More urgent tickets than the batch workload: their short targets make a livelier demo."""
+
+
+def live_ticket_script(
+    rng: random.Random,
+    ticket_id: str,
+    customers: Sequence[str] = LIVE_CUSTOMERS,
+    reply_seconds: float = 20.0,
+    late_share: float = 0.4,
+) -> list[tuple[float, dict[str, Any]]]:
+    """One ticket's life for a *live* workload: `(seconds after creation, event)` pairs.
+
+    The events have no `occurred_at`: a live publisher stamps each one with the wall time
+    at which it sends it, so the SLA clock is real time. Offsets never decrease, so
+    publishing in offset order keeps the ticket's events in time order.
+
+    `reply_seconds` is the scale of the agents' response times, meant to be of the order of
+    the policy's response targets (as in `examples/demo-policy.yaml`): a share `late_share`
+    of the replies comes 1.1 to 2.5 times `reply_seconds` after the customer's message
+    (likely breaches), the others after about a quarter of it (met). A few tickets are
+    never solved (their resolution breaches in the end).
+    """
+    script: list[tuple[float, dict[str, Any]]] = []
+    t = 0.0
+
+    def add(kind: str, **fields: Any) -> None:
+        script.append(
+            (
+                round(t, 3),
+                {
+                    "event_id": f"{ticket_id}-{len(script) + 1}",
+                    "type": kind,
+                    "ticket_id": ticket_id,
+                    **fields,
+                },
+            )
+        )
+
+    def wait(mean: float, least: float = 0.5) -> None:
+        nonlocal t
+        t += min(least + rng.expovariate(1.0 / mean), 4 * mean)
+
+    def respond() -> None:
+        nonlocal t
+        if rng.random() < late_share:
+            t += reply_seconds * rng.uniform(1.1, 2.5)
+        else:
+            wait(reply_seconds / 4, least=1.0)
+
+    priority = rng.choices(PRIORITIES, LIVE_PRIORITY_WEIGHTS)[0]
+    add("ticket.created", customer_id=rng.choice(list(customers)), priority=priority)
+    if rng.random() < 0.15:
+        wait(reply_seconds / 3)
+        add("ticket.agent_replied", public=False)  # an internal note: no SLA effect
+    if rng.random() < 0.1:
+        wait(reply_seconds / 3)
+        priority = rng.choice([p for p in PRIORITIES if p != priority])
+        add("ticket.priority_changed", priority=priority)
+    respond()
+    add("ticket.agent_replied", public=True)
+    add("ticket.status_changed", status="open")
+    for _ in range(rng.choice((0, 1, 1, 2, 3))):
+        if rng.random() < 0.25:
+            wait(reply_seconds / 4)
+            add("ticket.status_changed", status="pending")  # waiting on the customer
+        wait(reply_seconds / 2)
+        add("ticket.customer_replied")  # reopens a pending ticket
+        respond()
+        add("ticket.agent_replied", public=True)
+    if rng.random() < 0.85:
+        wait(reply_seconds / 2)
+        add("ticket.status_changed", status="solved")
+        if rng.random() < 0.6:
+            wait(reply_seconds / 2)
+            add("ticket.status_changed", status="closed")
+    return script

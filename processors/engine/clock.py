@@ -136,7 +136,7 @@ class MetricClock:
         clock.closed_counted = int(closed)  # type: ignore[call-overload]
         clock.breached = bool(breached)
         clock.next_threshold = int(nxt)  # type: ignore[call-overload]
-        clock.phase = Phase(phase)
+        clock.phase = Phase(int(phase))  # type: ignore[call-overload]
         clock.completions = int(done)  # type: ignore[call-overload]
         clock.due = None if due is None else int(due)  # type: ignore[call-overload]
         return clock

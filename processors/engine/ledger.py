@@ -58,7 +58,7 @@ class CustomerLedger:
         ledger.totals = {period: Decimal(total) for period, total in totals.items()}
         ledger.credited = set(credited)
         for key, breach in held:
-            ledger.held[breach["event_id"]] = (tuple(key), breach)  # type: ignore[arg-type]
+            ledger.held[breach["event_id"]] = (tuple(key), breach)
         return ledger
 
 
@@ -118,7 +118,7 @@ class CreditLedger:
         tier = self.policy.tiers[breach["tier"]]
         if contract is None or tier.credits is None:
             return None  # no contract: no credit (SPEC 5)
-        percent = tier.credits.per_breach[breach["metric"]]  # type: ignore[index]
+        percent = tier.credits.per_breach[breach["metric"]]
         fee = contract.monthly_fee
         amount = money(percent / HUNDRED * fee)
         at = parse_instant(breach["at"])

@@ -12,10 +12,9 @@ from decimal import Decimal
 from fractions import Fraction
 from zoneinfo import ZoneInfo
 
-from schemas.policy import Contract, CreditTerms, Policy
-
 from processors.engine.calendar import BusinessCalendar, calendar_from_spec
 from processors.engine.instants import US_PER_SECOND
+from schemas.policy import Contract, CreditTerms, Policy
 
 
 @dataclass(frozen=True, slots=True)

@@ -18,9 +18,8 @@ import heapq
 from collections.abc import MutableMapping
 from dataclasses import dataclass, field
 
-from schemas.events import TicketCreated, TicketEvent
-
 from processors.engine.ticket import Output, Rejected, TicketEngine, TicketState, Verdict
+from schemas.events import TicketCreated, TicketEvent
 
 DAY_US = 86_400 * 1_000_000
 

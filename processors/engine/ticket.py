@@ -17,6 +17,11 @@ import hashlib
 from enum import Enum
 from typing import Any
 
+from processors.engine.clock import MetricClock, Phase
+from processors.engine.ids import output_event_id
+from processors.engine.instants import format_us, seconds_value
+from processors.engine.policy import CompiledPolicy, CompiledTier
+from schemas.common import METRIC_ORDER
 from schemas.events import (
     AgentReplied,
     Assigned,
@@ -26,12 +31,6 @@ from schemas.events import (
     TicketCreated,
     TicketEvent,
 )
-
-from processors.engine.clock import MetricClock, Phase
-from processors.engine.ids import output_event_id
-from processors.engine.instants import format_us, seconds_value
-from processors.engine.policy import CompiledPolicy, CompiledTier
-from schemas.common import METRIC_ORDER
 
 Output = dict[str, Any]
 

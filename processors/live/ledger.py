@@ -23,6 +23,7 @@ from processors.live.records import (
     META_KEY,
     Watermark,
     cloudevents_headers,
+    coordinates,
     encode_output,
     header_value,
 )
@@ -91,7 +92,7 @@ class LedgerProcessor(TransactionalLoop):
                 task.meta_dirty = False
 
     def process(self, message: Message) -> None:
-        task = self.tasks.get(message.partition())
+        task = self.tasks.get(coordinates(message)[1])
         if task is None:
             return
         kind = header_value(message.headers(), "kind")

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import contextlib
+
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 
 
@@ -68,7 +70,5 @@ class Metrics:
 
     def forget_partition(self, partition: int) -> None:
         for gauge in (self.open_tickets, self.pending_timers, self.clock_lag):
-            try:
+            with contextlib.suppress(KeyError):
                 gauge.remove(str(partition))
-            except KeyError:
-                pass

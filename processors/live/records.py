@@ -9,6 +9,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import orjson
+from confluent_kafka import Message
 
 from processors.engine.ticket import Output
 
@@ -95,3 +96,10 @@ def header_value(headers: Any, name: str) -> bytes | None:
         if key == name:
             return value  # type: ignore[no-any-return]
     return None
+
+
+def coordinates(message: Message) -> tuple[str, int, int]:
+    """(topic, partition, offset) of a consumed record (always set on one without error)."""
+    topic, partition, offset = message.topic(), message.partition(), message.offset()
+    assert topic is not None and partition is not None and offset is not None
+    return topic, partition, offset

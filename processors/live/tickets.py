@@ -31,6 +31,7 @@ from processors.live.records import (
     Tick,
     Watermark,
     cloudevents_headers,
+    coordinates,
     dead_letter_headers,
     encode_output,
     output_key,
@@ -149,17 +150,18 @@ class TicketProcessor(TransactionalLoop):
     # -- processing ---------------------------------------------------------------------------
 
     def process(self, message: Message) -> None:
-        task = self.tasks.get(message.partition())
+        topic, partition, _ = coordinates(message)
+        task = self.tasks.get(partition)
         if task is None:
             return  # not ours any more (revoked mid-batch)
-        if message.topic() == self.settings.topic_events:
+        if topic == self.settings.topic_events:
             self._on_event(task, message)
         else:
             self._on_tick(task, message)
         task.meta_dirty = True
 
     def _on_event(self, task: TicketTask, message: Message) -> None:
-        task.processed_offset = message.offset() + 1
+        task.processed_offset = coordinates(message)[2] + 1
         raw = message.value() or b""
         try:
             event = decode_event(raw)
@@ -231,11 +233,7 @@ class TicketProcessor(TransactionalLoop):
             message.value(),
             key=message.key(),
             headers=dead_letter_headers(
-                rejected.error_class,
-                rejected.message,
-                message.topic(),
-                message.partition(),
-                message.offset(),
+                rejected.error_class, rejected.message, *coordinates(message)
             ),
         )
 

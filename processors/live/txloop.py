@@ -34,6 +34,7 @@ from confluent_kafka import (
     TopicPartition,
 )
 
+from processors.live.records import coordinates
 from slaclock.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -117,7 +118,7 @@ class TransactionalLoop(ABC):
     def flush_state(self) -> Iterable[tuple[int, bytes, bytes | None]]:
         """Changed state since the last call: (task partition, key, value or None)."""
 
-    def after_batch(self) -> None:
+    def after_batch(self) -> None:  # noqa: B027 - an optional hook
         """Called after each batch's records, before the commit (e.g. to emit watermarks)."""
 
     # -- producing ----------------------------------------------------------------------
@@ -218,7 +219,7 @@ class TransactionalLoop(ABC):
         finally:
             self.close()
 
-    def idle(self) -> None:
+    def idle(self) -> None:  # noqa: B027 - an optional hook
         """Called when a poll returned nothing."""
 
     def _keep(self, message: Message) -> bool:
@@ -262,8 +263,8 @@ class TransactionalLoop(ABC):
     def _next_offsets(self, messages: list[Message]) -> list[TopicPartition]:
         highest: dict[tuple[str, int], int] = {}
         for message in messages:
-            key = (message.topic(), message.partition())
-            offset = message.offset()
+            topic, partition, offset = coordinates(message)
+            key = (topic, partition)
             if offset > highest.get(key, -1):
                 highest[key] = offset
         return [TopicPartition(t, p, o + 1) for (t, p), o in highest.items()]
