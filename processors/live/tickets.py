@@ -150,18 +150,18 @@ class TicketProcessor(TransactionalLoop):
     # -- processing ---------------------------------------------------------------------------
 
     def process(self, message: Message) -> None:
-        topic, partition, _ = coordinates(message)
+        topic, partition, offset = coordinates(message)
         task = self.tasks.get(partition)
         if task is None:
             return  # not ours any more (revoked mid-batch)
         if topic == self.settings.topic_events:
+            task.processed_offset = offset + 1
             self._on_event(task, message)
         else:
             self._on_tick(task, message)
         task.meta_dirty = True
 
     def _on_event(self, task: TicketTask, message: Message) -> None:
-        task.processed_offset = coordinates(message)[2] + 1
         raw = message.value() or b""
         try:
             event = decode_event(raw)
@@ -223,8 +223,6 @@ class TicketProcessor(TransactionalLoop):
                         key=output["customer_id"].encode(),
                         headers=[("kind", KIND_BREACH)],
                     )
-        self.metrics.set_open_tickets(task.partition, len(task.store))
-        self.metrics.set_pending_timers(task.partition, task.stage.pending_timers())
 
     def _dead_letter(self, message: Message, rejected: Rejected) -> None:
         self.metrics.rejected(rejected.error_class)
@@ -240,6 +238,8 @@ class TicketProcessor(TransactionalLoop):
     def after_batch(self) -> None:
         """Send each task's clock progress to every ledger partition (SPEC 5 watermarks)."""
         for task in self.tasks.values():
+            self.metrics.set_open_tickets(task.partition, len(task.store))
+            self.metrics.set_pending_timers(task.partition, task.stage.pending_timers())
             clock = task.stage.clock
             if clock is None or clock == task.clock_sent:
                 continue

@@ -17,7 +17,14 @@ from pathlib import Path
 from typing import Any
 
 import orjson
-from confluent_kafka import OFFSET_BEGINNING, Consumer, KafkaError, Producer, TopicPartition
+from confluent_kafka import (
+    OFFSET_BEGINNING,
+    Consumer,
+    KafkaError,
+    KafkaException,
+    Producer,
+    TopicPartition,
+)
 
 from processors.engine.instants import parse_instant
 from processors.engine.policy import compile_policy
@@ -98,6 +105,7 @@ class LivePipeline:
                 "SLACLOCK_PARTITIONS": str(self.partitions),
                 "SLACLOCK_TICK_INTERVAL": "0.5",
                 "SLACLOCK_GRACE": "1",
+                "SLACLOCK_HTTP_PORT": "0",  # no HTTP server unless a test asks (extra_env)
             }
         )
         env.update(self.extra_env)
@@ -187,7 +195,14 @@ class LivePipeline:
         try:
             topic = self.settings.topic_events
             partitions = [TopicPartition(topic, p) for p in range(self.partitions)]
-            committed = consumer.committed(partitions, timeout=10)
+            for attempt in range(20):  # the group coordinator may be (re)loading
+                try:
+                    committed = consumer.committed(partitions, timeout=10)
+                    break
+                except KafkaException:
+                    if attempt == 19:
+                        raise
+                    time.sleep(0.5)
             lag = 0
             for tp in committed:
                 _, high = consumer.get_watermark_offsets(tp, timeout=10)
