@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: venv test lint kafka-up kafka-down run bench
+.PHONY: venv test lint kafka-up kafka-down run replay-example bench bench-pipeline
 
 venv: $(STAMP)
 
@@ -35,5 +35,11 @@ kafka-down: venv
 run: venv
 	$(BIN)/slaclock replay --policy examples/policy.yaml --events examples/events.jsonl
 
+replay-example: venv
+	$(BIN)/slaclock replay --policy examples/policy.yaml --events examples/events.jsonl --dlq /dev/stderr
+
 bench: venv
 	$(BIN)/python benchmarks/replay_bench.py
+
+bench-pipeline: venv
+	$(BIN)/python benchmarks/pipeline_bench.py
