@@ -32,8 +32,10 @@ kafka-up: venv
 kafka-down: venv
 	@$(BIN)/slaclock kafka down
 
+# The live demo; DURATION= (empty) runs until Ctrl-C.
+DURATION ?= 120
 run: venv
-	$(BIN)/slaclock replay --policy examples/policy.yaml --events examples/events.jsonl
+	$(BIN)/slaclock demo $(if $(DURATION),--duration $(DURATION),)
 
 replay-example: venv
 	$(BIN)/slaclock replay --policy examples/policy.yaml --events examples/events.jsonl --dlq /dev/stderr

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import typer
 
+from slaclock.cli_demo import register_demo
 from slaclock.cli_kafka import kafka_app
 from slaclock.cli_live import live_app_commands
 from slaclock.cli_replay import register_replay
@@ -20,6 +21,7 @@ app.add_typer(policy_app, name="policy")
 register_replay(app)
 register_worker(app)
 live_app_commands(app)
+register_demo(app)
 
 
 def main() -> None:
