@@ -8,11 +8,7 @@ while starting or stopping.
 from __future__ import annotations
 
 import re
-import signal
-import threading
-from collections.abc import Callable
 from pathlib import Path
-from types import FrameType
 from typing import Annotated
 
 import typer
@@ -24,6 +20,7 @@ from schemas.policy import PolicyError
 from slaclock.demo import DEMO_POLICY, DemoError, DemoOptions, print_summary, run_demo
 from slaclock.local_kafka import LocalKafkaError
 from slaclock.settings import SettingsError
+from slaclock.signals import interrupt_on_sigterm
 from slaclock.topics import TopicError
 
 __all__ = ["demo_command", "register_demo"]
@@ -103,7 +100,7 @@ def demo_command(
         keep_topics=keep_topics,
         plain=plain,
     )
-    restore = _interrupt_on_sigterm()
+    restore = interrupt_on_sigterm()
     try:
         result = run_demo(options, console)
     except KeyboardInterrupt:
@@ -131,19 +128,3 @@ def demo_command(
     print_summary(console, result, plain=plain or not console.is_terminal)
     if result.worker_exit != 0:
         raise typer.Exit(1)
-
-
-def _interrupt_on_sigterm() -> Callable[[], None]:
-    """Make SIGTERM end the demo like Ctrl-C, so it stops what it started."""
-    if threading.current_thread() is not threading.main_thread():
-        return lambda: None
-
-    def interrupt(signum: int, frame: FrameType | None) -> None:
-        raise KeyboardInterrupt
-
-    previous = signal.signal(signal.SIGTERM, interrupt)
-
-    def restore() -> None:
-        signal.signal(signal.SIGTERM, previous)
-
-    return restore

@@ -8,13 +8,9 @@ else (progress, per-line errors, summaries) to stderr.
 
 from __future__ import annotations
 
-import signal
 import sys
-import threading
 import time
-from collections.abc import Callable
 from pathlib import Path
-from types import FrameType
 from typing import Annotated, Any
 
 import orjson
@@ -26,6 +22,7 @@ from rich.text import Text
 
 from slaclock.publisher import TicketEventPublisher
 from slaclock.settings import Settings, SettingsError, load_settings
+from slaclock.signals import interrupt_on_sigterm
 from slaclock.subscriber import OutputSubscriber, ReceivedRecord, SubscriberError
 from slaclock.topics import TopicError, ensure_topics, topic_specs
 
@@ -188,7 +185,7 @@ def tail(
     except KafkaException as exc:
         raise _kafka_failure(exc) from None
     count = 0
-    restore = _interrupt_on_sigterm()
+    restore = interrupt_on_sigterm()
     try:
         idle_since = time.monotonic()
         while max_records is None or count < max_records:
@@ -209,22 +206,6 @@ def tail(
     finally:
         restore()
         subscriber.close()
-
-
-def _interrupt_on_sigterm() -> Callable[[], None]:
-    """Make SIGTERM (`docker stop`, `kill`) end `tail` like Ctrl-C: leave the group cleanly."""
-    if threading.current_thread() is not threading.main_thread():
-        return lambda: None
-
-    def interrupt(signum: int, frame: FrameType | None) -> None:
-        raise KeyboardInterrupt
-
-    previous = signal.signal(signal.SIGTERM, interrupt)
-
-    def restore() -> None:
-        signal.signal(signal.SIGTERM, previous)
-
-    return restore
 
 
 def _print_record(out: Console, record: ReceivedRecord, meta: bool) -> None:

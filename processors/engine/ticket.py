@@ -349,24 +349,11 @@ class TicketEngine:
         clock.phase = Phase.COMPLETED
         clock.due = None
         clock.completions += 1
-        outputs.append(
-            {
-                "event_id": output_event_id(
-                    "sla.completed", state.ticket_id, clock.metric, clock.cycle, clock.completions
-                ),
-                "type": "sla.completed",
-                "ticket_id": state.ticket_id,
-                "customer_id": state.customer_id,
-                "tier": state.tier,
-                "priority": state.priority,
-                "metric": clock.metric,
-                "cycle": clock.cycle,
-                "at": format_us(at),
-                "outcome": "breached" if clock.breached else "met",
-                "elapsed_seconds": seconds_value(clock.closed_counted),
-                "target_seconds": seconds_value(clock.target),
-            }
-        )
+        output = _common(state, clock, "sla.completed", at, clock.completions)
+        output["outcome"] = "breached" if clock.breached else "met"
+        output["elapsed_seconds"] = seconds_value(clock.closed_counted)
+        output["target_seconds"] = seconds_value(clock.target)
+        outputs.append(output)
 
     def _retarget(
         self,
@@ -408,38 +395,37 @@ class TicketEngine:
         self, state: TicketState, tier: CompiledTier, clock: MetricClock, fraction: Any, at: int
     ) -> Output:
         deadline = clock.deadline(tier.calendar)
-        return {
-            "event_id": output_event_id(
-                "sla.warning", state.ticket_id, clock.metric, clock.cycle, fraction
-            ),
-            "type": "sla.warning",
-            "ticket_id": state.ticket_id,
-            "customer_id": state.customer_id,
-            "tier": state.tier,
-            "priority": state.priority,
-            "metric": clock.metric,
-            "cycle": clock.cycle,
-            "at": format_us(at),
-            "threshold": float(fraction),
-            "deadline": None if deadline is None else format_us(deadline),
-            "target_seconds": seconds_value(clock.target),
-        }
+        output = _common(state, clock, "sla.warning", at, fraction)
+        output["threshold"] = float(fraction)
+        output["deadline"] = None if deadline is None else format_us(deadline)
+        output["target_seconds"] = seconds_value(clock.target)
+        return output
 
     def _breach(self, state: TicketState, clock: MetricClock, at: int, decided_at: int) -> Output:
-        return {
-            "event_id": output_event_id("sla.breach", state.ticket_id, clock.metric, clock.cycle),
-            "type": "sla.breach",
-            "ticket_id": state.ticket_id,
-            "customer_id": state.customer_id,
-            "tier": state.tier,
-            "priority": state.priority,
-            "metric": clock.metric,
-            "cycle": clock.cycle,
-            "at": format_us(at),
-            "deadline": format_us(at),
-            "decided_at": format_us(decided_at),
-            "target_seconds": seconds_value(clock.target),
-        }
+        output = _common(state, clock, "sla.breach", at)
+        output["deadline"] = output["at"]
+        output["decided_at"] = format_us(decided_at)
+        output["target_seconds"] = seconds_value(clock.target)
+        return output
+
+
+def _common(state: TicketState, clock: MetricClock, kind: str, at: int, *key: object) -> Output:
+    """The fields every ticket output has (SPEC 6), in their fixed order.
+
+    The event id is the UUIDv5 of (kind, ticket, metric, cycle, *key): a threshold for a
+    warning, the completion number for a completion, nothing more for a breach.
+    """
+    return {
+        "event_id": output_event_id(kind, state.ticket_id, clock.metric, clock.cycle, *key),
+        "type": kind,
+        "ticket_id": state.ticket_id,
+        "customer_id": state.customer_id,
+        "tier": state.tier,
+        "priority": state.priority,
+        "metric": clock.metric,
+        "cycle": clock.cycle,
+        "at": format_us(at),
+    }
 
 
 def _earliest(state: TicketState) -> MetricClock | None:

@@ -103,6 +103,26 @@ def priority(at: str, new_priority: str, ticket: str = "T1", **kw: Any) -> dict[
     return _event("ticket.priority_changed", ticket, at, priority=new_priority, **kw)
 
 
+def breach_record(
+    ticket: str, metric: str, decided: str, event_id: str | None = None, customer: str = "acme"
+) -> dict[str, Any]:
+    """An `sla.breach` as stage 1 emits it, decided (and due) at `decided`."""
+    return {
+        "event_id": event_id or f"b-{ticket}-{metric}",
+        "type": "sla.breach",
+        "ticket_id": ticket,
+        "customer_id": customer,
+        "tier": "enterprise",
+        "priority": "high",
+        "metric": metric,
+        "cycle": 1,
+        "at": decided,
+        "deadline": decided,
+        "decided_at": decided,
+        "target_seconds": 3600,
+    }
+
+
 class Harness:
     """Feeds events through the replay adapter and collects what it emits."""
 

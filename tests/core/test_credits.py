@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from processors.engine.instants import parse_instant
 from processors.engine.ledger import CreditLedger, CustomerLedger
-from tests.core.builders import POLICY_YAML, Harness, created, make_policy
+from tests.core.builders import POLICY_YAML, Harness, breach_record, created, make_policy
 
 T0 = "2026-03-02T09:00:00Z"
 AFTER_BOTH = "2026-03-02T17:00:01Z"  # after first_response (10:00) and resolution (17:00)
@@ -116,27 +116,11 @@ def test_credits_are_allocated_in_key_order_not_arrival_order() -> None:
     policy = make_policy()
     ledger = CreditLedger(policy)
 
-    def breach(ticket: str, metric: str, decided: str) -> dict[str, object]:
-        return {
-            "event_id": f"b-{ticket}-{metric}",
-            "type": "sla.breach",
-            "ticket_id": ticket,
-            "customer_id": "acme",
-            "tier": "enterprise",
-            "priority": "high",
-            "metric": metric,
-            "cycle": 1,
-            "at": decided,
-            "deadline": decided,
-            "decided_at": decided,
-            "target_seconds": 3600,
-        }
-
     breaches = [
-        breach("T2", "resolution", "2026-03-02T17:00:00Z"),
-        breach("T1", "resolution", "2026-03-02T17:00:00Z"),
-        breach("T3", "first_response", "2026-03-02T10:00:00Z"),
-        breach("T1", "first_response", "2026-03-02T17:00:00Z"),
+        breach_record("T2", "resolution", "2026-03-02T17:00:00Z"),
+        breach_record("T1", "resolution", "2026-03-02T17:00:00Z"),
+        breach_record("T3", "first_response", "2026-03-02T10:00:00Z"),
+        breach_record("T1", "first_response", "2026-03-02T17:00:00Z"),
     ]
     results = []
     for order in (breaches, list(reversed(breaches))):
@@ -161,20 +145,7 @@ def test_breach_is_held_until_the_watermark_passes_its_decision() -> None:
     policy = make_policy()
     ledger = CreditLedger(policy)
     state = CustomerLedger("acme")
-    b = {
-        "event_id": "b1",
-        "type": "sla.breach",
-        "ticket_id": "T1",
-        "customer_id": "acme",
-        "tier": "enterprise",
-        "priority": "high",
-        "metric": "first_response",
-        "cycle": 1,
-        "at": "2026-03-02T10:00:00Z",
-        "deadline": "2026-03-02T10:00:00Z",
-        "decided_at": "2026-03-02T10:00:00Z",
-        "target_seconds": 3600,
-    }
+    b = breach_record("T1", "first_response", "2026-03-02T10:00:00Z", event_id="b1")
     ledger.offer(state, b)
     assert ledger.release(state, parse_instant("2026-03-02T10:00:00Z")) == []
     assert len(ledger.release(state, parse_instant("2026-03-02T10:00:00.000001Z"))) == 1
@@ -184,20 +155,7 @@ def test_a_breach_delivered_twice_is_credited_once() -> None:
     policy = make_policy()
     ledger = CreditLedger(policy)
     state = CustomerLedger("acme")
-    b = {
-        "event_id": "b1",
-        "type": "sla.breach",
-        "ticket_id": "T1",
-        "customer_id": "acme",
-        "tier": "enterprise",
-        "priority": "high",
-        "metric": "first_response",
-        "cycle": 1,
-        "at": "2026-03-02T10:00:00Z",
-        "deadline": "2026-03-02T10:00:00Z",
-        "decided_at": "2026-03-02T10:00:00Z",
-        "target_seconds": 3600,
-    }
+    b = breach_record("T1", "first_response", "2026-03-02T10:00:00Z", event_id="b1")
     ledger.offer(state, b)
     assert len(ledger.release(state, None)) == 1
     ledger.offer(state, b)
