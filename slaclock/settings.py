@@ -51,6 +51,15 @@ class Settings(BaseSettings):
     closed_retention: float = Field(7 * 86400.0, ge=0, description="seconds to keep closed")
     processing_guarantee: Literal["exactly_once", "at_least_once"] = "exactly_once"
     commit_interval: float = Field(0.1, gt=0, description="max seconds per transaction")
+    store: Literal["memory", "rocksdb"] = Field(
+        "memory",
+        description="where stage 1 keeps open tickets: rocksdb (on disk, under state_dir) is "
+        "for production; memory (the default) is for tests and the demo",
+    )
+    state_dir: Path = Field(
+        Path(".slaclock-state"),
+        description="root of the RocksDB stores: <state_dir>/<app_id>/<instance_id>/",
+    )
 
     security_protocol: Literal["PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL"] = "PLAINTEXT"
     sasl_mechanism: Literal["PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512"] | None = None
@@ -59,6 +68,14 @@ class Settings(BaseSettings):
     ssl_cafile: Path | None = None
     ssl_certfile: Path | None = None
     ssl_keyfile: Path | None = None
+
+    http_host: str = Field("0.0.0.0", min_length=1, description="address of the HTTP server")
+    http_port: int = Field(6066, ge=0, le=65535, description="HTTP server port; 0 = no server")
+    http_advertised_url: str | None = Field(
+        None,
+        pattern=r"^https?://[^/\s]+$",
+        description="how peers reach this worker's HTTP server (redirects of /tickets)",
+    )
 
     @model_validator(mode="after")
     def _sasl_needs_credentials(self) -> Settings:
@@ -87,6 +104,17 @@ class Settings(BaseSettings):
     @property
     def topic_ledger_changelog(self) -> str:
         return f"{self.app_id}-ledger-changelog"
+
+    @property
+    def http_url(self) -> str | None:
+        """The advertised URL of this worker's HTTP server, None when it has none.
+
+        Default `http://<host name>:<port>`: in a container the host name is what peers
+        on the same network resolve.
+        """
+        if self.http_port == 0:
+            return None
+        return self.http_advertised_url or f"http://{socket.gethostname()}:{self.http_port}"
 
     def kafka_config(self) -> dict[str, Any]:
         """librdkafka (confluent-kafka) connection settings, secrets included."""

@@ -67,19 +67,22 @@ class TransactionalLoop(ABC):
         group = f"{settings.app_id}-{name}"
         member = f"{settings.instance_id}-{name}"
         base = settings.kafka_config()
-        self.consumer = Consumer(
-            {
-                **base,
-                "group.id": group,
-                "group.instance.id": member,  # static membership: a restart keeps the slot
-                "session.timeout.ms": 10_000,
-                "partition.assignment.strategy": "range",  # co-partitions equal-sized topics
-                "enable.auto.commit": False,
-                "auto.offset.reset": "earliest",
-                "isolation.level": "read_committed",
-                "enable.partition.eof": False,
-            }
-        )
+        consumer_config: dict[str, Any] = {
+            **base,
+            "group.id": group,
+            "group.instance.id": member,  # static membership: a restart keeps the slot
+            "session.timeout.ms": 10_000,
+            "partition.assignment.strategy": "range",  # co-partitions equal-sized topics
+            "enable.auto.commit": False,
+            "auto.offset.reset": "earliest",
+            "isolation.level": "read_committed",
+            "enable.partition.eof": False,
+        }
+        if settings.http_url is not None:
+            # Peers find the owner of a partition (and its URL) in the group description:
+            # GET /tickets/{id} on a worker that does not own the ticket redirects there.
+            consumer_config["client.id"] = settings.http_url
+        self.consumer = Consumer(consumer_config)
         producer_config: dict[str, Any] = {
             **base,
             "enable.idempotence": True,

@@ -18,6 +18,7 @@ from pydantic import ValidationError
 
 from processors.engine.instants import US_PER_SECOND
 from processors.engine.policy import CompiledPolicy, compile_policy
+from processors.live.http import StatusServer
 from processors.live.ledger import LedgerProcessor
 from processors.live.metrics import Metrics
 from processors.live.records import Tick
@@ -157,6 +158,7 @@ class Worker:
         self.contracts = ContractsFeed(settings, self.policy)
         self.stop = threading.Event()
         self.failure: BaseException | None = None
+        self.threads: list[threading.Thread] = []
 
     def _guard(self, name: str, target: Callable[[threading.Event], None]) -> threading.Thread:
         def run() -> None:
@@ -176,8 +178,13 @@ class Worker:
             self._guard("ledger", self.ledger.run),
             self._guard("ticker", self.ticker.run),
         ]
+        self.threads = threads  # read by the HTTP server's /health
+        # Bound before any thread starts: a taken port fails the worker at once.
+        http = StatusServer(self) if self.settings.http_port else None
         for thread in threads:
             thread.start()
+        if http is not None:
+            http.start()
         try:
             while any(t.is_alive() for t in threads):
                 for thread in threads:
@@ -186,6 +193,9 @@ class Worker:
             self.stop.set()
             for thread in threads:
                 thread.join(30)
+        finally:
+            if http is not None:
+                http.stop()
         return 1 if self.failure is not None else 0
 
     def install_signal_handlers(self) -> None:

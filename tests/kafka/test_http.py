@@ -1,0 +1,224 @@
+"""The worker's HTTP endpoints against a real broker: readiness after recovery, metrics
+that move with the input, a ticket's status before and after its breach, and routing of
+`/tickets/{id}` to the worker that owns the ticket's partition.
+"""
+
+from __future__ import annotations
+
+import functools
+import json
+import socket
+import time
+import urllib.error
+import urllib.request
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import orjson
+import pytest
+from confluent_kafka import Producer
+from prometheus_client.parser import text_string_to_metric_families
+
+from processors.engine.instants import US_PER_SECOND, format_us, parse_instant
+from processors.live.http import partition_for
+from tests.conftest import CreateTopics
+from tests.kafka.pipeline import LivePipeline, WorkerProcess
+
+pytestmark = [pytest.mark.kafka]
+
+# first_response 4 s with a warning at half of it: the breach comes a few seconds in.
+SHORT_POLICY = (
+    "default_tier: fast\n"
+    "calendars: {always: {timezone: UTC, hours: 24x7}}\n"
+    "tiers:\n"
+    "  fast:\n"
+    "    calendar: always\n"
+    "    targets: {first_response: {urgent: 4s}, resolution: {urgent: 1h}}\n"
+    "    warnings: [0.5]\n"
+)
+
+Response = tuple[int, dict[str, str], bytes]
+
+
+class _NoRedirect(urllib.request.HTTPRedirectHandler):
+    def redirect_request(self, *args: Any, **kwargs: Any) -> None:
+        return None
+
+
+def get(url: str) -> Response | None:
+    """GET without following redirects; None while nothing listens."""
+    opener = urllib.request.build_opener(_NoRedirect)
+    try:
+        with opener.open(url, timeout=10) as response:
+            return response.status, dict(response.headers), response.read()
+    except urllib.error.HTTPError as error:
+        return error.code, dict(error.headers), error.read()
+    except (urllib.error.URLError, ConnectionError):
+        return None
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def wait_for(
+    what: str, probe: Callable[[], Any], worker: WorkerProcess, timeout: float = 45.0
+) -> Any:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        found = probe()
+        if found:
+            return found
+        if worker.process.poll() is not None:
+            break
+        time.sleep(0.1)
+    raise AssertionError(f"timed out waiting for {what}\n{worker.log_tail()}")
+
+
+def start_http_worker(pipeline: LivePipeline, instance: str) -> tuple[WorkerProcess, str]:
+    port = free_port()
+    url = f"http://127.0.0.1:{port}"
+    pipeline.extra_env.update(
+        {
+            "SLACLOCK_HTTP_HOST": "127.0.0.1",
+            "SLACLOCK_HTTP_PORT": str(port),
+            "SLACLOCK_HTTP_ADVERTISED_URL": url,
+        }
+    )
+    return pipeline.start_worker(instance), url
+
+
+def metric(base: str, name: str, **labels: str) -> float:
+    """Sum of the samples of `name` whose labels include `labels` (0 when absent)."""
+    response = get(f"{base}/metrics")
+    assert response is not None and response[0] == 200
+    return sum(
+        sample.value
+        for family in text_string_to_metric_families(response[2].decode())
+        for sample in family.samples
+        if sample.name == name and labels.items() <= sample.labels.items()
+    )
+
+
+def created_event(ticket_id: str, at_us: int) -> tuple[bytes, bytes]:
+    event = {
+        "event_id": f"{ticket_id}-created",
+        "type": "ticket.created",
+        "ticket_id": ticket_id,
+        "occurred_at": format_us(at_us),
+        "customer_id": "c1",
+        "priority": "urgent",
+    }
+    return ticket_id.encode(), orjson.dumps(event)
+
+
+@pytest.fixture
+def pipeline(kafka_bootstrap: str, topic_prefix: str, tmp_path: Path) -> Iterator[LivePipeline]:
+    policy = tmp_path / "short.yaml"
+    policy.write_text(SHORT_POLICY)
+    live = LivePipeline(kafka_bootstrap, topic_prefix, tmp_path, policy_path=policy)
+    yield live
+    live.close()
+
+
+def test_ready_metrics_and_ticket_status_follow_the_worker_through_a_breach(
+    pipeline: LivePipeline,
+) -> None:
+    worker, url = start_http_worker(pipeline, "w1")
+    first = wait_for("the HTTP server", lambda: get(f"{url}/ready"), worker)
+    assert first[0] == 503, "not ready before the assignment is restored"
+    assert wait_for("liveness", lambda: get(f"{url}/health"), worker)[0] == 200
+    wait_for("readiness", lambda: get(f"{url}/ready")[0] == 200, worker)  # type: ignore[index]
+    ready = json.loads(get(f"{url}/ready")[2])  # type: ignore[index]
+    assert ready["stages"]["tickets"]["partitions"] == [0, 1, 2, 3]
+    assert metric(url, "slaclock_events_total") == 0
+
+    created_at = int(time.time() * US_PER_SECOND)
+    pipeline.publish([created_event("T-http", created_at)])
+    wait_for(
+        "the event in /metrics",
+        lambda: metric(url, "slaclock_events_total", type="ticket.created") == 1,
+        worker,
+    )
+    assert metric(url, "slaclock_open_tickets") == 1
+    assert metric(url, "slaclock_consumer_lag_records") == 0
+
+    before = get(f"{url}/tickets/T-http")
+    assert before is not None and before[0] == 200, before
+    view = json.loads(before[2])
+    first_response = view["metrics"]["first_response"]
+    assert (view["status"], view["priority"], view["tier"]) == ("new", "urgent", "fast")
+    assert first_response["state"] == "running"
+    assert first_response["target_seconds"] == 4
+    assert first_response["deadline"] == format_us(created_at + 4 * US_PER_SECOND)
+    assert 0 <= first_response["counted_seconds"] < 4
+    assert parse_instant(view["as_of"]) <= created_at + 4 * US_PER_SECOND
+
+    def breached() -> dict[str, Any] | None:
+        response = get(f"{url}/tickets/T-http")
+        assert response is not None and response[0] == 200
+        found: dict[str, Any] = json.loads(response[2])
+        return found if found["metrics"]["first_response"]["state"] == "breached" else None
+
+    after = wait_for("the breach", breached, worker, timeout=30)["metrics"]["first_response"]
+    assert after["deadline"] == first_response["deadline"]
+    assert after["counted_seconds"] >= 4 and after["next_warning"] is None
+    assert metric(url, "slaclock_outputs_total", type="sla.breach") == 1
+    assert metric(url, "slaclock_outputs_total", type="sla.warning") == 1
+    assert metric(url, "slaclock_breach_emission_delay_seconds_count") == 1
+
+    unknown = get(f"{url}/tickets/T-never-created")
+    assert unknown is not None and unknown[0] == 404
+    assert worker.stop() == 0, worker.log_tail()
+
+
+def test_ticket_asked_of_the_other_worker_is_redirected_to_its_owner(
+    pipeline: LivePipeline,
+) -> None:
+    pipeline.publish([created_event("T-routed", int(time.time() * US_PER_SECOND))])
+    first, first_url = start_http_worker(pipeline, "w1")
+    second, second_url = start_http_worker(pipeline, "w2")
+    urls = {first_url: first, second_url: second}
+
+    def partitions(url: str) -> list[int] | None:
+        response = get(f"{url}/ready")
+        if response is None or response[0] != 200:
+            return None
+        owned: list[int] = json.loads(response[2])["stages"]["tickets"]["partitions"]
+        return owned if len(owned) == 2 else None  # both members in the group
+
+    owned = {
+        url: wait_for(f"{url} ready", functools.partial(partitions, url), w)
+        for url, w in urls.items()
+    }
+    home = partition_for("T-routed", pipeline.partitions)
+    owner = next(url for url, parts in owned.items() if home in parts)
+    other = next(url for url in urls if url != owner)
+
+    redirected = get(f"{other}/tickets/T-routed")
+    assert redirected is not None and redirected[0] == 307, redirected
+    assert redirected[1]["Location"] == f"{owner}/tickets/T-routed"
+    answered = wait_for("the owner's answer", lambda: get(redirected[1]["Location"]), urls[owner])
+    assert answered[0] == 200 and json.loads(answered[2])["partition"] == home
+    assert first.stop() == 0 and second.stop() == 0
+
+
+def test_partitioner_agrees_with_confluent_kafka_murmur2_random(
+    kafka_bootstrap: str, topic_prefix: str, create_topics: CreateTopics
+) -> None:
+    (topic,) = create_topics(f"{topic_prefix}murmur", partitions=7)
+    producer = Producer({"bootstrap.servers": kafka_bootstrap, "partitioner": "murmur2_random"})
+    landed: dict[str, int] = {}
+
+    def delivered(error: Any, message: Any) -> None:
+        assert error is None
+        landed[message.key().decode()] = message.partition()
+
+    keys = [f"T-{i}" for i in range(300)] + ["21", "kafka", "Ünïcödé-tïcket", "x" * 41]
+    for key in keys:
+        producer.produce(topic, b"{}", key=key.encode(), on_delivery=delivered)
+    assert producer.flush(30) == 0
+    assert landed == {key: partition_for(key, 7) for key in keys}
