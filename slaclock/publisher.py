@@ -40,7 +40,13 @@ __all__ = [
 
 DEFAULT_TOPIC = "tickets.events"
 
-PRODUCER_GUARANTEES: Mapping[str, Any] = {"enable.idempotence": True, "acks": "all"}
+PRODUCER_GUARANTEES: Mapping[str, Any] = {
+    "enable.idempotence": True,
+    "acks": "all",
+    # The Java client's default: a ticket's events land on one partition whichever
+    # client (Java, this one, the worker) publishes them.
+    "partitioner": "murmur2_random",
+}
 """Always applied, over any configuration given: the point of this class."""
 
 

@@ -22,6 +22,7 @@ from confluent_kafka.admin._config import ConfigResource
 from typer.testing import CliRunner
 
 from processors.engine.ticket import Rejected
+from processors.live.http import partition_for
 from schemas.outputs import SlaBreach, SlaCompleted, SlaCredit, SlaWarning
 from slaclock.cli_live import live_app_commands
 from slaclock.publisher import TicketEventPublisher
@@ -279,6 +280,22 @@ def test_published_events_are_keyed_by_ticket_id_and_read_back_committed(
     # Order of a ticket is kept; bytes are sent as given, not re-encoded.
     assert [v for *_, v in by_key[b"T-A"]] == [orjson.dumps(sent[0]), str(sent[2]).encode()]
     assert by_key[b"T-B"][0][3] == as_bytes
+
+
+def test_publisher_partitions_tickets_like_the_java_client(
+    settings: Settings, create_topics: CreateTopics
+) -> None:
+    partitions = 7
+    create_topics(settings.topic_events, partitions=partitions)
+    tickets = [f"T-{n:03d}" for n in range(60)]
+    with TicketEventPublisher(settings) as publisher:
+        for n, ticket in enumerate(tickets):
+            publisher.publish(event(ticket, n))
+    records = read_all(settings.bootstrap_servers, [settings.topic_events], len(tickets))
+    assert len(records) == len(tickets)
+    placed = {key.decode(): partition for _, partition, key, _ in records if key is not None}
+    assert placed == {ticket: partition_for(ticket, partitions) for ticket in tickets}
+    assert len(set(placed.values())) > 1
 
 
 def test_publish_file_reports_bad_lines_with_their_numbers_and_sends_the_rest(
