@@ -36,6 +36,7 @@ from processors.live.records import (
     encode_output,
     output_key,
 )
+from processors.live.store import RocksTicketStore, remove_tree, require_rocksdict
 from processors.live.txloop import TransactionalLoop
 from slaclock.settings import Settings
 
@@ -58,11 +59,14 @@ class TrackingStore(dict[str, TicketState]):
         self.dirty.add(key)
 
 
+TicketStore = TrackingStore | RocksTicketStore  # by `settings.store`
+
+
 @dataclass
 class TicketTask:
     partition: int
     stage: TicketStage
-    store: TrackingStore
+    store: TicketStore
     processed_offset: int = 0  # next offset of tickets.events to process
     stream_time: int | None = None
     clock_sent: int | None = None  # last clock watermark sent to the ledger
@@ -101,11 +105,25 @@ class TicketProcessor(TransactionalLoop):
             "sla.breach": settings.topic_breaches,
             "sla.completed": settings.topic_completions,
         }
+        self.state_dir = settings.state_dir / settings.app_id / settings.instance_id
+        if settings.store == "rocksdb":
+            require_rocksdict()
+            # Left by a killed predecessor: every task is refilled from its changelog anyway.
+            remove_tree(self.state_dir)
 
     # -- state ----------------------------------------------------------------------------
 
+    def _new_store(self, partition: int) -> TicketStore:
+        """An empty store for a task: in memory, or a wiped RocksDB (`settings.store`)."""
+        if self.settings.store == "memory":
+            return TrackingStore()
+        previous = self.tasks.get(partition)
+        if previous is not None and isinstance(previous.store, RocksTicketStore):
+            previous.store.close()  # the database is re-created at the same path
+        return RocksTicketStore.fresh(self.state_dir / f"tickets-{partition}")
+
     def restore_task(self, partition: int, records: list[tuple[bytes, bytes]]) -> None:
-        store = TrackingStore()
+        store = self._new_store(partition)
         task = TicketTask(
             partition, TicketStage(self.engine, store, self.grace_us, self.retention_us), store
         )
@@ -116,6 +134,8 @@ class TicketProcessor(TransactionalLoop):
                 task.stream_time = meta.get("stream_time")
                 task.processed_offset = meta.get("processed_offset", 0)
                 task.clock_sent = meta.get("clock")
+            elif isinstance(store, RocksTicketStore):
+                store.load(key, value)
             else:
                 state = TicketState.from_record(orjson.loads(value))
                 dict.__setitem__(store, state.ticket_id, state)
@@ -127,7 +147,9 @@ class TicketProcessor(TransactionalLoop):
         )
 
     def drop_task(self, partition: int) -> None:
-        self.tasks.pop(partition, None)
+        task = self.tasks.pop(partition, None)
+        if task is not None and isinstance(task.store, RocksTicketStore):
+            task.store.destroy()
         self.metrics.forget_partition(partition)
 
     def flush_state(self) -> Iterator[tuple[int, bytes, bytes | None]]:
@@ -252,6 +274,14 @@ class TicketProcessor(TransactionalLoop):
                     headers=[("kind", KIND_WATERMARK)],
                     partition=ledger_partition,
                 )
+
+    def close(self) -> None:
+        try:
+            super().close()
+        finally:
+            for task in list(self.tasks.values()):
+                if isinstance(task.store, RocksTicketStore):
+                    task.store.close()  # files stay; the next start wipes them
 
     def owned_partitions(self) -> list[int]:
         with self.assigned_lock:

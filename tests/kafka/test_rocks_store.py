@@ -1,0 +1,60 @@
+"""The live pipeline with the RocksDB ticket store (`SLACLOCK_STORE=rocksdb`), compared with
+`replay` of the same events, across SIGKILLs (see `test_live_pipeline.py` for the method)."""
+
+from __future__ import annotations
+
+import random
+import re
+import time
+from pathlib import Path
+
+import pytest
+
+from tests.kafka.pipeline import LivePipeline
+from tests.kafka.test_live_pipeline import (
+    assert_live_equals_replay,
+    keyed,
+    run_to_now,
+    workload,
+)
+
+pytestmark = [pytest.mark.kafka, pytest.mark.slow]
+
+
+def test_rocksdb_store_live_equals_replay_across_sigkills(
+    kafka_bootstrap: str, topic_prefix: str, tmp_path: Path
+) -> None:
+    state_dir = tmp_path / "state"
+    pipeline = LivePipeline(
+        kafka_bootstrap,
+        topic_prefix,
+        tmp_path,
+        extra_env={"SLACLOCK_STORE": "rocksdb", "SLACLOCK_STATE_DIR": str(state_dir)},
+    )
+    try:
+        lines = workload(1600, seed=61)
+        pipeline.publish(keyed(lines))
+        rng = random.Random(8)
+        worker = pipeline.start_worker()
+        kills = mid_stream = 0
+        while kills < 4:
+            time.sleep(rng.uniform(1.5, 3.0))
+            worker.kill()
+            kills += 1
+            mid_stream += pipeline.unprocessed_input() > 0
+            worker = pipeline.start_worker()
+        clock = run_to_now(pipeline)
+
+        # The open tickets are on disk: one RocksDB per task, under <state_dir>/<app>/<id>/.
+        instance_dir = state_dir / pipeline.names["app_id"] / "w1"
+        databases = sorted(p.name for p in instance_dir.iterdir())
+        assert databases == [f"tickets-{p}" for p in range(pipeline.partitions)]
+        assert all((instance_dir / name / "CURRENT").is_file() for name in databases)
+        assert worker.stop() == 0, worker.log_tail()
+        restored = re.findall(r"tickets\[\d+\]: restored (\d+) tickets", worker.log_tail(200))
+        assert len(restored) == pipeline.partitions and sum(map(int, restored)) > 0
+
+        assert mid_stream >= 2, f"only {mid_stream} of the kills hit unprocessed input"
+        assert_live_equals_replay(pipeline, lines, clock)
+    finally:
+        pipeline.close()

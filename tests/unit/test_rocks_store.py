@@ -1,0 +1,361 @@
+"""`RocksTicketStore`: a mutable mapping of ticket states on disk with the `dirty` contract of
+the in-memory `TrackingStore`, and the worker's choice between them (`SLACLOCK_STORE`)."""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Iterator
+from datetime import UTC, datetime
+from pathlib import Path
+
+import orjson
+import pytest
+
+from processors.engine.instants import to_us
+from processors.engine.stage import TicketStage
+from processors.engine.ticket import Output, Rejected, TicketEngine, TicketState
+from processors.intake import decode_event
+from processors.live.records import META_KEY
+from processors.live.store import RocksTicketStore, StoreClosedError
+from processors.live.tickets import TicketProcessor, TicketStore, TrackingStore
+from slaclock.settings import load_settings
+from slaclock.workload import WorkloadShape, ticket_events
+from tests.core.builders import (
+    MON_0900_UTC,
+    Harness,
+    agent_reply,
+    created,
+    customer_reply,
+    make_policy,
+    priority,
+    status,
+)
+
+CACHE_SIZES = [0, 2, 1024]  # no cache, one that evicts all the time, one that holds all
+
+
+def real_states() -> dict[str, TicketState]:
+    """Ticket states as the engine leaves them: open, paused, replied, re-prioritised, closed."""
+    harness = Harness().feed(
+        created(MON_0900_UTC, ticket="T1", priority="urgent"),
+        agent_reply("2026-03-02T09:05:00Z", ticket="T1"),
+        customer_reply("2026-03-02T09:10:00Z", ticket="T1"),
+        created(MON_0900_UTC, ticket="T2", customer="globex", priority="normal"),
+        status("2026-03-02T10:00:00Z", "pending", ticket="T2"),
+        created("2026-03-02T09:30:00Z", ticket="T3", priority="high"),
+        priority("2026-03-02T09:45:00Z", "urgent", ticket="T3"),
+        created("2026-03-02T09:40:00Z", ticket="T4/ü", priority="low"),
+        status("2026-03-02T11:00:00Z", "solved", ticket="T4/ü"),
+    )
+    harness.until("2026-03-02T12:00:00Z")
+    states = dict(harness.replayer.store)
+    assert len(states) == 4
+    return states
+
+
+def record(state: TicketState | None) -> bytes | None:
+    return None if state is None else orjson.dumps(state.to_record())
+
+
+@pytest.fixture(params=CACHE_SIZES, ids=lambda size: f"cache{size}")
+def store(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[RocksTicketStore]:
+    rocks = RocksTicketStore.fresh(tmp_path / "tickets-0", cache_size=request.param)
+    yield rocks
+    rocks.close()
+
+
+# -- the mapping ------------------------------------------------------------------------------
+
+
+def test_an_empty_store_is_an_empty_mapping(store: RocksTicketStore) -> None:
+    assert len(store) == 0
+    assert list(store) == [] and list(store.values()) == [] and list(store.items()) == []
+    assert store.get("T1") is None
+    assert "T1" not in store
+    assert 1 not in store  # type: ignore[comparison-overlap]
+    with pytest.raises(KeyError):
+        store["T1"]
+    with pytest.raises(KeyError):
+        del store["T1"]
+    assert store.dirty == set()
+
+
+def test_set_get_overwrite_and_delete_like_a_dict(store: RocksTicketStore) -> None:
+    states = real_states()
+    for ticket_id, state in states.items():
+        store[ticket_id] = state
+    assert len(store) == 4
+    assert sorted(store) == sorted(states)
+    for ticket_id, state in states.items():
+        assert ticket_id in store
+        assert record(store[ticket_id]) == record(state)
+        assert record(store.get(ticket_id)) == record(state)
+
+    store["T1"] = states["T3"]  # overwrite: same count
+    assert len(store) == 4
+    assert record(store["T1"]) == record(states["T3"])
+
+    del store["T2"]
+    assert len(store) == 3
+    assert "T2" not in store and store.get("T2") is None
+    with pytest.raises(KeyError):
+        del store["T2"]
+    assert len(store) == 3
+    assert store.pop("T3").ticket_id == "T3"  # MutableMapping's mixins work on top
+    assert len(store) == 2
+
+
+def test_dirty_holds_the_keys_written_or_deleted_since_the_last_flush(
+    store: RocksTicketStore,
+) -> None:
+    states = real_states()
+    memory = TrackingStore()
+    for target in (store, memory):
+        for ticket_id, state in states.items():
+            target[ticket_id] = state
+        target.dirty.clear()  # flushed
+        target["T1"] = states["T1"]
+        del target["T2"]
+        with pytest.raises(KeyError):
+            del target["T-missing"]  # a failed delete marks nothing
+    assert store.dirty == memory.dirty == {"T1", "T2"}
+    # What flush_state sends to the changelog is the same bytes for both stores.
+    assert {k: record(store.get(k)) for k in store.dirty} == {
+        k: record(memory.get(k)) for k in memory.dirty
+    }
+
+
+def test_values_and_items_round_trip_real_states(store: RocksTicketStore) -> None:
+    states = real_states()
+    for ticket_id, state in states.items():
+        store[ticket_id] = state
+    assert sorted(record(s) or b"" for s in store.values()) == sorted(
+        record(s) or b"" for s in states.values()
+    )
+    assert {k: record(s) for k, s in store.items()} == {k: record(s) for k, s in states.items()}
+    assert {state.ticket_id for state in store.values()} == set(states)
+
+
+def test_a_state_changed_after_get_is_stored_when_reassigned(
+    store: RocksTicketStore, tmp_path: Path
+) -> None:
+    """The stage's pattern: get, change in place, `store[id] = state`."""
+    store["T1"] = real_states()["T1"]
+    state = store["T1"]
+    state.assignee = "agent-7"
+    store["T1"] = state
+    assert store["T1"].assignee == "agent-7"
+    store.close()
+    reopened = RocksTicketStore(store.path)
+    try:
+        assert reopened["T1"].assignee == "agent-7"
+    finally:
+        reopened.close()
+
+
+@pytest.mark.parametrize("cache_size", CACHE_SIZES)
+def test_a_stage_on_rocksdb_behaves_as_on_the_memory_store(cache_size: int, tmp_path: Path) -> None:
+    """Same events, timers and purges of closed tickets: same outputs, same changelog."""
+    policy = make_policy()
+    retention = 3600 * 1_000_000
+    memory = TrackingStore()
+    rocks = RocksTicketStore.fresh(tmp_path / "db", cache_size=cache_size)
+    stages = [
+        TicketStage(TicketEngine(policy), memory, 0, retention),
+        TicketStage(TicketEngine(policy), rocks, 0, retention),
+    ]
+    shape = WorkloadShape(tickets=150, start=datetime(2026, 3, 2, 8, tzinfo=UTC), seed=3)
+    outputs: list[list[Output]] = [[], []]
+    changelogs: list[dict[str, bytes | None]] = [{}, {}]
+    try:
+        for n, event in enumerate(ticket_events(shape)):
+            parsed = decode_event(orjson.dumps(event))
+            for stage, out in zip(stages, outputs, strict=True):
+                try:
+                    out.extend(stage.on_event(parsed, to_us(parsed.occurred_at)))
+                except Rejected:
+                    out.append({"type": "rejected"})
+            if n % 37 == 0:  # a flush, as flush_state does it
+                targets: tuple[TicketStore, TicketStore] = (memory, rocks)
+                for target, changelog in zip(targets, changelogs, strict=True):
+                    for key in sorted(target.dirty):
+                        changelog[key] = record(target.get(key))
+                    target.dirty.clear()
+        for stage, out in zip(stages, outputs, strict=True):
+            out.extend(stage.advance_to(to_us(datetime(2026, 4, 1, tzinfo=UTC))))
+        assert len(outputs[0]) > 300
+        assert outputs[0] == outputs[1]
+        assert stages[0].counters == stages[1].counters and stages[0].counters.purged > 50
+        assert changelogs[0] == changelogs[1]
+        assert len(memory) == len(rocks)
+        assert {k: record(s) for k, s in memory.items()} == {k: record(s) for k, s in rocks.items()}
+        stages[1].rebuild_timers()
+        assert stages[1].pending_timers() == stages[0].pending_timers()
+    finally:
+        rocks.close()
+
+
+# -- lifecycle --------------------------------------------------------------------------------
+
+
+def test_it_survives_close_and_reopen(store: RocksTicketStore) -> None:
+    states = real_states()
+    for ticket_id, state in states.items():
+        store[ticket_id] = state
+    del store["T2"]
+    store.close()
+    reopened = RocksTicketStore(store.path)
+    try:
+        assert len(reopened) == 3
+        assert reopened.dirty == set()
+        assert {k: record(s) for k, s in reopened.items()} == {
+            k: record(s) for k, s in states.items() if k != "T2"
+        }
+    finally:
+        reopened.close()
+
+
+def test_a_closed_store_reads_as_empty_and_refuses_writes(store: RocksTicketStore) -> None:
+    store["T1"] = real_states()["T1"]
+    store.close()
+    store.close()  # idempotent
+    assert store.get("T1") is None and "T1" not in store
+    assert len(store) == 0 and list(store) == [] and list(store.values()) == []
+    with pytest.raises(StoreClosedError):
+        store["T1"] = real_states()["T1"]
+    with pytest.raises(StoreClosedError):
+        del store["T1"]
+
+
+def test_wipe_empties_the_store_and_keeps_it_usable(store: RocksTicketStore) -> None:
+    states = real_states()
+    for ticket_id, state in states.items():
+        store[ticket_id] = state
+    store.wipe()
+    assert len(store) == 0 and list(store) == [] and store.get("T1") is None
+    assert store.dirty == set()  # a local reset, not deletions for the changelog
+    store["T3"] = states["T3"]
+    assert len(store) == 1 and record(store["T3"]) == record(states["T3"])
+
+
+def test_fresh_deletes_what_a_previous_run_left(store: RocksTicketStore) -> None:
+    store["T1"] = real_states()["T1"]
+    store.close()
+    again = RocksTicketStore.fresh(store.path)
+    try:
+        assert len(again) == 0 and again.get("T1") is None
+    finally:
+        again.close()
+
+
+def test_destroy_deletes_the_directory(store: RocksTicketStore) -> None:
+    store["T1"] = real_states()["T1"]
+    assert store.path.is_dir()
+    store.destroy()
+    assert not store.path.exists()
+    assert store.get("T1") is None
+
+
+def test_load_puts_changelog_records_without_making_them_dirty(store: RocksTicketStore) -> None:
+    states = real_states()
+    for ticket_id, state in states.items():
+        store.load(ticket_id.encode(), record(state) or b"")
+    store.load(b"T1", record(states["T1"]) or b"")  # a repeated key counts once
+    assert len(store) == 4 and store.dirty == set()
+    assert {k: record(s) for k, s in store.items()} == {k: record(s) for k, s in states.items()}
+
+
+def test_reads_from_another_thread_while_the_stage_writes(store: RocksTicketStore) -> None:
+    """The HTTP server reads `get` on its own threads; it sees a whole state or none."""
+    states = list(real_states().values())
+    stop = threading.Event()
+    problems: list[BaseException] = []
+
+    def read() -> None:
+        while not stop.is_set():
+            try:
+                for state in states:
+                    found = store.get(state.ticket_id)
+                    assert found is None or found.ticket_id == state.ticket_id
+            except BaseException as error:  # reported below
+                problems.append(error)
+                return
+
+    reader = threading.Thread(target=read)
+    reader.start()
+    try:
+        for _ in range(100):
+            for state in states:
+                store[state.ticket_id] = state
+            for state in states[:2]:
+                del store[state.ticket_id]
+    finally:
+        stop.set()
+        reader.join(10)
+    assert problems == []
+    assert len(store) == 2
+
+
+# -- the worker's choice ------------------------------------------------------------------------
+
+
+def processor(tmp_path: Path, **settings: object) -> TicketProcessor:
+    config = load_settings(
+        bootstrap_servers="127.0.0.1:1",  # never contacted: no loop runs
+        app_id="app",
+        instance_id="w1",
+        http_port=0,
+        **settings,
+    )
+    return TicketProcessor(config, make_policy(), ledger_partitions=1)
+
+
+def changelog_records() -> list[tuple[bytes, bytes]]:
+    meta = {"clock": 1_772_445_600_000_000, "stream_time": None, "processed_offset": 9}
+    records = [(k.encode(), record(s) or b"") for k, s in real_states().items()]
+    return [*records, (META_KEY, orjson.dumps(meta))]
+
+
+def test_memory_is_the_default_store(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("SLACLOCK_STORE", raising=False)
+    monkeypatch.chdir(tmp_path)  # no .env
+    assert load_settings().store == "memory"
+    tickets = processor(tmp_path)
+    try:
+        tickets.restore_task(0, changelog_records())
+        assert type(tickets.tasks[0].store) is TrackingStore
+        assert len(tickets.tasks[0].store) == 4
+    finally:
+        tickets.close()
+
+
+def test_rocksdb_store_per_task_restored_from_the_changelog_and_deleted_on_revoke(
+    tmp_path: Path,
+) -> None:
+    state_dir = tmp_path / "state"
+    leftover = state_dir / "app" / "w1" / "tickets-7"
+    leftover.mkdir(parents=True)  # from a killed predecessor
+    tickets = processor(tmp_path, store="rocksdb", state_dir=state_dir)
+    try:
+        assert not leftover.exists()
+        tickets.restore_task(0, changelog_records())
+        task = tickets.tasks[0]
+        assert isinstance(task.store, RocksTicketStore)
+        assert task.store.path == state_dir / "app" / "w1" / "tickets-0"
+        assert len(task.store) == 4 and task.processed_offset == 9
+        assert task.stage.pending_timers() > 0  # rebuilt from values()
+        assert list(tickets.flush_state()) == []  # restored records are not dirty
+
+        state = task.store["T1"]
+        state.assignee = "agent-7"
+        task.store["T1"] = state
+        del task.store["T2"]
+        flushed = {key: value for _, key, value in tickets.flush_state()}
+        assert flushed == {b"T1": record(state), b"T2": None}
+
+        tickets.restore_task(0, changelog_records())  # again (a rewind): a fresh database
+        assert tickets.tasks[0].store.get("T1").assignee is None  # type: ignore[union-attr]
+        tickets.drop_task(0)
+        assert not (state_dir / "app" / "w1" / "tickets-0").exists()
+    finally:
+        tickets.close()
