@@ -5,7 +5,7 @@
 #   docker run --rm -e SLACLOCK_BOOTSTRAP_SERVERS=kafka:9092 slaclock topics create
 ARG PYTHON_IMAGE=python:3.11-slim-bookworm
 
-# -- build: the package and its runtime dependencies into a virtualenv (no dev extras) --
+# -- build: the package, its runtime dependencies and RocksDB into a virtualenv (no dev extras)
 FROM ${PYTHON_IMAGE} AS build
 ENV PIP_NO_CACHE_DIR=1 \
     PIP_DISABLE_PIP_VERSION_CHECK=1
@@ -15,7 +15,7 @@ COPY schemas ./schemas
 COPY processors ./processors
 COPY slaclock ./slaclock
 RUN python -m venv /opt/venv \
-    && /opt/venv/bin/pip install --no-compile . \
+    && /opt/venv/bin/pip install --no-compile ".[rocksdb]" \
     && /opt/venv/bin/python -m compileall -q /opt/venv/lib
 
 # -- runtime ---------------------------------------------------------------------------
@@ -27,7 +27,9 @@ ENV PATH=/opt/venv/bin:$PATH \
     PYTHONUNBUFFERED=1 \
     PYTHONDONTWRITEBYTECODE=1 \
     SLACLOCK_POLICY_PATH=/etc/slaclock/policy.yaml \
-    SLACLOCK_HTTP_PORT=6066
+    SLACLOCK_HTTP_PORT=6066 \
+    SLACLOCK_STORE=rocksdb \
+    SLACLOCK_STATE_DIR=/var/lib/slaclock
 RUN groupadd --system --gid 10001 slaclock \
     && useradd --system --uid 10001 --gid slaclock --home-dir /var/lib/slaclock \
        --no-create-home --shell /usr/sbin/nologin slaclock \
@@ -37,7 +39,7 @@ COPY --from=build /opt/venv /opt/venv
 # A default policy; mount your own over it (read-only), see docker-compose.yml.
 COPY examples/policy.yaml /etc/slaclock/policy.yaml
 WORKDIR /var/lib/slaclock
-# Local state (the RocksDB store once wired; today state is rebuilt from the changelog).
+# Local state: one RocksDB per task (refilled from its changelog on every assignment).
 VOLUME ["/var/lib/slaclock"]
 USER 10001:10001
 EXPOSE 6066

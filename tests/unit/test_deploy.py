@@ -110,6 +110,8 @@ def test_image_runs_the_worker_and_checks_its_health_without_curl() -> None:
     assert "curl" not in healthcheck and "wget" not in healthcheck
     assert "6066" in stage["EXPOSE"]
     assert json.loads(stage["VOLUME"]) == ["/var/lib/slaclock"]
+    env = stage["ENV"]
+    assert "SLACLOCK_STORE=rocksdb" in env and "SLACLOCK_STATE_DIR=/var/lib/slaclock" in env
 
 
 def test_image_installs_runtime_dependencies_only() -> None:
@@ -117,7 +119,8 @@ def test_image_installs_runtime_dependencies_only() -> None:
     installs = re.findall(r"pip install ([^&]*)", runs)
     assert installs, "the package must be pip-installed"
     for args in installs:
-        assert "[" not in args, f"no extras (dev, ...) in the image: {args}"
+        extras = re.findall(r"\[([^\]]*)\]", args)
+        assert all(e == "rocksdb" for e in extras), f"only the rocksdb extra in the image: {args}"
         assert "requirements-dev" not in args and "pytest" not in args
     copied = [rest for k, rest in final_stage() if k == "COPY"]
     assert all("tests" not in c and "benchmarks" not in c for c in copied)
