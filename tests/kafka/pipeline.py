@@ -6,6 +6,7 @@ Every pipeline gets its own app id and topic names, so tests never see each othe
 from __future__ import annotations
 
 import os
+import random
 import signal
 import subprocess
 import sys
@@ -128,6 +129,22 @@ class LivePipeline:
     def close(self) -> None:
         for worker in self.workers:
             worker.kill()
+
+    def kill_repeatedly(
+        self, times: int, rng: random.Random, pause: tuple[float, float] = (0.5, 3.0)
+    ) -> tuple[WorkerProcess, int]:
+        """Start a worker, SIGKILL and restart it `times` times at random moments.
+
+        Returns the last (running) worker and how many kills hit unprocessed input.
+        """
+        worker = self.start_worker()
+        mid_stream = 0
+        for _ in range(times):
+            time.sleep(rng.uniform(*pause))
+            worker.kill()
+            mid_stream += self.unprocessed_input() > 0
+            worker = self.start_worker()
+        return worker, mid_stream
 
     # -- input ------------------------------------------------------------------------------
 

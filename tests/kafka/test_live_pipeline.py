@@ -96,18 +96,9 @@ def test_live_outputs_equal_replay_of_the_same_events(pipeline: LivePipeline) ->
 def test_sigkilled_worker_loses_and_duplicates_nothing(pipeline: LivePipeline) -> None:
     lines = workload(2400, seed=23)
     pipeline.publish(keyed(lines))
-    rng = random.Random(5)
-    worker = pipeline.start_worker()
-    kills = mid_stream = 0
-    while kills < 10:
-        time.sleep(rng.uniform(0.5, 3.0))
-        worker.kill()
-        kills += 1
-        mid_stream += pipeline.unprocessed_input() > 0
-        worker = pipeline.start_worker()
+    worker, mid_stream = pipeline.kill_repeatedly(10, random.Random(5))
     clock = run_to_now(pipeline)
     assert worker.stop() == 0, worker.log_tail()
-    assert kills == 10
     assert mid_stream >= 5, f"only {mid_stream} of the kills hit unprocessed input"
     assert_live_equals_replay(pipeline, lines, clock)
 

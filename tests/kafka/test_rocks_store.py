@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import random
 import re
-import time
 from pathlib import Path
 
 import pytest
@@ -34,15 +33,7 @@ def test_rocksdb_store_live_equals_replay_across_sigkills(
     try:
         lines = workload(1600, seed=61)
         pipeline.publish(keyed(lines))
-        rng = random.Random(8)
-        worker = pipeline.start_worker()
-        kills = mid_stream = 0
-        while kills < 4:
-            time.sleep(rng.uniform(1.5, 3.0))
-            worker.kill()
-            kills += 1
-            mid_stream += pipeline.unprocessed_input() > 0
-            worker = pipeline.start_worker()
+        worker, mid_stream = pipeline.kill_repeatedly(4, random.Random(8), pause=(1.5, 3.0))
         clock = run_to_now(pipeline)
 
         # The open tickets are on disk: one RocksDB per task, under <state_dir>/<app>/<id>/.
