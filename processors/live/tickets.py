@@ -15,7 +15,7 @@ from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 
 import orjson
-from confluent_kafka import Message
+from confluent_kafka import Message, TopicPartition
 
 from processors.engine.instants import US_PER_SECOND, parse_instant, to_us
 from processors.engine.ledger import CreditLedger
@@ -68,6 +68,8 @@ class TicketTask:
     stage: TicketStage
     store: TicketStore
     processed_offset: int = 0  # next offset of tickets.events to process
+    position: int = 0  # consumer position at batch start (past skipped control records)
+    last_in_batch: int = -1  # highest tickets.events offset of this task in the batch
     stream_time: int | None = None
     clock_sent: int | None = None  # last clock watermark sent to the ledger
     meta_dirty: bool = False
@@ -171,6 +173,34 @@ class TicketProcessor(TransactionalLoop):
 
     # -- processing ---------------------------------------------------------------------------
 
+    def before_batch(self, messages: list[Message]) -> None:
+        """Note, per task, the consumer position and the batch's last input offset.
+
+        A transactional publisher's commit markers occupy offsets no consumer ever sees, so
+        "processed up to end_offset" (SPEC 7) is judged by the consumer's position, which
+        librdkafka moves past them, once every input record of the batch is processed.
+        """
+        topic = self.settings.topic_events
+        for task in self.tasks.values():
+            task.last_in_batch = -1
+        for message in messages:
+            found, partition, offset = coordinates(message)
+            owner = self.tasks.get(partition)
+            if found == topic and owner is not None and offset > owner.last_in_batch:
+                owner.last_in_batch = offset
+        partitions = [TopicPartition(topic, p) for p in self.tasks]
+        if partitions:
+            for tp in self.consumer.position(partitions):
+                owner = self.tasks.get(tp.partition)
+                if owner is not None:
+                    owner.position = tp.offset
+
+    def _caught_up(self, task: TicketTask, end_offset: int) -> bool:
+        if task.processed_offset >= end_offset:
+            return True
+        batch_done = task.processed_offset > task.last_in_batch
+        return batch_done and task.position >= end_offset
+
     def process(self, message: Message) -> None:
         topic, partition, offset = coordinates(message)
         task = self.tasks.get(partition)
@@ -216,7 +246,7 @@ class TicketProcessor(TransactionalLoop):
                 "tickets[%d]: unreadable tick at offset %d", task.partition, message.offset()
             )
             return
-        if task.processed_offset >= tick.end_offset:
+        if self._caught_up(task, tick.end_offset):
             target = tick.now - self.grace_us
         elif task.stream_time is not None:
             target = task.stream_time - self.grace_us

@@ -121,6 +121,9 @@ class TransactionalLoop(ABC):
     def flush_state(self) -> Iterable[tuple[int, bytes, bytes | None]]:
         """Changed state since the last call: (task partition, key, value or None)."""
 
+    def before_batch(self, messages: list[Message]) -> None:  # noqa: B027 - an optional hook
+        """Called with each batch before its records are processed."""
+
     def after_batch(self) -> None:  # noqa: B027 - an optional hook
         """Called after each batch's records, before the commit (e.g. to emit watermarks)."""
 
@@ -240,6 +243,7 @@ class TransactionalLoop(ABC):
         if self.exactly_once:
             self.producer.begin_transaction()
         try:
+            self.before_batch(messages)
             for message in messages:
                 self.process(message)
             self.after_batch()

@@ -16,6 +16,7 @@ from pathlib import Path
 
 import orjson
 import pytest
+from confluent_kafka import Producer
 
 from processors.engine.instants import US_PER_SECOND, format_us
 from slaclock.workload import WorkloadShape, ticket_events
@@ -25,6 +26,14 @@ pytestmark = [pytest.mark.kafka]
 
 CUSTOMERS = ("acme", "globex", "initech", "muster-gmbh", "walk-in")
 MINUTE_US = 60 * US_PER_SECOND
+SHORT_POLICY = (
+    "default_tier: fast\n"
+    "calendars: {always: {timezone: UTC, hours: 24x7}}\n"
+    "tiers:\n"
+    "  fast:\n"
+    "    calendar: always\n"
+    "    targets: {first_response: {urgent: 8s}}\n"
+)
 
 
 @pytest.fixture
@@ -108,14 +117,7 @@ def test_breach_due_while_worker_is_down_is_emitted_after_restart(
     kafka_bootstrap: str, topic_prefix: str, tmp_path: Path
 ) -> None:
     policy = tmp_path / "short.yaml"
-    policy.write_text(
-        "default_tier: fast\n"
-        "calendars: {always: {timezone: UTC, hours: 24x7}}\n"
-        "tiers:\n"
-        "  fast:\n"
-        "    calendar: always\n"
-        "    targets: {first_response: {urgent: 8s}}\n"
-    )
+    policy.write_text(SHORT_POLICY)
     pipeline = LivePipeline(kafka_bootstrap, topic_prefix, tmp_path, policy_path=policy)
     try:
         worker = pipeline.start_worker()
@@ -140,6 +142,43 @@ def test_breach_due_while_worker_is_down_is_emitted_after_restart(
         breaches = [o for o in pipeline.outputs() if o["type"] == "sla.breach"]
         assert [(b["ticket_id"], b["at"]) for b in breaches] == [
             ("T-down", format_us(created_at + 8 * US_PER_SECOND))
+        ]
+    finally:
+        pipeline.close()
+
+
+@pytest.mark.slow
+def test_timers_follow_wall_time_after_input_from_a_transactional_publisher(
+    kafka_bootstrap: str, topic_prefix: str, tmp_path: Path
+) -> None:
+    """A transaction's commit marker takes an offset no consumer sees: still caught up."""
+    policy = tmp_path / "short.yaml"
+    policy.write_text(SHORT_POLICY)
+    pipeline = LivePipeline(kafka_bootstrap, topic_prefix, tmp_path, policy_path=policy)
+    try:
+        worker = pipeline.start_worker()
+        pipeline.wait_for_clock(int(time.time() * US_PER_SECOND) - 5 * US_PER_SECOND)
+        created_at = int(time.time() * US_PER_SECOND)
+        event = {
+            "event_id": "e1",
+            "type": "ticket.created",
+            "ticket_id": "T-tx",
+            "occurred_at": format_us(created_at),
+            "customer_id": "c1",
+            "priority": "urgent",
+        }
+        producer = Producer(
+            {"bootstrap.servers": kafka_bootstrap, "transactional.id": topic_prefix}
+        )
+        producer.init_transactions(30)
+        producer.begin_transaction()
+        producer.produce(pipeline.settings.topic_events, orjson.dumps(event), key=b"T-tx")
+        producer.commit_transaction(30)
+        pipeline.wait_for_clock(created_at + 9 * US_PER_SECOND, timeout=60)
+        assert worker.stop() == 0, worker.log_tail()
+        breaches = [o for o in pipeline.outputs() if o["type"] == "sla.breach"]
+        assert [(b["ticket_id"], b["at"]) for b in breaches] == [
+            ("T-tx", format_us(created_at + 8 * US_PER_SECOND))
         ]
     finally:
         pipeline.close()
