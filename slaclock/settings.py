@@ -46,6 +46,11 @@ class Settings(BaseSettings):
     topic_dlq: str = "tickets.events.dlq"
 
     tick_interval: float = Field(1.0, gt=0, description="seconds between clock ticks")
+    timer_ticks: bool = Field(
+        True,
+        description="also tick when a timer falls due (at its instant + grace), so breaches "
+        "do not wait for the next regular tick",
+    )
     grace: float = Field(2.0, ge=0, description="seconds the clock trails wall time")
     max_future_skew: float = Field(300.0, gt=0, description="seconds an event may be ahead")
     closed_retention: float = Field(7 * 86400.0, ge=0, description="seconds to keep closed")

@@ -71,6 +71,27 @@ class TicketStage:
     def pending_timers(self) -> int:
         return len(self._scheduled)
 
+    def scheduled_timers(self) -> dict[str, int]:
+        """A copy of the timer index: ticket id -> due instant (for a checkpoint)."""
+        return dict(self._scheduled)
+
+    def restore_timers(self, scheduled: dict[str, int]) -> None:
+        """Take a timer index saved by `scheduled_timers` instead of rebuilding it."""
+        self._scheduled = dict(scheduled)
+        self._timers = [(due, ticket_id) for ticket_id, due in self._scheduled.items()]
+        heapq.heapify(self._timers)
+
+    def earliest_timer(self) -> int | None:
+        """The earliest scheduled instant (possibly a superseded entry, never a later one).
+
+        Safe to call from another thread: one read of the heap's first item.
+        """
+        timers = self._timers
+        try:
+            return timers[0][0]
+        except IndexError:
+            return None
+
     def _wake_at(self, state: TicketState) -> int | None:
         if state.closed_at is not None:
             return state.closed_at + self.closed_retention_us

@@ -22,6 +22,7 @@ from processors.live.http import StatusServer
 from processors.live.ledger import LedgerProcessor
 from processors.live.metrics import Metrics
 from processors.live.records import Tick
+from processors.live.schedule import TickSchedule
 from processors.live.tickets import TicketProcessor
 from schemas.policy import load_policy, parse_contract
 from slaclock.settings import Settings
@@ -30,25 +31,51 @@ log = logging.getLogger(__name__)
 
 
 class Ticker:
-    """Every `tick_interval`, one tick {now, end_offset} per owned input partition (SPEC 7)."""
+    """Every `tick_interval`, one tick {now, end_offset} per owned input partition (SPEC 7).
+
+    With `timer_ticks`, it also ticks when the earliest pending timer of its partitions
+    falls due (at its instant + grace), at most once per `TIMER_TICK_MIN_GAP`: a breach then
+    waits only for processing, not for the next regular tick. Ticks stay data in the clock
+    topic, so the extra ones change when outputs are emitted, never what they are.
+    """
+
+    RECHECK_S = 0.05  # how often the earliest due timer is looked at between ticks
+    TIMER_TICK_MIN_GAP = 0.1  # extra ticks never come closer together than this
+    DUE_MARGIN_S = 0.001  # tick a little after the instant, so `now - grace` has passed it
 
     def __init__(
         self,
         settings: Settings,
         owned: Callable[[], list[int]],
         wall_clock: Callable[[], float] = time.time,
+        earliest_due: Callable[[], int | None] | None = None,
     ) -> None:
         self.settings = settings
         self.owned = owned
         self.wall_clock = wall_clock
+        self.earliest_due = earliest_due if settings.timer_ticks else None
         base = settings.kafka_config()
         self.producer = Producer({**base, "enable.idempotence": True, "linger.ms": 0})
         self.offsets = Consumer({**base, "group.id": f"{settings.app_id}-ticker"})
 
     def run(self, stop: threading.Event) -> None:
         try:
-            while not stop.wait(self.settings.tick_interval):
-                self.tick_once()
+            scheduler = TickSchedule(
+                self.settings.tick_interval,
+                self.settings.grace,
+                self.wall_clock(),
+                self.TIMER_TICK_MIN_GAP,
+                self.DUE_MARGIN_S,
+            )
+            while True:
+                due = self.earliest_due() if self.earliest_due is not None else None
+                wait = scheduler.wait(self.wall_clock(), due)
+                if self.earliest_due is not None:
+                    wait = min(wait, self.RECHECK_S)
+                if stop.wait(wait):
+                    break
+                if scheduler.should_tick(self.wall_clock()):
+                    self.tick_once()
         finally:
             self.producer.flush(5)
             self.offsets.close()
@@ -154,7 +181,9 @@ class Worker:
             settings, self.policy, ledger_partitions, self.metrics, wall_clock
         )
         self.ledger = LedgerProcessor(settings, self.policy, events_partitions, self.metrics)
-        self.ticker = Ticker(settings, self.tickets.owned_partitions, wall_clock)
+        self.ticker = Ticker(
+            settings, self.tickets.owned_partitions, wall_clock, self.tickets.earliest_due
+        )
         self.contracts = ContractsFeed(settings, self.policy)
         self.stop = threading.Event()
         self.failure: BaseException | None = None

@@ -82,3 +82,12 @@ def test_closed_ticket_state_is_dropped_after_retention() -> None:
     assert "T1" in s.store
     s.advance_to(parse_instant(DEADLINE))
     assert "T1" not in s.store and s.counters.purged == 1
+
+
+def test_earliest_timer_is_the_next_threshold_instant() -> None:
+    s = stage()
+    assert s.earliest_timer() is None
+    feed(s, created(T0))  # first_response 1h, warnings at 50%: 09:30
+    assert s.earliest_timer() == parse_instant("2026-03-02T09:30:00Z")
+    s.advance_to(parse_instant("2026-03-02T09:30:00Z"))
+    assert s.earliest_timer() == parse_instant("2026-03-02T09:45:00Z")
