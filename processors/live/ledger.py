@@ -64,8 +64,10 @@ class LedgerProcessor(TransactionalLoop):
         self.tasks: dict[int, LedgerTask] = {}
         self.source = f"slaclock/{settings.app_id}"
 
-    def restore_task(self, partition: int, records: list[tuple[bytes, bytes]]) -> None:
-        task = LedgerTask(partition)
+    def restore_task(
+        self, partition: int, records: list[tuple[bytes, bytes]], warm: bool = False
+    ) -> None:
+        task = LedgerTask(partition)  # in memory only: never warm
         for key, value in records:
             if key == META_KEY:
                 meta = orjson.loads(value)

@@ -13,6 +13,7 @@ import logging
 import time
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
+from typing import Any
 
 import orjson
 from confluent_kafka import Message, TopicPartition
@@ -23,6 +24,12 @@ from processors.engine.policy import CompiledPolicy
 from processors.engine.stage import TicketStage
 from processors.engine.ticket import Output, Rejected, TicketEngine, TicketState
 from processors.intake import decode_event
+from processors.live.checkpoint import (
+    StoreCheckpoint,
+    store_path,
+    take_checkpoints,
+    write_checkpoint,
+)
 from processors.live.metrics import Metrics
 from processors.live.records import (
     KIND_BREACH,
@@ -36,7 +43,7 @@ from processors.live.records import (
     encode_output,
     output_key,
 )
-from processors.live.store import RocksTicketStore, remove_tree, require_rocksdict
+from processors.live.store import RocksTicketStore, require_rocksdict
 from processors.live.txloop import TransactionalLoop
 from slaclock.settings import Settings
 
@@ -108,10 +115,14 @@ class TicketProcessor(TransactionalLoop):
             "sla.completed": settings.topic_completions,
         }
         self.state_dir = settings.state_dir / settings.app_id / settings.instance_id
+        self.warm: dict[int, StoreCheckpoint] = {}
+        self.closing = False
         if settings.store == "rocksdb":
             require_rocksdict()
-            # Left by a killed predecessor: every task is refilled from its changelog anyway.
-            remove_tree(self.state_dir)
+            # A clean predecessor left checkpointed stores (a warm start); anything else
+            # it left, a killed one in particular, is deleted: those tasks are refilled
+            # from their changelogs.
+            self.warm = take_checkpoints(self.state_dir)
 
     # -- state ----------------------------------------------------------------------------
 
@@ -122,36 +133,65 @@ class TicketProcessor(TransactionalLoop):
         previous = self.tasks.get(partition)
         if previous is not None and isinstance(previous.store, RocksTicketStore):
             previous.store.close()  # the database is re-created at the same path
-        return RocksTicketStore.fresh(self.state_dir / f"tickets-{partition}")
+        return RocksTicketStore.fresh(store_path(self.state_dir, partition))
 
-    def restore_task(self, partition: int, records: list[tuple[bytes, bytes]]) -> None:
-        store = self._new_store(partition)
+    def warm_offset(self, partition: int) -> int | None:
+        checkpoint = self.warm.get(partition)
+        return None if checkpoint is None else checkpoint.changelog_offset
+
+    def restore_task(
+        self, partition: int, records: list[tuple[bytes, bytes]], warm: bool = False
+    ) -> None:
+        checkpoint = self.warm.pop(partition, None)  # used once, or never
+        store: TicketStore
+        if warm and checkpoint is not None:
+            store = RocksTicketStore(store_path(self.state_dir, partition))
+        else:
+            checkpoint = None
+            store = self._new_store(partition)
         task = TicketTask(
             partition, TicketStage(self.engine, store, self.grace_us, self.retention_us), store
         )
-        for key, value in records:
-            if key == META_KEY:
-                meta = orjson.loads(value)
-                task.stage.clock = meta.get("clock")
-                task.stream_time = meta.get("stream_time")
-                task.processed_offset = meta.get("processed_offset", 0)
-                task.clock_sent = meta.get("clock")
-            elif isinstance(store, RocksTicketStore):
-                store.load(key, value)
-            else:
-                state = TicketState.from_record(orjson.loads(value))
-                dict.__setitem__(store, state.ticket_id, state)
-        task.stage.rebuild_timers()
+        if checkpoint is not None:
+            self._apply_meta(task, checkpoint.meta)
+            task.stage.restore_timers(checkpoint.timers)
+        else:
+            for key, value in records:
+                if key == META_KEY:
+                    self._apply_meta(task, orjson.loads(value))
+                elif isinstance(store, RocksTicketStore):
+                    store.load(key, value)
+                else:
+                    state = TicketState.from_record(orjson.loads(value))
+                    dict.__setitem__(store, state.ticket_id, state)
+            task.stage.rebuild_timers()
         self.tasks[partition] = task
         self.metrics.set_open_tickets(partition, len(store))
         log.info(
             "tickets[%d]: restored %d tickets, clock %s", partition, len(store), task.stage.clock
         )
 
+    @staticmethod
+    def _apply_meta(task: TicketTask, meta: dict[str, Any]) -> None:
+        task.stage.clock = meta.get("clock")
+        task.stream_time = meta.get("stream_time")
+        task.processed_offset = meta.get("processed_offset", 0)
+        task.clock_sent = meta.get("clock")
+
+    def _meta(self, task: TicketTask) -> dict[str, Any]:
+        return {
+            "clock": task.stage.clock,
+            "stream_time": task.stream_time,
+            "processed_offset": task.processed_offset,
+        }
+
     def drop_task(self, partition: int) -> None:
         task = self.tasks.pop(partition, None)
         if task is not None and isinstance(task.store, RocksTicketStore):
-            task.store.destroy()
+            if self.closing:
+                task.store.close()  # stopping: its checkpoint (if any) may reuse it
+            else:
+                task.store.destroy()
         self.metrics.forget_partition(partition)
 
     def flush_state(self) -> Iterator[tuple[int, bytes, bytes | None]]:
@@ -163,12 +203,7 @@ class TicketProcessor(TransactionalLoop):
                 yield task.partition, ticket_id.encode(), value
             store.dirty.clear()
             if task.meta_dirty:
-                meta = {
-                    "clock": task.stage.clock,
-                    "stream_time": task.stream_time,
-                    "processed_offset": task.processed_offset,
-                }
-                yield task.partition, META_KEY, orjson.dumps(meta)
+                yield task.partition, META_KEY, orjson.dumps(self._meta(task))
                 task.meta_dirty = False
 
     # -- processing ---------------------------------------------------------------------------
@@ -306,6 +341,12 @@ class TicketProcessor(TransactionalLoop):
                 )
 
     def close(self) -> None:
+        self.closing = True
+        try:
+            if self.clean_exit:
+                self._checkpoint_stores()
+        except Exception:  # no checkpoint only means a full restore next time
+            log.exception("tickets: checkpointing the local stores failed")
         try:
             super().close()
         finally:
@@ -313,9 +354,33 @@ class TicketProcessor(TransactionalLoop):
                 if isinstance(task.store, RocksTicketStore):
                     task.store.close()  # files stay; the next start wipes them
 
+    def _checkpoint_stores(self) -> None:
+        """After the last commit of a clean stop: checkpoint every RocksDB task store."""
+        for task in list(self.tasks.values()):
+            if not isinstance(task.store, RocksTicketStore):
+                continue
+            checkpoint = StoreCheckpoint(
+                self._changelog_end(task.partition),
+                self._meta(task),
+                task.stage.scheduled_timers(),
+            )
+            task.store.close()
+            write_checkpoint(self.state_dir, task.partition, checkpoint)
+            log.info(
+                "tickets[%d]: checkpointed %d tickets at changelog offset %d",
+                task.partition,
+                len(checkpoint.timers),
+                checkpoint.changelog_offset,
+            )
+
     def owned_partitions(self) -> list[int]:
         with self.assigned_lock:
             return sorted(self.assigned)
+
+    def earliest_due(self) -> int | None:
+        """The earliest timer of this worker's tasks (read by the ticker's thread)."""
+        dues = [d for t in list(self.tasks.values()) if (d := t.stage.earliest_timer()) is not None]
+        return min(dues) if dues else None
 
     def status_of(self, ticket_id: str) -> Iterable[TicketState]:
         for task in list(self.tasks.values()):

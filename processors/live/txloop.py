@@ -101,13 +101,23 @@ class TransactionalLoop(ABC):
             "isolation.level": "read_committed",
             "enable.partition.eof": True,
         }
-        self._failed = False
+        self.clean_exit = False  # the loop stopped after a committed batch (not by an error)
 
     # -- hooks --------------------------------------------------------------------------
 
     @abstractmethod
-    def restore_task(self, partition: int, records: list[tuple[bytes, bytes]]) -> None:
-        """Rebuild a task's state from its changelog records (latest value per key)."""
+    def restore_task(
+        self, partition: int, records: list[tuple[bytes, bytes]], warm: bool = False
+    ) -> None:
+        """Rebuild a task's state from its changelog records (latest value per key).
+
+        `warm`: the task's local store is reused as it is, because its checkpoint is the
+        changelog's end offset (see `warm_offset`); `records` is then empty.
+        """
+
+    def warm_offset(self, partition: int) -> int | None:
+        """The changelog offset a task's warm local store reflects, None if it has none."""
+        return None
 
     @abstractmethod
     def drop_task(self, partition: int) -> None:
@@ -153,7 +163,19 @@ class TransactionalLoop(ABC):
         tasks = sorted({tp.partition for tp in partitions if tp.topic == self.task_topic})
         log.info("%s: assigned tasks %s", self.name, tasks)
         for task in tasks:
-            self.restore_task(task, self._read_changelog(task))
+            checkpoint = self.warm_offset(task)
+            if checkpoint is not None and self._changelog_end(task) == checkpoint:
+                log.info(
+                    "%s: task %d reuses its local store (changelog at %d)",
+                    self.name,
+                    task,
+                    checkpoint,
+                )
+                self.restore_task(task, [], warm=True)
+            else:
+                if checkpoint is not None:
+                    log.info("%s: task %d: local store is stale; full restore", self.name, task)
+                self.restore_task(task, self._read_changelog(task))
         with self.assigned_lock:
             self.assigned.update(tasks)
         self.ready.set()
@@ -165,6 +187,13 @@ class TransactionalLoop(ABC):
             self.assigned.difference_update(tasks)
         for task in tasks:
             self.drop_task(task)
+
+    def _changelog_end(self, partition: int) -> int:
+        """The end offset of a task's changelog partition, as the broker has it now."""
+        _, high = self.consumer.get_watermark_offsets(
+            TopicPartition(self.changelog_topic, partition), timeout=10, cached=False
+        )
+        return int(high)
 
     def _read_changelog(self, partition: int) -> list[tuple[bytes, bytes]]:
         latest: dict[bytes, bytes] = {}
@@ -222,6 +251,7 @@ class TransactionalLoop(ABC):
                     self.idle()
                     continue
                 self._process_batch(messages)
+            self.clean_exit = True
         finally:
             self.close()
 

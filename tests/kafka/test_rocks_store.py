@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import random
 import re
+import time
 from pathlib import Path
 
 import pytest
@@ -46,6 +47,40 @@ def test_rocksdb_store_live_equals_replay_across_sigkills(
         assert len(restored) == pipeline.partitions and sum(map(int, restored)) > 0
 
         assert mid_stream >= 2, f"only {mid_stream} of the kills hit unprocessed input"
+        assert_live_equals_replay(pipeline, lines, clock)
+    finally:
+        pipeline.close()
+
+
+def test_clean_restart_reuses_the_local_stores_and_still_equals_replay(
+    kafka_bootstrap: str, topic_prefix: str, tmp_path: Path
+) -> None:
+    state_dir = tmp_path / "state"
+    pipeline = LivePipeline(
+        kafka_bootstrap,
+        topic_prefix,
+        tmp_path,
+        extra_env={"SLACLOCK_STORE": "rocksdb", "SLACLOCK_STATE_DIR": str(state_dir)},
+    )
+    try:
+        lines = workload(3000, seed=73)
+        total = pipeline.publish(keyed(lines))
+        worker = pipeline.start_worker()
+        deadline = time.monotonic() + 120
+        while pipeline.unprocessed_input() > total * 0.6:  # stop it well into the stream
+            assert time.monotonic() < deadline, worker.log_tail()
+            time.sleep(0.2)
+        assert worker.stop() == 0, worker.log_tail()
+        assert pipeline.unprocessed_input() > 0, "the stop should come before the end of input"
+        instance_dir = state_dir / pipeline.names["app_id"] / "w1"
+        checkpoints = sorted(p.name for p in instance_dir.glob("*.checkpoint"))
+        assert checkpoints == [f"tickets-{p}.checkpoint" for p in range(pipeline.partitions)]
+
+        worker = pipeline.start_worker()
+        clock = run_to_now(pipeline)
+        assert worker.stop() == 0, worker.log_tail()
+        log = worker.log_tail(400)
+        assert len(re.findall(r"task \d+ reuses its local store", log)) == pipeline.partitions
         assert_live_equals_replay(pipeline, lines, clock)
     finally:
         pipeline.close()

@@ -359,3 +359,68 @@ def test_rocksdb_store_per_task_restored_from_the_changelog_and_deleted_on_revok
         assert not (state_dir / "app" / "w1" / "tickets-0").exists()
     finally:
         tickets.close()
+
+
+def test_a_clean_stop_checkpoints_the_stores_and_the_next_start_reuses_them(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    state_dir = tmp_path / "state"
+    instance_dir = state_dir / "app" / "w1"
+    tickets = processor(tmp_path, store="rocksdb", state_dir=state_dir)
+    tickets.restore_task(0, changelog_records())
+    before = {k: record(s) for k, s in tickets.tasks[0].store.items()}
+    timers = tickets.tasks[0].stage.scheduled_timers()
+    assert timers
+    # The changelog's end offset comes from the broker; none runs in this unit test.
+    monkeypatch.setattr(TicketProcessor, "_changelog_end", lambda self, partition: 42)
+    tickets.clean_exit = True  # as after the loop stopped on request
+    tickets.close()
+    assert (instance_dir / "tickets-0.checkpoint").is_file()
+
+    again = processor(tmp_path, store="rocksdb", state_dir=state_dir)
+    try:
+        assert again.warm_offset(0) == 42
+        assert not (instance_dir / "tickets-0.checkpoint").exists()  # consumed at start
+        again.restore_task(0, [], warm=True)
+        task = again.tasks[0]
+        assert {k: record(s) for k, s in task.store.items()} == before
+        assert task.stage.scheduled_timers() == timers
+        assert task.processed_offset == 9 and task.stage.clock == 1_772_445_600_000_000
+        assert again.warm_offset(0) is None  # used once
+    finally:
+        again.close()
+
+
+def test_a_stop_by_an_error_leaves_no_checkpoint_and_the_store_is_deleted(tmp_path: Path) -> None:
+    state_dir = tmp_path / "state"
+    tickets = processor(tmp_path, store="rocksdb", state_dir=state_dir)
+    tickets.restore_task(0, changelog_records())
+    tickets.close()  # clean_exit is False: the loop ended by an exception (or a kill)
+    assert list((state_dir / "app" / "w1").glob("*.checkpoint")) == []
+
+    again = processor(tmp_path, store="rocksdb", state_dir=state_dir)
+    try:
+        assert again.warm_offset(0) is None
+        assert not (state_dir / "app" / "w1" / "tickets-0").exists()
+    finally:
+        again.close()
+
+
+def test_a_stale_checkpoint_is_not_trusted(tmp_path: Path) -> None:
+    """The loop asks `warm_offset` and compares it with the changelog's end; when they
+    differ it restores in full, and the store it gets is a fresh one."""
+    state_dir = tmp_path / "state"
+    tickets = processor(tmp_path, store="rocksdb", state_dir=state_dir)
+    tickets.restore_task(0, changelog_records())
+    tickets.tasks[0].store["T1"].assignee = "local-only"  # type: ignore[union-attr]
+    tickets.clean_exit = True
+    tickets._changelog_end = lambda partition: 5  # type: ignore[method-assign]
+    tickets.close()
+
+    again = processor(tmp_path, store="rocksdb", state_dir=state_dir)
+    try:
+        assert again.warm_offset(0) == 5
+        again.restore_task(0, changelog_records())  # warm=False: the changelog moved on
+        assert again.tasks[0].store.get("T1").assignee is None  # type: ignore[union-attr]
+    finally:
+        again.close()
