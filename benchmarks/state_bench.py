@@ -223,53 +223,10 @@ def scale_and_recovery(
                     "disk": disk,
                 }
             )
-            # -- recovery ------------------------------------------------------------------------
-            tail = tail_consumer(
-                bootstrap, pipeline.settings.topic_completions, pipeline.partitions
-            )
-            worker.kill()
-            start = time.monotonic()
-            worker = pipeline.start_worker()
-            probe = f"T{published // 2:07d}"
-            pipeline.publish([other(probe, 2, "ticket.agent_replied", public=True)])
-            restored_at: float | None = None
-            done_at: float | None = None
-            deadline = start + 600
-            while done_at is None and time.monotonic() < deadline:
-                for message in tail.consume(100, timeout=0.05):
-                    if (
-                        message.error() is None
-                        and orjson.loads(message.value()).get("ticket_id") == probe
-                    ):
-                        done_at = time.monotonic()
-                if restored_at is None and restored_lines(worker) >= pipeline.partitions:
-                    restored_at = time.monotonic()
-            tail.close()
-            if done_at is None:
-                raise TimeoutError(f"no sla.completed for {probe}\n{worker.log_tail()}")
-            if restored_at is None:
-                restored_at = wait_restored(worker, pipeline.partitions)
-            rss, hwm = settle_rss(worker.process.pid)
-            recovery = done_at - start
-            print(
-                f"[{store}] recovery of {published:,} tickets: restore done {restored_at - start:.2f}s, "
-                f"first new output {recovery:.2f}s after restart; restarted RSS "
-                f"{rss / 1024:.1f} MiB (peak {hwm / 1024:.1f}), "
-                f"{(rss - base_rss) * 1024 / published:,.0f} B/ticket over baseline; "
-                f"linear extrapolation to 1M: {recovery * 1_000_000 / published:.0f}s"
-            )
-            rows.append(
-                {
-                    "store": store,
-                    "tickets": published,
-                    "recovery": recovery,
-                    "restore": restored_at - start,
-                    "rss_kib": rss,
-                    "hwm_kib": hwm,
-                    "per_ticket": (rss - base_rss) * 1024 / published,
-                    "restarted": True,
-                }
-            )
+            # -- recovery: after a SIGKILL; for rocksdb also after a clean stop (warm store)
+            for how in ("kill", "clean") if store == "rocksdb" else ("kill",):
+                worker, row = recover(pipeline, worker, published, how, base_rss)
+                rows.append({"store": store, **row})
         worker.stop()
         rec = [r for r in rows if r.get("restarted")]
         if len(rec) >= 2:
@@ -284,7 +241,64 @@ def scale_and_recovery(
     return rows
 
 
-def timer_precision(bootstrap: str, tickets: int, workdir: Path) -> list[float]:
+def recover(
+    pipeline: LivePipeline, worker: WorkerProcess, published: int, how: str, base_rss: int
+) -> tuple[WorkerProcess, dict[str, Any]]:
+    """Stop the worker (`kill`: SIGKILL; `clean`: SIGTERM), restart it, and time until a
+    new event's output is readable. Returns the new worker and the figures."""
+    store = pipeline.extra_env["SLACLOCK_STORE"]
+    tail = tail_consumer(
+        pipeline.bootstrap, pipeline.settings.topic_completions, pipeline.partitions
+    )
+    if how == "kill":
+        worker.kill()
+    else:
+        assert worker.stop() == 0, worker.log_tail()
+    start = time.monotonic()
+    worker = pipeline.start_worker()
+    probe = f"T{published // 2 + (how == 'clean'):07d}"
+    pipeline.publish([other(probe, 2, "ticket.agent_replied", public=True)])
+    restored_at: float | None = None
+    done_at: float | None = None
+    deadline = start + 600
+    while done_at is None and time.monotonic() < deadline:
+        for message in tail.consume(100, timeout=0.05):
+            if message.error() is None and orjson.loads(message.value()).get("ticket_id") == probe:
+                done_at = time.monotonic()
+        if restored_at is None and restored_lines(worker) >= pipeline.partitions:
+            restored_at = time.monotonic()
+    tail.close()
+    if done_at is None:
+        raise TimeoutError(f"no sla.completed for {probe}\n{worker.log_tail()}")
+    if restored_at is None:
+        restored_at = wait_restored(worker, pipeline.partitions)
+    warm = worker.log_path.read_text(errors="replace").count("reuses its local store")
+    rss, hwm = settle_rss(worker.process.pid)
+    recovery = done_at - start
+    label = "SIGKILL" if how == "kill" else f"clean stop ({warm} warm tasks)"
+    print(
+        f"[{store}] recovery of {published:,} tickets after {label}: restore done "
+        f"{restored_at - start:.2f}s, first new output {recovery:.2f}s after restart; "
+        f"restarted RSS {rss / 1024:.1f} MiB (peak {hwm / 1024:.1f}), "
+        f"{(rss - base_rss) * 1024 / published:,.0f} B/ticket over baseline"
+    )
+    row = {
+        "tickets": published,
+        "how": how,
+        "warm_tasks": warm,
+        "recovery": recovery,
+        "restore": restored_at - start,
+        "rss_kib": rss,
+        "hwm_kib": hwm,
+        "per_ticket": (rss - base_rss) * 1024 / published,
+        "restarted": how == "kill",
+    }
+    return worker, row
+
+
+def timer_precision(
+    bootstrap: str, tickets: int, workdir: Path, timer_ticks: bool = True
+) -> list[float]:
     policy = workdir / "timer-policy.yaml"
     policy.write_text(TIMER_POLICY)
     pipeline = LivePipeline(
@@ -292,7 +306,11 @@ def timer_precision(bootstrap: str, tickets: int, workdir: Path) -> list[float]:
         f"t{uuid.uuid4().hex[:6]}.",
         workdir,
         policy_path=policy,
-        extra_env={"SLACLOCK_TICK_INTERVAL": "1", "SLACLOCK_GRACE": "2"},
+        extra_env={
+            "SLACLOCK_TICK_INTERVAL": "1",
+            "SLACLOCK_GRACE": "2",
+            "SLACLOCK_TIMER_TICKS": "true" if timer_ticks else "false",
+        },
     )
     grace_us = 2_000_000
     rng = random.Random(11)
@@ -385,6 +403,7 @@ def main() -> None:
     parser.add_argument("--scale", default="10000,100000")
     parser.add_argument("--stores", default="memory,rocksdb")
     parser.add_argument("--timer-tickets", type=int, default=10_000)
+    parser.add_argument("--timer-ticks", default="on,off", help="SLACLOCK_TIMER_TICKS to compare")
     parser.add_argument("--skip", default="", help="comma list of: scale, timers")
     parser.add_argument("--bootstrap")
     args = parser.parse_args()
@@ -397,13 +416,15 @@ def main() -> None:
             for store in args.stores.split(","):
                 scale_and_recovery(bootstrap, store, steps, workdir)
         if "timers" not in skip:
-            delays = timer_precision(bootstrap, args.timer_tickets, workdir)
-            if delays:
-                print(
-                    f"[timers] breach emission delay (CreateTime - (at + grace)): "
-                    f"p50 {pct(delays, 0.5):.3f}s, p99 {pct(delays, 0.99):.3f}s, "
-                    f"max {max(delays):.3f}s, min {min(delays):.3f}s, n={len(delays):,}"
-                )
+            for mode in filter(None, args.timer_ticks.split(",")):
+                delays = timer_precision(bootstrap, args.timer_tickets, workdir, mode == "on")
+                if delays:
+                    print(
+                        f"[timers] timer ticks {mode}: breach emission delay "
+                        f"(CreateTime - (at + grace)): p50 {pct(delays, 0.5):.3f}s, "
+                        f"p99 {pct(delays, 0.99):.3f}s, max {max(delays):.3f}s, "
+                        f"min {min(delays):.3f}s, n={len(delays):,}"
+                    )
     print(f"load average at end: {os.getloadavg()}")
 
 

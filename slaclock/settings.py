@@ -56,6 +56,9 @@ class Settings(BaseSettings):
     closed_retention: float = Field(7 * 86400.0, ge=0, description="seconds to keep closed")
     processing_guarantee: Literal["exactly_once", "at_least_once"] = "exactly_once"
     commit_interval: float = Field(0.1, gt=0, description="max seconds per transaction")
+    max_batch: int = Field(
+        5000, ge=1, le=100_000, description="most input records processed in one transaction"
+    )
     store: Literal["memory", "rocksdb"] = Field(
         "memory",
         description="where stage 1 keeps open tickets: rocksdb (on disk, under state_dir) is "

@@ -47,11 +47,11 @@ class Metrics:
         self._events: dict[str, Counter] = {}
         self._outputs: dict[str, Counter] = {}
 
-    def event(self, kind: str) -> None:
+    def event(self, kind: str, count: int = 1) -> None:
         child = self._events.get(kind)
         if child is None:
             child = self._events[kind] = self.events.labels(kind)
-        child.inc()
+        child.inc(count)
 
     def rejected(self, reason: str) -> None:
         self.rejected_total.labels(reason).inc()
@@ -59,11 +59,11 @@ class Metrics:
     def duplicate(self) -> None:
         self.duplicates.inc()
 
-    def output(self, kind: str) -> None:
+    def output(self, kind: str, count: int = 1) -> None:
         child = self._outputs.get(kind)
         if child is None:
             child = self._outputs[kind] = self.outputs.labels(kind)
-        child.inc()
+        child.inc(count)
 
     def breach_delay(self, seconds: float) -> None:
         self.breach_delay_seconds.observe(seconds)

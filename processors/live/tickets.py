@@ -105,6 +105,10 @@ class TicketProcessor(TransactionalLoop):
         self.metrics = metrics or Metrics()
         self.wall_clock = wall_clock
         self.tasks: dict[int, TicketTask] = {}
+        # per-batch counts, added to the Prometheus counters once per batch (each `inc`
+        # takes a lock: too dear per record)
+        self.events_seen: dict[str, int] = {}
+        self.outputs_seen: dict[str, int] = {}
         self.grace_us = int(settings.grace * US_PER_SECOND)
         self.skew_us = int(settings.max_future_skew * US_PER_SECOND)
         self.retention_us = int(settings.closed_retention * US_PER_SECOND)
@@ -208,7 +212,7 @@ class TicketProcessor(TransactionalLoop):
 
     # -- processing ---------------------------------------------------------------------------
 
-    def before_batch(self, messages: list[Message]) -> None:
+    def before_batch(self, last_offsets: dict[tuple[str, int], int]) -> None:
         """Note, per task, the consumer position and the batch's last input offset.
 
         A transactional publisher's commit markers occupy offsets no consumer ever sees, so
@@ -217,12 +221,7 @@ class TicketProcessor(TransactionalLoop):
         """
         topic = self.settings.topic_events
         for task in self.tasks.values():
-            task.last_in_batch = -1
-        for message in messages:
-            found, partition, offset = coordinates(message)
-            owner = self.tasks.get(partition)
-            if found == topic and owner is not None and offset > owner.last_in_batch:
-                owner.last_in_batch = offset
+            task.last_in_batch = last_offsets.get((topic, task.partition), -1)
         partitions = [TopicPartition(topic, p) for p in self.tasks]
         if partitions:
             for tp in self.consumer.position(partitions):
@@ -265,7 +264,7 @@ class TicketProcessor(TransactionalLoop):
             if task.stage.counters.duplicates > duplicates:
                 self.metrics.duplicate()
             else:
-                self.metrics.event(event.type)
+                self.events_seen[event.type] = self.events_seen.get(event.type, 0) + 1
         except Rejected as rejected:
             self._dead_letter(message, rejected)
             return
@@ -300,7 +299,7 @@ class TicketProcessor(TransactionalLoop):
                 key=output_key(output),
                 headers=cloudevents_headers(output, self.source),
             )
-            self.metrics.output(kind)
+            self.outputs_seen[kind] = self.outputs_seen.get(kind, 0) + 1
             if kind == "sla.breach":
                 self.metrics.breach_delay(now - to_us_seconds(output["at"]))
                 if self.credit_rules.is_creditable(output):
@@ -324,6 +323,12 @@ class TicketProcessor(TransactionalLoop):
 
     def after_batch(self) -> None:
         """Send each task's clock progress to every ledger partition (SPEC 5 watermarks)."""
+        for kind, count in self.events_seen.items():
+            self.metrics.event(kind, count)
+        for kind, count in self.outputs_seen.items():
+            self.metrics.output(kind, count)
+        self.events_seen.clear()
+        self.outputs_seen.clear()
         for task in self.tasks.values():
             self.metrics.set_open_tickets(task.partition, len(task.store))
             self.metrics.set_pending_timers(task.partition, task.stage.pending_timers())

@@ -34,7 +34,6 @@ from confluent_kafka import (
     TopicPartition,
 )
 
-from processors.live.records import coordinates
 from slaclock.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -131,8 +130,11 @@ class TransactionalLoop(ABC):
     def flush_state(self) -> Iterable[tuple[int, bytes, bytes | None]]:
         """Changed state since the last call: (task partition, key, value or None)."""
 
-    def before_batch(self, messages: list[Message]) -> None:  # noqa: B027 - an optional hook
-        """Called with each batch before its records are processed."""
+    def before_batch(  # noqa: B027 - an optional hook
+        self, last_offsets: dict[tuple[str, int], int]
+    ) -> None:
+        """Called with each batch before its records are processed, with the offset of
+        the batch's last record of each (topic, partition)."""
 
     def after_batch(self) -> None:  # noqa: B027 - an optional hook
         """Called after each batch's records, before the commit (e.g. to emit watermarks)."""
@@ -207,7 +209,9 @@ class TransactionalLoop(ABC):
             restore.assign([TopicPartition(self.changelog_topic, partition, OFFSET_BEGINNING)])
             deadline = time.monotonic() + RESTORE_TIMEOUT_S
             while True:
-                for message in restore.consume(num_messages=5000, timeout=0.5):
+                # consume() waits its whole timeout unless it fills the batch: keep it
+                # short, the position check below ends the loop at the end offset
+                for message in restore.consume(num_messages=5000, timeout=0.05):
                     error = message.error()
                     if error is not None:
                         if error.code() == KafkaError._PARTITION_EOF:
@@ -240,7 +244,7 @@ class TransactionalLoop(ABC):
         self.consumer.subscribe(
             self.input_topics, on_assign=self._on_assign, on_revoke=self._on_revoke
         )
-        max_batch = 1000
+        max_batch = self.settings.max_batch
         try:
             while not stop.is_set():
                 messages = self.consumer.consume(
@@ -273,13 +277,19 @@ class TransactionalLoop(ABC):
         if self.exactly_once:
             self.producer.begin_transaction()
         try:
-            self.before_batch(messages)
+            # A batch holds each partition's records in offset order: the last one wins.
+            # (Records without errors always have these set: no None checks per record.)
+            last_offsets: dict[tuple[str, int], int] = {
+                (m.topic(), m.partition()): m.offset()  # type: ignore[misc]
+                for m in messages
+            }
+            self.before_batch(last_offsets)
             for message in messages:
                 self.process(message)
             self.after_batch()
             for partition, key, value in self.flush_state():
                 self.produce(self.changelog_topic, value, key=key, partition=partition)
-            offsets = self._next_offsets(messages)
+            offsets = [TopicPartition(t, p, o + 1) for (t, p), o in last_offsets.items()]
             if self.exactly_once:
                 self.producer.send_offsets_to_transaction(
                     offsets, self.consumer.consumer_group_metadata(), 30
@@ -296,15 +306,6 @@ class TransactionalLoop(ABC):
                 self._rewind()
                 return
             raise
-
-    def _next_offsets(self, messages: list[Message]) -> list[TopicPartition]:
-        highest: dict[tuple[str, int], int] = {}
-        for message in messages:
-            topic, partition, offset = coordinates(message)
-            key = (topic, partition)
-            if offset > highest.get(key, -1):
-                highest[key] = offset
-        return [TopicPartition(t, p, o + 1) for (t, p), o in highest.items()]
 
     def _rewind(self) -> None:
         """After an abort: rebuild every task from its changelog and seek to committed."""

@@ -72,12 +72,14 @@ class LivePipeline:
     partitions: int = 4
     extra_env: dict[str, str] = field(default_factory=dict)
     workers: list[WorkerProcess] = field(default_factory=list)
+    launcher: list[str] = field(default_factory=list)  # e.g. a profiler that runs the worker
+    events_topic: str | None = None  # an existing input topic to share (benchmarks)
 
     def __post_init__(self) -> None:
         p = self.prefix.rstrip(".")
         self.names = {
             "app_id": f"{p}-app",
-            "topic_events": f"{p}.tickets.events",
+            "topic_events": self.events_topic or f"{p}.tickets.events",
             "topic_contracts": f"{p}.sla.contracts",
             "topic_warnings": f"{p}.sla.warnings",
             "topic_breaches": f"{p}.sla.breaches",
@@ -116,7 +118,7 @@ class LivePipeline:
         log_path = self.workdir / f"worker-{instance}-{len(self.workers)}.log"
         log = log_path.open("wb")
         process = subprocess.Popen(
-            [sys.executable, "-c", "from slaclock.cli import main; main()", "worker"],
+            [*self.launcher, sys.executable, "-c", "from slaclock.cli import main; main()", "worker"],
             env=self.env(instance),
             stdout=log,
             stderr=subprocess.STDOUT,
@@ -207,7 +209,14 @@ class LivePipeline:
     def unprocessed_input(self) -> int:
         """Records of tickets.events not yet committed by stage 1 (consumer-group lag)."""
         consumer = Consumer(
-            {"bootstrap.servers": self.bootstrap, "group.id": f"{self.names['app_id']}-tickets"}
+            {
+                "bootstrap.servers": self.bootstrap,
+                "group.id": f"{self.names['app_id']}-tickets",
+                # read_committed would make the offset fetch wait for a stable offset:
+                # after a SIGKILL mid-transaction that is only once the successor's
+                # init_transactions aborts it (or the transaction times out, 30 s)
+                "isolation.level": "read_uncommitted",
+            }
         )
         try:
             topic = self.settings.topic_events

@@ -105,6 +105,9 @@ def test_live_outputs_equal_replay_of_the_same_events(pipeline: LivePipeline) ->
 def test_sigkilled_worker_loses_and_duplicates_nothing(pipeline: LivePipeline) -> None:
     lines = workload(2400, seed=23)
     pipeline.publish(keyed(lines))
+    # Small transactions: more commit boundaries to be killed around, and a stream that
+    # lasts long enough for the kills to land in it.
+    pipeline.extra_env["SLACLOCK_MAX_BATCH"] = "20"
     worker, mid_stream = pipeline.kill_repeatedly(10, random.Random(5))
     clock = run_to_now(pipeline)
     assert worker.stop() == 0, worker.log_tail()

@@ -29,7 +29,11 @@ def test_rocksdb_store_live_equals_replay_across_sigkills(
         kafka_bootstrap,
         topic_prefix,
         tmp_path,
-        extra_env={"SLACLOCK_STORE": "rocksdb", "SLACLOCK_STATE_DIR": str(state_dir)},
+        extra_env={
+            "SLACLOCK_STORE": "rocksdb",
+            "SLACLOCK_STATE_DIR": str(state_dir),
+            "SLACLOCK_MAX_BATCH": "20",  # many small transactions: stops land mid-stream
+        },
     )
     try:
         lines = workload(1600, seed=61)
@@ -60,7 +64,11 @@ def test_clean_restart_reuses_the_local_stores_and_still_equals_replay(
         kafka_bootstrap,
         topic_prefix,
         tmp_path,
-        extra_env={"SLACLOCK_STORE": "rocksdb", "SLACLOCK_STATE_DIR": str(state_dir)},
+        extra_env={
+            "SLACLOCK_STORE": "rocksdb",
+            "SLACLOCK_STATE_DIR": str(state_dir),
+            "SLACLOCK_MAX_BATCH": "20",  # many small transactions: stops land mid-stream
+        },
     )
     try:
         lines = workload(3000, seed=73)
