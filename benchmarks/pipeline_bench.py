@@ -86,7 +86,11 @@ class GroupLag:
     def __init__(self, bootstrap: str, group: str, topic: str) -> None:
         # read_uncommitted: the last stable offsets at once, not a wait for the open txn
         self.consumer = Consumer(
-            {"bootstrap.servers": bootstrap, "group.id": group, "isolation.level": "read_uncommitted"}
+            {
+                "bootstrap.servers": bootstrap,
+                "group.id": group,
+                "isolation.level": "read_uncommitted",
+            }
         )
         self.partitions = [TopicPartition(topic, p) for p in range(PARTITIONS)]
         self.high = {

@@ -118,7 +118,13 @@ class LivePipeline:
         log_path = self.workdir / f"worker-{instance}-{len(self.workers)}.log"
         log = log_path.open("wb")
         process = subprocess.Popen(
-            [*self.launcher, sys.executable, "-c", "from slaclock.cli import main; main()", "worker"],
+            [
+                *self.launcher,
+                sys.executable,
+                "-c",
+                "from slaclock.cli import main; main()",
+                "worker",
+            ],
             env=self.env(instance),
             stdout=log,
             stderr=subprocess.STDOUT,
