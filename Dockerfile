@@ -15,7 +15,7 @@ COPY schemas ./schemas
 COPY processors ./processors
 COPY slaclock ./slaclock
 RUN python -m venv /opt/venv \
-    && /opt/venv/bin/pip install --no-compile ".[rocksdb]" \
+    && /opt/venv/bin/pip install --no-compile . \
     && /opt/venv/bin/python -m compileall -q /opt/venv/lib
 
 # -- runtime ---------------------------------------------------------------------------

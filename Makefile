@@ -13,7 +13,7 @@ $(BIN)/python:
 
 # Reinstall only when pyproject.toml is newer than the stamp.
 $(STAMP): pyproject.toml | $(BIN)/python
-	$(BIN)/python -m pip install --quiet -e '.[dev,rocksdb]'
+	$(BIN)/python -m pip install --quiet -e '.[dev]'
 	touch $@
 
 # Tests that need Kafka start a local broker (first run: Maven resolves its jars, ~1 min);

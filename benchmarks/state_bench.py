@@ -297,7 +297,7 @@ def recover(
 
 
 def timer_precision(
-    bootstrap: str, tickets: int, workdir: Path, timer_ticks: bool = True
+    bootstrap: str, tickets: int, workdir: Path, timer_ticks: bool = True, seconds: float = 135
 ) -> list[float]:
     policy = workdir / "timer-policy.yaml"
     policy.write_text(TIMER_POLICY)
@@ -330,11 +330,11 @@ def timer_precision(
             time.sleep(max(0.0, first + (s + 1) * 0.5 - time.monotonic()))
         created_n = per_slice * 20
         print(f"[timers] {created_n:,} tickets created in {time.monotonic() - first:.1f}s")
-        # trickle: ~20 events/s for ~2 min 15 s: customer replies, internal notes, and
+        # trickle: ~20 events/s for `seconds` (2 min 15 s): customer replies, internal notes, and
         # public replies (which complete first_response: those tickets do not breach)
         counters: dict[str, int] = {}
         touched: dict[str, list[float]] = {}  # ticket -> wall times of its trickle events
-        end = first + 135
+        end = first + seconds
         while time.monotonic() < end:
             batch = []
             for _ in range(10):
@@ -404,6 +404,9 @@ def main() -> None:
     parser.add_argument("--stores", default="memory,rocksdb")
     parser.add_argument("--timer-tickets", type=int, default=10_000)
     parser.add_argument("--timer-ticks", default="on,off", help="SLACLOCK_TIMER_TICKS to compare")
+    parser.add_argument(
+        "--timer-seconds", type=float, default=135, help="how long the steady trickle runs"
+    )
     parser.add_argument("--skip", default="", help="comma list of: scale, timers")
     parser.add_argument("--bootstrap")
     args = parser.parse_args()
@@ -417,7 +420,9 @@ def main() -> None:
                 scale_and_recovery(bootstrap, store, steps, workdir)
         if "timers" not in skip:
             for mode in filter(None, args.timer_ticks.split(",")):
-                delays = timer_precision(bootstrap, args.timer_tickets, workdir, mode == "on")
+                delays = timer_precision(
+                    bootstrap, args.timer_tickets, workdir, mode == "on", args.timer_seconds
+                )
                 if delays:
                     print(
                         f"[timers] timer ticks {mode}: breach emission delay "

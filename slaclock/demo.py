@@ -487,6 +487,7 @@ def demo_settings(bootstrap: str, app_id: str, policy_path: Path) -> Settings:
         policy_path=policy_path.resolve(),
         tick_interval=TICK_INTERVAL,
         grace=GRACE,
+        store="memory",  # a demo's state is thrown away with its topics
         **overrides,
     )
 
@@ -510,6 +511,7 @@ def worker_env(settings: Settings, http_port: int | None = None) -> dict[str, st
         "partitions",
         "tick_interval",
         "grace",
+        "store",
         *_TOPIC_FIELDS,
     ):
         env[f"SLACLOCK_{name.upper()}"] = str(getattr(settings, name))

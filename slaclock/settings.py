@@ -60,9 +60,9 @@ class Settings(BaseSettings):
         5000, ge=1, le=100_000, description="most input records processed in one transaction"
     )
     store: Literal["memory", "rocksdb"] = Field(
-        "memory",
-        description="where stage 1 keeps open tickets: rocksdb (on disk, under state_dir) is "
-        "for production; memory (the default) is for tests and the demo",
+        "rocksdb",
+        description="where stage 1 keeps open tickets: rocksdb (the default: on disk, under "
+        "state_dir) is for production; memory is for tests and the demo",
     )
     state_dir: Path = Field(
         Path(".slaclock-state"),

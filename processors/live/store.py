@@ -7,9 +7,9 @@ changelog has them (`orjson.dumps(state.to_record())`) in a raw-mode RocksDB, so
 tickets live on disk, not in RAM.
 
 The changelog stays the source of truth: a task's database is wiped and refilled from its
-changelog on every (re)assignment (`fresh` + `load`), so nothing on disk is trusted after a
-crash. Skipping that restore for a warm database would need the changelog offset the
-database reflects, checkpointed with it; that is not done (README "Exactly-once").
+changelog on (re)assignment (`fresh` + `load`), so nothing on disk is trusted after a
+crash; only a database checkpointed by a clean stop is reused as it is (see
+`processors.live.checkpoint`).
 
 A small write-through cache keeps the most recently used states as objects. It is correct
 because `TicketStage` re-assigns `store[id] = state` after every change to a state it got
@@ -18,8 +18,8 @@ a state that was never re-assigned could differ from the database only while cac
 `TicketStage` never does that. One lock guards the cache and the database handle: the
 HTTP server's threads read (`get`) while the stage thread writes.
 
-rocksdict is an optional dependency (`pip install 'slaclock[rocksdb]'`); this module
-imports it only when a database is opened.
+This module imports rocksdict (a dependency of the package) only when a database is
+opened, so the memory store and the replay never load it.
 """
 
 from __future__ import annotations
@@ -51,7 +51,8 @@ def require_rocksdict() -> None:
         import rocksdict  # noqa: F401
     except ImportError as error:
         raise RuntimeError(
-            "SLACLOCK_STORE=rocksdb needs rocksdict: pip install 'slaclock[rocksdb]'"
+            "SLACLOCK_STORE=rocksdb needs rocksdict (a dependency of slaclock): "
+            "pip install rocksdict, or choose SLACLOCK_STORE=memory"
         ) from error
 
 

@@ -109,6 +109,7 @@ class LivePipeline:
                 "SLACLOCK_TICK_INTERVAL": "0.5",
                 "SLACLOCK_GRACE": "1",
                 "SLACLOCK_HTTP_PORT": "0",  # no HTTP server unless a test asks (extra_env)
+                "SLACLOCK_STORE": "memory",  # unless a test asks for rocksdb (extra_env)
             }
         )
         env.update(self.extra_env)

@@ -316,11 +316,13 @@ def changelog_records() -> list[tuple[bytes, bytes]]:
     return [*records, (META_KEY, orjson.dumps(meta))]
 
 
-def test_memory_is_the_default_store(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_rocksdb_is_the_default_store_and_memory_can_be_chosen(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     monkeypatch.delenv("SLACLOCK_STORE", raising=False)
     monkeypatch.chdir(tmp_path)  # no .env
-    assert load_settings().store == "memory"
-    tickets = processor(tmp_path)
+    assert load_settings().store == "rocksdb"
+    tickets = processor(tmp_path, store="memory")
     try:
         tickets.restore_task(0, changelog_records())
         assert type(tickets.tasks[0].store) is TrackingStore

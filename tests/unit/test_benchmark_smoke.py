@@ -1,0 +1,45 @@
+"""Smoke-sized runs of the benchmarks that need no broker, and the profile summary."""
+
+from __future__ import annotations
+
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+from benchmarks.stacks import summarise
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def test_replay_benchmark_reports_rate_memory_and_state_size() -> None:
+    done = subprocess.run(
+        [sys.executable, str(ROOT / "benchmarks" / "replay_bench.py"), "--tickets", "200"],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        cwd=ROOT,
+    )
+    assert done.returncode == 0, done.stderr[-3000:]
+    out = done.stdout
+    assert re.search(r"replay: [\d,]+ events/s of CPU time", out), out
+    assert re.search(r"serialised state \d+ B/ticket", out), out
+
+
+def test_stack_summary_counts_self_and_inclusive_shares() -> None:
+    raw = [
+        "run (a.py:1);work (a.py:5);parse (b.py:9) 30",
+        "run (a.py:1);work (a.py:5) 10",
+        "run (a.py:1);wait (a.py:7) 60",
+        "not a sample line",
+    ]
+    summary = summarise(raw, top=3)
+    assert summary.splitlines()[0] == "100 samples"
+    assert "  60.0%  wait (a.py:7)" in summary
+    assert "  30.0%  parse (b.py:9)" in summary
+    inclusive = summary.split("inclusive (anywhere on the stack):")[1]
+    assert "100.0%  run (a.py:1)" in inclusive and "40.0%  work (a.py:5)" in inclusive
+
+
+def test_stack_summary_of_nothing_says_so() -> None:
+    assert summarise([]) == "no samples"
