@@ -6,6 +6,14 @@ the key (decided_at, ticket_id, metric order, cycle). Because the order is fixed
 credits do not depend on which partition's breach arrived first: replay and live give
 the same amounts. A breach id is credited at most once.
 
+How a repeat is recognised without remembering every credited id (which would grow
+without bound and be rewritten to the changelog with every change): a ledger notes the
+watermark it has released through. Every breach decided before it has been allocated,
+and a new breach is never decided before it (stage 1 emits a breach at or after the clock
+it last reported, and the watermark is the least of those clocks), so a breach offered
+with `decided_at` before it is a repeat and is ignored; one still held is recognised by
+its id.
+
 Pure and deterministic like the ticket engine; the state is updated in place.
 """
 
@@ -35,28 +43,29 @@ def money(value: Decimal) -> Decimal:
 class CustomerLedger:
     """What the ledger remembers about one customer."""
 
-    __slots__ = ("credited", "customer_id", "held", "totals")
+    __slots__ = ("customer_id", "held", "released_through", "totals")
 
     def __init__(self, customer_id: str) -> None:
         self.customer_id = customer_id
         self.totals: dict[str, Decimal] = {}  # billing period "YYYY-MM" -> credited total
-        self.credited: set[str] = set()  # breach event ids already allocated
+        # every breach decided strictly before this instant has been allocated
+        self.released_through: int | None = None
         self.held: dict[str, tuple[HeldKey, Output]] = {}  # breach event id -> (key, breach)
 
     def to_record(self) -> list[object]:
         return [
             self.customer_id,
             {period: str(total) for period, total in sorted(self.totals.items())},
-            sorted(self.credited),
+            self.released_through,
             [[list(key), breach] for key, breach in sorted(self.held.values(), key=_by_key)],
         ]
 
     @classmethod
     def from_record(cls, record: list[Any]) -> CustomerLedger:
-        customer_id, totals, credited, held = record
+        customer_id, totals, released_through, held = record
         ledger = cls(customer_id)
         ledger.totals = {period: Decimal(total) for period, total in totals.items()}
-        ledger.credited = set(credited)
+        ledger.released_through = released_through if isinstance(released_through, int) else None
         for key, breach in held:
             ledger.held[breach["event_id"]] = (tuple(key), breach)
         return ledger
@@ -92,11 +101,12 @@ class CreditLedger:
     def offer(self, ledger: CustomerLedger, breach: Output) -> None:
         """Hold a breach for allocation; repeats and breaches that earn nothing are ignored."""
         breach_id = breach["event_id"]
-        if breach_id in ledger.credited or breach_id in ledger.held:
+        if breach_id in ledger.held or not self.is_creditable(breach):
             return
-        if not self.is_creditable(breach):
-            return
-        ledger.held[breach_id] = (allocation_key(breach), breach)
+        key = allocation_key(breach)
+        if ledger.released_through is not None and key[0] < ledger.released_through:
+            return  # allocated already: a repeat (see the module docstring)
+        ledger.held[breach_id] = (key, breach)
 
     def release(self, ledger: CustomerLedger, watermark: int | None) -> list[Output]:
         """Allocate the held breaches decided strictly before `watermark` (None: all)."""
@@ -110,10 +120,14 @@ class CreditLedger:
             credit = self._allocate(ledger, breach)
             if credit is not None:
                 outputs.append(credit)
+        through = watermark if watermark is not None else (ready[-1][0][0] + 1 if ready else None)
+        if through is not None and (
+            ledger.released_through is None or through > ledger.released_through
+        ):
+            ledger.released_through = through
         return outputs
 
     def _allocate(self, ledger: CustomerLedger, breach: Output) -> Output | None:
-        ledger.credited.add(breach["event_id"])
         contract = self.policy.contracts.get(ledger.customer_id)
         tier = self.policy.tiers[breach["tier"]]
         if contract is None or tier.credits is None:

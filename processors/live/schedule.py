@@ -8,8 +8,9 @@ from processors.engine.instants import US_PER_SECOND
 class TickSchedule:
     """When the ticker ticks: every `interval`, and at due timers (pure; seconds of wall time).
 
-    A due timer arms an extra tick at `due + grace + margin` if that is still ahead (a
-    timer already past is the regular ticks' business: its partition is catching up).
+    A due timer arms an extra tick at `due + grace + margin`, or `min_gap` after the last
+    tick if that instant has passed less than an interval ago; a timer due longer ago is
+    the regular ticks' business (its partition is catching up, or lags).
     """
 
     def __init__(
@@ -27,7 +28,10 @@ class TickSchedule:
         """Seconds until the next tick, given the earliest due timer (microseconds)."""
         if earliest_due_us is not None:
             at = earliest_due_us / US_PER_SECOND + self.grace + self.margin
-            if at > now:
+            # A timer due less than an interval ago is still pending: the tick at its
+            # instant came before its partition had caught up, so tick again (min_gap
+            # apart) rather than leave it to the next regular tick.
+            if at > now - self.interval:
                 at = max(at, self.last_tick + self.min_gap)
                 if self.armed is None or at < self.armed:
                     self.armed = at

@@ -247,10 +247,7 @@ class TransactionalLoop(ABC):
         max_batch = self.settings.max_batch
         try:
             while not stop.is_set():
-                messages = self.consumer.consume(
-                    num_messages=max_batch, timeout=self.settings.commit_interval
-                )
-                messages = [m for m in messages if self._keep(m)]
+                messages = [m for m in self._next_batch(max_batch) if self._keep(m)]
                 if not messages:
                     self.idle()
                     continue
@@ -258,6 +255,21 @@ class TransactionalLoop(ABC):
             self.clean_exit = True
         finally:
             self.close()
+
+    def _next_batch(self, max_batch: int) -> list[Message]:
+        """Wait up to `commit_interval` for one record, then take what else is queued.
+
+        `consume(n, timeout)` alone would wait its whole timeout for a batch that does not
+        fill: every record (a tick that fires a breach, too) would sit up to
+        `commit_interval` before its processing starts. Under load the queue is full and
+        the batches are as large as before.
+        """
+        first = self.consumer.poll(self.settings.commit_interval)
+        if first is None:
+            return []
+        if max_batch == 1:
+            return [first]
+        return [first, *self.consumer.consume(num_messages=max_batch - 1, timeout=0)]
 
     def idle(self) -> None:  # noqa: B027 - an optional hook
         """Called when a poll returned nothing."""

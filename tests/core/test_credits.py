@@ -163,3 +163,42 @@ def test_a_breach_delivered_twice_is_credited_once() -> None:
     restored = CustomerLedger.from_record(state.to_record())
     ledger.offer(restored, b)
     assert ledger.release(restored, None) == []
+
+
+def test_a_breach_redelivered_after_a_watermark_release_is_credited_once() -> None:
+    policy = make_policy()
+    ledger = CreditLedger(policy)
+    state = CustomerLedger("acme")
+    b = breach_record("T1", "first_response", "2026-03-02T10:00:00Z", event_id="b1")
+    ledger.offer(state, b)
+    assert len(ledger.release(state, parse_instant("2026-03-02T11:00:00Z"))) == 1
+    ledger.offer(state, b)
+    assert state.held == {}
+    assert ledger.release(state, parse_instant("2026-03-02T12:00:00Z")) == []
+
+
+def test_a_breach_decided_at_the_released_watermark_is_still_credited() -> None:
+    """Release takes breaches decided strictly before the watermark: one decided exactly
+    at it may still arrive, and is new."""
+    policy = make_policy()
+    ledger = CreditLedger(policy)
+    state = CustomerLedger("acme")
+    watermark = "2026-03-02T11:00:00Z"
+    ledger.offer(state, breach_record("T1", "first_response", "2026-03-02T10:00:00Z"))
+    ledger.release(state, parse_instant(watermark))
+    ledger.offer(state, breach_record("T2", "first_response", watermark))
+    credits = ledger.release(state, parse_instant("2026-03-02T11:00:00.000001Z"))
+    assert [c["ticket_id"] for c in credits] == ["T2"]
+
+
+def test_ledger_state_does_not_grow_with_the_breaches_it_credited() -> None:
+    policy = make_policy()
+    ledger = CreditLedger(policy)
+    state = CustomerLedger("acme")
+    sizes = []
+    for n in range(1, 201):
+        decided = f"2026-03-02T10:{n // 60:02d}:{n % 60:02d}Z"
+        ledger.offer(state, breach_record(f"T{n}", "first_response", decided))
+        ledger.release(state, parse_instant(decided) + 1)
+        sizes.append(len(str(state.to_record())))
+    assert max(sizes) - min(sizes) <= 2, sizes  # the total's digits; no list of ids grows

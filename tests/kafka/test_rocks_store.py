@@ -6,6 +6,7 @@ from __future__ import annotations
 import random
 import re
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -21,74 +22,64 @@ from tests.kafka.test_live_pipeline import (
 pytestmark = [pytest.mark.kafka, pytest.mark.slow]
 
 
-def test_rocksdb_store_live_equals_replay_across_sigkills(
-    kafka_bootstrap: str, topic_prefix: str, tmp_path: Path
-) -> None:
-    state_dir = tmp_path / "state"
-    pipeline = LivePipeline(
+@pytest.fixture
+def pipeline(kafka_bootstrap: str, topic_prefix: str, tmp_path: Path) -> Iterator[LivePipeline]:
+    """A pipeline whose worker keeps its tickets in RocksDB under `tmp_path / "state"`."""
+    live = LivePipeline(
         kafka_bootstrap,
         topic_prefix,
         tmp_path,
         extra_env={
             "SLACLOCK_STORE": "rocksdb",
-            "SLACLOCK_STATE_DIR": str(state_dir),
+            "SLACLOCK_STATE_DIR": str(tmp_path / "state"),
             "SLACLOCK_MAX_BATCH": "20",  # many small transactions: stops land mid-stream
         },
     )
-    try:
-        lines = workload(1600, seed=61)
-        pipeline.publish(keyed(lines))
-        worker, mid_stream = pipeline.kill_repeatedly(4, random.Random(8), pause=(1.5, 3.0))
-        clock = run_to_now(pipeline)
+    yield live
+    live.close()
 
-        # The open tickets are on disk: one RocksDB per task, under <state_dir>/<app>/<id>/.
-        instance_dir = state_dir / pipeline.names["app_id"] / "w1"
-        databases = sorted(p.name for p in instance_dir.iterdir())
-        assert databases == [f"tickets-{p}" for p in range(pipeline.partitions)]
-        assert all((instance_dir / name / "CURRENT").is_file() for name in databases)
-        assert worker.stop() == 0, worker.log_tail()
-        restored = re.findall(r"tickets\[\d+\]: restored (\d+) tickets", worker.log_tail(200))
-        assert len(restored) == pipeline.partitions and sum(map(int, restored)) > 0
 
-        assert mid_stream >= 2, f"only {mid_stream} of the kills hit unprocessed input"
-        assert_live_equals_replay(pipeline, lines, clock)
-    finally:
-        pipeline.close()
+def instance_dir(pipeline: LivePipeline) -> Path:
+    return Path(pipeline.extra_env["SLACLOCK_STATE_DIR"]) / pipeline.names["app_id"] / "w1"
+
+
+def test_rocksdb_store_live_equals_replay_across_sigkills(pipeline: LivePipeline) -> None:
+    lines = workload(1600, seed=61)
+    pipeline.publish(keyed(lines))
+    worker, mid_stream = pipeline.kill_repeatedly(4, random.Random(8), pause=(1.5, 3.0))
+    clock = run_to_now(pipeline)
+
+    # The open tickets are on disk: one RocksDB per task, under <state_dir>/<app>/<id>/.
+    stores = instance_dir(pipeline)
+    databases = sorted(p.name for p in stores.iterdir())
+    assert databases == [f"tickets-{p}" for p in range(pipeline.partitions)]
+    assert all((stores / name / "CURRENT").is_file() for name in databases)
+    assert worker.stop() == 0, worker.log_tail()
+    restored = re.findall(r"tickets\[\d+\]: restored (\d+) tickets", worker.log_tail(200))
+    assert len(restored) == pipeline.partitions and sum(map(int, restored)) > 0
+
+    assert mid_stream >= 2, f"only {mid_stream} of the kills hit unprocessed input"
+    assert_live_equals_replay(pipeline, lines, clock)
 
 
 def test_clean_restart_reuses_the_local_stores_and_still_equals_replay(
-    kafka_bootstrap: str, topic_prefix: str, tmp_path: Path
+    pipeline: LivePipeline,
 ) -> None:
-    state_dir = tmp_path / "state"
-    pipeline = LivePipeline(
-        kafka_bootstrap,
-        topic_prefix,
-        tmp_path,
-        extra_env={
-            "SLACLOCK_STORE": "rocksdb",
-            "SLACLOCK_STATE_DIR": str(state_dir),
-            "SLACLOCK_MAX_BATCH": "20",  # many small transactions: stops land mid-stream
-        },
-    )
-    try:
-        lines = workload(3000, seed=73)
-        total = pipeline.publish(keyed(lines))
-        worker = pipeline.start_worker()
-        deadline = time.monotonic() + 120
-        while pipeline.unprocessed_input() > total * 0.6:  # stop it well into the stream
-            assert time.monotonic() < deadline, worker.log_tail()
-            time.sleep(0.2)
-        assert worker.stop() == 0, worker.log_tail()
-        assert pipeline.unprocessed_input() > 0, "the stop should come before the end of input"
-        instance_dir = state_dir / pipeline.names["app_id"] / "w1"
-        checkpoints = sorted(p.name for p in instance_dir.glob("*.checkpoint"))
-        assert checkpoints == [f"tickets-{p}.checkpoint" for p in range(pipeline.partitions)]
+    lines = workload(2000, seed=73)
+    total = pipeline.publish(keyed(lines))
+    worker = pipeline.start_worker()
+    deadline = time.monotonic() + 120
+    while pipeline.unprocessed_input() > total * 0.6:  # stop it well into the stream
+        assert time.monotonic() < deadline, worker.log_tail()
+        time.sleep(0.2)
+    assert worker.stop() == 0, worker.log_tail()
+    assert pipeline.unprocessed_input() > 0, "the stop should come before the end of input"
+    checkpoints = sorted(p.name for p in instance_dir(pipeline).glob("*.checkpoint"))
+    assert checkpoints == [f"tickets-{p}.checkpoint" for p in range(pipeline.partitions)]
 
-        worker = pipeline.start_worker()
-        clock = run_to_now(pipeline)
-        assert worker.stop() == 0, worker.log_tail()
-        log = worker.log_tail(400)
-        assert len(re.findall(r"task \d+ reuses its local store", log)) == pipeline.partitions
-        assert_live_equals_replay(pipeline, lines, clock)
-    finally:
-        pipeline.close()
+    worker = pipeline.start_worker()
+    clock = run_to_now(pipeline)
+    assert worker.stop() == 0, worker.log_tail()
+    log = worker.log_tail(400)
+    assert len(re.findall(r"task \d+ reuses its local store", log)) == pipeline.partitions
+    assert_live_equals_replay(pipeline, lines, clock)

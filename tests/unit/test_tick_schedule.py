@@ -57,3 +57,12 @@ def test_falling_behind_resumes_the_cadence_from_now() -> None:
     s = schedule()
     assert s.should_tick(START + 5.5)
     assert s.wait(START + 5.5, None) == 1.0
+
+
+def test_recently_due_timer_still_pending_brings_ticks_min_gap_apart() -> None:
+    s = schedule()
+    due = int((START - GRACE + 0.2) * US)
+    s.wait(START, due)
+    assert s.should_tick(START + 0.201)  # its tick; it did not fire (partition behind)
+    assert abs(s.wait(START + 0.201, due) - 0.1) < 1e-9
+    assert s.should_tick(START + 0.301)
