@@ -244,10 +244,43 @@ class LivePipeline:
         finally:
             consumer.close()
 
+    def _read_to_end(self, topic: str, timeout: float = 60.0) -> Iterator[Any]:
+        """Committed records of `topic` up to its end offsets as they are now.
+
+        For a topic that a running worker keeps writing (clock watermarks): waiting for it
+        to fall idle, as `_read_all` does, may never end.
+        """
+        consumer = Consumer(
+            {
+                "bootstrap.servers": self.bootstrap,
+                "group.id": f"{self.prefix}reader-{time.monotonic_ns()}",
+                "enable.auto.commit": False,
+                "isolation.level": "read_committed",
+            }
+        )
+        try:
+            metadata = consumer.list_topics(topic, timeout=10)
+            partitions = [TopicPartition(topic, p) for p in metadata.topics[topic].partitions]
+            bounds = {tp.partition: _watermarks(consumer, tp) for tp in partitions}
+            ends = {p: high for p, (low, high) in bounds.items() if high > low}  # non-empty
+            consumer.assign([TopicPartition(topic, p, OFFSET_BEGINNING) for p in ends])
+            deadline = time.monotonic() + timeout
+            while time.monotonic() < deadline:
+                for message in consumer.consume(500, timeout=0.2):
+                    if message.error() is None:
+                        yield message
+                # past the end as it was (an open transaction there commits in a moment)
+                positions = consumer.position([TopicPartition(topic, p) for p in ends])
+                if all(tp.offset >= ends[tp.partition] for tp in positions):
+                    return
+            raise TimeoutError(f"{topic}: did not reach its end offsets {ends} in {timeout}s")
+        finally:
+            consumer.close()
+
     def final_clock(self) -> int | None:
         """Minimum over stage-1 partitions of the latest clock they sent to the ledger."""
         clocks: dict[int, int] = {}
-        for message in self._read_all(self.settings.topic_ledger_input, idle_seconds=0.5):
+        for message in self._read_to_end(self.settings.topic_ledger_input):
             if header_value(message.headers(), "kind") == KIND_WATERMARK:
                 mark = Watermark.decode(message.value())
                 clocks[mark.source_partition] = max(
@@ -279,6 +312,19 @@ class LivePipeline:
             (m.key(), m.value(), dict(m.headers() or []))
             for m in self._read_all(self.settings.topic_dlq)
         ]
+
+
+def _watermarks(consumer: Consumer, tp: TopicPartition, attempts: int = 20) -> tuple[int, int]:
+    """(low, high) of a partition, retried while a new topic's leader is being elected."""
+    for attempt in range(attempts):
+        try:
+            low, high = consumer.get_watermark_offsets(tp, timeout=10)
+            return int(low), int(high)
+        except KafkaException:
+            if attempt == attempts - 1:
+                raise
+            time.sleep(0.25)
+    raise AssertionError("unreachable")
 
 
 def replay_outputs(policy_path: Path, lines: list[bytes], until: int) -> list[dict[str, Any]]:
