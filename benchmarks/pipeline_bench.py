@@ -123,8 +123,10 @@ def measure(label: str, total: int, lag: Callable[[], int], timeout: float) -> R
         time.sleep(0.2)
     assert first is not None
     first_at, lag_at_first = first
-    steady = lag_at_first / (now - first_at) if now > first_at else float("inf")
-    return Run(label, total, first_at - launched, steady, total / (now - launched))
+    overall = total / (now - launched)
+    # all done by the first observation (a tiny run): no steady phase to tell apart
+    steady = lag_at_first / (now - first_at) if lag_at_first and now > first_at else overall
+    return Run(label, total, first_at - launched, steady, overall)
 
 
 # -- slaclock workers -------------------------------------------------------------------------
