@@ -357,7 +357,7 @@ class TicketProcessor(TransactionalLoop):
         finally:
             for task in list(self.tasks.values()):
                 if isinstance(task.store, RocksTicketStore):
-                    task.store.close()  # files stay; the next start wipes them
+                    task.store.close()  # files stay: reused if checkpointed, else wiped
 
     def _checkpoint_stores(self) -> None:
         """After the last commit of a clean stop: checkpoint every RocksDB task store."""

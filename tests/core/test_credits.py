@@ -14,6 +14,11 @@ T0 = "2026-03-02T09:00:00Z"
 AFTER_BOTH = "2026-03-02T17:00:01Z"  # after first_response (10:00) and resolution (17:00)
 
 
+def acme_ledger() -> tuple[CreditLedger, CustomerLedger]:
+    """The credit rules of the test policy and an empty ledger for acme."""
+    return CreditLedger(make_policy()), CustomerLedger("acme")
+
+
 def _breach_two_metrics(h: Harness, *tickets: str) -> None:
     h.feed(*(created(T0, ticket=t) for t in tickets)).until(AFTER_BOTH)
 
@@ -142,9 +147,7 @@ def test_credits_are_allocated_in_key_order_not_arrival_order() -> None:
 
 
 def test_breach_is_held_until_the_watermark_passes_its_decision() -> None:
-    policy = make_policy()
-    ledger = CreditLedger(policy)
-    state = CustomerLedger("acme")
+    ledger, state = acme_ledger()
     b = breach_record("T1", "first_response", "2026-03-02T10:00:00Z", event_id="b1")
     ledger.offer(state, b)
     assert ledger.release(state, parse_instant("2026-03-02T10:00:00Z")) == []
@@ -152,9 +155,7 @@ def test_breach_is_held_until_the_watermark_passes_its_decision() -> None:
 
 
 def test_a_breach_delivered_twice_is_credited_once() -> None:
-    policy = make_policy()
-    ledger = CreditLedger(policy)
-    state = CustomerLedger("acme")
+    ledger, state = acme_ledger()
     b = breach_record("T1", "first_response", "2026-03-02T10:00:00Z", event_id="b1")
     ledger.offer(state, b)
     assert len(ledger.release(state, None)) == 1
@@ -166,9 +167,7 @@ def test_a_breach_delivered_twice_is_credited_once() -> None:
 
 
 def test_a_breach_redelivered_after_a_watermark_release_is_credited_once() -> None:
-    policy = make_policy()
-    ledger = CreditLedger(policy)
-    state = CustomerLedger("acme")
+    ledger, state = acme_ledger()
     b = breach_record("T1", "first_response", "2026-03-02T10:00:00Z", event_id="b1")
     ledger.offer(state, b)
     assert len(ledger.release(state, parse_instant("2026-03-02T11:00:00Z"))) == 1
@@ -180,9 +179,7 @@ def test_a_breach_redelivered_after_a_watermark_release_is_credited_once() -> No
 def test_a_breach_decided_at_the_released_watermark_is_still_credited() -> None:
     """Release takes breaches decided strictly before the watermark: one decided exactly
     at it may still arrive, and is new."""
-    policy = make_policy()
-    ledger = CreditLedger(policy)
-    state = CustomerLedger("acme")
+    ledger, state = acme_ledger()
     watermark = "2026-03-02T11:00:00Z"
     ledger.offer(state, breach_record("T1", "first_response", "2026-03-02T10:00:00Z"))
     ledger.release(state, parse_instant(watermark))
@@ -192,9 +189,7 @@ def test_a_breach_decided_at_the_released_watermark_is_still_credited() -> None:
 
 
 def test_ledger_state_does_not_grow_with_the_breaches_it_credited() -> None:
-    policy = make_policy()
-    ledger = CreditLedger(policy)
-    state = CustomerLedger("acme")
+    ledger, state = acme_ledger()
     sizes = []
     for n in range(1, 201):
         decided = f"2026-03-02T10:{n // 60:02d}:{n % 60:02d}Z"

@@ -180,16 +180,20 @@ class LivePipeline:
 
     # -- observing ----------------------------------------------------------------------------
 
-    def _read_all(self, topic: str, idle_seconds: float = 2.0) -> Iterator[Any]:
-        consumer = Consumer(
+    def _reader(self, **extra: Any) -> Consumer:
+        """A read_committed consumer in a group of its own, committing nothing."""
+        return Consumer(
             {
                 "bootstrap.servers": self.bootstrap,
                 "group.id": f"{self.prefix}reader-{time.monotonic_ns()}",
                 "enable.auto.commit": False,
                 "isolation.level": "read_committed",
-                "enable.partition.eof": True,
+                **extra,
             }
         )
+
+    def _read_all(self, topic: str, idle_seconds: float = 2.0) -> Iterator[Any]:
+        consumer = self._reader(**{"enable.partition.eof": True})
         try:
             metadata = consumer.list_topics(topic, timeout=10)
             partitions = list(metadata.topics[topic].partitions)
@@ -250,14 +254,7 @@ class LivePipeline:
         For a topic that a running worker keeps writing (clock watermarks): waiting for it
         to fall idle, as `_read_all` does, may never end.
         """
-        consumer = Consumer(
-            {
-                "bootstrap.servers": self.bootstrap,
-                "group.id": f"{self.prefix}reader-{time.monotonic_ns()}",
-                "enable.auto.commit": False,
-                "isolation.level": "read_committed",
-            }
-        )
+        consumer = self._reader()
         try:
             metadata = consumer.list_topics(topic, timeout=10)
             partitions = [TopicPartition(topic, p) for p in metadata.topics[topic].partitions]

@@ -10,6 +10,7 @@ from pathlib import Path
 
 import orjson
 import pytest
+from confluent_kafka import TopicPartition
 
 from processors.engine.instants import to_us
 from processors.engine.stage import TicketStage
@@ -408,21 +409,37 @@ def test_a_stop_by_an_error_leaves_no_checkpoint_and_the_store_is_deleted(tmp_pa
         again.close()
 
 
-def test_a_stale_checkpoint_is_not_trusted(tmp_path: Path) -> None:
-    """The loop asks `warm_offset` and compares it with the changelog's end; when they
-    differ it restores in full, and the store it gets is a fresh one."""
-    state_dir = tmp_path / "state"
+def _stopped_cleanly_with_a_local_edit(tmp_path: Path, state_dir: Path) -> None:
+    """A worker that restored task 0, changed T1 on disk only, and stopped cleanly with the
+    changelog's end at offset 5."""
     tickets = processor(tmp_path, store="rocksdb", state_dir=state_dir)
     tickets.restore_task(0, changelog_records())
-    tickets.tasks[0].store["T1"].assignee = "local-only"  # type: ignore[union-attr]
+    store = tickets.tasks[0].store
+    state = store["T1"]
+    state.assignee = "local-only"
+    store["T1"] = state  # in the database, never in the changelog
     tickets.clean_exit = True
     tickets._changelog_end = lambda partition: 5  # type: ignore[method-assign]
     tickets.close()
 
+
+@pytest.mark.parametrize(("changelog_end", "warm"), [(5, True), (6, False)])
+def test_a_checkpoint_is_trusted_only_while_the_changelog_ends_where_it_did(
+    tmp_path: Path, changelog_end: int, warm: bool
+) -> None:
+    """On assignment the loop compares the checkpoint with the changelog's end: equal, the
+    local store is reused as it is; moved on (someone else processed the partition), it is
+    replaced by a full restore. The broker's answers are stand-ins in this unit test; the
+    Kafka tier runs the warm path against the real broker."""
+    state_dir = tmp_path / "state"
+    _stopped_cleanly_with_a_local_edit(tmp_path, state_dir)
     again = processor(tmp_path, store="rocksdb", state_dir=state_dir)
+    again._changelog_end = lambda partition: changelog_end  # type: ignore[method-assign]
+    again._read_changelog = lambda partition: changelog_records()  # type: ignore[method-assign]
     try:
-        assert again.warm_offset(0) == 5
-        again.restore_task(0, changelog_records())  # warm=False: the changelog moved on
-        assert again.tasks[0].store.get("T1").assignee is None  # type: ignore[union-attr]
+        again._on_assign(again.consumer, [TopicPartition(again.settings.topic_events, 0)])
+        assignee = again.tasks[0].store.get("T1").assignee  # type: ignore[union-attr]
+        assert assignee == ("local-only" if warm else None)
+        assert again.warm_offset(0) is None  # used or dropped: never twice
     finally:
         again.close()
