@@ -33,6 +33,7 @@ from zoneinfo import ZoneInfo, available_timezones
 import yaml
 from pydantic import (
     AfterValidator,
+    AwareDatetime,
     BaseModel,
     BeforeValidator,
     ConfigDict,
@@ -542,7 +543,30 @@ class Contract(BaseModel):
     tier: Name
     monthly_fee: Money
     currency: Currency
-    timezone: TimezoneName = Field(description="Billing periods are calendar months here.")
+    timezone: TimezoneName = Field(
+        default="UTC", description="Billing periods are calendar months here."
+    )
+    start: date | None = Field(
+        default=None,
+        description="First day of the term (local date in `timezone`); no credit before it.",
+    )
+    end: date | None = Field(
+        default=None,
+        description="Last day of the term, inclusive (local date in `timezone`).",
+    )
+    effective_at: AwareDatetime | None = Field(
+        default=None,
+        description=(
+            "When this version of the contract takes effect. On `sla.contracts` it is never "
+            "earlier than the record's own timestamp: a change is never retroactive."
+        ),
+    )
+
+    @model_validator(mode="after")
+    def _term_in_order(self) -> Self:
+        if self.start is not None and self.end is not None and self.end < self.start:
+            _fail(f"end {self.end} is before start {self.start}")
+        return self
 
 
 def parse_contract(raw: bytes | str) -> Contract:
