@@ -34,6 +34,7 @@ from confluent_kafka import (
     TopicPartition,
 )
 
+from processors.live.testcrash import AFTER_COMMITS, BETWEEN_PRODUCE_AND_COMMIT, CrashPoint
 from slaclock.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -101,6 +102,8 @@ class TransactionalLoop(ABC):
             "enable.partition.eof": True,
         }
         self.clean_exit = False  # the loop stopped after a committed batch (not by an error)
+        # TEST-ONLY kill switch (SLACLOCK_TEST_CRASH, see testcrash.py); None unless set
+        self.test_crash = CrashPoint.from_env(name)
 
     # -- hooks --------------------------------------------------------------------------
 
@@ -306,10 +309,14 @@ class TransactionalLoop(ABC):
                 self.producer.send_offsets_to_transaction(
                     offsets, self.consumer.consumer_group_metadata(), 30
                 )
+                if self.test_crash is not None:  # test-only
+                    self.test_crash.reached(BETWEEN_PRODUCE_AND_COMMIT, self.producer)
                 self.producer.commit_transaction(30)
             else:
                 self.producer.flush(30)
                 self.consumer.commit(offsets=offsets, asynchronous=False)
+            if self.test_crash is not None:  # test-only
+                self.test_crash.reached(AFTER_COMMITS, self.producer)
         except KafkaException as error:
             kafka_error = error.args[0] if error.args else None
             if self.exactly_once and getattr(kafka_error, "txn_requires_abort", lambda: False)():
