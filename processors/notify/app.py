@@ -1,0 +1,392 @@
+"""`slaclock notify` as a faust app: read committed outputs, route, deliver, remember.
+
+A thin adapter around the pure modules (`routing`, `render`, `retry`, `status`):
+
+- one agent over the output topics, manual acks: a record's offset becomes committable
+  only once every notification it produced was acknowledged or dead-lettered, so a crash
+  re-reads it (at-least-once; the receiver sees the same `Idempotency-Key` again);
+- per target, one chain per record key (ticket, customer or service): a ticket's
+  notifications reach a target in the order of its outputs; different keys are delivered
+  concurrently, at most `delivery.concurrency` requests in flight per target;
+- the `delivered` table (changelog-backed, so it survives restarts) remembers the
+  acknowledged idempotency keys for `delivery.delivered_ttl_seconds`; a re-read output
+  whose key is in it is not sent again;
+- dead letters go to the DLQ topic with the reason;
+- `/notify/status` (JSON) and `/metrics` (Prometheus) on faust's web server.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import random
+import time
+from collections.abc import Mapping
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from functools import partial
+from typing import Any
+
+import aiohttp
+import faust
+from faust.types import EventT
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
+from prometheus_client.exposition import CONTENT_TYPE_LATEST
+
+from processors.notify.config import NotifyConfig
+from processors.notify.driver import ReadCommittedApp, isolation_level
+from processors.notify.render import Request, render, signed_headers
+from processors.notify.retry import (
+    SECOND,
+    Attempt,
+    DeadLetter,
+    Delivered,
+    RetryPolicy,
+    decide,
+    describe,
+    expired,
+)
+from processors.notify.routing import route
+from processors.notify.status import NotifyStatus
+
+log = logging.getLogger("slaclock.notify")
+
+MAX_EVENTS_IN_FLIGHT = 2000
+
+
+@dataclass(frozen=True)
+class NotifyOptions:
+    app_id: str  # faust app id = consumer group = prefix of the table's changelog
+    bootstrap_servers: str
+    topics: list[str]  # output topics to read (they exist, same partition count)
+    partitions: int
+    replication_factor: int
+    dlq_topic: str
+    web_host: str
+    web_port: int
+    datadir: str
+    from_beginning: bool = True
+
+
+def now_us() -> int:
+    return time.time_ns() // 1000
+
+
+def _rfc3339(us: int) -> str:
+    return datetime.fromtimestamp(us / SECOND, tz=UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+
+
+class Metrics:
+    def __init__(self) -> None:
+        self.registry = CollectorRegistry()
+        self.delivered = Counter(
+            "slaclock_notify_delivered",
+            "Notifications acknowledged by their target",
+            ["target"],
+            registry=self.registry,
+        )
+        self.failed = Counter(
+            "slaclock_notify_dead_lettered",
+            "Notifications given up and sent to the dead-letter topic",
+            ["target"],
+            registry=self.registry,
+        )
+        self.attempts = Counter(
+            "slaclock_notify_attempts",
+            "HTTP attempts by result",
+            ["target", "result"],
+            registry=self.registry,
+        )
+        self.retrying = Gauge(
+            "slaclock_notify_retrying",
+            "Notifications waiting for their next attempt",
+            ["target"],
+            registry=self.registry,
+        )
+        self.delay = Histogram(
+            "slaclock_notify_delay_seconds",
+            "Output record timestamp to acknowledged delivery",
+            ["target"],
+            buckets=(0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 300, 3600),
+            registry=self.registry,
+        )
+        self.outputs = Counter(
+            "slaclock_notify_outputs_read", "Output records read", registry=self.registry
+        )
+
+
+class Deliverer:
+    """Delivery state of one process: chains, semaphores, counts, the HTTP session."""
+
+    def __init__(
+        self,
+        app: faust.App,
+        config: NotifyConfig,
+        delivered: Any,  # the faust table
+        dlq: faust.TopicT,
+    ) -> None:
+        self.app = app
+        self.config = config
+        self.delivered = delivered
+        self.dlq = dlq
+        self.policy = RetryPolicy.from_config(config.delivery)
+        self.ttl_us = round(config.delivery.delivered_ttl_seconds * SECOND)
+        self.status = NotifyStatus()
+        for name in config.targets:
+            self.status.target(name)
+        self.metrics = Metrics()
+        self.semaphores = {
+            name: asyncio.Semaphore(config.delivery.concurrency) for name in config.targets
+        }
+        self.chains: dict[tuple[str, bytes], asyncio.Task[None]] = {}
+        self.in_flight = asyncio.Semaphore(MAX_EVENTS_IN_FLIGHT)
+        self.random = random.Random()
+        self.session: aiohttp.ClientSession | None = None
+        self.tasks: set[asyncio.Task[None]] = set()
+
+    # -- the agent's side ------------------------------------------------------------------
+
+    async def handle(self, event: EventT[Any]) -> None:
+        """Start the deliveries of one output record; it is acked when they have finished."""
+        await self.in_flight.acquire()
+        self.status.outputs_read += 1
+        self.metrics.outputs.inc()
+        message = event.message
+        try:
+            output = json.loads(message.value or b"")
+            if not isinstance(output, dict):
+                raise ValueError("not an object")
+        except ValueError:
+            self.status.unreadable += 1
+            log.warning(
+                "skipped an unreadable record at %s[%d]@%d",
+                message.topic,
+                message.partition,
+                message.offset,
+            )
+            self._ack(event)
+            return
+        born = round(message.timestamp * SECOND)
+        order_key = message.key or b""
+        jobs: list[asyncio.Task[None]] = []
+        for name in route(self.config, output):
+            request = render(name, self.config.targets[name], output, self.config.secrets)
+            if request is None:
+                continue
+            if self.was_delivered(request.key):
+                self.status.target(name).already_delivered += 1
+                continue
+            previous = self.chains.get((name, order_key))
+            job = asyncio.create_task(
+                self._deliver(request, previous, born, message.partition, output, order_key)
+            )
+            self.chains[(name, order_key)] = job
+            job.add_done_callback(partial(self._unchain, (name, order_key)))
+            jobs.append(job)
+        if not jobs:
+            self._ack(event)
+            return
+        self._spawn(self._ack_when_done(event, jobs))
+
+    def _unchain(self, key: tuple[str, bytes], done: asyncio.Task[None]) -> None:
+        if self.chains.get(key) is done:
+            del self.chains[key]
+
+    def _spawn(self, coroutine: Any) -> None:
+        task = asyncio.create_task(coroutine)
+        self.tasks.add(task)
+        task.add_done_callback(self.tasks.discard)
+
+    async def _ack_when_done(self, event: EventT[Any], jobs: list[asyncio.Task[None]]) -> None:
+        results = await asyncio.gather(*jobs, return_exceptions=True)
+        if any(isinstance(r, BaseException) for r in results):
+            # Not acked: the record is read again after a restart (at-least-once).
+            for r in results:
+                if isinstance(r, BaseException) and not isinstance(r, asyncio.CancelledError):
+                    log.error("delivery failed unexpectedly: %r", r)
+            self.in_flight.release()
+            return
+        self._ack(event)
+
+    def _ack(self, event: EventT[Any]) -> None:
+        event.ack()
+        self.in_flight.release()
+
+    # -- the delivered table ---------------------------------------------------------------
+
+    def was_delivered(self, key: str) -> bool:
+        entry = self.delivered.data.get(key)
+        return entry is not None and now_us() - int(entry["at"]) <= self.ttl_us
+
+    def remember(self, key: str, partition: int) -> None:
+        value = {"at": now_us(), "p": partition}
+        self.delivered.data[key] = value
+        self.delivered.send_changelog(partition, key, value)
+
+    def expire(self) -> int:
+        """Forget acknowledged keys older than the TTL (tombstones in the changelog too)."""
+        cutoff = now_us() - self.ttl_us
+        old = [(k, v) for k, v in list(self.delivered.data.items()) if int(v["at"]) < cutoff]
+        for key, value in old:
+            del self.delivered.data[key]
+            self.delivered.send_changelog(int(value["p"]), key, None, value_serializer="raw")
+        return len(old)
+
+    # -- one notification ------------------------------------------------------------------
+
+    async def _deliver(
+        self,
+        request: Request,
+        previous: asyncio.Task[None] | None,
+        born: int,
+        partition: int,
+        output: Mapping[str, Any],
+        order_key: bytes,
+    ) -> None:
+        if previous is not None:
+            await asyncio.wait([previous])  # order per (target, key); its outcome is its own
+        target = self.status.target(request.target)
+        attempts = 0
+        now = now_us()
+        if expired(self.policy, born, now):
+            await self._dead_letter(
+                request,
+                output,
+                order_key,
+                attempts,
+                "older than the maximum age before the first attempt",
+            )
+            return
+        while True:
+            async with self.semaphores[request.target]:
+                attempt = await self._post(request)
+            attempts += 1
+            now = now_us()
+            decision = decide(self.policy, attempt, attempts, born, now, self.random.random())
+            result = "ok" if isinstance(decision, Delivered) else str(attempt.status or "error")
+            self.metrics.attempts.labels(request.target, result).inc()
+            if isinstance(decision, Delivered):
+                self.remember(request.key, partition)
+                target.delivered += 1
+                self.metrics.delivered.labels(request.target).inc()
+                self.metrics.delay.labels(request.target).observe(max(now - born, 0) / SECOND)
+                return
+            target.last_error = describe(attempt)
+            target.last_error_at = _rfc3339(now)
+            if isinstance(decision, DeadLetter):
+                await self._dead_letter(request, output, order_key, attempts, decision.reason)
+                return
+            target.retrying += 1
+            self.metrics.retrying.labels(request.target).inc()
+            try:
+                await asyncio.sleep(max(decision.at - now_us(), 0) / SECOND)
+            finally:
+                target.retrying -= 1
+                self.metrics.retrying.labels(request.target).dec()
+
+    async def _post(self, request: Request) -> Attempt:
+        assert self.session is not None
+        headers = signed_headers(request, now_us() // SECOND)
+        timeout = aiohttp.ClientTimeout(total=self.config.delivery.timeout_seconds)
+        try:
+            async with self.session.post(
+                request.url, data=request.body, headers=headers, timeout=timeout
+            ) as response:
+                text = "" if 200 <= response.status < 300 else (await response.text())[:200]
+                return Attempt(
+                    response.status, text.strip() or None, response.headers.get("Retry-After")
+                )
+        except (aiohttp.ClientError, TimeoutError) as error:
+            # The URL may be a secret (Slack): never part of the error text.
+            text = str(error).replace(request.url, "<url>") or "timed out"
+            return Attempt(None, f"{type(error).__name__}: {text}"[:200])
+
+    async def _dead_letter(
+        self,
+        request: Request,
+        output: Mapping[str, Any],
+        order_key: bytes,
+        attempts: int,
+        reason: str,
+    ) -> None:
+        target = self.status.target(request.target)
+        record = {
+            "reason": reason,
+            "target": request.target,
+            "idempotency_key": request.key,
+            "attempts": attempts,
+            "dead_lettered_at": _rfc3339(now_us()),
+            "output": dict(output),
+        }
+        sent = await self.dlq.send(key=order_key, value=json.dumps(record).encode())
+        await sent  # acked by the broker before the output's offset may be committed
+        target.failed += 1
+        target.last_error = reason
+        target.last_error_at = _rfc3339(now_us())
+        self.metrics.failed.labels(request.target).inc()
+        log.warning("dead-lettered %s: %s", request.key, reason)
+
+
+def build_app(options: NotifyOptions, config: NotifyConfig) -> tuple[faust.App, Deliverer]:
+    app = ReadCommittedApp(
+        options.app_id,
+        broker=f"kafka://{options.bootstrap_servers}",
+        processing_guarantee="at_least_once",
+        key_serializer="json",  # the delivered table's keys (str) and values
+        value_serializer="json",
+        store="memory://",
+        topic_partitions=options.partitions,
+        topic_replication_factor=options.replication_factor,
+        datadir=options.datadir,
+        web_enabled=options.web_port > 0,
+        web_host=options.web_host,
+        web_port=options.web_port or 6067,
+        web_bind=options.web_host,
+        consumer_auto_offset_reset="earliest" if options.from_beginning else "latest",
+        # Deliveries can wait for retries: rebalances must not wait for every ack.
+        stream_wait_empty=False,
+        # A SIGKILLed member stays in the group until its session expires.
+        broker_session_timeout=10.0,
+        broker_heartbeat_interval=1.0,
+        broker_rebalance_timeout=20.0,
+        broker_commit_interval=0.5,
+    )
+    source = app.topic(*options.topics, key_serializer="raw", value_serializer="raw")
+    dlq = app.topic(options.dlq_topic, key_serializer="raw", value_serializer="raw")
+    ttl_ms = round(config.delivery.delivered_ttl_seconds * 1000)
+    delivered = app.Table(
+        "delivered",
+        default=None,
+        partitions=options.partitions,
+        extra_topic_configs={"cleanup.policy": "compact,delete", "retention.ms": str(ttl_ms)},
+    )
+    deliverer = Deliverer(app, config, delivered, dlq)
+
+    @app.agent(source, name="notify")
+    async def notify(stream: faust.StreamT[Any]) -> None:
+        async for event in stream.noack().events():  # type: ignore[attr-defined]
+            await deliverer.handle(event)
+
+    @app.task  # type: ignore[untyped-decorator]
+    async def open_session() -> None:
+        deliverer.session = aiohttp.ClientSession()
+
+    @app.timer(interval=60.0)  # type: ignore[untyped-decorator]
+    async def expire_delivered() -> None:
+        deliverer.expire()
+
+    @app.page("/notify/status")
+    async def status_page(web: Any, request: Any) -> Any:
+        body = deliverer.status.as_json()
+        body["isolation_level"] = isolation_level(app)
+        body["topics"] = options.topics
+        return web.json(body)
+
+    @app.page("/metrics")
+    async def metrics_page(web: Any, request: Any) -> Any:
+        return web.bytes(
+            generate_latest(deliverer.metrics.registry), content_type=CONTENT_TYPE_LATEST
+        )
+
+    return app, deliverer

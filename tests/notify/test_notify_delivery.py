@@ -1,0 +1,121 @@
+"""`slaclock notify` end to end: real broker, real HTTP receivers of the three kinds."""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+from typing import Any
+
+import pytest
+
+from tests.notify.conftest import MakeReceiver, MakeRun
+from tests.notify.harness import credit_output, ticket_output, wait_for
+from tests.notify.receivers import Receiver
+
+pytestmark = [pytest.mark.kafka]
+
+SECRET = "s3cret-signing-key"
+ROUTING_KEY = "R0UTINGKEY0123456789abcdef012345"
+
+
+def routing(hook: Receiver, chat: Receiver, pager: Receiver, delivery: str = "") -> str:
+    return (
+        "targets:\n"
+        f"  hook: {{kind: webhook, url: '{hook.url}', secret_env: T_HOOK_SECRET}}\n"
+        "  chat: {kind: slack, url_env: T_SLACK_URL}\n"
+        f"  pager: {{kind: pagerduty, routing_key_env: T_PD_KEY, url: '{pager.url}'}}\n"
+        "routes:\n"
+        "  - {match: {type: sla.breach, priority: urgent}, targets: [pager, chat]}\n"
+        "  - {match: {type: sla.completed}, targets: [pager]}\n"
+        "  - {match: {type: sla.warning, threshold_at_least: 0.75}, targets: [hook]}\n"
+        "  - {match: {type: sla.credit, customer: acme}, targets: [hook]}\n"
+        "delivery: {initial_backoff_seconds: 0.2, max_backoff_seconds: 1"
+        + (", " + delivery if delivery else "")
+        + "}\n"
+    )
+
+
+def secrets_env(chat: Receiver) -> dict[str, str]:
+    return {"T_HOOK_SECRET": SECRET, "T_SLACK_URL": chat.url, "T_PD_KEY": ROUTING_KEY}
+
+
+def keys(receiver: Receiver) -> set[str]:
+    return {r.headers["Idempotency-Key"] for r in receiver.accepted()}
+
+
+def verify(secret: str, header: str, body: bytes) -> bool:
+    """The receiver-side check documented in docs/notifications.md."""
+    parts = dict(item.split("=", 1) for item in header.split(","))
+    expected = hmac.new(secret.encode(), f"{parts['t']}.".encode() + body, hashlib.sha256)
+    return hmac.compare_digest(expected.hexdigest(), parts["v1"])
+
+
+def test_routed_outputs_reach_their_targets_and_nothing_else_does(
+    receiver: MakeReceiver, notify_run: MakeRun
+) -> None:
+    hook, chat, pager = receiver("webhook"), receiver("slack"), receiver("pagerduty")
+    run = notify_run(routing(hook, chat, pager), secrets_env(chat), partitions=1)
+    routed: list[dict[str, Any]] = [
+        ticket_output("sla.breach", "T1"),
+        ticket_output("sla.warning", "T4"),
+        ticket_output("sla.completed", "T1"),
+        credit_output("acme"),
+    ]
+    unrouted = [
+        ticket_output("sla.breach", "T2", priority="low"),
+        ticket_output("sla.warning", "T5", threshold=0.5),
+        ticket_output("sla.completed", "T3", outcome="met", elapsed_seconds=60),  # no resolve
+        credit_output("globex"),
+    ]
+    run.write(routed[:2] + unrouted[:2])
+    run.start()
+    run.write(routed[2:] + unrouted[2:])
+    wait_for(lambda: len(pager.accepted()) >= 2 and len(hook.accepted()) >= 2, 60, "deliveries")
+    wait_for(lambda: len(chat.accepted()) >= 1, 30, "slack delivery")
+
+    assert keys(pager) == {
+        "sla.breach:T1:first_response:1::pager",
+        "sla.completed:T1:first_response:1::pager",
+    }
+    assert keys(chat) == {"sla.breach:T1:first_response:1::chat"}
+    assert keys(hook) == {"sla.warning:T4:first_response:1:0.75:hook", "credit:acme:2026-11:hook"}
+    trigger, resolve = sorted(pager.accepted(), key=lambda r: r.body["event_action"] != "trigger")
+    assert trigger.body["event_action"] == "trigger"
+    assert trigger.body["dedup_key"] == resolve.body["dedup_key"] == "T1/first_response/1"
+    assert trigger.body["payload"]["severity"] == "critical"
+    assert resolve.body["event_action"] == "resolve"
+    assert "T1" in chat.accepted()[0].body["text"]
+    for request in hook.accepted():
+        body = _canonical(request.body)
+        assert verify(SECRET, request.headers["X-Slaclock-Signature"], body)
+    status = run.status()
+    assert status is not None and status["isolation_level"] == "read_committed"
+    assert status["targets"]["pager"]["delivered"] == 2
+
+
+def _canonical(body: Any) -> bytes:
+    import json
+
+    return json.dumps(body, sort_keys=True, separators=(",", ":"), ensure_ascii=False).encode()
+
+
+def test_outputs_of_an_aborted_transaction_are_never_delivered(
+    receiver: MakeReceiver, notify_run: MakeRun
+) -> None:
+    hook, chat, pager = receiver("webhook"), receiver("slack"), receiver("pagerduty")
+    run = notify_run(routing(hook, chat, pager), secrets_env(chat), partitions=1)
+    run.start()
+    run.write([ticket_output("sla.breach", "A1"), ticket_output("sla.warning", "A1")], abort=True)
+    # Committed after the aborted ones, on the same partitions: once these arrive, the
+    # aborted records have been read past.
+    run.write([ticket_output("sla.breach", "C1"), ticket_output("sla.warning", "C1")])
+    wait_for(lambda: len(pager.accepted()) >= 1 and len(hook.accepted()) >= 1, 60, "deliveries")
+    wait_for(lambda: len(chat.accepted()) >= 1, 30, "slack delivery")
+
+    delivered = keys(pager) | keys(chat) | keys(hook)
+    assert not [k for k in delivered if ":A1:" in k]
+    assert delivered == {
+        "sla.breach:C1:first_response:1::pager",
+        "sla.breach:C1:first_response:1::chat",
+        "sla.warning:C1:first_response:1:0.75:hook",
+    }
