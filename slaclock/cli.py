@@ -10,19 +10,25 @@ import typer
 from slaclock.cli_demo import register_demo
 from slaclock.cli_kafka import kafka_app
 from slaclock.cli_live import live_app_commands
+from slaclock.cli_notify import register_notify
 from slaclock.cli_replay import register_replay
+from slaclock.cli_report import register_report
 from slaclock.cli_schemas import policy_app, schemas_app
 from slaclock.cli_worker import register_worker
+from slaclock.settings import report_unknown_settings
 
 app = typer.Typer(no_args_is_help=True, add_completion=False, help="slaclock: SLA clocks on Kafka.")
 app.add_typer(kafka_app, name="kafka")
 app.add_typer(schemas_app, name="schemas")
 app.add_typer(policy_app, name="policy")
 register_replay(app)
+register_report(app)
 register_worker(app)
 live_app_commands(app)
 register_demo(app)
+register_notify(app)
 
 
 def main() -> None:
+    report_unknown_settings()
     app()
