@@ -1,0 +1,330 @@
+"""The report as HTML (self-contained: embedded CSS, inline SVG, no script), CSV and JSON.
+
+All three are written from the same `Report`: the JSON is its full structure, the CSV its
+figures one per row (`customer, section, item, measure, value`), and every figure the HTML
+shows carries the same key in a `data-k` attribute, so the three can be checked against
+each other.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import re
+from collections.abc import Iterator
+from dataclasses import asdict, is_dataclass
+from decimal import Decimal
+from pathlib import Path
+from typing import Any
+
+import jinja2
+import orjson
+
+from processors.report import charts
+from processors.report.figures import (
+    METRICS,
+    PRIORITIES,
+    CreditFigures,
+    Report,
+    Section,
+    Tally,
+    format_duration,
+)
+
+ALL = "(all)"
+HTML_BREACH_ROWS = 200
+TEMPLATES = Path(__file__).parent / "templates"
+
+_ENV = jinja2.Environment(
+    loader=jinja2.FileSystemLoader(TEMPLATES),
+    autoescape=jinja2.select_autoescape(["html", "j2"]),
+    undefined=jinja2.StrictUndefined,
+    trim_blocks=True,
+    lstrip_blocks=True,
+)
+
+
+def customer_key(section: Section) -> str:
+    return section.customer_id if section.customer_id is not None else ALL
+
+
+def text(value: object) -> str:
+    """A figure as written in all three formats: '' for none, decimals as they are."""
+    if value is None:
+        return ""
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    return str(value)
+
+
+def _tally(prefix: str, tally: Tally) -> Iterator[tuple[str, str]]:
+    yield f"{prefix}/met", text(tally.met)
+    yield f"{prefix}/breached", text(tally.breached)
+    yield f"{prefix}/compliance", text(tally.compliance)
+
+
+def _credit(prefix: str, credit: CreditFigures) -> Iterator[tuple[str, str]]:
+    for measure in (
+        "count",
+        "capped_count",
+        "gross",
+        "cap",
+        "credited",
+        "cap_used",
+        "availability",
+        "earned_back",
+        "net",
+    ):
+        yield f"{prefix}/{measure}", text(getattr(credit, measure))
+
+
+def section_figures(section: Section) -> Iterator[tuple[str, str]]:
+    """(key, value) of every figure of a section; key = customer/section/item.../measure."""
+    c = customer_key(section)
+    for metric in METRICS:
+        yield from _tally(f"{c}/metric/{metric}", section.metrics[metric])
+    yield from _tally(f"{c}/overall/all", section.overall)
+    for metric in METRICS:
+        for priority in PRIORITIES:
+            yield from _tally(
+                f"{c}/priority/{metric}.{priority}", section.by_priority[metric][priority]
+            )
+    for tier in sorted(section.by_tier):
+        for metric in METRICS:
+            yield from _tally(f"{c}/tier/{tier}.{metric}", section.by_tier[tier][metric])
+    for bucket, by_metric in section.trend.items():
+        for metric in METRICS:
+            yield f"{c}/trend/{bucket}.{metric}/breaches", text(by_metric[metric])
+    for label, n in section.time_used.items():
+        yield f"{c}/time_used/{label}/completions", text(n)
+    for credit in section.credits:
+        yield from _credit(f"{c}/credits/{credit.currency}", credit)
+    for row in section.availability:
+        prefix = f"{c}/availability/{row.service_id}.{row.period}"
+        for measure in (
+            "uptime_percent",
+            "target_percent",
+            "met",
+            "measured_seconds",
+            "downtime_seconds",
+            "excused_seconds",
+            "budget_seconds",
+            "alerts",
+        ):
+            yield f"{prefix}/{measure}", text(getattr(row, measure))
+    yield f"{c}/breach_list/all/count", text(len(section.breaches))
+
+
+def report_figures(report: Report) -> dict[str, str]:
+    return {k: v for section in report.sections for k, v in section_figures(section)}
+
+
+def report_csv(report: Report) -> str:
+    buffer = io.StringIO()
+    writer = csv.writer(buffer, lineterminator="\n")
+    writer.writerow(["customer", "section", "item", "measure", "value"])
+    for section in report.sections:
+        for key, value in section_figures(section):
+            customer, part, item, measure = key.split("/")
+            writer.writerow([customer, part, item, measure, value])
+    return buffer.getvalue()
+
+
+BREACH_COLUMNS = (
+    "customer_id",
+    "ticket_id",
+    "tier",
+    "priority",
+    "metric",
+    "cycle",
+    "deadline",
+    "decided_at",
+    "target_seconds",
+    "overrun_seconds",
+    "completed_at",
+    "rule",
+)
+
+
+def breaches_csv(report: Report) -> str:
+    """Every breached outcome of the period, all customers (the first section has them all)."""
+    buffer = io.StringIO()
+    writer = csv.writer(buffer, lineterminator="\n")
+    writer.writerow(BREACH_COLUMNS)
+    for row in report.sections[0].breaches:
+        writer.writerow([text(getattr(row, column)) for column in BREACH_COLUMNS])
+    return buffer.getvalue()
+
+
+def _plain(value: Any) -> Any:
+    if isinstance(value, Decimal):
+        return str(value)
+    if is_dataclass(value) and not isinstance(value, type):
+        return {k: _plain(v) for k, v in asdict(value).items()}
+    if isinstance(value, dict):
+        return {str(k): _plain(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_plain(v) for v in value]
+    return value
+
+
+def _tally_json(tally: Tally) -> dict[str, Any]:
+    return {
+        "met": tally.met,
+        "breached": tally.breached,
+        "compliance": text(tally.compliance) or None,
+    }
+
+
+def section_json(section: Section) -> dict[str, Any]:
+    return {
+        "customer_id": section.customer_id,
+        "window": {
+            "period": section.window.period,
+            "label": section.window.label,
+            "start_us": section.window.start_us,
+            "end_us": section.window.end_us,
+            "timezone": section.window.timezone,
+        },
+        "tiers": section.tiers,
+        "metrics": {m: _tally_json(t) for m, t in section.metrics.items()},
+        "overall": _tally_json(section.overall),
+        "by_priority": {
+            m: {p: _tally_json(t) for p, t in by_p.items()}
+            for m, by_p in section.by_priority.items()
+        },
+        "by_tier": {
+            tier: {m: _tally_json(t) for m, t in by_m.items()}
+            for tier, by_m in sorted(section.by_tier.items())
+        },
+        "trend": {"unit": section.trend_unit, "buckets": section.trend},
+        "time_used": section.time_used,
+        "closest": _plain(section.closest),
+        "breaches": _plain(section.breaches),
+        "credits": _plain(section.credits),
+        "statement": section.statement,
+        "availability": _plain(section.availability),
+        "min_compliance": text(section.min_compliance) or None,
+        "targets": section.targets,
+        "charts": chart_ids(section),
+        "notes": section.notes,
+    }
+
+
+def report_json(report: Report) -> bytes:
+    document = {
+        "report": "slaclock SLA report",
+        "period": report.window_label,
+        "source": report.source,
+        "notes": report.notes,
+        "sections": [section_json(s) for s in report.sections],
+    }
+    return orjson.dumps(document, option=orjson.OPT_INDENT_2)
+
+
+def _slug(section: Section) -> str:
+    return re.sub(r"[^A-Za-z0-9_-]", "-", customer_key(section).strip("()"))
+
+
+def chart_ids(section: Section) -> list[str]:
+    return [chart_id for chart_id, _svg in section_charts(section, draw=False).values()]
+
+
+def section_charts(section: Section, draw: bool = True) -> dict[str, tuple[str, str]]:
+    """kind -> (chart id, SVG text); with `draw` False only the ids (SVG left empty)."""
+    slug = _slug(section)
+    wanted = ["compliance", "trend", "time-used"]
+    if len(section.credits) == 1:
+        wanted.append("credits")
+    if section.availability:
+        wanted.append("availability")
+    drawn: dict[str, tuple[str, str]] = {}
+    for kind in wanted:
+        chart_id = f"{slug}-{kind}"
+        drawn[kind] = (chart_id, _draw(section, kind, chart_id) if draw else "")
+    return drawn
+
+
+def _draw(section: Section, kind: str, chart_id: str) -> str:
+    if kind == "compliance":
+        return charts.compliance_chart(
+            chart_id, {m: t.compliance for m, t in section.metrics.items()}, section.min_compliance
+        )
+    if kind == "trend":
+        return charts.trend_chart(chart_id, section.trend, section.trend_unit)
+    if kind == "time-used":
+        return charts.time_used_chart(chart_id, section.time_used)
+    if kind == "credits":
+        credit = section.credits[0]
+        return charts.credits_chart(
+            chart_id,
+            [
+                ("gross (before cap)", credit.gross),
+                ("cap", credit.cap),
+                ("credited", credit.credited),
+                ("earned back", credit.earned_back),
+                ("net", credit.net),
+            ],
+            credit.currency,
+        )
+    return charts.availability_chart(
+        chart_id,
+        [
+            (
+                f"{r.service_id} {r.period}",
+                Decimal(r.uptime_percent),
+                Decimal(r.target_percent),
+                r.met,
+            )
+            for r in section.availability
+        ],
+    )
+
+
+def report_html(report: Report) -> str:
+    pages = []
+    for section in report.sections:
+        pages.append(
+            {
+                "s": section,
+                "key": customer_key(section),
+                "title": "All customers" if section.customer_id is None else section.customer_id,
+                "charts": section_charts(section),
+                "breaches": section.breaches[:HTML_BREACH_ROWS],
+                "more_breaches": max(0, len(section.breaches) - HTML_BREACH_ROWS),
+            }
+        )
+    template = _ENV.get_template("report.html.j2")
+    return template.render(
+        report=report,
+        pages=pages,
+        metrics=METRICS,
+        priorities=PRIORITIES,
+        text=text,
+        pct=percent_text,
+        duration=format_duration,
+        css=(TEMPLATES / "report.css").read_text(encoding="utf-8"),
+    )
+
+
+def percent_text(value: Decimal | None) -> str:
+    """A 4-place ratio as a percentage for people: 0.9583 -> 95.83%."""
+    if value is None:
+        return "\u2013"  # an en dash: no figure
+    return f"{(value * 100).quantize(Decimal('0.01'))}%"
+
+
+def write_report(report: Report, prefix: Path) -> list[Path]:
+    """Write PREFIX.html, PREFIX.json, PREFIX.csv and PREFIX-breaches.csv."""
+    prefix.parent.mkdir(parents=True, exist_ok=True)
+    paths = [
+        prefix.with_name(prefix.name + ".html"),
+        prefix.with_name(prefix.name + ".json"),
+        prefix.with_name(prefix.name + ".csv"),
+        prefix.with_name(prefix.name + "-breaches.csv"),
+    ]
+    paths[0].write_text(report_html(report), encoding="utf-8")
+    paths[1].write_bytes(report_json(report))
+    paths[2].write_text(report_csv(report), encoding="utf-8")
+    paths[3].write_text(breaches_csv(report), encoding="utf-8")
+    return paths

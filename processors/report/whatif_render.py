@@ -1,0 +1,208 @@
+"""The what-if comparison as HTML (charts inline), CSV and JSON of the same figures."""
+
+from __future__ import annotations
+
+import csv
+import io
+from collections import defaultdict
+from decimal import Decimal
+from pathlib import Path
+from typing import Any
+
+import orjson
+
+from processors.report import charts
+from processors.report.figures import METRICS, PRIORITIES, ZERO, ratio4
+from processors.report.render import _ENV, TEMPLATES, percent_text, text
+from processors.report.whatif import Comparison, Side
+
+HTML_CHANGE_ROWS = 300
+GROUP_COLUMNS = (
+    "customer_id",
+    "tier",
+    "metric",
+    "priority",
+    "met_a",
+    "breached_a",
+    "running_a",
+    "compliance_a",
+    "credits_a",
+    "met_b",
+    "breached_b",
+    "running_b",
+    "compliance_b",
+    "credits_b",
+    "breached_difference",
+    "compliance_difference",
+    "credits_difference",
+)
+CHANGE_COLUMNS = (
+    "ticket_id",
+    "metric",
+    "cycle",
+    "customer_id",
+    "tier",
+    "priority",
+    "outcome_a",
+    "outcome_b",
+    "credit_a",
+    "credit_b",
+    "credit_difference",
+    "currency",
+)
+
+
+def _difference(a: Decimal | None, b: Decimal | None) -> Decimal | None:
+    return None if a is None or b is None else b - a
+
+
+def group_rows(comparison: Comparison) -> list[dict[str, str]]:
+    rows = []
+    for (customer, tier, metric, priority), (a, b) in comparison.groups.items():
+        rows.append(
+            {
+                "customer_id": customer,
+                "tier": tier,
+                "metric": metric,
+                "priority": priority,
+                **_side("a", a),
+                **_side("b", b),
+                "breached_difference": text(b.breached - a.breached),
+                "compliance_difference": text(_difference(a.compliance, b.compliance)),
+                "credits_difference": text(b.credits - a.credits),
+            }
+        )
+    return rows
+
+
+def _side(suffix: str, side: Side) -> dict[str, str]:
+    return {
+        f"met_{suffix}": text(side.met),
+        f"breached_{suffix}": text(side.breached),
+        f"running_{suffix}": text(side.running),
+        f"compliance_{suffix}": text(side.compliance),
+        f"credits_{suffix}": text(side.credits),
+    }
+
+
+def change_rows(comparison: Comparison) -> list[dict[str, str]]:
+    return [
+        {column: text(getattr(change, column)) for column in CHANGE_COLUMNS}
+        for change in comparison.changes
+    ]
+
+
+def _csv(columns: tuple[str, ...], rows: list[dict[str, str]]) -> str:
+    buffer = io.StringIO()
+    writer = csv.DictWriter(buffer, columns, lineterminator="\n")
+    writer.writeheader()
+    writer.writerows(rows)
+    return buffer.getvalue()
+
+
+def _by_metric_priority(comparison: Comparison) -> dict[tuple[str, str], tuple[Side, Side]]:
+    merged: dict[tuple[str, str], tuple[Side, Side]] = {}
+    for (_c, _t, metric, priority), (a, b) in comparison.groups.items():
+        if metric not in METRICS:
+            continue
+        pair = merged.setdefault((metric, priority), (Side(), Side()))
+        for mine, theirs in zip(pair, (a, b), strict=True):
+            mine.met += theirs.met
+            mine.breached += theirs.breached
+            mine.running += theirs.running
+            mine.credits += theirs.credits
+    return {
+        key: merged[key] for key in sorted(merged, key=lambda k: (METRICS.index(k[0]), _p(k[1])))
+    }
+
+
+def _p(priority: str) -> int:
+    return PRIORITIES.index(priority) if priority in PRIORITIES else len(PRIORITIES)
+
+
+def whatif_json(comparison: Comparison, meta: dict[str, Any]) -> bytes:
+    a, b = comparison.totals
+    return orjson.dumps(
+        {
+            "report": "slaclock what-if",
+            **meta,
+            "totals": {"a": _side("", a), "b": _side("", b)},
+            "credits_by_currency": {
+                c: {"a": text(x), "b": text(y), "difference": text(y - x)}
+                for c, (x, y) in comparison.credits_by_currency.items()
+            },
+            "groups": group_rows(comparison),
+            "changes": change_rows(comparison),
+            "charts": ["whatif-compliance", "whatif-breaches", "whatif-credits"],
+        },
+        option=orjson.OPT_INDENT_2,
+    )
+
+
+def whatif_html(comparison: Comparison, meta: dict[str, Any]) -> str:
+    by_mp = _by_metric_priority(comparison)
+    labels = [f"{m} / {p}" for m, p in by_mp]
+    credits: dict[str, list[Decimal]] = defaultdict(lambda: [ZERO, ZERO])
+    for (customer, _t, _m, _p2), (a, b) in comparison.groups.items():
+        credits[customer][0] += a.credits
+        credits[customer][1] += b.credits
+    drawn = {
+        "whatif-compliance": charts.whatif_chart(
+            "whatif-compliance",
+            labels,
+            [_pct(a.compliance) for a, _ in by_mp.values()],
+            [_pct(b.compliance) for _, b in by_mp.values()],
+            "Compliance per metric and priority, A and B",
+            "%",
+        ),
+        "whatif-breaches": charts.whatif_chart(
+            "whatif-breaches",
+            labels,
+            [Decimal(a.breached) for a, _ in by_mp.values()],
+            [Decimal(b.breached) for _, b in by_mp.values()],
+            "Breached targets per metric and priority, A and B",
+            "breached",
+        ),
+        "whatif-credits": charts.whatif_chart(
+            "whatif-credits",
+            list(credits),
+            [v[0] for v in credits.values()],
+            [v[1] for v in credits.values()],
+            "Credits per customer, A and B",
+            "amount (contract currency)",
+        ),
+    }
+    template = _ENV.get_template("whatif.html.j2")
+    return template.render(
+        meta=meta,
+        c=comparison,
+        rows=group_rows(comparison),
+        by_mp=by_mp,
+        changes=comparison.changes[:HTML_CHANGE_ROWS],
+        more_changes=max(0, len(comparison.changes) - HTML_CHANGE_ROWS),
+        charts=drawn,
+        pct=percent_text,
+        text=text,
+        ratio4=ratio4,
+        css=(TEMPLATES / "report.css").read_text(encoding="utf-8"),
+    )
+
+
+def _pct(value: Decimal | None) -> Decimal | None:
+    return None if value is None else value * 100
+
+
+def write_whatif(comparison: Comparison, meta: dict[str, Any], prefix: Path) -> list[Path]:
+    """Write PREFIX.html, PREFIX.json, PREFIX.csv (per group) and PREFIX-changes.csv."""
+    prefix.parent.mkdir(parents=True, exist_ok=True)
+    paths = [
+        prefix.with_name(prefix.name + ".html"),
+        prefix.with_name(prefix.name + ".json"),
+        prefix.with_name(prefix.name + ".csv"),
+        prefix.with_name(prefix.name + "-changes.csv"),
+    ]
+    paths[0].write_text(whatif_html(comparison, meta), encoding="utf-8")
+    paths[1].write_bytes(whatif_json(comparison, meta))
+    paths[2].write_text(_csv(GROUP_COLUMNS, group_rows(comparison)), encoding="utf-8")
+    paths[3].write_text(_csv(CHANGE_COLUMNS, change_rows(comparison)), encoding="utf-8")
+    return paths

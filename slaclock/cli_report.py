@@ -1,0 +1,309 @@
+"""`slaclock report`, `slaclock whatif` and `slaclock generate`: reports people read."""
+
+from __future__ import annotations
+
+import sys
+import time
+from datetime import date, datetime, timedelta
+from pathlib import Path
+from typing import Annotated
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+import orjson
+import typer
+
+from processors.engine.instants import format_us, parse_instant, to_us
+from processors.report.figures import PolicyInfo, ReportRequest, build_report, month_window
+from processors.report.outputs import Outputs, ReportInputError, outputs_from_records, read_outputs
+from schemas.policy import PolicyError, load_policy
+
+
+def register_report(app: typer.Typer) -> None:
+    app.command("report")(report_command)
+    app.command("whatif")(whatif_command)
+    app.command("generate")(generate_command)
+
+
+def _fail(message: str) -> typer.Exit:
+    print(f"error: {message}", file=sys.stderr)
+    return typer.Exit(1)
+
+
+def _zone(name: str) -> str:
+    try:
+        ZoneInfo(name)
+    except (ZoneInfoNotFoundError, ValueError):
+        raise ReportInputError(
+            f"--timezone {name!r}: not an IANA time zone name (e.g. Europe/Berlin)"
+        ) from None
+    return name
+
+
+def _instant(flag: str, value: str, timezone: str, end: bool) -> int:
+    """An RFC 3339 instant, or a date (local midnight; a --to date counts whole)."""
+    try:
+        day = date.fromisoformat(value)
+    except ValueError:
+        try:
+            return parse_instant(value)
+        except ValueError:
+            raise ReportInputError(
+                f"{flag} {value!r}: give a date (2026-10-31) or an RFC 3339 instant with an "
+                "offset (2026-10-31T17:00:00Z)"
+            ) from None
+    if end:
+        day += timedelta(days=1)
+    midnight = datetime(day.year, day.month, day.day, tzinfo=ZoneInfo(timezone))
+    return to_us(midnight)
+
+
+def _window_request(
+    period: str | None, start: str | None, end: str | None, customer: str | None, timezone: str
+) -> ReportRequest:
+    timezone = _zone(timezone)
+    if period is not None and (start is not None or end is not None):
+        raise ReportInputError("give either --period or --from/--to, not both")
+    if period is not None:
+        month_window(period, timezone)  # validates the month
+        return ReportRequest(period=period, customer=customer, timezone=timezone)
+    if start is None or end is None:
+        raise ReportInputError("give --period YYYY-MM, or both --from and --to")
+    start_us = _instant("--from", start, timezone, end=False)
+    end_us = _instant("--to", end, timezone, end=True)
+    if end_us <= start_us:
+        raise ReportInputError(f"--to {end} is not after --from {start}")
+    return ReportRequest(start_us=start_us, end_us=end_us, customer=customer, timezone=timezone)
+
+
+def _policy_info(policy: Path | None) -> PolicyInfo:
+    if policy is None:
+        return PolicyInfo()
+    from processors.report.policy_info import policy_info
+
+    try:
+        return policy_info(load_policy(policy))
+    except PolicyError as error:
+        first = str(error).strip().splitlines()
+        raise ReportInputError(f"--policy {policy}: refused ({'; '.join(first[:3])})") from None
+
+
+def _outputs_from_file(path: Path) -> Outputs:
+    try:
+        with path.open("rb") as source:
+            return read_outputs(source, str(path))
+    except OSError as error:
+        raise ReportInputError(f"--outputs {path}: cannot read ({error.strerror})") from None
+
+
+def _outputs_from_topics() -> Outputs:
+    from slaclock.settings import SettingsError, load_settings
+    from slaclock.subscriber import SubscriberError, collect, output_topics
+
+    try:
+        settings = load_settings()
+    except SettingsError as error:
+        raise ReportInputError(f"--from-topics: {'; '.join(error.problems)}") from None
+    topics = output_topics(settings)
+    for name in ("topic_statements", "topic_availability"):
+        extra = getattr(settings, name, None)
+        if isinstance(extra, str):
+            topics.append(extra)
+    try:
+        records = collect(settings, topics)
+    except SubscriberError as error:
+        raise ReportInputError(
+            f"reading the output topics: {error} (set SLACLOCK_BOOTSTRAP_SERVERS and the "
+            "SLACLOCK_TOPIC_* names)"
+        ) from None
+    except Exception as error:  # a broker that cannot be reached, bad client settings
+        raise ReportInputError(f"reading the output topics: {error}") from None
+    return outputs_from_records(record["value"] for record in records)
+
+
+def report_command(
+    outputs: Annotated[
+        Path | None,
+        typer.Option(help="Output events, one JSON object per line (`slaclock replay --out`)."),
+    ] = None,
+    from_topics: Annotated[
+        bool,
+        typer.Option(
+            "--from-topics",
+            help="Read the output topics (read_committed) instead of a file; Kafka settings "
+            "from the SLACLOCK_ environment.",
+        ),
+    ] = False,
+    period: Annotated[
+        str | None, typer.Option(help="A billing month, YYYY-MM (customers' own time zones).")
+    ] = None,
+    start: Annotated[
+        str | None, typer.Option("--from", help="Start: a date or an RFC 3339 instant.")
+    ] = None,
+    end: Annotated[
+        str | None, typer.Option("--to", help="End: a date (inclusive) or an instant (exclusive).")
+    ] = None,
+    customer: Annotated[str | None, typer.Option(help="Only this customer.")] = None,
+    policy: Annotated[
+        Path | None,
+        typer.Option(help="Policy YAML: adds contract figures (targets, cap, earn-back terms)."),
+    ] = None,
+    timezone: Annotated[
+        str,
+        typer.Option(help="Zone for dates and for customers without a contract time zone."),
+    ] = "UTC",
+    out: Annotated[
+        Path,
+        typer.Option(help="Prefix of the files written: PREFIX.html/.json/.csv/-breaches.csv."),
+    ] = Path("report"),
+) -> None:
+    """An SLA report for a period: HTML (self-contained, printable), CSV and JSON."""
+    from processors.report.render import write_report
+
+    try:
+        if (outputs is None) == (not from_topics):
+            raise ReportInputError("give --outputs FILE or --from-topics (one of them)")
+        request = _window_request(period, start, end, customer, timezone)
+        info = _policy_info(policy)
+        began = time.perf_counter()
+        data = _outputs_from_file(outputs) if outputs is not None else _outputs_from_topics()
+        source = str(outputs) if outputs is not None else "the output topics"
+        if data.empty:
+            raise ReportInputError(f"{source} holds no output events")
+        report = build_report(data, request, info, source)
+        paths = write_report(report, out)
+    except ReportInputError as error:
+        raise _fail(str(error)) from None
+    elapsed = time.perf_counter() - began
+    print(
+        f"report {report.window_label}: {len(report.sections)} section(s) in {elapsed:.1f} s -> "
+        + ", ".join(str(p) for p in paths),
+        file=sys.stderr,
+    )
+
+
+def whatif_command(
+    events: Annotated[Path, typer.Option(help="Events, one JSON object per line.")],
+    policy: Annotated[
+        list[Path], typer.Option(help="Give it twice: --policy A.yaml --policy B.yaml.")
+    ],
+    until: Annotated[
+        str | None, typer.Option(help="Advance both clocks to this RFC 3339 instant at the end.")
+    ] = None,
+    out: Annotated[Path, typer.Option(help="Prefix: PREFIX.html/.json/.csv/-changes.csv.")] = Path(
+        "whatif"
+    ),
+    serial: Annotated[
+        bool, typer.Option("--serial", help="Run the two replays one after the other.")
+    ] = False,
+) -> None:
+    """Replay the same events under two policies and compare the outcomes side by side."""
+    from processors.report.whatif import compare
+    from processors.report.whatif_render import write_whatif
+    from processors.report.whatif_run import replay_both
+
+    try:
+        if len(policy) != 2:
+            raise ReportInputError(
+                f"--policy given {len(policy)} time(s); give it exactly twice (A, then B)"
+            )
+        for path in policy:
+            try:
+                load_policy(path)
+            except PolicyError as error:
+                lines = str(error).strip().splitlines()
+                raise ReportInputError(
+                    f"--policy {path}: refused ({'; '.join(lines[:3])})"
+                ) from None
+        if not events.is_file():
+            raise ReportInputError(f"--events {events}: no such file")
+        until_us = None
+        if until is not None:
+            try:
+                until_us = parse_instant(until)
+            except ValueError:
+                raise ReportInputError(
+                    f"--until {until!r}: give an RFC 3339 instant with an offset"
+                ) from None
+    except ReportInputError as error:
+        raise _fail(str(error)) from None
+    began = time.perf_counter()
+    (a, summary_a), (b, summary_b) = replay_both(
+        policy[0], policy[1], events, until_us, parallel=not serial
+    )
+    replayed = time.perf_counter() - began
+    comparison = compare(a, b)
+    meta = {
+        "policy_a": str(policy[0]),
+        "policy_b": str(policy[1]),
+        "events": str(events),
+        "until": format_us(until_us) if until_us is not None else None,
+        "summary_a": summary_a,
+        "summary_b": summary_b,
+    }
+    paths = write_whatif(comparison, meta, out)
+    total = time.perf_counter() - began
+    print(
+        f"whatif: {len(comparison.changes)} outcome(s) changed; replays {replayed:.1f} s, "
+        f"total {total:.1f} s -> " + ", ".join(str(p) for p in paths),
+        file=sys.stderr,
+    )
+
+
+def generate_command(
+    policy: Annotated[Path, typer.Option(help="Policy YAML: its contracts are the customers.")],
+    tickets: Annotated[int, typer.Option(min=1, help="How many tickets.")] = 1000,
+    period: Annotated[
+        str | None, typer.Option(help="Create the tickets over this month (YYYY-MM, UTC).")
+    ] = None,
+    start: Annotated[str | None, typer.Option("--from", help="Or from this date...")] = None,
+    end: Annotated[str | None, typer.Option("--to", help="...to this date (inclusive).")] = None,
+    seed: Annotated[int, typer.Option(help="Same seed, same events.")] = 7,
+    walk_in: Annotated[
+        bool, typer.Option(help="Also tickets of a customer without a contract ('walk-in').")
+    ] = True,
+    out: Annotated[Path | None, typer.Option(help="Output JSONL file (default: stdout).")] = None,
+) -> None:
+    """Write a realistic synthetic event stream for a policy: N tickets over a period, seeded."""
+    from slaclock.workload import WorkloadShape, ticket_events
+
+    try:
+        loaded = load_policy(policy)
+    except PolicyError as error:
+        lines = str(error).strip().splitlines()
+        raise _fail(f"--policy {policy}: refused ({'; '.join(lines[:3])})") from None
+    try:
+        if period is None and start is None and end is None:
+            raise ReportInputError("give --period YYYY-MM, or --from and --to dates")
+        request = _window_request(period, start, end, None, "UTC")
+    except ReportInputError as error:
+        raise _fail(str(error)) from None
+    if request.period is not None:
+        window = month_window(request.period, "UTC")
+        first, last = window.start_us, window.end_us
+    else:
+        assert request.start_us is not None and request.end_us is not None
+        first, last = request.start_us, request.end_us
+    customers = [*sorted(loaded.customers)]
+    if walk_in or not customers:
+        customers.append("walk-in")
+    shape = WorkloadShape(
+        tickets=tickets,
+        start=datetime.fromtimestamp(first / 1_000_000, tz=ZoneInfo("UTC")),
+        spread_seconds=max(1, (last - first) // 1_000_000),
+        customers=tuple(customers),
+        seed=seed,
+    )
+    events = ticket_events(shape)
+    sink = out.open("wb") if out is not None else sys.stdout.buffer
+    try:
+        for event in events:
+            sink.write(orjson.dumps(event))
+            sink.write(b"\n")
+    finally:
+        if out is not None:
+            sink.close()
+    print(
+        f"generate: {len(events)} events of {tickets} tickets for {len(customers)} customers"
+        + (f" -> {out}" if out is not None else ""),
+        file=sys.stderr,
+    )
