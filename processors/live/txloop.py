@@ -10,6 +10,14 @@ before any of its input is processed. If a transaction fails, it is aborted and 
 assigned task is rewound: state rebuilt from the changelog, consumer seeked to the
 committed offsets.
 
+A broker outage is ridden out: every call that fails for want of a broker is retried
+with backoff (`Backoff`) while `broker` (a `BrokerState`, shared by the worker's
+components) reports the outage; librdkafka's transactional errors are handled as its
+documentation asks (see `_process_batch`), and a producer made unusable by a fatal error
+(fenced: the coordinator aborted our transaction after its timeout, bumping the epoch) is
+replaced by a new one under the same transactional id. Whatever happened, the tasks are
+then rewound to what was committed, so nothing is lost or applied twice.
+
 Why not faust's `exactly_once`: see README "Exactly-once" (pre-KIP-447 producer per
 partition, open upstream reports of duplicates after a kill); this loop is measured by
 the SIGKILL tests instead of trusted.
@@ -21,8 +29,9 @@ import logging
 import threading
 import time
 from abc import ABC, abstractmethod
-from collections.abc import Iterable
-from typing import Any
+from collections.abc import Callable, Iterable
+from functools import partial
+from typing import Any, TypeVar
 
 from confluent_kafka import (
     OFFSET_BEGINNING,
@@ -35,13 +44,22 @@ from confluent_kafka import (
 )
 
 from processors.live.testcrash import AFTER_COMMITS, BETWEEN_PRODUCE_AND_COMMIT, CrashPoint
+from slaclock.kafka_client import Backoff, BrokerState, is_outage, with_logging
 from slaclock.settings import Settings
 
 log = logging.getLogger(__name__)
 
+T = TypeVar("T")
+
 Headers = list[tuple[str, bytes]]
 
 RESTORE_TIMEOUT_S = 120.0
+CALL_TIMEOUT_S = 10.0  # one attempt of a transactional call; retried while the broker is away
+MAX_PRODUCER_RESETS = 5  # fatal producer errors in a row (no commit between) before giving up
+
+
+class Stopping(Exception):
+    """A stop was asked while a call waited for the broker: leave without committing."""
 
 
 class TransactionalLoop(ABC):
@@ -64,9 +82,16 @@ class TransactionalLoop(ABC):
         self.assigned: set[int] = set()
         self.assigned_lock = threading.Lock()
         self.ready = threading.Event()  # set once the first assignment is restored
+        # shared with the worker's other components (the worker replaces it)
+        self.broker = BrokerState(settings.bootstrap_servers)
+        self.stop = threading.Event()  # the run's stop event, set by `run`
+        self.producer_resets = 0  # fatal producer errors since the last commit
         group = f"{settings.app_id}-{name}"
         member = f"{settings.instance_id}-{name}"
-        base = settings.kafka_config()
+        base = {
+            **with_logging(settings.kafka_config()),
+            "error_cb": self._on_client_error,
+        }
         consumer_config: dict[str, Any] = {
             **base,
             "group.id": group,
@@ -93,6 +118,7 @@ class TransactionalLoop(ABC):
         if self.exactly_once:
             producer_config["transactional.id"] = f"{settings.app_id}-{member}"
             producer_config["transaction.timeout.ms"] = 30_000
+        self._producer_config = producer_config
         self.producer = Producer(producer_config)
         self._restore_config = {
             **base,
@@ -142,6 +168,33 @@ class TransactionalLoop(ABC):
     def after_batch(self) -> None:  # noqa: B027 - an optional hook
         """Called after each batch's records, before the commit (e.g. to emit watermarks)."""
 
+    # -- the broker --------------------------------------------------------------------------
+
+    def _on_client_error(self, error: KafkaError) -> None:
+        self.broker.error_callback(self.name)(error)
+
+    def _retry(self, what: str, call: Callable[[], T]) -> T:
+        """`call()`, retried with backoff while it fails for want of a broker.
+
+        Errors that are not an outage, and transactional errors that require an abort,
+        are raised at once; so is `Stopping` when a stop is asked meanwhile.
+        """
+        backoff = Backoff()
+        while True:
+            try:
+                result = call()
+            except (KafkaException, TimeoutError) as error:
+                kafka_error = _kafka_error(error)
+                if kafka_error is not None and kafka_error.txn_requires_abort():
+                    raise
+                if not is_outage(error):
+                    raise
+                self.broker.down(f"{self.name}: {what}", error)
+            else:
+                return result
+            if self.stop.wait(backoff.step()):
+                raise Stopping(what)
+
     # -- producing ----------------------------------------------------------------------
 
     def produce(
@@ -169,7 +222,10 @@ class TransactionalLoop(ABC):
         log.info("%s: assigned tasks %s", self.name, tasks)
         for task in tasks:
             checkpoint = self.warm_offset(task)
-            if checkpoint is not None and self._changelog_end(task) == checkpoint:
+            if (
+                checkpoint is not None
+                and self._retry("changelog end", partial(self._changelog_end, task)) == checkpoint
+            ):
                 log.info(
                     "%s: task %d reuses its local store (changelog at %d)",
                     self.name,
@@ -180,7 +236,8 @@ class TransactionalLoop(ABC):
             else:
                 if checkpoint is not None:
                     log.info("%s: task %d: local store is stale; full restore", self.name, task)
-                self.restore_task(task, self._read_changelog(task))
+                records = self._retry("restore", partial(self._read_changelog, task))
+                self.restore_task(task, records)
         with self.assigned_lock:
             self.assigned.update(tasks)
         self.ready.set()
@@ -242,13 +299,15 @@ class TransactionalLoop(ABC):
     # -- the loop ---------------------------------------------------------------------------
 
     def run(self, stop: threading.Event) -> None:
-        if self.exactly_once:
-            self.producer.init_transactions(30)  # fences and aborts a predecessor's open txn
-        self.consumer.subscribe(
-            self.input_topics, on_assign=self._on_assign, on_revoke=self._on_revoke
-        )
-        max_batch = self.settings.max_batch
+        self.stop = stop
         try:
+            if self.exactly_once:
+                # fences and aborts a predecessor's open transaction
+                self._retry("init transactions", self._init_transactions)
+            self.consumer.subscribe(
+                self.input_topics, on_assign=self._on_assign, on_revoke=self._on_revoke
+            )
+            max_batch = self.settings.max_batch
             while not stop.is_set():
                 messages = [m for m in self._next_batch(max_batch) if self._keep(m)]
                 if not messages:
@@ -256,8 +315,13 @@ class TransactionalLoop(ABC):
                     continue
                 self._process_batch(messages)
             self.clean_exit = True
+        except Stopping as stopping:
+            log.warning("%s: stopped while waiting for Kafka (%s)", self.name, stopping)
         finally:
             self.close()
+
+    def _init_transactions(self) -> None:
+        self.producer.init_transactions(CALL_TIMEOUT_S)
 
     def _next_batch(self, max_batch: int) -> list[Message]:
         """Wait up to `commit_interval` for one record, then take what else is queued.
@@ -285,13 +349,27 @@ class TransactionalLoop(ABC):
             return False
         if error.fatal():
             raise KafkaException(error)
-        log.warning("%s: consumer error %s", self.name, error)
+        if is_outage(error):
+            self.broker.down(f"{self.name}: consume", error)
+        else:
+            log.warning("%s: consumer error %s", self.name, error)
         return False
 
     def _process_batch(self, messages: list[Message]) -> None:
-        if self.exactly_once:
-            self.producer.begin_transaction()
+        """Process a batch and commit it with its offsets, in one transaction.
+
+        librdkafka's transactional errors (see `rd_kafka_commit_transaction`): a retriable
+        one (a timeout: the broker is away) means call again, the commit may complete in
+        the background; one that requires an abort (messages failed delivery, a fenced
+        consumer generation, the coordinator aborted the transaction) means abort, and
+        this batch is done again from what was committed; a fatal one (this producer was
+        fenced) means the producer is unusable: a new one takes over (`_replace_producer`).
+        A zombie cannot commit through this: its consumer generation is stale, so its
+        offsets are refused (KIP-447) and its transaction must abort.
+        """
         try:
+            if self.exactly_once:
+                self.producer.begin_transaction()
             # A batch holds each partition's records in offset order: the last one wins.
             # (Records without errors always have these set: no None checks per record.)
             last_offsets: dict[tuple[str, int], int] = {
@@ -306,25 +384,75 @@ class TransactionalLoop(ABC):
                 self.produce(self.changelog_topic, value, key=key, partition=partition)
             offsets = [TopicPartition(t, p, o + 1) for (t, p), o in last_offsets.items()]
             if self.exactly_once:
-                self.producer.send_offsets_to_transaction(
-                    offsets, self.consumer.consumer_group_metadata(), 30
+                metadata = self.consumer.consumer_group_metadata()
+                self._retry(
+                    "send offsets",
+                    lambda: self.producer.send_offsets_to_transaction(
+                        offsets, metadata, CALL_TIMEOUT_S
+                    ),
                 )
                 if self.test_crash is not None:  # test-only
                     self.test_crash.reached(BETWEEN_PRODUCE_AND_COMMIT, self.producer)
-                self.producer.commit_transaction(30)
+                self._retry("commit", lambda: self.producer.commit_transaction(CALL_TIMEOUT_S))
             else:
-                self.producer.flush(30)
-                self.consumer.commit(offsets=offsets, asynchronous=False)
+                self._retry("flush", self._flush_all)
+                self._retry(
+                    "commit offsets",
+                    lambda: self.consumer.commit(offsets=offsets, asynchronous=False),
+                )
             if self.test_crash is not None:  # test-only
                 self.test_crash.reached(AFTER_COMMITS, self.producer)
         except KafkaException as error:
-            kafka_error = error.args[0] if error.args else None
-            if self.exactly_once and getattr(kafka_error, "txn_requires_abort", lambda: False)():
-                log.warning("%s: transaction aborted (%s); rewinding", self.name, kafka_error)
-                self.producer.abort_transaction(30)
-                self._rewind()
-                return
-            raise
+            self._recover(error)
+            return
+        self.producer_resets = 0
+        self.broker.up()
+
+    def _flush_all(self) -> None:
+        if self.producer.flush(CALL_TIMEOUT_S) > 0:
+            raise TimeoutError("records not acknowledged yet")
+
+    def _recover(self, error: KafkaException) -> None:
+        """After a failed batch: end the transaction, then rewind to what was committed."""
+        kafka_error = _kafka_error(error)
+        if not self.exactly_once:
+            if not is_outage(error):
+                raise error
+            self.broker.down(f"{self.name}: batch", error)
+        elif kafka_error is not None and kafka_error.fatal():
+            self._replace_producer(kafka_error)
+        else:
+            if not is_outage(error) and not (kafka_error and kafka_error.txn_requires_abort()):
+                raise error
+            log.warning("%s: transaction aborted (%s); rewinding", self.name, kafka_error)
+            try:
+                self._retry("abort", lambda: self.producer.abort_transaction(CALL_TIMEOUT_S))
+            except KafkaException as abort_error:
+                fatal = _kafka_error(abort_error)
+                if fatal is None or not fatal.fatal():
+                    raise
+                self._replace_producer(fatal)
+        self._retry("rewind", self._rewind)
+
+    def _replace_producer(self, error: KafkaError) -> None:
+        """A fatal error left the producer unusable: a new one, same transactional id.
+
+        Its `init_transactions` aborts whatever the old one left open. After
+        `MAX_PRODUCER_RESETS` in a row without a commit between, the error is raised: the
+        worker stops (another live worker with the same instance id, say).
+        """
+        self.producer_resets += 1
+        if self.producer_resets > MAX_PRODUCER_RESETS:
+            raise KafkaException(error)
+        log.warning(
+            "%s: producer fenced or failed (%s); a new producer takes over its transactional id",
+            self.name,
+            error.str(),
+        )
+        old, self.producer = self.producer, Producer(self._producer_config)
+        old.purge(in_queue=True, in_flight=True)
+        del old
+        self._retry("init transactions", self._init_transactions)
 
     def _rewind(self) -> None:
         """After an abort: rebuild every task from its changelog and seek to committed."""
@@ -343,5 +471,16 @@ class TransactionalLoop(ABC):
     def close(self) -> None:
         try:
             self.consumer.close()
+        except KafkaException as error:
+            log.warning("%s: closing the consumer: %s", self.name, error)
         finally:
-            self.producer.flush(10)
+            try:
+                self.producer.flush(10)
+            except KafkaException as error:  # a fatal error: nothing left to deliver
+                log.warning("%s: closing the producer: %s", self.name, error)
+
+
+def _kafka_error(error: BaseException) -> KafkaError | None:
+    if isinstance(error, KafkaException) and error.args and isinstance(error.args[0], KafkaError):
+        return error.args[0]
+    return None

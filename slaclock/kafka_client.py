@@ -1,0 +1,284 @@
+"""What every slaclock Kafka client shares: librdkafka's log through Python logging, the
+classification of broker errors, and a quick reachability probe with a one-line error.
+
+librdkafka prints its own log lines (`%3|1795989764.171|FAIL|rdkafka#producer-1| ...`) to
+stderr unless a `logger` is configured; a broker that is down makes it print one per
+connection attempt per client. `LIBRDKAFKA_LOG` routes them to the `librdkafka` Python
+logger instead, with connection failures demoted to DEBUG: the worker and the commands
+report an unreachable broker themselves, once, naming the address and the setting.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import re
+import threading
+import time
+from collections.abc import Callable, Mapping
+from typing import TYPE_CHECKING, Any
+
+from confluent_kafka import KafkaError, KafkaException
+
+if TYPE_CHECKING:
+    from slaclock.settings import Settings
+
+__all__ = [
+    "BOOTSTRAP_ENV",
+    "LIBRDKAFKA_LOG",
+    "Backoff",
+    "BrokerState",
+    "BrokerUnreachable",
+    "LibrdkafkaLog",
+    "bootstrap_origin",
+    "ensure_reachable",
+    "is_outage",
+    "with_logging",
+]
+
+BOOTSTRAP_ENV = "SLACLOCK_BOOTSTRAP_SERVERS"
+log = logging.getLogger(__name__)
+
+PROBE_TIMEOUT_S = 5.0
+EARLY_S = 1.5  # every broker refused for this long: no point waiting the whole timeout
+_HOPELESS = frozenset({KafkaError._AUTHENTICATION, KafkaError._SSL, KafkaError._RESOLVE})
+
+# syslog levels (librdkafka's) to Python logging levels
+_LEVELS = {
+    0: logging.CRITICAL,
+    1: logging.CRITICAL,
+    2: logging.CRITICAL,
+    3: logging.ERROR,
+    4: logging.WARNING,
+    5: logging.INFO,
+    6: logging.INFO,
+    7: logging.DEBUG,
+}
+
+# Connection trouble, reported by our own code once per outage: not worth a line per attempt.
+_CONNECTION_NOISE = re.compile(
+    r"Connect to |Connection refused|Disconnected|Broker transport failure|"
+    r"Connection reset|timed out|Timed out|all broker connections are down|"
+    r"Coordinator load in progress|Failed to acquire .*PID|not available|"
+    r"No route to host|Name or service not known",
+)
+_NOISY_FACILITIES = frozenset({"FAIL", "REQTMOUT", "GETPID", "COORDFAIL", "TXNERR", "ERROR"})
+
+
+class LibrdkafkaLog:
+    """A `logger` for confluent-kafka clients: librdkafka calls `log(level, fmt, fac,
+    name, message)` with syslog levels, from the client's poll calls."""
+
+    def __init__(self, name: str = "librdkafka") -> None:
+        self.logger = logging.getLogger(name)
+
+    def log(self, level: int, fmt: str, *args: Any) -> None:
+        python_level = _LEVELS.get(level, logging.DEBUG)
+        facility = str(args[0]) if args else ""
+        message = str(args[-1]) if args else ""
+        if facility in _NOISY_FACILITIES and _CONNECTION_NOISE.search(message):
+            python_level = logging.DEBUG
+        if self.logger.isEnabledFor(python_level):
+            self.logger.log(python_level, fmt, *args)
+
+
+LIBRDKAFKA_LOG = LibrdkafkaLog()
+
+
+def with_logging(config: Mapping[str, Any]) -> dict[str, Any]:
+    """`config` plus the Python-logging `logger` (unless it has one)."""
+    return {"logger": LIBRDKAFKA_LOG, **config}
+
+
+# -- errors ---------------------------------------------------------------------------------
+
+_OUTAGE_CODES = frozenset(
+    {
+        KafkaError._TRANSPORT,
+        KafkaError._ALL_BROKERS_DOWN,
+        KafkaError._TIMED_OUT,
+        KafkaError._MSG_TIMED_OUT,
+        KafkaError._RESOLVE,
+        KafkaError._WAIT_COORD,
+        KafkaError._UNKNOWN_PARTITION,
+        KafkaError._NO_OFFSET,
+        KafkaError.REQUEST_TIMED_OUT,
+        KafkaError.NETWORK_EXCEPTION,
+        KafkaError.NOT_COORDINATOR,
+        KafkaError.COORDINATOR_NOT_AVAILABLE,
+        KafkaError.COORDINATOR_LOAD_IN_PROGRESS,
+        KafkaError.LEADER_NOT_AVAILABLE,
+        KafkaError.NOT_LEADER_FOR_PARTITION,
+        KafkaError.UNKNOWN_TOPIC_OR_PART,
+    }
+)
+
+
+def is_outage(error: KafkaError | KafkaException | BaseException | None) -> bool:
+    """Whether an error says the broker (or a coordinator on it) cannot be reached now:
+    worth retrying once it is back."""
+    if isinstance(error, KafkaException):
+        error = error.args[0] if error.args else None
+    if isinstance(error, TimeoutError):
+        return True
+    if not isinstance(error, KafkaError):
+        return False
+    return not error.fatal() and (error.retriable() or error.code() in _OUTAGE_CODES)
+
+
+# -- reachability --------------------------------------------------------------------------
+
+
+class BrokerUnreachable(RuntimeError):
+    """No broker answered at the configured address; the message is one line that names
+    the address and the setting (or flag) that sets it."""
+
+
+def bootstrap_origin(settings: Settings, from_flag: bool = False) -> str:
+    """Where the bootstrap address came from, as a user would change it."""
+    if from_flag:
+        return "set by --bootstrap"
+    if os.environ.get(BOOTSTRAP_ENV):
+        return f"set by {BOOTSTRAP_ENV}"
+    default = type(settings).model_fields["bootstrap_servers"].default
+    if settings.bootstrap_servers != default:
+        return f"set by {BOOTSTRAP_ENV} in .env"
+    return f"the default; set {BOOTSTRAP_ENV} or --bootstrap"
+
+
+def ensure_reachable(
+    settings: Settings,
+    from_flag: bool = False,
+    timeout: float = PROBE_TIMEOUT_S,
+    admin_factory: Callable[[dict[str, Any]], Any] | None = None,
+) -> None:
+    """Ask the broker for its metadata; raise `BrokerUnreachable` (one line) if it does
+    not answer within `timeout` seconds or refuses the credentials."""
+    from confluent_kafka.admin import AdminClient
+
+    errors: list[KafkaError] = []
+    config = {
+        **with_logging(settings.kafka_config()),
+        "error_cb": errors.append,
+        "socket.connection.setup.timeout.ms": int(timeout * 1000),
+    }
+    admin = (admin_factory or AdminClient)(config)
+    reason = "no answer"
+    deadline = time.monotonic() + timeout
+    started = time.monotonic()
+    while True:
+        left = deadline - time.monotonic()
+        try:
+            if admin.list_topics(timeout=max(0.1, min(left, 0.5))).brokers:
+                return
+        except KafkaException as exc:
+            reason = _describe(exc.args[0] if exc.args else exc)
+        admin.poll(0)  # serves error_cb: what librdkafka saw while connecting
+        codes = {error.code() for error in errors}
+        refused_for_a_while = (
+            KafkaError._ALL_BROKERS_DOWN in codes and time.monotonic() - started > EARLY_S
+        )
+        if time.monotonic() >= deadline or refused_for_a_while or codes & _HOPELESS:
+            break
+    if errors:
+        reason = _describe(_most_telling(errors))
+    where = settings.bootstrap_servers
+    raise BrokerUnreachable(
+        f"cannot reach Kafka at {where} ({bootstrap_origin(settings, from_flag)}): {reason}"
+    )
+
+
+def _most_telling(errors: list[KafkaError]) -> KafkaError:
+    """An authentication or SSL error says more than the 'all brokers down' it causes."""
+    for error in errors:
+        if error.code() in (KafkaError._AUTHENTICATION, KafkaError._SSL):
+            return error
+    for error in errors:
+        if error.code() != KafkaError._ALL_BROKERS_DOWN:
+            return error
+    return errors[-1]
+
+
+def _describe(error: object) -> str:
+    """librdkafka's message without its `host:port/id: ` prefix and state suffix."""
+    text = error.str() if isinstance(error, KafkaError) else str(error)
+    text = re.sub(r"^\S+/(bootstrap|\d+): ", "", text)
+    text = re.sub(r"^Connect to \S+ failed: ", "", text)
+    text = re.sub(r" \(after \d+ms in state \w+\)", "", text)
+    text = re.sub(r"\s*\(\d+/\d+ brokers are down\)", "", text)
+    return text.strip() or "no answer"
+
+
+# -- a worker's view of the broker -------------------------------------------------------------
+
+
+class BrokerState:
+    """Whether the broker answers, as a worker's components last saw it.
+
+    Components report what they see: `down(error)` when a call failed for want of a
+    broker (or librdkafka reported every broker down), `up()` after a call the broker
+    answered. The first `down` of an outage logs one warning naming the address, the
+    `up` that ends it one line with the outage's length; librdkafka's own lines about
+    it go to DEBUG. Read by `/ready` and the `slaclock_broker_up` gauge.
+    """
+
+    def __init__(self, bootstrap: str, clock: Callable[[], float] = time.monotonic) -> None:
+        self.bootstrap = bootstrap
+        self.clock = clock
+        self._lock = threading.Lock()
+        self._down_since: float | None = None
+        self.outages = 0
+
+    @property
+    def is_up(self) -> bool:
+        return self._down_since is None
+
+    def down(self, component: str, error: object) -> None:
+        with self._lock:
+            if self._down_since is not None:
+                return
+            self._down_since = self.clock()
+            self.outages += 1
+        log.warning(
+            "Kafka at %s unreachable (%s: %s); retrying with backoff until it is back",
+            self.bootstrap,
+            component,
+            _describe(error.args[0] if isinstance(error, KafkaException) and error.args else error),
+        )
+
+    def up(self) -> None:
+        if self._down_since is None:  # the common case, without the lock
+            return
+        with self._lock:
+            since, self._down_since = self._down_since, None
+        if since is not None:
+            log.warning(
+                "Kafka at %s reachable again after %.1f s", self.bootstrap, self.clock() - since
+            )
+
+    def error_callback(self, component: str) -> Callable[[KafkaError], None]:
+        """An `error_cb` for a client: every broker down is an outage; fatal errors and
+        the rest are logged (the calls that fail because of them say more)."""
+
+        def on_error(error: KafkaError) -> None:
+            if error.code() == KafkaError._ALL_BROKERS_DOWN:
+                self.down(component, error)
+            elif error.fatal():
+                log.error("%s: fatal Kafka client error: %s", component, error.str())
+            elif not is_outage(error):
+                log.warning("%s: Kafka client error: %s", component, error.str())
+
+        return on_error
+
+
+class Backoff:
+    """Exponential backoff between retries: 0.5 s doubling up to 10 s."""
+
+    def __init__(self, first: float = 0.5, most: float = 10.0) -> None:
+        self.first = first
+        self.most = most
+        self.next = first
+
+    def step(self) -> float:
+        delay, self.next = self.next, min(self.next * 2, self.most)
+        return delay
