@@ -32,7 +32,6 @@ import aiohttp
 import faust
 from faust.types import EventT
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
-from prometheus_client.exposition import CONTENT_TYPE_LATEST
 
 from processors.notify.config import NotifyConfig
 from processors.notify.driver import ReadCommittedApp, isolation_level
@@ -385,8 +384,8 @@ def build_app(options: NotifyOptions, config: NotifyConfig) -> tuple[faust.App, 
 
     @app.page("/metrics")
     async def metrics_page(web: Any, request: Any) -> Any:
-        return web.bytes(
-            generate_latest(deliverer.metrics.registry), content_type=CONTENT_TYPE_LATEST
-        )
+        # Prometheus' text format 0.0.4 (aiohttp adds the charset itself).
+        text = generate_latest(deliverer.metrics.registry).decode()
+        return web.text(text, content_type="text/plain")
 
     return app, deliverer

@@ -119,3 +119,59 @@ def test_outputs_of_an_aborted_transaction_are_never_delivered(
         "sla.breach:C1:first_response:1::chat",
         "sla.warning:C1:first_response:1:0.75:hook",
     }
+
+
+def test_a_receiver_failing_twice_gets_the_notification_after_backoff(
+    receiver: MakeReceiver, notify_run: MakeRun
+) -> None:
+    hook = receiver("webhook", script=[(500, {}), (500, {})])
+    chat, pager = receiver("slack"), receiver("pagerduty")
+    run = notify_run(routing(hook, chat, pager), secrets_env(chat))
+    run.start()
+    run.write([ticket_output("sla.warning", "R1")])
+    wait_for(lambda: len(hook.accepted()) == 1, 60, "delivery after two failures")
+
+    attempts = hook.received()
+    assert [r.status for r in attempts] == [500, 500, 200]
+    assert len({r.headers["Idempotency-Key"] for r in attempts}) == 1
+    # backoff 0.2 s then 0.4 s, less at most 20% jitter each
+    assert attempts[1].at - attempts[0].at >= 0.16
+    assert attempts[2].at - attempts[1].at >= 0.32
+    wait_for(lambda: (run.status() or {})["targets"]["hook"]["delivered"] == 1, 10, "status")
+    status = run.status()
+    assert status is not None
+    assert status["targets"]["hook"]["last_error"].startswith("HTTP 500")
+    assert status["targets"]["hook"]["failed"] == 0
+
+
+def test_retry_after_on_429_is_honoured(receiver: MakeReceiver, notify_run: MakeRun) -> None:
+    pager = receiver("pagerduty", script=[(429, {"Retry-After": "2"})])
+    hook, chat = receiver("webhook"), receiver("slack")
+    run = notify_run(routing(hook, chat, pager), secrets_env(chat))
+    run.start()
+    run.write([ticket_output("sla.breach", "R2", priority="urgent")])
+    wait_for(lambda: len(pager.accepted()) == 1, 60, "delivery after 429")
+
+    first, second = pager.received()
+    assert first.status == 429 and second.status == 202
+    assert second.at - first.at >= 2.0  # not sooner than asked, though the backoff is 0.2 s
+
+
+def test_a_receiver_down_past_the_maximum_age_yields_a_dead_letter(
+    receiver: MakeReceiver, notify_run: MakeRun
+) -> None:
+    hook, chat, pager = receiver("webhook"), receiver("slack"), receiver("pagerduty")
+    hook.close()  # nothing listens on its port any more
+    run = notify_run(routing(hook, chat, pager, "max_age_seconds: 2"), secrets_env(chat))
+    run.start()
+    run.write([ticket_output("sla.warning", "D1")])
+
+    [letter] = run.dead_letters(expected=1)
+    assert letter["target"] == "hook"
+    assert letter["idempotency_key"] == "sla.warning:D1:first_response:1:0.75:hook"
+    assert letter["reason"].startswith("max age 2 s reached after")
+    assert "ClientConnectorError" in letter["reason"]
+    assert letter["attempts"] >= 2
+    assert letter["output"]["ticket_id"] == "D1"
+    wait_for(lambda: (run.status() or {})["targets"]["hook"]["failed"] == 1, 10, "status")
+    assert 'slaclock_notify_dead_lettered_total{target="hook"} 1.0' in run.metrics()
