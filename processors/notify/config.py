@@ -220,6 +220,14 @@ def _secret_variable(target: AnyTarget) -> tuple[str, str]:
     return "routing_key_env", target.routing_key_env
 
 
+def _unset(source: str, name: str, env_field: str, variable: str) -> NotifyProblem:
+    return NotifyProblem(
+        source,
+        f"targets.{name}.{env_field}",
+        f"environment variable {variable} is not set (it holds the secret)",
+    )
+
+
 def _reference_problems(
     targets: Mapping[str, AnyTarget | None],
     routes: Sequence[Route | None],
@@ -250,13 +258,7 @@ def _reference_problems(
         env_field, variable = _secret_variable(target)
         value = env.get(variable, "")
         if not value:
-            problems.append(
-                NotifyProblem(
-                    source,
-                    f"targets.{name}.{env_field}",
-                    f"environment variable {variable} is not set (it holds the secret)",
-                )
-            )
+            problems.append(_unset(source, name, env_field, variable))
             continue
         secrets[variable] = value
         if isinstance(target, SlackTarget) and not value.startswith(("http://", "https://")):
@@ -295,7 +297,8 @@ def parse_notify_config(text: str, source: str, env: Mapping[str, str]) -> Notif
         # References and secrets too, as far as the parts that did validate allow.
         targets, routes = _partial(data)
         problems += _reference_problems(targets, routes, source, env)[0]
-        raise NotifyConfigError(problems) from None
+        problems += _unset_secrets_of_invalid_targets(data, targets, source, env)
+        raise NotifyConfigError(sorted(problems, key=_order(data))) from None
     problems, secrets = _reference_problems(doc.targets, doc.routes, source, env)
     if problems:
         raise NotifyConfigError(problems)
@@ -322,5 +325,44 @@ def _partial(data: Mapping[str, Any]) -> tuple[dict[str, AnyTarget | None], list
             try:
                 routes.append(Route.model_validate(raw))
             except ValidationError:
-                routes.append(None)
+                names = raw.get("targets") if isinstance(raw, dict) else None
+                names = [names] if isinstance(names, str) else names
+                if isinstance(names, list) and all(isinstance(n, str) for n in names):
+                    # Its targets can still be checked against the known names.
+                    routes.append(Route.model_construct(targets=names))
+                else:
+                    routes.append(None)
     return targets, routes
+
+
+_ENV_FIELDS = ("secret_env", "url_env", "routing_key_env")
+
+
+def _unset_secrets_of_invalid_targets(
+    data: Mapping[str, Any],
+    targets: Mapping[str, AnyTarget | None],
+    source: str,
+    env: Mapping[str, str],
+) -> list[NotifyProblem]:
+    problems = []
+    raw_targets = data.get("targets")
+    for name, target in targets.items():
+        raw = raw_targets.get(name) if isinstance(raw_targets, dict) else None
+        if target is not None or not isinstance(raw, dict):
+            continue
+        for env_field in _ENV_FIELDS:
+            variable = raw.get(env_field)
+            if isinstance(variable, str) and variable and not env.get(variable):
+                problems.append(_unset(source, name, env_field, variable))
+    return problems
+
+
+def _order(data: Mapping[str, Any]) -> Any:
+    """Problems in document order: targets, routes, delivery, the rest."""
+    sections = [str(k) for k in data]
+
+    def key(problem: NotifyProblem) -> tuple[int, str]:
+        head = problem.location.split(".", 1)[0].split("[", 1)[0]
+        return (sections.index(head) if head in sections else len(sections), "")
+
+    return key
