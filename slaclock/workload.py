@@ -31,14 +31,24 @@ class WorkloadShape:
     seed: int = 7
 
 
-def ticket_events(shape: WorkloadShape) -> list[dict[str, Any]]:
-    """All events of all tickets, sorted by occurred_at (ties in generation order)."""
+def ticket_events(
+    shape: WorkloadShape, *, start: datetime | None = None, id_prefix: str = ""
+) -> list[dict[str, Any]]:
+    """All events of all tickets, sorted by occurred_at (ties in generation order).
+
+    The events are a function of the shape alone (its seed and its fixed `start`), never
+    of the day it runs: `start` overrides the shape's (an aware datetime), and `id_prefix`
+    goes in front of every ticket and event id, so several workloads can be merged.
+    """
+    start = shape.start if start is None else start
+    if start.tzinfo is None:
+        raise ValueError(f"workload start {start.isoformat()} has no UTC offset")
     rng = random.Random(shape.seed)
-    base = to_us(shape.start)
+    base = to_us(start)
     timed: list[tuple[int, int, dict[str, Any]]] = []
     seq = 0
     for n in range(shape.tickets):
-        for at, event in _one_ticket(rng, shape, n, base):
+        for at, event in _one_ticket(rng, shape, n, base, id_prefix):
             timed.append((at, seq, event))
             seq += 1
     timed.sort(key=lambda item: (item[0], item[1]))
@@ -46,9 +56,9 @@ def ticket_events(shape: WorkloadShape) -> list[dict[str, Any]]:
 
 
 def _one_ticket(
-    rng: random.Random, shape: WorkloadShape, n: int, base: int
+    rng: random.Random, shape: WorkloadShape, n: int, base: int, id_prefix: str = ""
 ) -> Iterator[tuple[int, dict[str, Any]]]:
-    ticket = f"T{n:07d}"
+    ticket = f"{id_prefix}T{n:07d}"
     t = base + int(rng.random() * shape.spread_seconds) * 1_000_000
     counter = 0
 

@@ -1,18 +1,29 @@
 """Harness for live-pipeline tests: real broker, workers as subprocesses, replay as oracle.
 
-Every pipeline gets its own app id and topic names, so tests never see each other's data.
+Every pipeline gets its own app id and topic names (every `topic_*` setting, so a new
+topic is prefixed without a change here), so tests never see each other's data.
+
+The whole-output method (`manual_clock=True`): the workers' own ticker is silenced and
+the test sends the clock ticks itself, all with one instant F + grace, so every stage-1
+partition's clock stops exactly at F; `settle(F)` waits until every partition is there
+and the ledger has read every watermark; then the committed contents of every output
+topic and of the dead-letter topic are compared with `slaclock replay --until F` of the
+same input: nothing missing, nothing duplicated, nothing else.
 """
 
 from __future__ import annotations
 
+import contextlib
 import os
 import random
+import re
 import signal
 import subprocess
 import sys
+import threading
 import time
 from collections import Counter
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -27,9 +38,10 @@ from confluent_kafka import (
     TopicPartition,
 )
 
-from processors.engine.instants import parse_instant
+from processors.engine.instants import US_PER_SECOND, format_us, parse_instant
 from processors.engine.policy import compile_policy
-from processors.live.records import KIND_WATERMARK, Watermark, header_value
+from processors.live.records import KIND_WATERMARK, Tick, Watermark, header_value
+from processors.live.testcrash import BETWEEN_PRODUCE_AND_COMMIT
 from processors.replay import replay
 from schemas.policy import load_policy
 from slaclock.settings import Settings
@@ -37,6 +49,13 @@ from slaclock.topics import ensure_topics
 
 ROOT = Path(__file__).resolve().parents[2]
 OUTPUT_KINDS = ("warnings", "breaches", "completions", "credits")
+TOPIC_SETTINGS = tuple(name for name in Settings.model_fields if name.startswith("topic_"))
+"""Every topic setting: the harness gives each one a per-test name."""
+NOT_OUTPUT_TOPICS = ("topic_events", "topic_contracts", "topic_dlq")
+"""Topic settings that are not outputs (any other `topic_*events` setting is input too)."""
+GRACE_S = 1
+MANUAL_TICK_INTERVAL_S = 86_400  # the workers' own ticker stays silent during a test
+CRASH_LINE = re.compile(r"slaclock test crash: (\w+) #(\d+) in (\w+)(.*)")
 
 
 @dataclass
@@ -75,18 +94,16 @@ class LivePipeline:
     launcher: list[str] = field(default_factory=list)  # e.g. a profiler that runs the worker
     events_topic: str | None = None  # an existing input topic to share (benchmarks)
 
+    manual_clock: bool = False  # the test sends the ticks (`ticking`), not the workers
+    published: list[tuple[bytes | None, bytes]] = field(default_factory=list)
+
     def __post_init__(self) -> None:
         p = self.prefix.rstrip(".")
-        self.names = {
-            "app_id": f"{p}-app",
-            "topic_events": self.events_topic or f"{p}.tickets.events",
-            "topic_contracts": f"{p}.sla.contracts",
-            "topic_warnings": f"{p}.sla.warnings",
-            "topic_breaches": f"{p}.sla.breaches",
-            "topic_completions": f"{p}.sla.completions",
-            "topic_credits": f"{p}.sla.credits",
-            "topic_dlq": f"{p}.tickets.events.dlq",
-        }
+        self.names = {"app_id": f"{p}-app"}
+        for name in TOPIC_SETTINGS:
+            self.names[name] = f"{p}.{Settings.model_fields[name].default}"
+        if self.events_topic is not None:
+            self.names["topic_events"] = self.events_topic
         self.settings = Settings(
             bootstrap_servers=self.bootstrap,
             partitions=self.partitions,
@@ -107,15 +124,20 @@ class LivePipeline:
                 "SLACLOCK_POLICY_PATH": str(self.policy_path),
                 "SLACLOCK_PARTITIONS": str(self.partitions),
                 "SLACLOCK_TICK_INTERVAL": "0.5",
-                "SLACLOCK_GRACE": "1",
+                "SLACLOCK_GRACE": str(GRACE_S),
                 "SLACLOCK_HTTP_PORT": "0",  # no HTTP server unless a test asks (extra_env)
                 "SLACLOCK_STORE": "memory",  # unless a test asks for rocksdb (extra_env)
             }
         )
+        if self.manual_clock:
+            env["SLACLOCK_TICK_INTERVAL"] = str(MANUAL_TICK_INTERVAL_S)
+            env["SLACLOCK_TIMER_TICKS"] = "false"
         env.update(self.extra_env)
         return env
 
-    def start_worker(self, instance: str = "w1") -> WorkerProcess:
+    def start_worker(
+        self, instance: str = "w1", env: dict[str, str] | None = None
+    ) -> WorkerProcess:
         log_path = self.workdir / f"worker-{instance}-{len(self.workers)}.log"
         log = log_path.open("wb")
         process = subprocess.Popen(
@@ -126,7 +148,7 @@ class LivePipeline:
                 "from slaclock.cli import main; main()",
                 "worker",
             ],
-            env=self.env(instance),
+            env={**self.env(instance), **(env or {})},
             stdout=log,
             stderr=subprocess.STDOUT,
             cwd=ROOT,
@@ -144,16 +166,44 @@ class LivePipeline:
     ) -> tuple[WorkerProcess, int]:
         """Start a worker, SIGKILL and restart it `times` times at random moments.
 
-        Returns the last (running) worker and how many kills hit unprocessed input.
+        Returns the last (running) worker and how many kills came mid-stream: after the
+        killed worker had committed some input (not during its start-up) and before the
+        input was all processed.
         """
         worker = self.start_worker()
         mid_stream = 0
+        before, _ = self.input_progress()
         for _ in range(times):
             time.sleep(rng.uniform(*pause))
             worker.kill()
-            mid_stream += self.unprocessed_input() > 0
+            committed, lag = self.input_progress()
+            mid_stream += committed > before and lag > 0
+            before = committed
             worker = self.start_worker()
         return worker, mid_stream
+
+    def run_crash_plan(
+        self, plan: Sequence[str], timeout: float = 120.0
+    ) -> tuple[WorkerProcess, CrashReport]:
+        """Start a worker per crash point of `plan` (`SLACLOCK_TEST_CRASH` values), each
+        killing itself there; then start the last worker, without one, and return it.
+        """
+        report = CrashReport()
+        for point in plan:
+            worker = self.start_worker(env={"SLACLOCK_TEST_CRASH": point})
+            try:
+                status = worker.process.wait(timeout)
+            except subprocess.TimeoutExpired:
+                worker.kill()
+                raise AssertionError(
+                    f"crash point {point} not reached in {timeout}s\n{worker.log_tail()}"
+                ) from None
+            found = CRASH_LINE.findall(worker.log_path.read_text(errors="replace"))
+            assert status == -signal.SIGKILL and len(found) == 1, (
+                f"{point}: exit status {status}\n{worker.log_tail()}"
+            )
+            report.add(point, *found[0])
+        return self.start_worker(), report
 
     # -- input ------------------------------------------------------------------------------
 
@@ -168,6 +218,7 @@ class LivePipeline:
         )
         count = 0
         for key, value in records:
+            self.published.append((key, value))
             while True:
                 try:
                     producer.produce(self.settings.topic_events, value, key=key)
@@ -219,6 +270,10 @@ class LivePipeline:
 
     def unprocessed_input(self) -> int:
         """Records of tickets.events not yet committed by stage 1 (consumer-group lag)."""
+        return self.input_progress()[1]
+
+    def input_progress(self) -> tuple[int, int]:
+        """Stage 1's committed input records and its lag (records not yet committed)."""
         consumer = Consumer(
             {
                 "bootstrap.servers": self.bootstrap,
@@ -240,21 +295,26 @@ class LivePipeline:
                     if attempt == 19:
                         raise
                     time.sleep(0.5)
-            lag = 0
+            lag = done = 0
             for tp in committed:
                 _, high = consumer.get_watermark_offsets(tp, timeout=10)
                 lag += high - max(tp.offset, 0)
-            return lag
+                done += max(tp.offset, 0)
+            return done, lag
         finally:
             consumer.close()
 
-    def _read_to_end(self, topic: str, timeout: float = 60.0) -> Iterator[Any]:
+    def _read_to_end(
+        self, topic: str, timeout: float = 60.0, committed_only: bool = True
+    ) -> Iterator[Any]:
         """Committed records of `topic` up to its end offsets as they are now.
 
         For a topic that a running worker keeps writing (clock watermarks): waiting for it
-        to fall idle, as `_read_all` does, may never end.
+        to fall idle, as `_read_all` does, may never end. `committed_only=False` reads
+        read_uncommitted: records of aborted transactions too.
         """
-        consumer = self._reader()
+        isolation = "read_committed" if committed_only else "read_uncommitted"
+        consumer = self._reader(**{"isolation.level": isolation})
         try:
             metadata = consumer.list_topics(topic, timeout=10)
             partitions = [TopicPartition(topic, p) for p in metadata.topics[topic].partitions]
@@ -276,16 +336,150 @@ class LivePipeline:
 
     def final_clock(self) -> int | None:
         """Minimum over stage-1 partitions of the latest clock they sent to the ledger."""
+        return self._ledger_input()[0]
+
+    def _ledger_input(self) -> tuple[int | None, dict[int, int]]:
+        """(final clock as above, offset after the last record of each ledger partition)."""
         clocks: dict[int, int] = {}
+        ends: dict[int, int] = {}
         for message in self._read_to_end(self.settings.topic_ledger_input):
+            ends[message.partition()] = message.offset() + 1
             if header_value(message.headers(), "kind") == KIND_WATERMARK:
                 mark = Watermark.decode(message.value())
                 clocks[mark.source_partition] = max(
                     clocks.get(mark.source_partition, 0), mark.clock
                 )
         if len(clocks) < self.partitions:
-            return None
-        return min(clocks.values())
+            return None, ends
+        return min(clocks.values()), ends
+
+    # -- the test's own clock (manual_clock) ------------------------------------------------
+
+    def tick(self, clock: int, producer: Producer) -> None:
+        """One tick per input partition that moves a caught-up partition's clock to `clock`."""
+        probe = self._reader()
+        try:
+            for partition in range(self.partitions):
+                tp = TopicPartition(self.settings.topic_events, partition)
+                _, high = _watermarks(probe, tp)
+                tick = Tick(clock + GRACE_S * US_PER_SECOND, high)
+                producer.produce(self.settings.topic_clock, tick.encode(), partition=partition)
+            producer.flush(10)
+        finally:
+            probe.close()
+
+    @contextlib.contextmanager
+    def ticking(self, clock: int, every: float = 0.5) -> Iterator[None]:
+        """Tick towards `clock` every `every` seconds while the block runs (manual_clock).
+
+        Until a partition has processed its input, a tick moves its clock only to its
+        stream time (SPEC 7); the first tick after it caught up moves it to `clock`.
+        """
+        assert self.manual_clock, "ticking needs LivePipeline(manual_clock=True)"
+        stop = threading.Event()
+        failures: list[BaseException] = []
+
+        def run() -> None:
+            producer = Producer({"bootstrap.servers": self.bootstrap, "linger.ms": 0})
+            try:
+                while not stop.is_set():
+                    self.tick(clock, producer)
+                    stop.wait(every)
+            except BaseException as error:  # reported by the test thread
+                failures.append(error)
+
+        thread = threading.Thread(target=run, name="test-ticker", daemon=True)
+        thread.start()
+        try:
+            yield
+        finally:
+            stop.set()
+            thread.join(30)
+        if failures:
+            raise failures[0]
+
+    def settle(self, clock: int, timeout: float = 180.0) -> None:
+        """Wait until every stage-1 partition's clock is `clock` and the ledger has taken
+        in every record sent to it (its group's committed offsets are past them).
+
+        Then nothing is left to do: every output up to `clock` is committed.
+        """
+        deadline = time.monotonic() + timeout
+        group = f"{self.names['app_id']}-ledger"
+        while time.monotonic() < deadline:
+            if all(w.process.poll() is not None for w in self.workers):
+                tail = self.workers[-1].log_tail() if self.workers else ""
+                raise AssertionError(f"no worker is running\n{tail}")
+            final, ends = self._ledger_input()
+            if final is not None:
+                assert final <= clock, f"a clock went past {format_us(clock)}: {format_us(final)}"
+                if final == clock and self._committed_past(
+                    group, self.settings.topic_ledger_input, ends
+                ):
+                    return
+            time.sleep(0.5)
+        logs = "\n".join(w.log_tail() for w in self.workers[-2:])
+        raise AssertionError(f"the pipeline did not settle at {format_us(clock)}\n{logs}")
+
+    def _committed_past(self, group: str, topic: str, ends: dict[int, int]) -> bool:
+        consumer = Consumer(
+            {
+                "bootstrap.servers": self.bootstrap,
+                "group.id": group,
+                "isolation.level": "read_uncommitted",  # see unprocessed_input
+            }
+        )
+        try:
+            wanted = [TopicPartition(topic, p) for p in ends]
+            committed = consumer.committed(wanted, timeout=10)
+        except KafkaException:  # the coordinator is (re)loading: ask again later
+            return False
+        finally:
+            consumer.close()
+        return all(tp.offset >= ends[tp.partition] for tp in committed)
+
+    def output_topics(self) -> list[str]:
+        """Every output topic: the topic settings that are neither input nor dead letters."""
+        return [
+            self.names[name]
+            for name in TOPIC_SETTINGS
+            if name not in NOT_OUTPUT_TOPICS and not name.endswith("events")
+        ]
+
+    def topic_records(self, topics: Iterable[str], committed_only: bool = True) -> list[Any]:
+        """Every record of `topics` up to their end offsets now (for stopped workers)."""
+        return [
+            message
+            for topic in topics
+            for message in self._read_to_end(topic, committed_only=committed_only)
+        ]
+
+    def committed_outputs(self) -> list[dict[str, Any]]:
+        """Every committed record of every output topic, decoded."""
+        return [orjson.loads(m.value()) for m in self.topic_records(self.output_topics())]
+
+    def committed_dead_letters(self) -> list[DeadLetter]:
+        return [
+            DeadLetter.of(m, self.settings.topic_events)
+            for m in self.topic_records([self.settings.topic_dlq])
+        ]
+
+    def aborted_records(self) -> Counter[str]:
+        """Per topic: records in the log that read_committed readers never see (aborted
+        transactions), among the outputs, the dead letters and the internal topics."""
+        s = self.settings
+        topics = [
+            *self.output_topics(),
+            s.topic_dlq,
+            s.topic_ticket_changelog,
+            s.topic_ledger_input,
+            s.topic_ledger_changelog,
+        ]
+        aborted: Counter[str] = Counter()
+        for topic in topics:
+            seen = len(self.topic_records([topic], committed_only=False))
+            aborted[topic] = seen - len(self.topic_records([topic]))
+        return +aborted
 
     def wait_for_clock(self, at_least: int, timeout: float = 120.0) -> int:
         deadline = time.monotonic() + timeout
@@ -353,3 +547,146 @@ def difference(live: Counter[bytes], expected: Counter[bytes]) -> str:
     lines += [f"  missing: {m.decode()[:300]}" for m in list(missing)[:5]]
     lines += [f"  unexpected: {e.decode()[:300]}" for e in list(extra)[:5]]
     return "\n".join(lines)
+
+
+# -- whole-output comparison ----------------------------------------------------------------
+
+
+@dataclass
+class CrashReport:
+    """What the deterministic crash points of `run_crash_plan` did."""
+
+    kills: list[str] = field(default_factory=list)
+    inside_open_transaction: int = 0  # with every record of the open one acknowledged
+
+    def add(self, plan: str, point: str, seen: str, loop: str, detail: str) -> None:
+        self.kills.append(f"{point} #{seen} in {loop}{detail}")
+        if point == BETWEEN_PRODUCE_AND_COMMIT and "0 records unacknowledged" in detail:
+            self.inside_open_transaction += 1
+
+
+@dataclass(frozen=True)
+class DeadLetter:
+    """A dead-letter record as compared: input key and bytes, error class and message."""
+
+    key: bytes | None
+    value: bytes | None
+    error_class: str
+    message: str
+
+    @classmethod
+    def of(cls, message: Any, input_topic: str) -> DeadLetter:
+        headers = dict(message.headers() or [])
+        # where it came from: the input topic, a partition and an offset
+        assert headers.get("source_topic") == input_topic.encode(), headers
+        assert headers["source_partition"].isdigit() and headers["source_offset"].isdigit()
+        return cls(
+            message.key(),
+            message.value(),
+            headers["error_class"].decode(),
+            headers["error_message"].decode(),
+        )
+
+
+@dataclass
+class ReplayResult:
+    outputs: list[dict[str, Any]]
+    dead_letters: list[DeadLetter]
+
+
+def replay_cli(
+    policy_path: Path,
+    records: list[tuple[bytes | None, bytes]],
+    until: int,
+    workdir: Path,
+) -> ReplayResult:
+    """`slaclock replay --until` of the published records (the oracle, run as a user would).
+
+    A rejected line becomes the dead letter the live pipeline should write: the key it was
+    published with, its bytes, the error class and message.
+    """
+    events = workdir / "replay-input.jsonl"
+    out = workdir / "replay-output.jsonl"
+    dlq = workdir / "replay-dlq.jsonl"
+    assert all(b"\n" not in value for _, value in records)
+    events.write_bytes(b"".join(value + b"\n" for _, value in records))
+    command = [sys.executable, "-c", "from slaclock.cli import main; main()", "replay"]
+    command += ["--policy", str(policy_path), "--events", str(events)]
+    command += ["--until", format_us(until), "--out", str(out), "--dlq", str(dlq)]
+    done = subprocess.run(command, cwd=ROOT, capture_output=True, timeout=300)
+    assert done.returncode == 0, done.stderr.decode(errors="replace")
+    outputs = [orjson.loads(line) for line in out.read_bytes().splitlines() if line.strip()]
+    dead = []
+    for line in dlq.read_bytes().splitlines():
+        rejection = orjson.loads(line)
+        key, value = records[rejection["line"] - 1]
+        assert value.decode("utf-8", "replace") == rejection["raw"]
+        dead.append(DeadLetter(key, value, rejection["error_class"], rejection["message"]))
+    return ReplayResult(outputs, dead)
+
+
+@dataclass
+class Comparison:
+    """Live records against expected ones, as multisets of whole records."""
+
+    expected: int
+    live: int
+    missing: list[str]  # expected, not (or fewer times) in live
+    duplicated: list[str]  # in live more often than expected
+    unexpected: list[str]  # in live, never expected
+
+    @property
+    def equal(self) -> bool:
+        return not (self.missing or self.duplicated or self.unexpected)
+
+    def describe(self, what: str) -> str:
+        lines = [
+            f"{what}: expected {self.expected}, live {self.live}; missing {len(self.missing)}, "
+            f"duplicated {len(self.duplicated)}, unexpected {len(self.unexpected)}"
+        ]
+        for label, found in (
+            ("missing", self.missing),
+            ("duplicated", self.duplicated),
+            ("unexpected", self.unexpected),
+        ):
+            lines += [f"  {label}: {item[:300]}" for item in found[:5]]
+        return "\n".join(lines)
+
+
+def compare(live: Iterable[Any], expected: Iterable[Any]) -> Comparison:
+    """Multiset comparison of whole records (dicts as canonical JSON, or any hashable)."""
+    live_set = Counter(_canonical(r) for r in live)
+    expected_set = Counter(_canonical(r) for r in expected)
+    missing = expected_set - live_set
+    extra = live_set - expected_set
+    return Comparison(
+        sum(expected_set.values()),
+        sum(live_set.values()),
+        sorted(missing.elements()),
+        sorted(r for r in extra.elements() if r in expected_set),
+        sorted(r for r in extra.elements() if r not in expected_set),
+    )
+
+
+def _canonical(record: Any) -> str:
+    if isinstance(record, dict):
+        return orjson.dumps(record, option=orjson.OPT_SORT_KEYS).decode()
+    return repr(record)
+
+
+def output_counts(outputs: Iterable[dict[str, Any]]) -> dict[str, int]:
+    return dict(sorted(Counter(o["type"] for o in outputs).items()))
+
+
+def assert_whole_output_equals_replay(
+    pipeline: LivePipeline, clock: int
+) -> tuple[Comparison, Comparison]:
+    """Every committed output and dead letter of the (stopped, settled) pipeline against
+    `slaclock replay --until clock` of everything published: (outputs, dead letters)."""
+    expected = replay_cli(pipeline.policy_path, pipeline.published, clock, pipeline.workdir)
+    outputs = compare(pipeline.committed_outputs(), expected.outputs)
+    dead = compare(pipeline.committed_dead_letters(), expected.dead_letters)
+    assert outputs.equal and dead.equal, (
+        outputs.describe("outputs") + "\n" + dead.describe("dead letters")
+    )
+    return outputs, dead
