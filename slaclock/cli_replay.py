@@ -1,8 +1,15 @@
-"""`slaclock replay`: run the engine over a JSONL file of events (SPEC 7)."""
+"""`slaclock replay`: run the engine over a JSONL file of events.
+
+Exit status: 0 when the file held valid events (some lines may be rejected: they are
+counted and go to --dlq); 1 when nothing valid was read (the message says what the file
+looks like instead, e.g. YAML or a JSON array) or the policy is refused; 2 for a bad flag
+value (an --until without an offset, an --out or --dlq that cannot be written).
+"""
 
 from __future__ import annotations
 
 import sys
+from collections import Counter
 from contextlib import ExitStack
 from pathlib import Path
 from typing import IO, Annotated
@@ -17,6 +24,7 @@ from processors.engine.policy import compile_policy
 from processors.engine.ticket import Output
 from processors.replay import Rejection, replay
 from schemas.policy import PolicyError, load_policy
+from slaclock.sniff import describe_file
 
 PROGRESS_MIN_BYTES = 8 * 1024 * 1024
 
@@ -49,19 +57,23 @@ def replay_command(
         try:
             until_us = parse_instant(until)
         except ValueError as error:
-            err.print(f"[red]--until {until!r}: {error}; give an RFC 3339 instant with an offset")
-            raise typer.Exit(2) from None
+            _fail(f"--until {until!r}: {error}; give an RFC 3339 instant with an offset", 2)
+    rejected_by_class: Counter[str] = Counter()
+    first_rejection: list[Rejection] = []
     with ExitStack() as stack:
         sink: IO[bytes] = (
-            stack.enter_context(out.open("wb")) if out is not None else sys.stdout.buffer
+            _open_for_writing(stack, out, "--out") if out is not None else sys.stdout.buffer
         )
-        dlq_sink = stack.enter_context(dlq.open("wb")) if dlq is not None else None
+        dlq_sink = _open_for_writing(stack, dlq, "--dlq") if dlq is not None else None
 
         def emit(output: Output) -> None:
             sink.write(orjson.dumps(output))
             sink.write(b"\n")
 
         def reject(rejection: Rejection) -> None:
+            rejected_by_class[rejection.error_class] += 1
+            if not first_rejection:
+                first_rejection.append(rejection)
             if dlq_sink is not None:
                 dlq_sink.write(rejection.to_json())
                 dlq_sink.write(b"\n")
@@ -93,3 +105,39 @@ def replay_command(
 
         summary = replay(compiled, source, emit, reject, until_us, on_progress)
     print(f"replay: {summary.lines} lines; {summary.describe()}", file=sys.stderr)
+    counters = summary.counters
+    if counters.events + counters.duplicates + counters.ignored_closed == 0:
+        _fail(_nothing_valid(events, summary.lines, rejected_by_class, first_rejection), 1)
+
+
+def _fail(message: str, status: int) -> None:
+    """One line on stderr (never wrapped), then the exit status."""
+    print(f"replay: error: {message}", file=sys.stderr)
+    raise typer.Exit(status)
+
+
+def _open_for_writing(stack: ExitStack, path: Path, flag: str) -> IO[bytes]:
+    try:
+        return stack.enter_context(path.open("wb"))
+    except OSError as error:
+        reason = error.strerror or type(error).__name__
+        _fail(f"cannot write {flag} {path}: {reason}; give {flag} a writable file path", 2)
+        raise  # unreachable: _fail raises
+
+
+def _nothing_valid(events: Path, lines: int, rejected: Counter[str], first: list[Rejection]) -> str:
+    """Why a replay read nothing valid: the file's shape if it is not JSON Lines, else the
+    rejections (every line was an event the engine refused)."""
+    shape = describe_file(events)
+    if shape is not None:
+        return f"no valid events in {events}: {shape}; --events takes JSON Lines, one event object a line"
+    if lines == 0 or not rejected:
+        return f"no events in {events}: the file is empty"
+    counts = ", ".join(f"{name} {n}" for name, n in rejected.most_common())
+    detail = ""
+    if first:
+        message = " ".join(first[0].message.split())
+        if len(message) > 160:
+            message = message[:159] + "…"
+        detail = f"; line {first[0].line}: {first[0].error_class}: {message}"
+    return f"no valid events in {events}: every line was rejected ({counts}){detail}"

@@ -32,15 +32,25 @@ def worker_command(
     except SettingsError as error:
         print(error, file=sys.stderr)
         raise typer.Exit(2) from None
+    from processors.live.http import HttpBindError, check_http_port
     from processors.live.worker import Worker  # heavy imports only when running
 
     try:
+        check_http_port(settings)  # before Kafka: a taken port is said at once
         worker = Worker(settings)
     except PolicyError as error:
         print(f"policy refused:\n{error}", file=sys.stderr)
+        raise typer.Exit(2) from None
+    except HttpBindError as error:
+        print(f"error: {error}", file=sys.stderr)
         raise typer.Exit(2) from None
     except RuntimeError as error:
         print(error, file=sys.stderr)
         raise typer.Exit(2) from None
     worker.install_signal_handlers()
-    raise typer.Exit(worker.run())
+    try:
+        status = worker.run()
+    except HttpBindError as error:  # taken between the check and the start
+        print(f"error: {error}", file=sys.stderr)
+        raise typer.Exit(2) from None
+    raise typer.Exit(status)

@@ -503,6 +503,7 @@ def worker_env(settings: Settings, http_port: int | None = None) -> dict[str, st
         env["SLACLOCK_HTTP_HOST"] = "127.0.0.1"
         env["SLACLOCK_HTTP_PORT"] = str(http_port)
         env["SLACLOCK_HTTP_ADVERTISED_URL"] = f"http://127.0.0.1:{http_port}"
+        env["SLACLOCK_HTTP_OPEN_DATA"] = "true"  # loopback only: /tickets without a token
     for name in (
         "bootstrap_servers",
         "app_id",

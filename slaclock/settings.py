@@ -1,16 +1,40 @@
 """Worker and client settings: environment variables `SLACLOCK_*` (or a `.env` file).
 
 Invalid settings are refused at start with every problem listed (pydantic collects them).
+Every setting can also be read from a file: `SLACLOCK_<NAME>_FILE=/run/secrets/x` (the
+file's content without its trailing newline; meant for secrets such as the SASL password
+or the HTTP token, mounted by Docker or Kubernetes). A `SLACLOCK_*` name that is no
+setting is reported at start ("did you mean ..."), since a misspelled setting would
+otherwise be ignored silently.
 """
 
 from __future__ import annotations
 
+import difflib
+import logging
+import os
 import socket
+import sys
+from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import Any, Literal
 
 from pydantic import Field, SecretStr, ValidationError, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
+
+log = logging.getLogger(__name__)
+
+PREFIX = "SLACLOCK_"
+FILE_SUFFIX = "_FILE"
+OTHER_NAMES: dict[str, str] = {
+    "SLACLOCK_KAFKA_HOME": "where `slaclock kafka up` keeps the local broker's jars and data",
+    "SLACLOCK_KAFKA_PORT": "the local broker's port (its controller uses the next one)",
+    "SLACLOCK_KAFKA_POM": "the Maven file pinning the local broker's version",
+    "SLACLOCK_MVN": "the Maven command that resolves the local broker's jars",
+    "SLACLOCK_KAFKA_IMAGE": "the broker image of the container-based tests",
+    "SLACLOCK_POLICY_FILE": "docker compose: the host's policy file mounted into workers",
+}
+"""`SLACLOCK_*` environment names read outside `Settings` (tools, compose, tests)."""
 
 
 class SettingsError(Exception):
@@ -43,6 +67,7 @@ class Settings(BaseSettings):
     topic_breaches: str = "sla.breaches"
     topic_completions: str = "sla.completions"
     topic_credits: str = "sla.credits"
+    topic_statements: str = "sla.statements"
     topic_dlq: str = "tickets.events.dlq"
 
     tick_interval: float = Field(1.0, gt=0, description="seconds between clock ticks")
@@ -84,6 +109,15 @@ class Settings(BaseSettings):
         pattern=r"^https?://[^/\s]+$",
         description="how peers reach this worker's HTTP server (redirects of /tickets)",
     )
+    http_token: SecretStr | None = Field(
+        None,
+        min_length=16,
+        description="bearer token required by the HTTP data endpoints (/tickets, ...)",
+    )
+    http_open_data: bool = Field(
+        False,
+        description="serve the HTTP data endpoints without a token when none is set",
+    )
 
     @model_validator(mode="after")
     def _sasl_needs_credentials(self) -> Settings:
@@ -91,7 +125,8 @@ class Settings(BaseSettings):
             self.sasl_mechanism is None or self.sasl_username is None or self.sasl_password is None
         ):
             raise ValueError(
-                "SASL needs SLACLOCK_SASL_MECHANISM, SLACLOCK_SASL_USERNAME and SLACLOCK_SASL_PASSWORD"
+                "SASL needs SLACLOCK_SASL_MECHANISM, SLACLOCK_SASL_USERNAME and SLACLOCK_SASL_PASSWORD "
+                "(or SLACLOCK_SASL_PASSWORD_FILE)"
             )
         return self
 
@@ -147,9 +182,18 @@ class Settings(BaseSettings):
 
 
 def load_settings(**overrides: Any) -> Settings:
-    """Settings from the environment (and overrides); raises SettingsError listing all problems."""
+    """Settings from the environment (and overrides); raises SettingsError listing all problems.
+
+    `SLACLOCK_<NAME>_FILE` variables are read here (a file beats nothing, an override beats
+    the file; the variable and its `_FILE` twin together are a problem), and unknown
+    `SLACLOCK_*` names are warned about once per process.
+    """
+    warn_unknown_settings()
+    from_files, problems = _values_from_files(os.environ, overrides)
+    if problems:
+        raise SettingsError(problems)
     try:
-        return Settings(**overrides)
+        return Settings(**{**from_files, **overrides})
     except ValidationError as error:
         problems = []
         for problem in error.errors(include_url=False):
@@ -157,3 +201,103 @@ def load_settings(**overrides: Any) -> Settings:
             name = f"SLACLOCK_{field.upper()}" if field else "settings"
             problems.append(f"{name}: {problem['msg']}")
         raise SettingsError(problems) from None
+
+
+def _values_from_files(
+    environ: Mapping[str, str], overrides: Mapping[str, Any]
+) -> tuple[dict[str, str], list[str]]:
+    values: dict[str, str] = {}
+    problems: list[str] = []
+    for field in Settings.model_fields:
+        name = PREFIX + field.upper()
+        path = environ.get(name + FILE_SUFFIX)
+        if path is None or field in overrides:
+            continue
+        if name in environ:
+            problems.append(
+                f"{name}{FILE_SUFFIX}: set either {name} or {name}{FILE_SUFFIX}, not both"
+            )
+            continue
+        try:
+            values[field] = Path(path).read_text(encoding="utf-8").rstrip("\r\n")
+        except (OSError, UnicodeDecodeError) as error:
+            reason = error.strerror if isinstance(error, OSError) and error.strerror else str(error)
+            problems.append(f"{name}{FILE_SUFFIX}: cannot read {path}: {reason}")
+    return values, problems
+
+
+# -- unknown names ------------------------------------------------------------------------
+
+
+def known_setting_names() -> set[str]:
+    """Every `SLACLOCK_*` name something reads: the fields of `Settings` and of any other
+    settings class with the `SLACLOCK_` prefix (imported by then), their `_FILE` twins,
+    and `OTHER_NAMES`."""
+    names = set(OTHER_NAMES)
+    pending: list[type[BaseSettings]] = [BaseSettings]
+    while pending:
+        cls = pending.pop()
+        pending.extend(cls.__subclasses__())
+        prefix = str(cls.model_config.get("env_prefix") or "")
+        if not prefix.upper().startswith(PREFIX):
+            continue
+        for field in cls.model_fields:
+            names.add((prefix + field).upper())
+            names.add((prefix + field).upper() + FILE_SUFFIX)
+    return names
+
+
+def unknown_setting_names(names: Iterable[str]) -> list[tuple[str, str | None]]:
+    """(name, closest known name or None) for each `SLACLOCK_*` name nothing reads."""
+    known = known_setting_names()
+    found = []
+    for name in sorted(set(names)):
+        if not name.upper().startswith(PREFIX) or name.upper() in known:
+            continue
+        # compared without the common prefix, which would make every name look close
+        suffixes = sorted(k[len(PREFIX) :] for k in known)
+        close = difflib.get_close_matches(name.upper()[len(PREFIX) :], suffixes, n=1, cutoff=0.75)
+        found.append((name, PREFIX + close[0] if close else None))
+    return found
+
+
+def _dotenv_names(path: Path = Path(".env")) -> list[str]:
+    try:
+        text = path.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError):
+        return []
+    names = []
+    for line in text.splitlines():
+        line = line.strip()
+        if line.startswith("export "):
+            line = line[len("export ") :]
+        if "=" in line and not line.startswith("#"):
+            names.append(line.split("=", 1)[0].strip())
+    return names
+
+
+_reported: set[str] = set()
+
+
+def unknown_setting_warnings() -> list[str]:
+    """The not yet reported warnings for unknown names in the environment and `.env`."""
+    messages = []
+    for name, close in unknown_setting_names([*os.environ, *_dotenv_names()]):
+        if name in _reported:
+            continue
+        _reported.add(name)
+        hint = f"; did you mean {close}?" if close else " (no such setting)"
+        messages.append(f"unknown setting {name} is ignored{hint}")
+    return messages
+
+
+def report_unknown_settings() -> None:
+    """For the command line, before any command runs: one `warning:` line on stderr each."""
+    for message in unknown_setting_warnings():
+        print(f"warning: {message}", file=sys.stderr)
+
+
+def warn_unknown_settings() -> None:
+    """Log a warning for each unknown `SLACLOCK_*` name, once per process."""
+    for message in unknown_setting_warnings():
+        log.warning("%s", message)

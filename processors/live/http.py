@@ -12,27 +12,41 @@ worker holds the ticket it answers; if it owns the partition and has no such tic
 404; otherwise it looks the partition's owner up in the stage-1 consumer group (each
 worker's stage-1 consumer carries its advertised URL as `client.id`) and answers
 307 to the same path there, or 503 while nobody owns it (a rebalance).
+
+Access: `/health`, `/ready` and `/metrics` are open (probes and Prometheus). Every other
+path is a data endpoint (`/tickets/...` and whatever is added beside it): it needs
+`Authorization: Bearer <SLACLOCK_HTTP_TOKEN>`, and with no token configured it is refused
+(403) unless `SLACLOCK_HTTP_OPEN_DATA=true`. HEAD is answered like GET, without a body.
+
+What the server sees of the worker is a `WorkerView`: health, readiness, partitions,
+offsets and immutable ticket snapshots (each ticket's state as serialised at the end of
+its task's last batch, with that batch's clock), never the objects the stage thread
+mutates.
 """
 
 from __future__ import annotations
 
+import errno
+import hmac
 import logging
 import threading
 import time
 import urllib.parse
 from collections.abc import Iterator
+from dataclasses import dataclass
 from http import HTTPStatus
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from typing import TYPE_CHECKING, Any, Protocol, cast
+from typing import TYPE_CHECKING, Any, Protocol, cast, runtime_checkable
 
 import orjson
 from confluent_kafka import Consumer, KafkaException, TopicPartition
 from confluent_kafka.admin import AdminClient
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from prometheus_client.core import GaugeMetricFamily, Metric
-from prometheus_client.registry import Collector
+from prometheus_client.registry import Collector, CollectorRegistry
 
 from processors.engine.instants import US_PER_SECOND
+from processors.engine.policy import CompiledPolicy
 from processors.engine.status import TicketStatus, ticket_status
 from processors.engine.ticket import TicketState
 from slaclock.settings import Settings
@@ -46,7 +60,11 @@ STAGE_THREADS = ("tickets", "ledger", "ticker")
 """Threads that must be alive for /health (the contracts feed may end on its own)."""
 
 PARTITION_CACHE_SECONDS = 30.0
-SNAPSHOT_ATTEMPTS = 3
+
+OPEN_PATHS = frozenset({"/health", "/ready", "/metrics"})
+"""Answered without a token; every other path is a data endpoint."""
+
+Response = tuple[int, dict[str, str], bytes]
 
 
 # -- partitioning, the Java way ----------------------------------------------------------
@@ -128,34 +146,106 @@ class KafkaDirectory:
         return None
 
 
-# -- health and readiness -----------------------------------------------------------------
+# -- what the server sees of a worker --------------------------------------------------------
 
 
-def health(worker: Worker) -> tuple[bool, dict[str, Any]]:
-    """Live while no component has failed, no stop was asked and the stage threads run."""
-    alive = {thread.name: thread.is_alive() for thread in getattr(worker, "threads", [])}
-    ok = (
-        not worker.stop.is_set()
-        and worker.failure is None
-        and all(alive.get(name, False) for name in STAGE_THREADS)
-    )
-    return ok, {"status": "ok" if ok else "failing", "threads": alive}
+@dataclass(frozen=True)
+class TicketSnapshot:
+    """A ticket as of the end of its task's last batch: immutable, safe on any thread."""
+
+    partition: int
+    record: bytes  # the state as the changelog has it
+    clock: int | None  # the partition's SLA clock after that batch
 
 
-def readiness(worker: Worker) -> tuple[bool, dict[str, Any]]:
-    """Ready when live and both stages have restored an assignment they still hold.
+@runtime_checkable
+class WorkerView(Protocol):
+    """The narrow, read-only view of a worker that the HTTP server answers from."""
 
-    A worker with no partitions (more workers than partitions) is not ready: it
-    processes nothing, which is what an operator wants to see.
-    """
-    live, _ = health(worker)
-    stages: dict[str, Any] = {}
-    for name, loop in (("tickets", worker.tickets), ("ledger", worker.ledger)):
-        with loop.assigned_lock:
-            partitions = sorted(loop.assigned)
-        stages[name] = {"restored": loop.ready.is_set(), "partitions": partitions}
-    ready = live and all(s["restored"] and s["partitions"] for s in stages.values())
-    return ready, {"ready": ready, "live": live, "stages": stages}
+    @property
+    def settings(self) -> Settings: ...
+
+    @property
+    def policy(self) -> CompiledPolicy: ...
+
+    @property
+    def registry(self) -> CollectorRegistry: ...
+
+    def health(self) -> tuple[bool, dict[str, Any]]:
+        """Live: no component failed, no stop asked, the stage threads run."""
+
+    def readiness(self) -> tuple[bool, dict[str, Any]]:
+        """Ready: live, and both stages restored an assignment they still hold."""
+
+    def owned_partitions(self) -> list[int]:
+        """Partitions of the events topic whose stage-1 task runs here."""
+
+    def assigned_counts(self) -> dict[str, int]:
+        """Partitions owned per stage (`tickets`, `ledger`)."""
+
+    def processed_offsets(self) -> dict[int, int]:
+        """Next offset of the events topic to process, per stage-1 task."""
+
+    def ticket_snapshot(self, ticket_id: str) -> TicketSnapshot | None:
+        """The ticket if a task of this worker holds it."""
+
+
+class LiveWorkerView:
+    """`WorkerView` over a running `Worker`: the one place that knows its insides."""
+
+    def __init__(self, worker: Worker) -> None:
+        self._worker = worker
+
+    @property
+    def settings(self) -> Settings:
+        return self._worker.settings
+
+    @property
+    def policy(self) -> CompiledPolicy:
+        return self._worker.policy
+
+    @property
+    def registry(self) -> CollectorRegistry:
+        return self._worker.metrics.registry
+
+    def health(self) -> tuple[bool, dict[str, Any]]:
+        worker = self._worker
+        alive = {thread.name: thread.is_alive() for thread in getattr(worker, "threads", [])}
+        ok = (
+            not worker.stop.is_set()
+            and worker.failure is None
+            and all(alive.get(name, False) for name in STAGE_THREADS)
+        )
+        return ok, {"status": "ok" if ok else "failing", "threads": alive}
+
+    def readiness(self) -> tuple[bool, dict[str, Any]]:
+        """A worker with no partitions (more workers than partitions) is not ready: it
+        processes nothing, which is what an operator wants to see."""
+        live, _ = self.health()
+        stages: dict[str, Any] = {}
+        for name, loop in (("tickets", self._worker.tickets), ("ledger", self._worker.ledger)):
+            with loop.assigned_lock:
+                partitions = sorted(loop.assigned)
+            stages[name] = {"restored": loop.ready.is_set(), "partitions": partitions}
+        ready = live and all(s["restored"] and s["partitions"] for s in stages.values())
+        return ready, {"ready": ready, "live": live, "stages": stages}
+
+    def owned_partitions(self) -> list[int]:
+        return self._worker.tickets.owned_partitions()
+
+    def assigned_counts(self) -> dict[str, int]:
+        counts = {}
+        for name, loop in (("tickets", self._worker.tickets), ("ledger", self._worker.ledger)):
+            with loop.assigned_lock:
+                counts[name] = len(loop.assigned)
+        return counts
+
+    def processed_offsets(self) -> dict[int, int]:
+        return {p: t.processed_offset for p, t in list(self._worker.tickets.tasks.items())}
+
+    def ticket_snapshot(self, ticket_id: str) -> TicketSnapshot | None:
+        found = self._worker.tickets.published(ticket_id)
+        return None if found is None else TicketSnapshot(*found)
 
 
 # -- extra metrics, computed at scrape time ------------------------------------------------
@@ -168,8 +258,8 @@ class InputLagCollector(Collector):
     offset by at most one transaction). End = the partition's high watermark.
     """
 
-    def __init__(self, worker: Worker) -> None:
-        self.worker = worker
+    def __init__(self, view: WorkerView) -> None:
+        self.view = view
         self._consumer: Consumer | None = None
         self._lock = threading.Lock()
 
@@ -179,32 +269,32 @@ class InputLagCollector(Collector):
         yield GaugeMetricFamily("slaclock_assigned_partitions", "", labels=["stage"])
 
     def collect(self) -> Iterator[Metric]:
-        worker = self.worker
+        view = self.view
         assigned = GaugeMetricFamily(
             "slaclock_assigned_partitions",
             "Partitions this worker owns, per stage",
             labels=["stage"],
         )
-        for name, loop in (("tickets", worker.tickets), ("ledger", worker.ledger)):
-            with loop.assigned_lock:
-                assigned.add_metric([name], len(loop.assigned))
+        for name, count in view.assigned_counts().items():
+            assigned.add_metric([name], count)
         yield assigned
         lag = GaugeMetricFamily(
             "slaclock_consumer_lag_records",
             "Records of the events topic not yet processed by this worker",
             labels=["partition"],
         )
-        topic = worker.settings.topic_events
-        for partition in worker.tickets.owned_partitions():
-            task = worker.tickets.tasks.get(partition)
-            if task is None:
+        topic = view.settings.topic_events
+        processed = view.processed_offsets()
+        for partition in view.owned_partitions():
+            offset = processed.get(partition)
+            if offset is None:
                 continue
             try:
                 low, high = self._watermarks(TopicPartition(topic, partition))
             except (KafkaException, RuntimeError) as error:
                 log.debug("lag of %s[%d] unknown: %s", topic, partition, error)
                 continue
-            lag.add_metric([str(partition)], max(0, high - max(task.processed_offset, low)))
+            lag.add_metric([str(partition)], max(0, high - max(offset, low)))
         yield lag
 
     def _watermarks(self, tp: TopicPartition) -> tuple[int, int]:
@@ -212,8 +302,8 @@ class InputLagCollector(Collector):
             if self._consumer is None:
                 self._consumer = Consumer(
                     {
-                        **self.worker.settings.kafka_config(),
-                        "group.id": f"{self.worker.settings.app_id}-http",
+                        **self.view.settings.kafka_config(),
+                        "group.id": f"{self.view.settings.app_id}-http",
                         "enable.auto.commit": False,
                     }
                 )
@@ -236,21 +326,50 @@ class _Server(ThreadingHTTPServer):
     app: StatusServer
 
 
+class HttpBindError(RuntimeError):
+    """The HTTP server cannot listen where the settings say: one line saying what to fix."""
+
+
+def bind_server(host: str, port: int) -> _Server:
+    try:
+        return _Server((host, port), _Handler)
+    except OSError as error:
+        where = f"{host}:{port}"
+        if error.errno == errno.EADDRINUSE:
+            problem = f"{where} is in use"
+        elif error.errno == errno.EACCES:
+            problem = f"no permission to listen on {where} (ports below 1024 need privileges)"
+        else:
+            reason = error.strerror or str(error)
+            problem = f"cannot listen on {where}: {reason} (SLACLOCK_HTTP_HOST={host})"
+        raise HttpBindError(
+            f"HTTP server: {problem}; set SLACLOCK_HTTP_PORT to a free port (0 = no HTTP server)"
+        ) from None
+
+
+def check_http_port(settings: Settings) -> None:
+    """Fail at start, before contacting Kafka, when the HTTP port cannot be bound."""
+    if settings.http_port:
+        bind_server(settings.http_host, settings.http_port).server_close()
+
+
 class StatusServer:
     """Binds at construction (a taken port fails the worker at start), serves in a thread."""
 
-    def __init__(self, worker: Worker, directory: Directory | None = None) -> None:
-        self.worker = worker
-        self.settings = worker.settings
-        self.directory: Directory = directory or KafkaDirectory(worker.settings)
-        self.lag = InputLagCollector(worker)
-        worker.metrics.registry.register(self.lag)
-        self.httpd = _Server((self.settings.http_host, self.settings.http_port), _Handler)
+    def __init__(self, worker: Worker | WorkerView, directory: Directory | None = None) -> None:
+        self.view: WorkerView = worker if isinstance(worker, WorkerView) else LiveWorkerView(worker)
+        self.settings = self.view.settings
+        self.directory: Directory = directory or KafkaDirectory(self.settings)
+        self.lag = InputLagCollector(self.view)
+        self.view.registry.register(self.lag)
+        self.httpd = bind_server(self.settings.http_host, self.settings.http_port)
         self.httpd.app = self
         self.thread = threading.Thread(
             target=self.httpd.serve_forever, kwargs={"poll_interval": 0.2}, name="http"
         )
         self.thread.daemon = True
+        if self.settings.http_token is None and self.settings.http_open_data:
+            log.warning("http: data endpoints are open to anyone (SLACLOCK_HTTP_OPEN_DATA)")
 
     @property
     def port(self) -> int:
@@ -265,30 +384,65 @@ class StatusServer:
             self.httpd.shutdown()
         self.httpd.server_close()
         self.lag.close()
+        self.view.registry.unregister(self.lag)
 
     # -- the answers (status, headers, body) -----------------------------------------------
 
-    def route(self, path: str) -> tuple[int, dict[str, str], bytes]:
+    def answer(self, path: str, authorization: str | None = None) -> Response:
+        """Access control first (generic: every path but the open ones), then `route`."""
+        refused = self.refuse(path, authorization)
+        return refused if refused is not None else self.route(path)
+
+    def refuse(self, path: str, authorization: str | None) -> Response | None:
+        """None when the request may see `path`, else the refusal."""
+        if path in OPEN_PATHS:
+            return None
+        token = self.settings.http_token
+        if token is None:
+            if self.settings.http_open_data:
+                return None
+            return _json(
+                HTTPStatus.FORBIDDEN,
+                {
+                    "error": "data endpoints are closed: no token is configured; set "
+                    "SLACLOCK_HTTP_TOKEN (or SLACLOCK_HTTP_TOKEN_FILE) and send "
+                    "'Authorization: Bearer <token>', or set SLACLOCK_HTTP_OPEN_DATA=true"
+                },
+            )
+        scheme, _, supplied = (authorization or "").partition(" ")
+        expected = token.get_secret_value().encode()
+        if scheme.lower() == "bearer" and hmac.compare_digest(supplied.strip().encode(), expected):
+            return None
+        status, response_headers, body = _json(
+            HTTPStatus.UNAUTHORIZED,
+            {"error": "a valid 'Authorization: Bearer <token>' header is required"},
+        )
+        challenge = 'Bearer realm="slaclock"'
+        if authorization:
+            challenge += ', error="invalid_token"'
+        return status, {**response_headers, "WWW-Authenticate": challenge}, body
+
+    def route(self, path: str) -> Response:
         if path == "/health":
-            ok, body = health(self.worker)
+            ok, body = self.view.health()
             return _json(HTTPStatus.OK if ok else HTTPStatus.SERVICE_UNAVAILABLE, body)
         if path == "/ready":
-            ok, body = readiness(self.worker)
+            ok, body = self.view.readiness()
             return _json(HTTPStatus.OK if ok else HTTPStatus.SERVICE_UNAVAILABLE, body)
         if path == "/metrics":
-            payload = generate_latest(self.worker.metrics.registry)
+            payload = generate_latest(self.view.registry)
             return HTTPStatus.OK, {"Content-Type": CONTENT_TYPE_LATEST}, payload
         if path.startswith("/tickets/") and len(path) > len("/tickets/"):
             return self.ticket(path, urllib.parse.unquote(path[len("/tickets/") :]))
         return _json(HTTPStatus.NOT_FOUND, {"error": f"no such endpoint: {path}"})
 
-    def ticket(self, path: str, ticket_id: str) -> tuple[int, dict[str, str], bytes]:
+    def ticket(self, path: str, ticket_id: str) -> Response:
         found = self.local_status(ticket_id)
         if found is not None:
             return _json(HTTPStatus.OK, found)
         try:
             partition = partition_for(ticket_id, self.directory.partitions())
-            if partition in self.worker.tickets.owned_partitions():
+            if partition in self.view.owned_partitions():
                 found = self.local_status(ticket_id)  # restored in the meantime?
                 if found is not None:
                     return _json(HTTPStatus.OK, found)
@@ -311,39 +465,24 @@ class StatusServer:
         )
 
     def local_status(self, ticket_id: str) -> dict[str, Any] | None:
-        """The ticket's status if a task of this worker holds it, as of that task's clock."""
-        for partition, task in list(self.worker.tickets.tasks.items()):
-            state = task.store.get(ticket_id)
-            if state is None:
-                continue
-            clock = task.stage.clock
-            now = clock if clock is not None else int(time.time() * US_PER_SECOND)
-            status = _snapshot_status(self.worker, state, now)
-            return {**status, "partition": partition}
-        return None
+        """The ticket's status if a task of this worker holds it, as of that task's clock
+        (both from the end of the task's last batch)."""
+        snapshot = self.view.ticket_snapshot(ticket_id)
+        if snapshot is None:
+            return None
+        state = TicketState.from_record(orjson.loads(snapshot.record))  # this thread's own
+        now = snapshot.clock
+        if now is None:
+            now = int(time.time() * US_PER_SECOND)
+        status: TicketStatus = ticket_status(state, self.view.policy, now)
+        return {**status, "partition": snapshot.partition}
 
 
-def _snapshot_status(worker: Worker, state: TicketState, now: int) -> TicketStatus:
-    """Compute on a copy: the stage thread mutates the live state in place.
-
-    The copy is not taken under a lock, so a copy caught mid-update can be inconsistent;
-    that shows as an exception here (a retry takes a fresh copy), never in the stage.
-    """
-    for attempt in range(SNAPSHOT_ATTEMPTS):
-        try:
-            copy = TicketState.from_record(state.to_record())
-            return ticket_status(copy, worker.policy, now)
-        except Exception:
-            if attempt == SNAPSHOT_ATTEMPTS - 1:
-                raise
-    raise AssertionError("unreachable")
-
-
-def _json(status: int, body: object) -> tuple[int, dict[str, str], bytes]:
+def _json(status: int, body: object) -> Response:
     return status, {"Content-Type": "application/json"}, orjson.dumps(body)
 
 
-def _unavailable(body: object) -> tuple[int, dict[str, str], bytes]:
+def _unavailable(body: object) -> Response:
     status, headers, payload = _json(HTTPStatus.SERVICE_UNAVAILABLE, body)
     return status, {**headers, "Retry-After": "1"}, payload
 
@@ -353,19 +492,37 @@ class _Handler(BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"
 
     def do_GET(self) -> None:
+        self._respond(with_body=True)
+
+    def do_HEAD(self) -> None:
+        self._respond(with_body=False)
+
+    def _refuse_method(self) -> None:
+        status, headers, body = _json(
+            HTTPStatus.METHOD_NOT_ALLOWED, {"error": f"{self.command} is not supported"}
+        )
+        self._send(status, {**headers, "Allow": "GET, HEAD"}, body, with_body=True)
+
+    do_POST = do_PUT = do_PATCH = do_DELETE = _refuse_method
+
+    def _respond(self, with_body: bool) -> None:
         app = cast(_Server, self.server).app
         path = urllib.parse.urlsplit(self.path).path
         try:
-            status, headers, body = app.route(path)
+            status, headers, body = app.answer(path, self.headers.get("Authorization"))
         except Exception as error:  # answer 500, keep serving
-            log.exception("http: GET %s failed", path)
+            log.exception("http: %s %s failed", self.command, path)
             status, headers, body = _json(HTTPStatus.INTERNAL_SERVER_ERROR, {"error": str(error)})
+        self._send(status, headers, body, with_body)
+
+    def _send(self, status: int, headers: dict[str, str], body: bytes, with_body: bool) -> None:
         self.send_response(status)
         for name, value in headers.items():
             self.send_header(name, value)
         self.send_header("Content-Length", str(len(body)))
         self.end_headers()
-        self.wfile.write(body)
+        if with_body:
+            self.wfile.write(body)
 
     def log_message(self, format: str, *args: Any) -> None:
         log.debug("http: " + format, *args)

@@ -1,17 +1,28 @@
-"""Stage 1's ticket store on disk: one RocksDB database (rocksdict) per task.
+"""Stage 1's ticket stores: the `TicketStore` protocol and its two implementations.
 
-`RocksTicketStore` is the `SLACLOCK_STORE=rocksdb` counterpart of the in-memory
-`TrackingStore`: a mutable mapping ticket id -> `TicketState` that remembers the keys
-written or deleted since the last flush (`dirty`), with the states serialized as the
-changelog has them (`orjson.dumps(state.to_record())`) in a raw-mode RocksDB, so open
-tickets live on disk, not in RAM.
+A `TicketStore` is a mutable mapping ticket id -> `TicketState` (what `TicketStage` reads
+and writes) that also
+- remembers the keys written or deleted since the last flush (`dirty`), and at the end of
+  each batch hands out their changelog records (`flush`);
+- publishes, at each flush, an immutable snapshot for readers on other threads (the HTTP
+  server): `published(ticket_id)` is the ticket's record as serialised at the end of the
+  last flushed batch, with the partition clock of that batch. The stage thread mutates
+  `TicketState` objects in place, so other threads never see those objects;
+- is restored from changelog records (`load`), closed, or destroyed.
+
+`MemoryTicketStore` (`SLACLOCK_STORE=memory`, tests and the demo) keeps states as objects
+and the published records beside them (so it holds every open ticket twice: once as an
+object, once as bytes). `RocksTicketStore` (`SLACLOCK_STORE=rocksdb`, the default) keeps
+the states serialised as the changelog has them (`orjson.dumps(state.to_record())`) in a
+raw-mode RocksDB, so open tickets live on disk, not in RAM; its published view is the
+database plus the pre-batch records of the keys the open batch changed.
 
 The changelog stays the source of truth: a task's database is wiped and refilled from its
 changelog on (re)assignment (`fresh` + `load`), so nothing on disk is trusted after a
 crash; only a database checkpointed by a clean stop is reused as it is (see
 `processors.live.checkpoint`).
 
-A small write-through cache keeps the most recently used states as objects. It is correct
+In `RocksTicketStore`, a small write-through cache keeps the most recently used states as objects. It is correct
 because `TicketStage` re-assigns `store[id] = state` after every change to a state it got
 from the store: the cached object and the database then agree. The cache is bounded, so
 a state that was never re-assigned could differ from the database only while cached;
@@ -26,10 +37,11 @@ from __future__ import annotations
 
 import shutil
 import threading
+from abc import abstractmethod
 from collections import OrderedDict
 from collections.abc import ItemsView, Iterator, MutableMapping, ValuesView
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, ClassVar
 
 import orjson
 
@@ -71,8 +83,104 @@ def _text(raw_key: object) -> str:
     return raw_key.decode()
 
 
-class RocksTicketStore(MutableMapping[str, TicketState]):
+Record = bytes
+"""A ticket state as the changelog holds it: `orjson.dumps(state.to_record())`."""
+
+
+def encode_state(state: TicketState) -> Record:
+    return orjson.dumps(state.to_record())
+
+
+class TicketStore(MutableMapping[str, TicketState]):
+    """What stage 1 needs of a ticket store (see the module docstring).
+
+    An abstract base rather than a `typing.Protocol` because it must also be the
+    `MutableMapping` that `TicketStage` drives; implementations add the methods below.
+    """
+
+    persistent: ClassVar[bool] = False
+    """Whether the store outlives its process (a clean stop can checkpoint it)."""
+
+    dirty: set[str]
+
+    @abstractmethod
+    def load(self, key: bytes, record: Record) -> None:
+        """Put a changelog record as it is (a restore): not dirty, already published."""
+
+    @abstractmethod
+    def flush(self, clock: int | None) -> list[tuple[str, Record | None]]:
+        """End of a batch: the changelog records of the dirty keys (None = deleted), in
+        any order; `dirty` is cleared and the records are published with `clock`."""
+
+    @abstractmethod
+    def published(self, ticket_id: str) -> tuple[Record | None, int | None]:
+        """(the ticket's record as of the last flush or None, that flush's clock); safe
+        from any thread."""
+
+    @abstractmethod
+    def publish_clock(self, clock: int | None) -> None:
+        """Set the published clock without a flush (after a restore)."""
+
+    def close(self) -> None:
+        """Release resources (idempotent); a persistent store keeps its files."""
+
+    def destroy(self) -> None:
+        """Release resources and delete whatever the store keeps on disk."""
+        self.close()
+
+
+class MemoryTicketStore(dict[str, TicketState], TicketStore):
+    """Ticket states as objects in a dict, plus their published records."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.dirty: set[str] = set()
+        self._published: dict[str, Record] = {}
+        self._clock: int | None = None
+        self._lock = threading.Lock()
+
+    def __setitem__(self, key: str, value: TicketState) -> None:
+        super().__setitem__(key, value)
+        self.dirty.add(key)
+
+    def __delitem__(self, key: str) -> None:
+        super().__delitem__(key)
+        self.dirty.add(key)
+
+    def load(self, key: bytes, record: Record) -> None:
+        state = TicketState.from_record(orjson.loads(record))
+        dict.__setitem__(self, state.ticket_id, state)
+        with self._lock:
+            self._published[state.ticket_id] = record
+
+    def flush(self, clock: int | None) -> list[tuple[str, Record | None]]:
+        changes: list[tuple[str, Record | None]] = []
+        for key in self.dirty:
+            state = self.get(key)
+            changes.append((key, None if state is None else encode_state(state)))
+        self.dirty.clear()
+        with self._lock:
+            for key, record in changes:
+                if record is None:
+                    self._published.pop(key, None)
+                else:
+                    self._published[key] = record
+            self._clock = clock
+        return changes
+
+    def published(self, ticket_id: str) -> tuple[Record | None, int | None]:
+        with self._lock:
+            return self._published.get(ticket_id), self._clock
+
+    def publish_clock(self, clock: int | None) -> None:
+        with self._lock:
+            self._clock = clock
+
+
+class RocksTicketStore(TicketStore):
     """Ticket states in a RocksDB at `path`; see the module docstring."""
+
+    persistent: ClassVar[bool] = True
 
     def __init__(self, path: Path, cache_size: int = DEFAULT_CACHE_SIZE) -> None:
         """Open (or create) the database at `path`, keeping what it holds."""
@@ -80,6 +188,8 @@ class RocksTicketStore(MutableMapping[str, TicketState]):
         self.cache_size = cache_size
         self.dirty: set[str] = set()
         self._cache: OrderedDict[str, TicketState] = OrderedDict()
+        self._before: dict[str, Record | None] = {}  # pre-batch records of dirty keys
+        self._clock: int | None = None
         self._lock = threading.Lock()
         self._db: Rdict | None = self._open()
         self._count = sum(1 for _ in self._db.keys())  # noqa: SIM118 - Rdict is no iterable
@@ -128,11 +238,18 @@ class RocksTicketStore(MutableMapping[str, TicketState]):
             self._remember(key, state)
             return state
 
+    def _keep_before(self, key: str, raw_key: bytes, db: Rdict) -> None:
+        """The published view must not show the open batch: keep the key's record as of
+        the last flush the first time the batch changes it."""
+        if key not in self._before:
+            self._before[key] = db.get(raw_key)
+
     def __setitem__(self, key: str, value: TicketState) -> None:
-        record = orjson.dumps(value.to_record())
+        record = encode_state(value)
         raw_key = key.encode()
         with self._lock:
             db = self._writable()
+            self._keep_before(key, raw_key, db)
             if key not in self._cache and raw_key not in db:
                 self._count += 1
             db[raw_key] = record
@@ -145,6 +262,7 @@ class RocksTicketStore(MutableMapping[str, TicketState]):
             db = self._writable()
             if key not in self._cache and raw_key not in db:
                 raise KeyError(key)
+            self._keep_before(key, raw_key, db)
             del db[raw_key]
             self._cache.pop(key, None)
             self._count -= 1
@@ -182,6 +300,31 @@ class RocksTicketStore(MutableMapping[str, TicketState]):
         for raw_key, record in db.items():
             yield _text(raw_key), _decode(record)
 
+    # -- batches and readers ----------------------------------------------------------------
+
+    def flush(self, clock: int | None) -> list[tuple[str, Record | None]]:
+        changes: list[tuple[str, Record | None]] = []
+        with self._lock:
+            db = self._db
+            for key in self.dirty:
+                changes.append((key, None if db is None else db.get(key.encode())))
+            self.dirty.clear()
+            self._before.clear()
+            self._clock = clock
+        return changes
+
+    def published(self, ticket_id: str) -> tuple[Record | None, int | None]:
+        with self._lock:
+            if ticket_id in self._before:
+                return self._before[ticket_id], self._clock
+            if self._db is None:
+                return None, self._clock
+            return self._db.get(ticket_id.encode()), self._clock
+
+    def publish_clock(self, clock: int | None) -> None:
+        with self._lock:
+            self._clock = clock
+
     # -- restore and lifecycle --------------------------------------------------------------
 
     def load(self, key: bytes, record: bytes) -> None:
@@ -201,6 +344,7 @@ class RocksTicketStore(MutableMapping[str, TicketState]):
             self._db = self._open()
             self._count = 0
             self.dirty.clear()
+            self._before.clear()
 
     def close(self) -> None:
         """Close the database (idempotent); its files stay. Reads then find nothing."""
@@ -216,6 +360,7 @@ class RocksTicketStore(MutableMapping[str, TicketState]):
     def _close_db(self) -> None:
         db, self._db = self._db, None
         self._cache.clear()
+        self._before.clear()
         self._count = 0
         if db is not None:
             db.close()

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import Any
 
@@ -22,7 +22,7 @@ from processors.engine.instants import US_PER_SECOND, parse_instant, to_us
 from processors.engine.ledger import CreditLedger
 from processors.engine.policy import CompiledPolicy
 from processors.engine.stage import TicketStage
-from processors.engine.ticket import Output, Rejected, TicketEngine, TicketState
+from processors.engine.ticket import Output, Rejected, TicketEngine
 from processors.intake import decode_event
 from processors.live.checkpoint import (
     StoreCheckpoint,
@@ -43,30 +43,20 @@ from processors.live.records import (
     encode_output,
     output_key,
 )
-from processors.live.store import RocksTicketStore, require_rocksdict
+from processors.live.store import (
+    MemoryTicketStore,
+    Record,
+    RocksTicketStore,
+    TicketStore,
+    require_rocksdict,
+)
 from processors.live.txloop import TransactionalLoop
 from slaclock.settings import Settings
 
 log = logging.getLogger(__name__)
 
 
-class TrackingStore(dict[str, TicketState]):
-    """A dict that remembers which keys were written or deleted since the last flush."""
-
-    def __init__(self) -> None:
-        super().__init__()
-        self.dirty: set[str] = set()
-
-    def __setitem__(self, key: str, value: TicketState) -> None:
-        super().__setitem__(key, value)
-        self.dirty.add(key)
-
-    def __delitem__(self, key: str) -> None:
-        super().__delitem__(key)
-        self.dirty.add(key)
-
-
-TicketStore = TrackingStore | RocksTicketStore  # by `settings.store`
+TrackingStore = MemoryTicketStore  # its former name (`SLACLOCK_STORE=memory`)
 
 
 @dataclass
@@ -133,10 +123,10 @@ class TicketProcessor(TransactionalLoop):
     def _new_store(self, partition: int) -> TicketStore:
         """An empty store for a task: in memory, or a wiped RocksDB (`settings.store`)."""
         if self.settings.store == "memory":
-            return TrackingStore()
+            return MemoryTicketStore()
         previous = self.tasks.get(partition)
-        if previous is not None and isinstance(previous.store, RocksTicketStore):
-            previous.store.close()  # the database is re-created at the same path
+        if previous is not None:
+            previous.store.close()  # a database is re-created at the same path
         return RocksTicketStore.fresh(store_path(self.state_dir, partition))
 
     def warm_offset(self, partition: int) -> int | None:
@@ -163,12 +153,10 @@ class TicketProcessor(TransactionalLoop):
             for key, value in records:
                 if key == META_KEY:
                     self._apply_meta(task, orjson.loads(value))
-                elif isinstance(store, RocksTicketStore):
-                    store.load(key, value)
                 else:
-                    state = TicketState.from_record(orjson.loads(value))
-                    dict.__setitem__(store, state.ticket_id, state)
+                    store.load(key, value)
             task.stage.rebuild_timers()
+        store.publish_clock(task.stage.clock)
         self.tasks[partition] = task
         self.metrics.set_open_tickets(partition, len(store))
         log.info(
@@ -191,7 +179,7 @@ class TicketProcessor(TransactionalLoop):
 
     def drop_task(self, partition: int) -> None:
         task = self.tasks.pop(partition, None)
-        if task is not None and isinstance(task.store, RocksTicketStore):
+        if task is not None:
             if self.closing:
                 task.store.close()  # stopping: its checkpoint (if any) may reuse it
             else:
@@ -200,12 +188,9 @@ class TicketProcessor(TransactionalLoop):
 
     def flush_state(self) -> Iterator[tuple[int, bytes, bytes | None]]:
         for task in self.tasks.values():
-            store = task.store
-            for ticket_id in store.dirty:
-                state = store.get(ticket_id)
-                value = None if state is None else orjson.dumps(state.to_record())
+            # the end of a batch: the store publishes these records to readers (HTTP)
+            for ticket_id, value in task.store.flush(task.stage.clock):
                 yield task.partition, ticket_id.encode(), value
-            store.dirty.clear()
             if task.meta_dirty:
                 yield task.partition, META_KEY, orjson.dumps(self._meta(task))
                 task.meta_dirty = False
@@ -356,13 +341,12 @@ class TicketProcessor(TransactionalLoop):
             super().close()
         finally:
             for task in list(self.tasks.values()):
-                if isinstance(task.store, RocksTicketStore):
-                    task.store.close()  # files stay: reused if checkpointed, else wiped
+                task.store.close()  # files stay: reused if checkpointed, else wiped
 
     def _checkpoint_stores(self) -> None:
         """After the last commit of a clean stop: checkpoint every RocksDB task store."""
         for task in list(self.tasks.values()):
-            if not isinstance(task.store, RocksTicketStore):
+            if not task.store.persistent:
                 continue
             checkpoint = StoreCheckpoint(
                 self._changelog_end(task.partition),
@@ -387,11 +371,14 @@ class TicketProcessor(TransactionalLoop):
         dues = [d for t in list(self.tasks.values()) if (d := t.stage.earliest_timer()) is not None]
         return min(dues) if dues else None
 
-    def status_of(self, ticket_id: str) -> Iterable[TicketState]:
+    def published(self, ticket_id: str) -> tuple[int, Record, int | None] | None:
+        """(partition, the ticket's record as of its task's last batch, that batch's clock),
+        for readers on other threads; None when no task of this worker holds it."""
         for task in list(self.tasks.values()):
-            state = task.store.get(ticket_id)
-            if state is not None:
-                yield state
+            record, clock = task.store.published(ticket_id)
+            if record is not None:
+                return task.partition, record, clock
+        return None
 
 
 def to_us_seconds(text: str) -> float:

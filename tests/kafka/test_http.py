@@ -39,6 +39,7 @@ SHORT_POLICY = (
 )
 
 Response = tuple[int, dict[str, str], bytes]
+TOKEN = "kafka-http-test-token-0123456789"
 
 
 class _NoRedirect(urllib.request.HTTPRedirectHandler):
@@ -46,11 +47,13 @@ class _NoRedirect(urllib.request.HTTPRedirectHandler):
         return None
 
 
-def get(url: str) -> Response | None:
-    """GET without following redirects; None while nothing listens."""
+def get(url: str, token: str | None = TOKEN) -> Response | None:
+    """GET (with the workers' bearer token) without following redirects; None while nothing
+    listens."""
     opener = urllib.request.build_opener(_NoRedirect)
+    headers = {"Authorization": f"Bearer {token}"} if token else {}
     try:
-        with opener.open(url, timeout=10) as response:
+        with opener.open(urllib.request.Request(url, headers=headers), timeout=10) as response:
             return response.status, dict(response.headers), response.read()
     except urllib.error.HTTPError as error:
         return error.code, dict(error.headers), error.read()
@@ -86,6 +89,7 @@ def start_http_worker(pipeline: LivePipeline, instance: str) -> tuple[WorkerProc
             "SLACLOCK_HTTP_HOST": "127.0.0.1",
             "SLACLOCK_HTTP_PORT": str(port),
             "SLACLOCK_HTTP_ADVERTISED_URL": url,
+            "SLACLOCK_HTTP_TOKEN": TOKEN,
         }
     )
     return pipeline.start_worker(instance), url
@@ -172,6 +176,9 @@ def test_ready_metrics_and_ticket_status_follow_the_worker_through_a_breach(
 
     unknown = get(f"{url}/tickets/T-never-created")
     assert unknown is not None and unknown[0] == 404
+    anonymous = get(f"{url}/tickets/T-http", token=None)
+    assert anonymous is not None and anonymous[0] == 401  # data needs the token
+    assert get(f"{url}/metrics", token=None)[0] == 200  # type: ignore[index]
     assert worker.stop() == 0, worker.log_tail()
 
 

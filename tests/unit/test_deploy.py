@@ -1,6 +1,6 @@
-"""Deploy and operate, without a broker: the Dockerfile, the compose file, the worker's
-HTTP server over a stand-in worker, and the Java-compatible partitioner behind the routing
-of `/tickets/{id}`.
+"""Deploy and operate, without a broker: the Dockerfile, the compose file, and the
+Java-compatible partitioner behind the routing of `/tickets/{id}` (the HTTP server itself:
+tests/unit/test_http_server.py).
 
 Linting: `hadolint` is not packaged for Debian nor on PyPI here, and no `docker compose`
 is installed, so the Dockerfile is checked by its key properties and the compose file
@@ -13,23 +13,13 @@ from __future__ import annotations
 
 import json
 import re
-import threading
-import urllib.error
-import urllib.request
-from collections.abc import Iterator
 from pathlib import Path
-from types import SimpleNamespace
 from typing import Any
 
 import pytest
 import yaml
-from prometheus_client.parser import text_string_to_metric_families
 
-from processors.engine.instants import parse_instant
-from processors.live.http import StatusServer, murmur2, partition_for
-from processors.live.metrics import Metrics
-from slaclock.settings import load_settings
-from tests.core.builders import Harness, created, make_policy
+from processors.live.http import murmur2, partition_for
 
 ROOT = Path(__file__).resolve().parents[2]
 HERE = Path(__file__).resolve().parent
@@ -211,184 +201,3 @@ def test_demo_publisher_and_kafka_ui_are_optional_profiles(compose: dict[str, An
     assert "slaclock publish -" in services["publisher"]["command"][0]
     assert services["kafka-ui"]["profiles"] == ["ui"]
     assert all("profiles" not in services[s] for s in ("kafka", "topics", "worker"))
-
-
-# -- the HTTP server over a stand-in worker ---------------------------------------------------
-
-POLICY = make_policy()
-
-
-class FakeDirectory:
-    def __init__(self, partitions: int, owners: dict[int, str]) -> None:
-        self.count = partitions
-        self.owners = owners
-
-    def partitions(self) -> int:
-        return self.count
-
-    def owner_of(self, partition: int) -> str | None:
-        return self.owners.get(partition)
-
-
-def fake_loop(tasks: dict[int, Any] | None = None) -> SimpleNamespace:
-    loop = SimpleNamespace(
-        tasks=tasks or {},
-        assigned=set(),
-        assigned_lock=threading.Lock(),
-        ready=threading.Event(),
-    )
-    loop.owned_partitions = lambda: sorted(loop.assigned)
-    return loop
-
-
-@pytest.fixture
-def worker() -> Iterator[SimpleNamespace]:
-    stop = threading.Event()
-    threads = [threading.Thread(target=stop.wait, name=n) for n in ("tickets", "ledger", "ticker")]
-    for thread in threads:
-        thread.start()
-    yield SimpleNamespace(
-        settings=load_settings(http_host="127.0.0.1", http_port=0),
-        metrics=Metrics(),
-        policy=POLICY,
-        tickets=fake_loop(),
-        ledger=fake_loop(),
-        stop=stop,
-        failure=None,
-        threads=threads,
-    )
-    stop.set()
-
-
-def serve(worker: SimpleNamespace, directory: FakeDirectory) -> StatusServer:
-    server = StatusServer(worker, directory)  # type: ignore[arg-type]
-    server.start()
-    return server
-
-
-def get(server: StatusServer, path: str) -> tuple[int, dict[str, str], bytes]:
-    class NoRedirect(urllib.request.HTTPRedirectHandler):
-        def redirect_request(self, *args: Any, **kwargs: Any) -> None:
-            return None
-
-    opener = urllib.request.build_opener(NoRedirect)
-    try:
-        with opener.open(f"http://127.0.0.1:{server.port}{path}", timeout=5) as response:
-            return response.status, dict(response.headers), response.read()
-    except urllib.error.HTTPError as error:
-        return error.code, dict(error.headers), error.read()
-
-
-def ticket_in(partition: int, partitions: int = 4, prefix: str = "T") -> str:
-    return next(
-        f"{prefix}{i}"
-        for i in range(10_000)
-        if partition_for(f"{prefix}{i}", partitions) == partition
-    )
-
-
-def test_health_is_ok_while_stage_threads_run_and_fails_once_one_stops(
-    worker: SimpleNamespace,
-) -> None:
-    server = serve(worker, FakeDirectory(4, {}))
-    try:
-        status, _, body = get(server, "/health")
-        assert status == 200 and json.loads(body)["status"] == "ok"
-        worker.stop.set()
-        status, _, body = get(server, "/health")
-        assert status == 503 and json.loads(body)["status"] == "failing"
-    finally:
-        server.stop()
-
-
-def test_ready_only_once_both_stages_restored_an_assignment(worker: SimpleNamespace) -> None:
-    server = serve(worker, FakeDirectory(4, {}))
-    try:
-        assert get(server, "/ready")[0] == 503
-        worker.tickets.ready.set()
-        worker.tickets.assigned.update({0, 1})
-        assert get(server, "/ready")[0] == 503  # the ledger is still restoring
-        worker.ledger.ready.set()
-        worker.ledger.assigned.add(0)
-        status, _, body = get(server, "/ready")
-        assert status == 200
-        assert json.loads(body)["stages"]["tickets"] == {"restored": True, "partitions": [0, 1]}
-    finally:
-        server.stop()
-
-
-def test_metrics_are_prometheus_text_with_lag_per_owned_partition(
-    worker: SimpleNamespace, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    task = SimpleNamespace(store={}, stage=SimpleNamespace(clock=None), processed_offset=7)
-    worker.tickets.tasks[2] = task
-    worker.tickets.assigned.add(2)
-    worker.metrics.event("ticket.created")
-    server = serve(worker, FakeDirectory(4, {}))
-    monkeypatch.setattr(server.lag, "_watermarks", lambda tp: (0, 10))
-    try:
-        status, headers, body = get(server, "/metrics")
-        assert status == 200 and headers["Content-Type"].startswith("text/plain")
-        samples = {
-            (s.name, tuple(sorted(s.labels.items()))): s.value
-            for family in text_string_to_metric_families(body.decode())
-            for s in family.samples
-        }
-        assert samples[("slaclock_events_total", (("type", "ticket.created"),))] == 1
-        assert samples[("slaclock_consumer_lag_records", (("partition", "2"),))] == 3
-        assert samples[("slaclock_assigned_partitions", (("stage", "tickets"),))] == 1
-    finally:
-        server.stop()
-
-
-def test_ticket_held_here_is_answered_as_of_its_partition_clock(worker: SimpleNamespace) -> None:
-    harness = Harness().feed(created("2026-03-02T09:00:00Z", ticket="T/1"))
-    clock = parse_instant("2026-03-02T09:20:00Z")
-    worker.tickets.tasks[3] = SimpleNamespace(
-        store=harness.replayer.store, stage=SimpleNamespace(clock=clock), processed_offset=1
-    )
-    server = serve(worker, FakeDirectory(4, {}))
-    try:
-        status, _, body = get(server, "/tickets/T%2F1")
-        assert status == 200
-        view = json.loads(body)
-        assert view["ticket_id"] == "T/1" and view["partition"] == 3
-        assert view["as_of"] == "2026-03-02T09:20:00Z"
-        assert view["metrics"]["first_response"]["counted_seconds"] == 1200
-    finally:
-        server.stop()
-
-
-def test_unknown_ticket_in_an_owned_partition_is_404(worker: SimpleNamespace) -> None:
-    worker.tickets.assigned.add(1)
-    server = serve(worker, FakeDirectory(4, {1: "http://elsewhere:6066"}))
-    try:
-        status, _, body = get(server, f"/tickets/{ticket_in(1)}")
-        assert status == 404 and json.loads(body)["error"] == "unknown ticket"
-    finally:
-        server.stop()
-
-
-def test_ticket_of_another_workers_partition_redirects_to_its_owner(
-    worker: SimpleNamespace,
-) -> None:
-    worker.tickets.assigned.add(0)
-    server = serve(worker, FakeDirectory(4, {2: "http://w2:6066"}))
-    try:
-        ticket = ticket_in(2)
-        status, headers, _ = get(server, f"/tickets/{ticket}?verbose=1")
-        assert status == 307
-        assert headers["Location"] == f"http://w2:6066/tickets/{ticket}"
-        status, headers, _ = get(server, f"/tickets/{ticket_in(3)}")
-        assert status == 503 and headers["Retry-After"] == "1"  # nobody owns partition 3
-    finally:
-        server.stop()
-
-
-def test_unknown_path_is_404(worker: SimpleNamespace) -> None:
-    server = serve(worker, FakeDirectory(4, {}))
-    try:
-        assert get(server, "/nope")[0] == 404
-        assert get(server, "/tickets/")[0] == 404
-    finally:
-        server.stop()

@@ -1,0 +1,404 @@
+"""The worker's HTTP server over a stand-in `WorkerView`, through real HTTP on loopback:
+health, readiness, metrics, ticket status and routing, access control of the data
+endpoints, HEAD, and immutable ticket snapshots."""
+
+from __future__ import annotations
+
+import json
+import threading
+import urllib.error
+import urllib.request
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from prometheus_client import CollectorRegistry
+from prometheus_client.parser import text_string_to_metric_families
+
+from processors.engine.instants import parse_instant
+from processors.engine.policy import CompiledPolicy
+from processors.engine.stage import TicketStage
+from processors.engine.ticket import TicketEngine
+from processors.intake import decode_event
+from processors.live.http import StatusServer, TicketSnapshot, WorkerView, partition_for
+from processors.live.metrics import Metrics
+from processors.live.store import MemoryTicketStore, RocksTicketStore, TicketStore
+from slaclock.settings import Settings, load_settings
+from tests.core.builders import Harness, agent_reply, created, make_policy
+
+POLICY = make_policy()
+TOKEN = "s3cret-token-for-tests-0123456789"
+
+
+class FakeDirectory:
+    def __init__(self, partitions: int, owners: dict[int, str]) -> None:
+        self.count = partitions
+        self.owners = owners
+
+    def partitions(self) -> int:
+        return self.count
+
+    def owner_of(self, partition: int) -> str | None:
+        return self.owners.get(partition)
+
+
+class FakeView:
+    """A `WorkerView` whose answers the tests set."""
+
+    def __init__(self, settings: Settings) -> None:
+        self._settings = settings
+        self.metrics = Metrics()
+        self.live = True
+        self.restored = {"tickets": False, "ledger": False}
+        self.assigned: dict[str, list[int]] = {"tickets": [], "ledger": []}
+        self.offsets: dict[int, int] = {}
+        self.snapshots: dict[str, TicketSnapshot] = {}
+
+    @property
+    def settings(self) -> Settings:
+        return self._settings
+
+    @property
+    def policy(self) -> CompiledPolicy:
+        return POLICY
+
+    @property
+    def registry(self) -> CollectorRegistry:
+        return self.metrics.registry
+
+    def health(self) -> tuple[bool, dict[str, Any]]:
+        return self.live, {"status": "ok" if self.live else "failing"}
+
+    def readiness(self) -> tuple[bool, dict[str, Any]]:
+        ready = self.live and all(self.restored[s] and self.assigned[s] for s in self.assigned)
+        return ready, {"ready": ready}
+
+    def owned_partitions(self) -> list[int]:
+        return self.assigned["tickets"]
+
+    def assigned_counts(self) -> dict[str, int]:
+        return {stage: len(partitions) for stage, partitions in self.assigned.items()}
+
+    def processed_offsets(self) -> dict[int, int]:
+        return self.offsets
+
+    def ticket_snapshot(self, ticket_id: str) -> TicketSnapshot | None:
+        return self.snapshots.get(ticket_id)
+
+
+def view(**settings: Any) -> FakeView:
+    fake = FakeView(load_settings(http_host="127.0.0.1", http_port=0, **settings))
+    assert isinstance(fake, WorkerView)
+    return fake
+
+
+def serve(fake: FakeView, directory: FakeDirectory | None = None) -> StatusServer:
+    server = StatusServer(fake, directory or FakeDirectory(4, {}))
+    server.start()
+    return server
+
+
+@pytest.fixture
+def open_view() -> FakeView:
+    """Data endpoints opened explicitly, as the demo does."""
+    return view(http_open_data=True)
+
+
+def request(
+    server: StatusServer, path: str, method: str = "GET", token: str | None = None
+) -> tuple[int, dict[str, str], bytes]:
+    class NoRedirect(urllib.request.HTTPRedirectHandler):
+        def redirect_request(self, *args: Any, **kwargs: Any) -> None:
+            return None
+
+    headers = {"Authorization": f"Bearer {token}"} if token is not None else {}
+    call = urllib.request.Request(
+        f"http://127.0.0.1:{server.port}{path}", method=method, headers=headers
+    )
+    opener = urllib.request.build_opener(NoRedirect)
+    try:
+        with opener.open(call, timeout=5) as response:
+            return response.status, dict(response.headers), response.read()
+    except urllib.error.HTTPError as error:
+        return error.code, dict(error.headers), error.read()
+
+
+def ticket_in(partition: int, partitions: int = 4, prefix: str = "T") -> str:
+    return next(
+        f"{prefix}{i}"
+        for i in range(10_000)
+        if partition_for(f"{prefix}{i}", partitions) == partition
+    )
+
+
+def snapshot_of(ticket: str, partition: int, clock: str) -> TicketSnapshot:
+    harness = Harness().feed(created("2026-03-02T09:00:00Z", ticket=ticket))
+    store = MemoryTicketStore()
+    for key, state in harness.replayer.store.items():
+        store[key] = state
+    store.flush(parse_instant(clock))
+    record, published_clock = store.published(ticket)
+    assert record is not None
+    return TicketSnapshot(partition, record, published_clock)
+
+
+# -- probes and metrics ---------------------------------------------------------------------
+
+
+def test_health_is_ok_while_the_worker_is_live_and_503_once_it_is_not() -> None:
+    fake = view()
+    server = serve(fake)
+    try:
+        status, _, body = request(server, "/health")
+        assert status == 200 and json.loads(body)["status"] == "ok"
+        fake.live = False
+        status, _, body = request(server, "/health")
+        assert status == 503 and json.loads(body)["status"] == "failing"
+    finally:
+        server.stop()
+
+
+def test_ready_only_once_both_stages_restored_an_assignment() -> None:
+    fake = view()
+    server = serve(fake)
+    try:
+        assert request(server, "/ready")[0] == 503
+        fake.restored["tickets"] = True
+        fake.assigned["tickets"] = [0, 1]
+        assert request(server, "/ready")[0] == 503  # the ledger is still restoring
+        fake.restored["ledger"] = True
+        fake.assigned["ledger"] = [0]
+        assert request(server, "/ready")[0] == 200
+    finally:
+        server.stop()
+
+
+def test_metrics_are_prometheus_text_with_lag_per_owned_partition(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    fake = view()
+    fake.assigned["tickets"] = [2]
+    fake.offsets[2] = 7
+    fake.metrics.event("ticket.created")
+    server = serve(fake)
+    monkeypatch.setattr(server.lag, "_watermarks", lambda tp: (0, 10))
+    try:
+        status, headers, body = request(server, "/metrics")
+        assert status == 200 and headers["Content-Type"].startswith("text/plain")
+        samples = {
+            (s.name, tuple(sorted(s.labels.items()))): s.value
+            for family in text_string_to_metric_families(body.decode())
+            for s in family.samples
+        }
+        assert samples[("slaclock_events_total", (("type", "ticket.created"),))] == 1
+        assert samples[("slaclock_consumer_lag_records", (("partition", "2"),))] == 3
+        assert samples[("slaclock_assigned_partitions", (("stage", "tickets"),))] == 1
+    finally:
+        server.stop()
+
+
+# -- tickets and routing --------------------------------------------------------------------
+
+
+def test_ticket_held_here_is_answered_as_of_its_partition_clock(open_view: FakeView) -> None:
+    open_view.snapshots["T/1"] = snapshot_of("T/1", 3, "2026-03-02T09:20:00Z")
+    server = serve(open_view)
+    try:
+        status, _, body = request(server, "/tickets/T%2F1")
+        assert status == 200
+        answer = json.loads(body)
+        assert answer["ticket_id"] == "T/1" and answer["partition"] == 3
+        assert answer["as_of"] == "2026-03-02T09:20:00Z"
+        assert answer["metrics"]["first_response"]["counted_seconds"] == 1200
+    finally:
+        server.stop()
+
+
+def test_unknown_ticket_in_an_owned_partition_is_404(open_view: FakeView) -> None:
+    open_view.assigned["tickets"] = [1]
+    server = serve(open_view, FakeDirectory(4, {1: "http://elsewhere:6066"}))
+    try:
+        status, _, body = request(server, f"/tickets/{ticket_in(1)}")
+        assert status == 404 and json.loads(body)["error"] == "unknown ticket"
+    finally:
+        server.stop()
+
+
+def test_ticket_of_another_workers_partition_redirects_to_its_owner(open_view: FakeView) -> None:
+    open_view.assigned["tickets"] = [0]
+    server = serve(open_view, FakeDirectory(4, {2: "http://w2:6066"}))
+    try:
+        ticket = ticket_in(2)
+        status, headers, _ = request(server, f"/tickets/{ticket}?verbose=1")
+        assert status == 307
+        assert headers["Location"] == f"http://w2:6066/tickets/{ticket}"
+        status, headers, _ = request(server, f"/tickets/{ticket_in(3)}")
+        assert status == 503 and headers["Retry-After"] == "1"  # nobody owns partition 3
+    finally:
+        server.stop()
+
+
+def test_unknown_path_is_404(open_view: FakeView) -> None:
+    server = serve(open_view)
+    try:
+        assert request(server, "/nope")[0] == 404
+        assert request(server, "/tickets/")[0] == 404
+    finally:
+        server.stop()
+
+
+# -- access control -------------------------------------------------------------------------
+
+DATA_PATHS = ["/tickets/T-1", "/customers/acme", "/services/portal", "/anything-else"]
+
+
+@pytest.mark.parametrize("path", DATA_PATHS)
+def test_data_endpoints_are_refused_when_no_token_is_configured(path: str) -> None:
+    server = serve(view())
+    try:
+        status, _, body = request(server, path)
+        assert status == 403
+        assert "SLACLOCK_HTTP_TOKEN" in json.loads(body)["error"]
+    finally:
+        server.stop()
+
+
+@pytest.mark.parametrize("path", DATA_PATHS)
+def test_data_endpoints_need_the_bearer_token_when_one_is_configured(path: str) -> None:
+    server = serve(view(http_token=TOKEN, http_open_data=True))  # the token wins
+    try:
+        status, headers, _ = request(server, path)
+        assert status == 401 and headers["WWW-Authenticate"].startswith("Bearer")
+        status, headers, _ = request(server, path, token=TOKEN[:-1] + "x")
+        assert status == 401 and 'error="invalid_token"' in headers["WWW-Authenticate"]
+        assert request(server, path, token=TOKEN)[0] not in (401, 403)
+    finally:
+        server.stop()
+
+
+def test_a_configured_token_is_accepted_on_the_ticket_endpoint() -> None:
+    fake = view(http_token=TOKEN)
+    fake.snapshots["T-1"] = snapshot_of("T-1", 0, "2026-03-02T09:05:00Z")
+    server = serve(fake)
+    try:
+        status, _, body = request(server, "/tickets/T-1", token=TOKEN)
+        assert status == 200 and json.loads(body)["ticket_id"] == "T-1"
+    finally:
+        server.stop()
+
+
+@pytest.mark.parametrize("path", ["/health", "/ready", "/metrics"])
+def test_probes_and_metrics_stay_open_whatever_the_token(path: str) -> None:
+    fake = view(http_token=TOKEN)
+    fake.restored = {"tickets": True, "ledger": True}
+    fake.assigned = {"tickets": [0], "ledger": [0]}
+    server = serve(fake)
+    try:
+        assert request(server, path)[0] == 200
+    finally:
+        server.stop()
+
+
+def test_the_token_is_read_from_a_file(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    secret = tmp_path / "token"
+    secret.write_text(TOKEN + "\n")
+    monkeypatch.setenv("SLACLOCK_HTTP_TOKEN_FILE", str(secret))
+    monkeypatch.delenv("SLACLOCK_HTTP_TOKEN", raising=False)
+    server = serve(view())
+    try:
+        assert request(server, "/tickets/T-9")[0] == 401
+        assert request(server, "/tickets/T-9", token=TOKEN)[0] == 503  # owner unknown
+    finally:
+        server.stop()
+
+
+# -- methods ----------------------------------------------------------------------------------
+
+
+def test_head_answers_like_get_without_a_body(open_view: FakeView) -> None:
+    open_view.snapshots["T-1"] = snapshot_of("T-1", 0, "2026-03-02T09:05:00Z")
+    server = serve(open_view)
+    try:
+        get_status, get_headers, get_body = request(server, "/tickets/T-1")
+        status, headers, body = request(server, "/tickets/T-1", method="HEAD")
+        assert (status, body) == (get_status, b"")
+        assert headers["Content-Length"] == get_headers["Content-Length"] == str(len(get_body))
+        assert request(server, "/health", method="HEAD")[0] == 200
+    finally:
+        server.stop()
+
+
+def test_other_methods_are_not_allowed(open_view: FakeView) -> None:
+    server = serve(open_view)
+    try:
+        status, headers, _ = request(server, "/tickets/T-1", method="POST")
+        assert status == 405 and headers["Allow"] == "GET, HEAD"
+    finally:
+        server.stop()
+
+
+# -- immutable snapshots ------------------------------------------------------------------------
+
+
+@pytest.fixture(params=["memory", "rocksdb"])
+def store(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[TicketStore]:
+    kind: TicketStore = (
+        MemoryTicketStore()
+        if request.param == "memory"
+        else RocksTicketStore.fresh(tmp_path / "tickets-0")
+    )
+    yield kind
+    kind.destroy()
+
+
+def apply(stage: TicketStage, event: dict[str, Any]) -> None:
+    stage.on_event(decode_event(json.dumps(event)), parse_instant(event["occurred_at"]))
+
+
+def test_the_published_snapshot_shows_the_last_flushed_batch_not_the_open_one(
+    store: TicketStore,
+) -> None:
+    stage = TicketStage(TicketEngine(POLICY), store, 0, 0)
+    apply(stage, created("2026-03-02T09:00:00Z", ticket="T-1"))
+    assert store.published("T-1") == (None, None)  # nothing flushed yet
+    store.flush(parse_instant("2026-03-02T09:00:00Z"))
+    before, clock = store.published("T-1")
+    assert before is not None and clock == parse_instant("2026-03-02T09:00:00Z")
+    apply(stage, agent_reply("2026-03-02T09:05:00Z", ticket="T-1"))
+    assert store.published("T-1") == (before, clock)  # the open batch is not shown
+    changes = dict(store.flush(parse_instant("2026-03-02T09:05:00Z")))
+    after, _ = store.published("T-1")
+    assert after == changes["T-1"] and after != before
+
+
+def test_snapshots_read_while_the_stage_thread_writes_are_always_whole(
+    store: TicketStore,
+) -> None:
+    """A reader on another thread decodes every snapshot it gets while batches go on."""
+    stage = TicketStage(TicketEngine(POLICY), store, 0, 0)
+    stop = threading.Event()
+    seen: list[int] = []
+    problems: list[BaseException] = []
+
+    def read() -> None:
+        while not stop.is_set():
+            record, _ = store.published("T-1")
+            if record is not None:
+                try:
+                    seen.append(len(json.loads(record)))
+                except BaseException as error:
+                    problems.append(error)
+
+    reader = threading.Thread(target=read)
+    reader.start()
+    try:
+        apply(stage, created("2026-03-02T09:00:00Z", ticket="T-1"))
+        for minute in range(1, 200):
+            at = f"2026-03-02T{9 + minute // 60:02d}:{minute % 60:02d}:00Z"
+            apply(stage, agent_reply(at, ticket="T-1", event_id=f"r{minute}"))
+            store.flush(parse_instant(at))
+    finally:
+        stop.set()
+        reader.join()
+    assert problems == [] and seen
