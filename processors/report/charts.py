@@ -42,6 +42,7 @@ STYLE: Any = {
 }
 
 _XML_HEAD = re.compile(r"^.*?(?=<svg)", re.DOTALL)
+_METADATA = re.compile(r"\s*<metadata>.*?</metadata>", re.DOTALL)
 
 
 def _svg(figure: Figure, chart_id: str) -> str:
@@ -50,7 +51,7 @@ def _svg(figure: Figure, chart_id: str) -> str:
     with plt.rc_context(salt):
         figure.savefig(buffer, format="svg", metadata={"Date": None}, bbox_inches="tight")
     plt.close(figure)
-    text = _XML_HEAD.sub("", buffer.getvalue(), count=1)
+    text = _METADATA.sub("", _XML_HEAD.sub("", buffer.getvalue(), count=1), count=1)
     return text.replace("<svg ", f'<svg role="img" aria-label="{chart_id}" ', 1)
 
 

@@ -1,0 +1,168 @@
+"""What-if: outcomes matched by (ticket, metric, cycle); one changed target changes exactly its outcomes."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from datetime import datetime
+from decimal import Decimal
+from pathlib import Path
+from typing import Any
+
+import orjson
+import pytest
+
+from processors.report.whatif import compare, outcomes_by_key
+from slaclock.workload import WorkloadShape, ticket_events
+from tests.report.workload import policy_yaml, replay_outputs, write_jsonl
+
+SHAPE = WorkloadShape(
+    tickets=400,
+    start=datetime.fromisoformat("2026-10-01T00:00:00+00:00"),
+    spread_seconds=20 * 86_400,
+    mean_gap_seconds=1800.0,
+    customers=("acme", "beta", "walk-in"),
+    seed=11,
+)
+
+
+@pytest.fixture(scope="module")
+def events() -> list[dict[str, Any]]:
+    return ticket_events(SHAPE)
+
+
+@pytest.fixture(scope="module")
+def replays(events: list[dict[str, Any]]) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+    return replay_outputs(events), replay_outputs(events, policy_yaml(first_response_urgent="30m"))
+
+
+def final_outcomes(
+    outputs: list[dict[str, Any]],
+) -> dict[tuple[str, str, int], tuple[str, str, str]]:
+    """Per natural key: (outcome, metric, priority), computed plainly from the outputs."""
+    result: dict[tuple[str, str, int], tuple[str, str, str]] = {}
+    breached: set[tuple[str, str, int]] = set()
+    for o in outputs:
+        if o["type"] not in ("sla.warning", "sla.breach", "sla.completed"):
+            continue
+        key = (o["ticket_id"], o["metric"], o["cycle"])
+        if o["type"] == "sla.breach":
+            breached.add(key)
+        outcome = (
+            "breached"
+            if key in breached
+            else (
+                o["outcome"] if o["type"] == "sla.completed" else result.get(key, ("running",))[0]
+            )
+        )
+        result[key] = (outcome, o["metric"], o["priority"])
+    return result
+
+
+def credits_by_key(outputs: list[dict[str, Any]]) -> dict[tuple[str, str, int], Decimal]:
+    breach_key = {
+        o["event_id"]: (o["ticket_id"], o["metric"], o["cycle"])
+        for o in outputs
+        if o["type"] == "sla.breach"
+    }
+    credits: dict[tuple[str, str, int], Decimal] = {}
+    for o in outputs:
+        if o["type"] == "sla.credit" and o.get("ticket_id"):
+            key = breach_key[o["breach_event_id"]]
+            credits[key] = credits.get(key, Decimal(0)) + Decimal(o["amount"])
+    return credits
+
+
+def test_changing_one_target_changes_exactly_that_metric_and_prioritys_outcomes(
+    replays: tuple[list[dict[str, Any]], list[dict[str, Any]]],
+) -> None:
+    a, b = replays
+    comparison = compare(outcomes_by_key(a), outcomes_by_key(b))
+    changed = [c for c in comparison.changes if c.outcome_a != c.outcome_b]
+    assert changed, "the workload must have urgent first responses between 15 and 30 minutes"
+    assert {(c.metric, c.priority) for c in changed} == {("first_response", "urgent")}
+    # a longer target only takes breaches away (to met, or to not decided when cancelled)
+    assert all(c.outcome_a == "breached" and c.outcome_b != "breached" for c in changed)
+    assert any(c.outcome_b == "met" for c in changed)
+    for (customer, tier, metric, priority), (side_a, side_b) in comparison.groups.items():
+        if (metric, priority) != ("first_response", "urgent"):
+            assert (side_a.met, side_a.breached) == (side_b.met, side_b.breached), (
+                customer,
+                tier,
+                metric,
+                priority,
+            )
+
+
+def test_reported_differences_equal_a_direct_comparison_by_natural_key(
+    replays: tuple[list[dict[str, Any]], list[dict[str, Any]]],
+) -> None:
+    a, b = replays
+    direct_a, direct_b = final_outcomes(a), final_outcomes(b)
+    credit_a, credit_b = credits_by_key(a), credits_by_key(b)
+    expected = {
+        key
+        for key in set(direct_a) | set(direct_b)
+        if direct_a.get(key, ("none",))[0] != direct_b.get(key, ("none",))[0]
+        or credit_a.get(key, Decimal(0)) != credit_b.get(key, Decimal(0))
+    }
+    comparison = compare(outcomes_by_key(a), outcomes_by_key(b))
+    assert {(c.ticket_id, c.metric, c.cycle) for c in comparison.changes} == expected
+    for change in comparison.changes:
+        key = (change.ticket_id, change.metric, change.cycle)
+        assert change.outcome_a == direct_a.get(key, ("none",))[0]
+        assert change.outcome_b == direct_b.get(key, ("none",))[0]
+        assert change.credit_a == credit_a.get(key, Decimal(0))
+        assert change.credit_b == credit_b.get(key, Decimal(0))
+    # the same event ids appear under both policies for changed outcomes: ids cannot match them
+    ids_a = {o["event_id"] for o in a if o["type"] == "sla.completed"}
+    ids_b = {o["event_id"] for o in b if o["type"] == "sla.completed"}
+    assert ids_a & ids_b
+
+
+def test_whatif_command_writes_the_same_comparison_as_html_csv_and_json(
+    events: list[dict[str, Any]], tmp_path: Path
+) -> None:
+    write_jsonl(tmp_path / "events.jsonl", events)
+    (tmp_path / "a.yaml").write_text(policy_yaml())
+    (tmp_path / "b.yaml").write_text(policy_yaml(first_response_urgent="30m"))
+    done = subprocess.run(
+        [
+            sys.executable,
+            "-c",
+            "from slaclock.cli import main; main()",
+            "whatif",
+            "--events",
+            str(tmp_path / "events.jsonl"),
+            "--policy",
+            str(tmp_path / "a.yaml"),
+            "--policy",
+            str(tmp_path / "b.yaml"),
+            "--until",
+            "2026-12-01T00:00:00Z",
+            "--out",
+            str(tmp_path / "w"),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=240,
+    )
+    assert done.returncode == 0, done.stderr
+    document = orjson.loads((tmp_path / "w.json").read_bytes())
+    a = replay_outputs(events)
+    b = replay_outputs(events, policy_yaml(first_response_urgent="30m"))
+    expected = compare(outcomes_by_key(a), outcomes_by_key(b))
+    assert [
+        (c["ticket_id"], c["metric"], int(c["cycle"]), c["outcome_a"], c["outcome_b"])
+        for c in document["changes"]
+    ] == [(c.ticket_id, c.metric, c.cycle, c.outcome_a, c.outcome_b) for c in expected.changes]
+    html = (tmp_path / "w.html").read_text()
+    for chart in document["charts"]:
+        assert f'data-chart="{chart}"' in html
+    changes_csv = (tmp_path / "w-changes.csv").read_text().splitlines()
+    assert len(changes_csv) == 1 + len(document["changes"])
+    group_csv = (tmp_path / "w.csv").read_text().splitlines()
+    assert len(group_csv) == 1 + len(document["groups"])
+    for row in document["groups"]:
+        key = f"{row['customer_id']}|{row['tier']}|{row['metric']}|{row['priority']}"
+        assert f'data-k="{key}/breached_b">{row["breached_b"]}<' in html
