@@ -1,0 +1,141 @@
+"""The HTML report in a real browser: headless Chromium renders it, takes a screenshot, logs
+no console message, shows every chart with a size, and the page is not blank."""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import shutil
+import subprocess
+from pathlib import Path
+
+import pytest
+from PIL import Image
+
+from processors.report.figures import ReportRequest, build_report
+from processors.report.outputs import outputs_from_records
+from processors.report.policy_info import policy_info
+from processors.report.render import chart_ids, report_html
+from schemas.policy import parse_policy
+from tests.report.spec_outputs import story
+from tests.report.workload import POLICY_YAML, known_events, replay_outputs
+
+CHROMIUM_FLAGS = (
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--hide-scrollbars",
+)
+
+PROBE = """
+<script>
+(function () {
+  var charts = Array.prototype.map.call(document.querySelectorAll("figure.chart"), function (f) {
+    var svg = f.querySelector("svg");
+    var box = svg ? svg.getBoundingClientRect() : {width: 0, height: 0};
+    var style = svg ? getComputedStyle(svg) : null;
+    return {id: f.getAttribute("data-chart"), width: box.width, height: box.height,
+            visible: !!style && style.visibility === "visible" && style.display !== "none"
+                     && parseFloat(style.opacity) > 0,
+            marks: svg ? svg.querySelectorAll("path, rect, use").length : 0};
+  });
+  var out = document.createElement("pre");
+  out.id = "probe";
+  out.textContent = JSON.stringify({charts: charts, text: document.body.innerText.length});
+  document.body.appendChild(out);
+})();
+</script>
+"""
+
+
+def chromium() -> str:
+    found = shutil.which("chromium") or shutil.which("chromium-browser")
+    if found is None:
+        if os.environ.get("CI"):
+            pytest.fail("chromium is not installed (.ci/run installs the Debian package)")
+        pytest.skip("chromium is not installed: apt-get install -y chromium")
+    return found
+
+
+def run_chromium(tmp: Path, *args: str) -> subprocess.CompletedProcess[str]:
+    profile = tmp / f"profile-{len(list(tmp.glob('profile-*')))}"
+    return subprocess.run(
+        [chromium(), *CHROMIUM_FLAGS, f"--user-data-dir={profile}", *args],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+
+
+def console_messages(stderr: str) -> list[str]:
+    return [line for line in stderr.splitlines() if ":CONSOLE" in line]
+
+
+@pytest.fixture(scope="module")
+def report_page(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, list[str]]:
+    outputs = [*replay_outputs(known_events()), *story()]
+    info = policy_info(parse_policy(POLICY_YAML, "test-policy.yaml"))
+    report = build_report(outputs_from_records(outputs), ReportRequest(period="2026-10"), info, "t")
+    page = tmp_path_factory.mktemp("browser") / "report.html"
+    page.write_text(report_html(report), encoding="utf-8")
+    expected = [chart for section in report.sections for chart in chart_ids(section)]
+    return page, expected
+
+
+def test_report_renders_in_chromium_without_console_messages(
+    report_page: tuple[Path, list[str]], tmp_path: Path
+) -> None:
+    page, _ = report_page
+    shot = page.parent / "report-screenshot.png"
+    done = run_chromium(
+        tmp_path,
+        "--enable-logging=stderr",
+        "--v=0",
+        "--window-size=1280,2600",
+        f"--screenshot={shot}",
+        page.as_uri(),
+    )
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert console_messages(done.stderr) == []
+    print(f"\nreport screenshot: {shot}")
+    image = Image.open(shot).convert("RGB")
+    assert image.size == (1280, 2600)
+    colours = image.getcolors(maxcolors=1 << 20) or []
+    commonest = max(count for count, _ in colours)
+    assert len(colours) > 100  # text, tables and charts, not a blank page
+    assert commonest < 0.9 * image.size[0] * image.size[1]
+
+
+def test_console_check_sees_a_page_error(tmp_path: Path) -> None:
+    """The check above can fail: a page that logs an error is caught."""
+    page = tmp_path / "noisy.html"
+    page.write_text('<html><body>x<script>console.error("broken chart")</script></body></html>')
+    done = run_chromium(tmp_path, "--enable-logging=stderr", "--v=0", "--dump-dom", page.as_uri())
+    assert any("broken chart" in line for line in console_messages(done.stderr))
+
+
+def test_every_chart_is_present_and_visible_in_chromium(
+    report_page: tuple[Path, list[str]], tmp_path: Path
+) -> None:
+    page, expected = report_page
+    probed = tmp_path / "probed.html"
+    probed.write_text(page.read_text(encoding="utf-8").replace("</body>", PROBE + "</body>"))
+    done = run_chromium(tmp_path, "--window-size=1280,2000", "--dump-dom", probed.as_uri())
+    assert done.returncode == 0, done.stderr[-2000:]
+    match = re.search(r'<pre id="probe">(.*?)</pre>', done.stdout, re.DOTALL)
+    assert match is not None, done.stdout[-2000:]
+    probe = json.loads(match.group(1).replace("&quot;", '"').replace("&amp;", "&"))
+    assert [chart["id"] for chart in probe["charts"]] == expected
+    assert any(c.endswith("-availability") for c in expected)
+    assert any(c.endswith("-credits") for c in expected)
+    for chart in probe["charts"]:
+        assert chart["visible"], chart
+        assert chart["width"] > 200 and chart["height"] > 80, chart
+        assert chart["marks"] > 5, chart
+    assert probe["text"] > 2000

@@ -1,0 +1,85 @@
+"""Statements, earn-back and availability in the report, from outputs built to the formats."""
+
+from __future__ import annotations
+
+from decimal import Decimal
+
+from processors.report.figures import ReportRequest, Section, build_report
+from processors.report.outputs import outputs_from_records
+from processors.report.policy_info import policy_info
+from schemas.policy import parse_policy
+from tests.report.spec_outputs import story
+from tests.report.workload import POLICY_YAML
+
+INFO = policy_info(parse_policy(POLICY_YAML, "test-policy.yaml"))
+
+
+def acme(period: str) -> Section:
+    report = build_report(
+        outputs_from_records(story()), ReportRequest(period=period, customer="acme"), INFO, "test"
+    )
+    return report.sections[0]
+
+
+def test_statement_figures_are_used_for_credits_cap_and_earn_back() -> None:
+    september = acme("2026-09")
+    credit = september.credits[0]
+    assert credit.source == "statement"
+    assert (credit.credited, credit.cap, credit.earned_back, credit.net) == (
+        Decimal("100.00"),
+        Decimal("1500.00"),
+        Decimal("100.00"),
+        Decimal("0.00"),
+    )
+    assert credit.earn_back_status.startswith("earned back on 2026-11-30T23:00:00Z")
+    assert september.window.start_us < september.window.end_us
+    assert (
+        september.metrics["first_response"].met,
+        september.metrics["first_response"].breached,
+    ) == (1, 1)
+
+
+def test_availability_credits_are_never_earned_back_and_pending_months_are_named() -> None:
+    october = acme("2026-10")
+    credit = october.credits[0]
+    assert credit.availability == Decimal("1000.00")
+    assert credit.credited == Decimal("1100.00")
+    assert credit.earned_back == Decimal("0.00")
+    assert (
+        credit.earn_back_status
+        == "pending: needs 2026-11 to 2026-12 compliant (1 of 2 months known)"
+    )
+
+
+def test_availability_per_service_of_the_customers_contract() -> None:
+    october = acme("2026-10")
+    portal = [row for row in october.availability if row.service_id == "portal"]
+    assert len(portal) == 1
+    row = portal[0]
+    assert (row.uptime_percent, row.target_percent, row.met, row.alerts) == (
+        "99.3120",
+        "99.5",
+        False,
+        2,
+    )
+    assert row.breached_at == "2026-10-20T12:00:00Z"
+    assert (row.downtime_seconds, row.excused_seconds) == (18_432, 7200)
+    # search is not in acme's contract and earned it no credit: not on acme's page
+    assert "search" not in {r.service_id for r in october.availability}
+
+
+def test_all_customers_page_shows_every_service() -> None:
+    report = build_report(outputs_from_records(story()), ReportRequest(period="2026-10"), INFO, "t")
+    assert {r.service_id for r in report.sections[0].availability} == {"portal", "search"}
+
+
+def test_without_statements_credits_come_from_credit_events_and_say_so() -> None:
+    events = [o for o in story() if o["type"] != "sla.statement"]
+    report = build_report(
+        outputs_from_records(events), ReportRequest(period="2026-10", customer="acme"), INFO, "t"
+    )
+    credit = report.sections[0].credits[0]
+    assert credit.source == "credit events"
+    assert credit.credited == Decimal("1100.00")
+    assert credit.cap == Decimal("1500.00")  # 15 % of the fee, from the policy
+    assert any("no monthly statements" in note for note in report.notes)
