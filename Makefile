@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: venv test lint kafka-up kafka-down run replay-example bench bench-pipeline
+.PHONY: venv test lint kafka-up kafka-down run replay-example report-example bench bench-pipeline
 
 venv: $(STAMP)
 
@@ -39,6 +39,12 @@ run: venv
 
 replay-example: venv
 	$(BIN)/slaclock replay --policy examples/policy.yaml --events examples/events.jsonl --dlq /dev/stderr
+
+# The example report: replay examples/, then report its latest month (build/example-report.*).
+report-example: venv
+	@mkdir -p build
+	$(BIN)/slaclock replay --policy examples/policy.yaml --events examples/events.jsonl --out build/example-outputs.jsonl --dlq build/example-rejected.jsonl
+	$(BIN)/slaclock report --outputs build/example-outputs.jsonl --policy examples/policy.yaml --out build/example-report
 
 bench: venv
 	$(BIN)/python benchmarks/replay_bench.py

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import sys
 import time
+from dataclasses import replace
 from datetime import date, datetime, timedelta
 from pathlib import Path
 from typing import Annotated
@@ -13,7 +14,13 @@ import orjson
 import typer
 
 from processors.engine.instants import format_us, parse_instant, to_us
-from processors.report.figures import PolicyInfo, ReportRequest, build_report, month_window
+from processors.report.figures import (
+    PolicyInfo,
+    ReportRequest,
+    build_report,
+    latest_period,
+    month_window,
+)
 from processors.report.outputs import Outputs, ReportInputError, outputs_from_records, read_outputs
 from schemas.policy import PolicyError, load_policy
 
@@ -66,6 +73,8 @@ def _window_request(
     if period is not None:
         month_window(period, timezone)  # validates the month
         return ReportRequest(period=period, customer=customer, timezone=timezone)
+    if start is None and end is None:
+        return ReportRequest(period=None, customer=customer, timezone=timezone)  # latest month
     if start is None or end is None:
         raise ReportInputError("give --period YYYY-MM, or both --from and --to")
     start_us = _instant("--from", start, timezone, end=False)
@@ -134,7 +143,11 @@ def report_command(
         ),
     ] = False,
     period: Annotated[
-        str | None, typer.Option(help="A billing month, YYYY-MM (customers' own time zones).")
+        str | None,
+        typer.Option(
+            help="A billing month, YYYY-MM, in each customer's own time zone "
+            "(default: the latest month with outcomes)."
+        ),
     ] = None,
     start: Annotated[
         str | None, typer.Option("--from", help="Start: a date or an RFC 3339 instant.")
@@ -169,6 +182,8 @@ def report_command(
         source = str(outputs) if outputs is not None else "the output topics"
         if data.empty:
             raise ReportInputError(f"{source} holds no output events")
+        if request.period is None and request.start_us is None:
+            request = replace(request, period=latest_period(data, request.timezone))
         report = build_report(data, request, info, source)
         paths = write_report(report, out)
     except ReportInputError as error:
@@ -272,7 +287,7 @@ def generate_command(
         lines = str(error).strip().splitlines()
         raise _fail(f"--policy {policy}: refused ({'; '.join(lines[:3])})") from None
     try:
-        if period is None and start is None and end is None:
+        if period is None and (start is None or end is None):
             raise ReportInputError("give --period YYYY-MM, or --from and --to dates")
         request = _window_request(period, start, end, None, "UTC")
     except ReportInputError as error:

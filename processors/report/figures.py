@@ -114,6 +114,19 @@ def month_window(period: str, timezone: str) -> Window:
     )
 
 
+def latest_period(outputs: Outputs, timezone: str) -> str:
+    """The month (in `timezone`) of the latest breach or completion; a report's default."""
+    instants = [parse_instant(o["at"]) for o in (*outputs.breaches, *outputs.completions)]
+    if not instants:
+        periods = sorted(s["period"] for s in outputs.statements) or sorted(
+            r["period"] for r in outputs.availability_reports
+        )
+        if not periods:
+            raise ReportInputError("the outputs hold no outcomes; give --period or --from/--to")
+        return str(periods[-1])
+    return from_us(max(instants)).astimezone(ZoneInfo(timezone)).strftime("%Y-%m")
+
+
 def next_period(period: str, months: int = 1) -> str:
     year, month = parse_period(period)
     index = year * 12 + (month - 1) + months
