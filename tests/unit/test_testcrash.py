@@ -1,0 +1,87 @@
+"""The test-only crash points of the transactional loop (SLACLOCK_TEST_CRASH)."""
+
+from __future__ import annotations
+
+import signal
+import subprocess
+import sys
+
+import pytest
+
+from processors.live.testcrash import (
+    AFTER_COMMITS,
+    BETWEEN_PRODUCE_AND_COMMIT,
+    ENV_VAR,
+    CrashPoint,
+)
+
+
+def test_without_the_variable_no_loop_has_a_crash_point() -> None:
+    assert CrashPoint.from_env("tickets", {}) is None
+    assert CrashPoint.from_env("ledger", {ENV_VAR: ""}) is None
+
+
+def test_a_crash_point_without_a_loop_applies_to_every_loop() -> None:
+    env = {ENV_VAR: f"{AFTER_COMMITS}:3"}
+    assert CrashPoint.from_env("tickets", env) == CrashPoint(AFTER_COMMITS, 3, "tickets")
+    assert CrashPoint.from_env("ledger", env) == CrashPoint(AFTER_COMMITS, 3, "ledger")
+
+
+def test_a_crash_point_naming_a_loop_leaves_the_other_alone() -> None:
+    env = {ENV_VAR: f"{BETWEEN_PRODUCE_AND_COMMIT}:2:ledger"}
+    assert CrashPoint.from_env("tickets", env) is None
+    assert CrashPoint.from_env("ledger", env) == CrashPoint(BETWEEN_PRODUCE_AND_COMMIT, 2, "ledger")
+
+
+@pytest.mark.parametrize(
+    "value",
+    [
+        "after_commit:2",
+        "after_commits",
+        "after_commits:0",
+        "after_commits:x",
+        "after_commits:2:bank",
+    ],
+)
+def test_a_malformed_crash_point_is_refused_in_one_line(value: str) -> None:
+    with pytest.raises(ValueError, match=f"{ENV_VAR}=.*test-only.*<point>:<n>") as raised:
+        CrashPoint.from_env("tickets", {ENV_VAR: value})
+    assert "\n" not in str(raised.value)
+
+
+CHILD = """
+from processors.live.testcrash import CrashPoint
+
+class Producer:
+    def flush(self, timeout):
+        print("flushed", flush=True)
+        return 0
+
+crash = CrashPoint("{point}", 3, "tickets")
+for n in range(1, 6):
+    crash.reached("{other}", Producer())
+    crash.reached("{point}", Producer())
+    print("survived", n, flush=True)
+"""
+
+
+@pytest.mark.parametrize(
+    ("point", "other"),
+    [(AFTER_COMMITS, BETWEEN_PRODUCE_AND_COMMIT), (BETWEEN_PRODUCE_AND_COMMIT, AFTER_COMMITS)],
+)
+def test_the_process_is_sigkilled_at_the_nth_time_its_point_is_reached(
+    point: str, other: str
+) -> None:
+    done = subprocess.run(
+        [sys.executable, "-c", CHILD.format(point=point, other=other)],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert done.returncode == -signal.SIGKILL
+    flushed = ["flushed"] if point == BETWEEN_PRODUCE_AND_COMMIT else []
+    assert done.stdout.splitlines() == ["survived 1", "survived 2", *flushed]
+    expected = f"slaclock test crash: {point} #3 in tickets"
+    if point == BETWEEN_PRODUCE_AND_COMMIT:
+        expected += ", transaction open, 0 records unacknowledged"
+    assert done.stderr.strip() == expected

@@ -1,0 +1,49 @@
+"""The seeded workload generator: same seed and start, same events, whatever the date."""
+
+from __future__ import annotations
+
+from dataclasses import replace
+from datetime import UTC, datetime
+
+import pytest
+
+from slaclock.workload import DEFAULT_START, WorkloadShape, ticket_events
+
+MONDAY = datetime(2026, 6, 1, 8, tzinfo=UTC)
+
+
+def test_same_seed_and_start_give_the_same_events() -> None:
+    shape = WorkloadShape(tickets=50, seed=3)
+    assert ticket_events(shape, start=MONDAY) == ticket_events(shape, start=MONDAY)
+
+
+def test_an_injected_start_equals_the_shapes_own_start() -> None:
+    shape = WorkloadShape(tickets=50, seed=3)
+    assert ticket_events(shape, start=MONDAY) == ticket_events(replace(shape, start=MONDAY))
+    assert ticket_events(shape) == ticket_events(shape, start=DEFAULT_START)
+
+
+def test_a_later_start_shifts_every_instant_and_nothing_else() -> None:
+    shape = WorkloadShape(tickets=50, seed=3)
+    week_later = datetime(2026, 6, 8, 8, tzinfo=UTC)
+    first, second = ticket_events(shape, start=MONDAY), ticket_events(shape, start=week_later)
+    shift = {
+        datetime.fromisoformat(b["occurred_at"]) - datetime.fromisoformat(a["occurred_at"])
+        for a, b in zip(first, second, strict=True)
+    }
+    assert shift == {week_later - MONDAY}
+    strip = [{k: v for k, v in e.items() if k != "occurred_at"} for e in first]
+    assert strip == [{k: v for k, v in e.items() if k != "occurred_at"} for e in second]
+
+
+def test_an_id_prefix_goes_in_front_of_every_ticket_and_event_id() -> None:
+    shape = WorkloadShape(tickets=20, seed=5)
+    plain, prefixed = ticket_events(shape), ticket_events(shape, id_prefix="R")
+    assert [("R" + e["ticket_id"], "R" + e["event_id"]) for e in plain] == [
+        (e["ticket_id"], e["event_id"]) for e in prefixed
+    ]
+
+
+def test_a_start_without_an_offset_is_refused() -> None:
+    with pytest.raises(ValueError, match="no UTC offset"):
+        ticket_events(WorkloadShape(tickets=1), start=datetime(2026, 6, 1, 8))  # noqa: DTZ001
