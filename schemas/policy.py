@@ -54,17 +54,20 @@ from pydantic.json_schema import JsonSchemaValue
 from pydantic_core import PydanticCustomError, core_schema
 
 from schemas.common import Metric, Priority, Status
+from schemas.services import ServiceStatus
 
 __all__ = [
     "DURATION_PATTERN",
     "WEEKDAYS",
     "CalendarSpec",
     "Contract",
+    "CreditBand",
     "CreditTerms",
     "EarnBack",
     "Policy",
     "PolicyError",
     "PolicyProblem",
+    "ServiceSpec",
     "TierSpec",
     "Weekday",
     "WorkingInterval",
@@ -532,6 +535,157 @@ class TierSpec(BaseModel):
     credits: CreditTerms | None = None
 
 
+# --- services (availability) ---------------------------------------------------------
+
+DEFAULT_DOWN_ON: dict[ServiceStatus, Decimal] = {
+    ServiceStatus.MAJOR_OUTAGE: Decimal(1),
+    ServiceStatus.PARTIAL_OUTAGE: Decimal(1),
+    ServiceStatus.UNDER_MAINTENANCE: Decimal(1),
+}
+"""Weights of a status's time as downtime; `down_on` is merged over these."""
+
+DEFAULT_MAINTENANCE_NOTICE = 2 * 86_400
+_PERCENT_PLACES = 4
+
+
+def _uptime_percent(what: str) -> Any:
+    """After-validator: 0 < value < 100, at most 4 decimal places.
+
+    Four places because reports give the uptime rounded down to 4 places: with targets
+    and bands on that grid, the reported uptime always lands in the band it was credited.
+    """
+
+    def check(value: Decimal) -> Decimal:
+        if not 0 < value < 100:
+            _fail(f"{what} is a percent strictly between 0 and 100, got {value}")
+        exponent = value.as_tuple().exponent
+        if isinstance(exponent, int) and exponent < -_PERCENT_PLACES:
+            _fail(f"{what} {value} has more than {_PERCENT_PLACES} decimal places")
+        return value
+
+    return AfterValidator(check)
+
+
+def _weight(value: Decimal) -> Decimal:
+    if not 0 <= value <= 1:
+        _fail(f"a down_on weight is a fraction of the time counted as down, in [0, 1], got {value}")
+    return value
+
+
+Weight = Annotated[
+    Decimal,
+    BeforeValidator(_exact_decimal),
+    AfterValidator(_weight),
+    WithJsonSchema(
+        _decimal_schema("Share of the time counted as downtime, in [0, 1].", ge=0, le=1)
+    ),
+]
+TargetPercent = Annotated[
+    Decimal,
+    BeforeValidator(_exact_decimal),
+    _uptime_percent("target"),
+    PlainSerializer(str, return_type=str, when_used="json"),
+    WithJsonSchema(_decimal_schema("Percent of the measured time, in (0, 100).", gt=0, lt=100)),
+]
+BelowPercent = Annotated[
+    Decimal,
+    BeforeValidator(_exact_decimal),
+    _uptime_percent("a band's below"),
+    PlainSerializer(str, return_type=str, when_used="json"),
+    WithJsonSchema(_decimal_schema("Uptime percent the band applies below.", gt=0, lt=100)),
+]
+BudgetFraction = Annotated[
+    Decimal,
+    BeforeValidator(_exact_decimal),
+    _in_range(
+        "a warning threshold is a fraction of the downtime budget, strictly between 0 and 1",
+        upper=Decimal(1),
+        inclusive=False,
+    ),
+    WithJsonSchema(_decimal_schema("A fraction of the downtime budget, in (0, 1).", gt=0, lt=1)),
+]
+
+
+def _band_problems(target: object, belows: Sequence[object]) -> list[tuple[int, str]]:
+    """Bands above the target and repeated `below` values, by band index (raw or parsed)."""
+
+    def value(raw: object) -> Decimal | None:
+        try:
+            return raw if isinstance(raw, Decimal) else _exact_decimal(raw)
+        except PydanticCustomError:
+            return None  # field validation reports it
+
+    problems: list[tuple[int, str]] = []
+    limit = value(target)
+    seen: set[Decimal] = set()
+    for index, raw in enumerate(belows):
+        below = value(raw)
+        if below is None:
+            continue
+        if limit is not None and below > limit:
+            problems.append(
+                (
+                    index,
+                    f"the band below {below} is above the target {limit}: a met period "
+                    "would earn a credit",
+                )
+            )
+        if below in seen:
+            problems.append((index, f"another band already has below {below}; each must differ"))
+        seen.add(below)
+    return problems
+
+
+class CreditBand(BaseModel):
+    """Credit for a period whose uptime is strictly below `below`."""
+
+    model_config = _FORBID
+
+    below: BelowPercent
+    percent: Percent
+
+
+class ServiceSpec(BaseModel):
+    """A service with an availability commitment: its target, weights, notice and credits."""
+
+    model_config = _FORBID
+
+    timezone: TimezoneName = Field(description="Periods are calendar months here.")
+    calendar: Name | None = Field(
+        default=None, description="Measured time is this calendar's working time (default 24x7)."
+    )
+    target: TargetPercent
+    down_on: dict[ServiceStatus, Weight] = Field(
+        default={},
+        description="Status -> weight of its time as downtime, merged over major_outage: 1, "
+        "partial_outage: 1, under_maintenance: 1 (other statuses weigh 0).",
+    )
+    maintenance_notice: Duration = Field(
+        default=DEFAULT_MAINTENANCE_NOTICE,
+        description="Maintenance announced at least this long before it starts is excused.",
+    )
+    warnings: Annotated[tuple[BudgetFraction, ...], AfterValidator(_sorted_unique)] = ()
+    credits: list[CreditBand] = Field(
+        default=[], description="Percent of the monthly fee by the period's uptime."
+    )
+
+    @model_validator(mode="after")
+    def _bands(self, info: ValidationInfo) -> Self:
+        if isinstance(info.context, Mapping) and info.context.get(_SKIP_REFERENCES):
+            return self  # `parse_policy` checks the bands on the raw document
+        problems = _band_problems(self.target, [band.below for band in self.credits])
+        if problems:
+            _fail("; ".join(f"credits.{index}.below: {message}" for index, message in problems))
+        return self
+
+    def weights(self) -> dict[str, Decimal]:
+        """Every status's weight, the defaults merged with `down_on`."""
+        merged = {status.value: Decimal(0) for status in ServiceStatus}
+        merged.update({status.value: weight for status, weight in DEFAULT_DOWN_ON.items()})
+        merged.update({status.value: weight for status, weight in self.down_on.items()})
+        return merged
+
+
 # --- contracts --------------------------------------------------------------------------
 
 
@@ -543,6 +697,9 @@ class Contract(BaseModel):
     tier: Name
     monthly_fee: Money
     currency: Currency
+    services: list[Name] = Field(
+        default=[], description="Services of the policy whose availability the contract promises."
+    )
     timezone: TimezoneName = Field(
         default="UTC", description="Billing periods are calendar months here."
     )
@@ -618,6 +775,55 @@ def _get(value: object, key: str) -> object:
     return value.get(key) if isinstance(value, Mapping) else None
 
 
+def _service_problems(
+    calendars: object, services: object, customers: object
+) -> list[tuple[Location, str]]:
+    """Dangling service calendars and contract services (raw or validated data)."""
+    problems: list[tuple[Location, str]] = []
+    if isinstance(services, Mapping) and isinstance(calendars, Mapping):
+        calendar_names = {k for k in calendars if isinstance(k, str)}
+        for name, service in services.items():
+            ref = (
+                service.calendar if isinstance(service, ServiceSpec) else _get(service, "calendar")
+            )
+            if isinstance(ref, str) and ref not in calendar_names:
+                problems.append(
+                    (("services", name, "calendar"), _unknown("calendar", ref, calendar_names))
+                )
+    if isinstance(services, Mapping):
+        for name, service in services.items():
+            target: object
+            bands: list[object]
+            if isinstance(service, ServiceSpec):
+                target, bands = service.target, [band.below for band in service.credits]
+            else:
+                raw_bands = _get(service, "credits")
+                target = _get(service, "target")
+                bands = [_get(b, "below") for b in raw_bands] if isinstance(raw_bands, list) else []
+            for index, message in _band_problems(target, bands):
+                problems.append((("services", name, "credits", index, "below"), message))
+    service_names = (
+        {k for k in services if isinstance(k, str)} if isinstance(services, Mapping) else set()
+    )
+    if isinstance(customers, Mapping):
+        for customer, contract in customers.items():
+            refs = (
+                contract.services if isinstance(contract, Contract) else _get(contract, "services")
+            )
+            if not isinstance(refs, list):
+                continue
+            seen: set[str] = set()
+            for index, ref in enumerate(refs):
+                where = ("customers", customer, "services", index)
+                if isinstance(ref, str) and ref not in service_names:
+                    problems.append((where, _unknown("service", ref, service_names)))
+                elif isinstance(ref, str) and ref in seen:
+                    problems.append((where, f"service {ref!r} is listed twice"))
+                if isinstance(ref, str):
+                    seen.add(ref)
+    return problems
+
+
 class Policy(BaseModel):
     """The whole policy file. Build it with `load_policy`/`parse_policy` for full reports."""
 
@@ -626,6 +832,9 @@ class Policy(BaseModel):
     default_tier: Name
     calendars: dict[str, CalendarSpec]
     tiers: dict[str, TierSpec]
+    services: dict[str, ServiceSpec] = Field(
+        default={}, description="Services with an availability commitment, by service id."
+    )
     customers: dict[str, Contract] = Field(
         default={}, description="Contracts by customer id; on Kafka also from sla.contracts."
     )
@@ -637,6 +846,7 @@ class Policy(BaseModel):
         problems = _reference_problems(
             self.default_tier, self.calendars, self.tiers, self.customers
         )
+        problems += _service_problems(self.calendars, self.services, self.customers)
         if problems:
             _fail("; ".join(f"{_dotted(loc)}: {message}" for loc, message in problems))
         return self
@@ -690,6 +900,10 @@ def _model_at(loc: Location) -> type[BaseModel] | None:
             return EarnBack
         case ("customers", _):
             return Contract
+        case ("services", _):
+            return ServiceSpec
+        case ("services", _, "credits", int()):
+            return CreditBand
     return None
 
 
@@ -848,6 +1062,7 @@ def parse_policy(text: str, source: str) -> Policy:
     found = _reference_problems(
         data.get("default_tier"), data.get("calendars"), data.get("tiers"), data.get("customers")
     )
+    found += _service_problems(data.get("calendars"), data.get("services"), data.get("customers"))
     policy: Policy | None = None
     try:
         policy = Policy.model_validate(data, context={_SKIP_REFERENCES: True})

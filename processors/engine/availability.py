@@ -1,0 +1,614 @@
+"""The availability clock of one service (service availability rules): pure and exact.
+
+A service's **downtime** accrues over the working time of its calendar at the weight of its
+current status (`down_on` merged over the defaults), except inside an **excused** maintenance
+window (announced at least `maintenance_notice` before its current `starts_at`). Periods are
+calendar months in the service's time zone; a period's **budget** is (100 - target)/100 of its
+measured (working) time. Warnings fire when downtime reaches each fraction of the budget, the
+breach at the first instant downtime *exceeds* the budget, the report at the period end E.
+
+Exactness: instants and working time are integer microseconds; weights, the budget and the
+downtime are `Fraction`s (a weight of 0.3 makes downtime a non-integer number of
+microseconds). A crossing instant is the first whole microsecond at which downtime has
+reached the amount (instants are rounded up). No float is used for any decision; floats appear
+only when a duration is written as JSON seconds.
+
+How the state advances (the contract with `ServiceStage`):
+- `advance(state, t)` accounts downtime and excused time up to `t`, in pieces of constant
+  weight (split at excused-window starts and ends; the period end is never crossed here);
+- `fire_due(state, limit)` fires every timer due at or before `limit` (warnings, breach,
+  report + roll-over to the next period), in time order;
+- `apply(state, event, at)` applies an event at `at` after the caller fired every timer due
+  strictly before `at` (events at t come before timers at t);
+- after any call `state.due` is the next timer instant (always set: the period end at least).
+
+Decisions where the rules are silent are listed in the README section on availability.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Mapping
+from dataclasses import dataclass
+from datetime import date, datetime
+from decimal import ROUND_FLOOR, Decimal
+from fractions import Fraction
+from typing import Any
+from zoneinfo import ZoneInfo
+
+from processors.engine.calendar import BusinessCalendar, calendar_from_spec
+from processors.engine.ids import output_event_id
+from processors.engine.instants import US_PER_SECOND, format_us, seconds_value, to_us
+from schemas.policy import Policy, ServiceSpec
+from schemas.services import (
+    MaintenanceCancelled,
+    MaintenanceScheduled,
+    ServiceEvent,
+    ServiceStatusChanged,
+)
+
+Output = dict[str, Any]
+
+WARNING = "sla.availability_warning"
+BREACH = "sla.availability_breach"
+REPORT = "sla.availability_report"
+OPERATIONAL = "operational"
+HUNDRED = Decimal(100)
+_FOUR_PLACES = Decimal("0.0001")
+
+
+# -- the compiled policy of a service ------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class ServicePolicy:
+    """A service's availability terms as the engine uses them."""
+
+    service_id: str
+    timezone: str
+    zone: ZoneInfo
+    calendar: BusinessCalendar
+    target: Decimal
+    weights: Mapping[str, Fraction]  # every status -> weight of its time as downtime
+    notice_us: int
+    thresholds: tuple[tuple[Decimal, Fraction], ...]  # (as written, exact), ascending
+    bands: tuple[tuple[Decimal, Decimal], ...]  # (below, percent), ascending `below`
+
+    @property
+    def budget_ratio(self) -> Fraction:
+        return (100 - Fraction(self.target)) / 100
+
+
+def compile_service(
+    service_id: str, spec: ServiceSpec, calendars: Mapping[str, BusinessCalendar]
+) -> ServicePolicy:
+    calendar = (
+        calendars[spec.calendar] if spec.calendar is not None else BusinessCalendar("UTC", None)
+    )
+    return ServicePolicy(
+        service_id=service_id,
+        timezone=spec.timezone,
+        zone=ZoneInfo(spec.timezone),
+        calendar=calendar,
+        target=spec.target,
+        weights={status: Fraction(weight) for status, weight in spec.weights().items()},
+        notice_us=spec.maintenance_notice * US_PER_SECOND,
+        thresholds=tuple((f, Fraction(f)) for f in sorted(spec.warnings)),
+        bands=tuple(sorted((band.below, band.percent) for band in spec.credits)),
+    )
+
+
+def compile_services(policy: Policy) -> dict[str, ServicePolicy]:
+    """Every service of the policy, its calendars built once."""
+    calendars = {name: calendar_from_spec(spec) for name, spec in policy.calendars.items()}
+    return {sid: compile_service(sid, spec, calendars) for sid, spec in policy.services.items()}
+
+
+# -- credits (for the ledger) ----------------------------------------------------------------
+
+
+def uptime_fraction(downtime_us: int | Fraction, measured_us: int) -> Fraction:
+    """Exact uptime percent: 100 x (1 - downtime / measured); 100 with no measured time."""
+    if measured_us <= 0:
+        return Fraction(100)
+    return 100 * (1 - Fraction(downtime_us) / measured_us)
+
+
+def band_percent(service: ServicePolicy, uptime: Fraction | Decimal) -> Decimal | None:
+    """The percent of the band with the smallest `below` that `uptime` is strictly below."""
+    exact = Fraction(uptime)
+    for below, percent in service.bands:  # ascending: the first match is the smallest
+        if exact < Fraction(below):
+            return percent
+    return None
+
+
+def credit_percent(
+    service: ServicePolicy, downtime_us: int | Fraction, measured_us: int
+) -> Decimal | None:
+    """Credit of a period, percent of the monthly fee, or None when no band applies.
+
+    Pass the exact downtime (a report's rounded `downtime_seconds` may differ by less than a
+    microsecond). `report_credit_percent` gives the same answer from a report alone.
+    """
+    return band_percent(service, uptime_fraction(downtime_us, measured_us))
+
+
+def report_credit_percent(service: ServicePolicy, report: Output) -> Decimal | None:
+    """The band of a `sla.availability_report`, from its `uptime_percent`.
+
+    Exact: the uptime is rounded down to 4 places and bands have at most 4 places, so the
+    rounded value is below a band's `below` exactly when the exact one is.
+    """
+    return band_percent(service, Decimal(report["uptime_percent"]))
+
+
+# -- periods ----------------------------------------------------------------------------------
+
+
+def _local_midnight_us(zone: ZoneInfo, day: date) -> int:
+    """The first instant of a local date: its midnight, or where a DST gap swallows midnight,
+    the instant the gap ends."""
+    naive_s = (day.toordinal() - date(1970, 1, 1).toordinal()) * 86_400
+    local = datetime(day.year, day.month, day.day, tzinfo=zone)
+    offset = local.utcoffset()
+    assert offset is not None
+    guess = naive_s - int(offset.total_seconds())
+    if _local_seconds(zone, guess) == naive_s:
+        return guess * US_PER_SECOND
+    # In a gap: the first instant whose local wall time is at or after midnight.
+    lo, hi = guess - 2 * 86_400, guess + 2 * 86_400
+    while hi - lo > 1:
+        mid = (lo + hi) // 2
+        if _local_seconds(zone, mid) >= naive_s:
+            hi = mid
+        else:
+            lo = mid
+    return hi * US_PER_SECOND
+
+
+def _local_seconds(zone: ZoneInfo, utc_s: int) -> int:
+    offset = datetime.fromtimestamp(utc_s, zone).utcoffset()
+    assert offset is not None
+    return utc_s + int(offset.total_seconds())
+
+
+def _month_start(zone: ZoneInfo, year: int, month: int) -> int:
+    return _local_midnight_us(zone, date(year, month, 1))
+
+
+def period_of(zone: ZoneInfo, instant: int) -> tuple[int, int, str]:
+    """(start, end, "YYYY-MM") of the calendar month in `zone` that contains `instant`."""
+    local = datetime.fromtimestamp(instant // US_PER_SECOND, zone)
+    year, month = local.year, local.month
+    start = _month_start(zone, year, month)
+    if instant < start:  # only just before a month start swallowed by a gap
+        year, month = (year - 1, 12) if month == 1 else (year, month - 1)
+        start = _month_start(zone, year, month)
+    next_year, next_month = (year + 1, 1) if month == 12 else (year, month + 1)
+    end = _month_start(zone, next_year, next_month)
+    if instant >= end:
+        return period_of(zone, end)
+    return start, end, f"{year:04d}-{month:02d}"
+
+
+# -- state --------------------------------------------------------------------------------------
+
+
+def event_fingerprint(event_id: str) -> int:
+    return int.from_bytes(hashlib.blake2b(event_id.encode(), digest_size=8).digest(), "big")
+
+
+class ServiceState:
+    """Everything the engine remembers about one service."""
+
+    __slots__ = (
+        "accounted_to",
+        "breached",
+        "downtime",
+        "due",
+        "excused",
+        "measured",
+        "period",
+        "period_end",
+        "period_start",
+        "seen",
+        "seen_before",
+        "service_id",
+        "status",
+        "status_since",
+        "warned",
+        "windows",
+    )
+
+    def __init__(self, service_id: str, start: int, end: int, period: str, measured: int) -> None:
+        self.service_id = service_id
+        self.status = OPERATIONAL
+        self.status_since: int | None = None  # instant of the last status change applied
+        self.period_start = start
+        self.period_end = end
+        self.period = period
+        self.measured = measured  # working time of the whole period
+        self.accounted_to = start  # downtime and excused time are accounted up to here
+        self.downtime = Fraction(0)  # weighted working microseconds
+        self.excused = 0  # working microseconds inside excused windows
+        self.warned = 0  # thresholds warned so far (they are warned in ascending order)
+        self.breached = False
+        # maintenance id -> [starts_at, ends_at, announced_at of the current starts_at]
+        self.windows: dict[str, list[int]] = {}
+        self.seen: set[int] = set()  # event ids of this period and (below) the previous one
+        self.seen_before: set[int] = set()
+        self.due: int = end
+
+    def to_record(self) -> list[object]:
+        return [
+            self.service_id,
+            self.status,
+            self.status_since,
+            self.period_start,
+            self.period_end,
+            self.period,
+            self.measured,
+            self.accounted_to,
+            [self.downtime.numerator, self.downtime.denominator],
+            self.excused,
+            self.warned,
+            self.breached,
+            {mid: list(window) for mid, window in sorted(self.windows.items())},
+            sorted(self.seen),
+            sorted(self.seen_before),
+            self.due,
+        ]
+
+    @classmethod
+    def from_record(cls, record: list[Any]) -> ServiceState:
+        (
+            service_id,
+            status,
+            status_since,
+            start,
+            end,
+            period,
+            measured,
+            accounted_to,
+            (numerator, denominator),
+            excused,
+            warned,
+            breached,
+            windows,
+            seen,
+            seen_before,
+            due,
+        ) = record
+        state = cls(str(service_id), int(start), int(end), str(period), int(measured))
+        state.status = str(status)
+        state.status_since = None if status_since is None else int(status_since)
+        state.accounted_to = int(accounted_to)
+        state.downtime = Fraction(int(numerator), int(denominator))
+        state.excused = int(excused)
+        state.warned = int(warned)
+        state.breached = bool(breached)
+        state.windows = {str(k): [int(x) for x in v] for k, v in windows.items()}
+        state.seen = {int(x) for x in seen}
+        state.seen_before = {int(x) for x in seen_before}
+        state.due = int(due)
+        return state
+
+    def copy(self) -> ServiceState:
+        return ServiceState.from_record(self.to_record())
+
+
+# -- the clock ------------------------------------------------------------------------------
+
+
+class AvailabilityClock:
+    """The rules, over `ServiceState`s of the services of one policy."""
+
+    def __init__(self, services: Mapping[str, ServicePolicy]) -> None:
+        self.services = services
+
+    # -- lifecycle ------------------------------------------------------------------------
+
+    def new_state(self, service_id: str, at: int) -> ServiceState:
+        """A service first seen at `at`: operational since the start of that period."""
+        policy = self.services[service_id]
+        start, end, label = period_of(policy.zone, at)
+        state = ServiceState(
+            service_id, start, end, label, policy.calendar.counted_between(start, end)
+        )
+        self._refresh_due(policy, state)
+        return state
+
+    def is_duplicate(self, state: ServiceState, event_id: str) -> bool:
+        fingerprint = event_fingerprint(event_id)
+        return fingerprint in state.seen or fingerprint in state.seen_before
+
+    # -- weights and pieces ------------------------------------------------------------------
+
+    @staticmethod
+    def _excused(policy: ServicePolicy, window: list[int]) -> bool:
+        starts, _ends, announced = window
+        return starts - announced >= policy.notice_us
+
+    def _piece(self, policy: ServicePolicy, state: ServiceState, a: int) -> tuple[int, bool]:
+        """From `a`: the end of the piece of constant weight (never past the period end),
+        and whether the piece lies inside an excused window."""
+        end = state.period_end
+        inside = False
+        for window in state.windows.values():
+            if not self._excused(policy, window):
+                continue
+            starts, ends, _ = window
+            if starts <= a < ends:
+                inside = True
+                # overlapping excused windows count once: the piece runs while any covers it
+            elif a < starts < end:
+                end = starts
+        if inside:
+            # the excused stretch ends where no excused window covers the time any more
+            cover_end = a
+            changed = True
+            while changed:
+                changed = False
+                for window in state.windows.values():
+                    if not self._excused(policy, window):
+                        continue
+                    starts, ends, _ = window
+                    if starts <= cover_end < ends:
+                        cover_end = ends
+                        changed = True
+            end = min(end, cover_end)
+        return end, inside
+
+    def advance(self, policy: ServicePolicy, state: ServiceState, t: int) -> None:
+        """Account downtime and excused time up to `t` (at most the period end)."""
+        t = min(t, state.period_end)
+        weight = policy.weights[state.status]
+        calendar = policy.calendar
+        while state.accounted_to < t:
+            a = state.accounted_to
+            end, excused = self._piece(policy, state, a)
+            b = min(end, t)
+            counted = calendar.counted_between(a, b)
+            if excused:
+                state.excused += counted
+            elif weight:
+                state.downtime += weight * counted
+            state.accounted_to = b
+
+    # -- crossings ------------------------------------------------------------------------------
+
+    def _budget(self, policy: ServicePolicy, state: ServiceState) -> Fraction:
+        return policy.budget_ratio * state.measured
+
+    def reaching(
+        self, policy: ServicePolicy, state: ServiceState, amount: Fraction, exceed: bool
+    ) -> int | None:
+        """With the current status kept: the first whole microsecond (from `accounted_to`,
+        within the period) at which downtime reaches `amount`, or with `exceed`, the first
+        instant downtime exceeds it (reached and still accruing right after, else the
+        instant accrual next resumes). None if that does not happen in the period."""
+        calendar = policy.calendar
+        weight = policy.weights[state.status]
+        a = state.accounted_to
+        downtime = state.downtime
+        end_of_period = state.period_end
+        while a < end_of_period:
+            b, excused = self._piece(policy, state, a)
+            if not excused and weight:
+                if downtime < amount:
+                    need = -((downtime - amount) / weight).__floor__()  # ceil, working µs
+                    available = calendar.counted_between(a, b)
+                    if need <= available:
+                        t = calendar.instant_after(a, need)
+                        reached = downtime + weight * need
+                        if not exceed or reached > amount:
+                            return t
+                        resume = self._resume(calendar, t, b)
+                        if resume is not None:
+                            return resume
+                        downtime = reached
+                    else:
+                        downtime += weight * available
+                elif not exceed or downtime > amount:
+                    return a
+                else:
+                    resume = self._resume(calendar, a, b)
+                    if resume is not None:
+                        return resume
+            a = b
+        return None
+
+    @staticmethod
+    def _resume(calendar: BusinessCalendar, t: int, b: int) -> int | None:
+        """The first instant in [t, b) from which working time counts, if any."""
+        if calendar.counted_between(t, b) == 0:
+            return None
+        return calendar.instant_after(t, 1) - 1
+
+    def _refresh_due(self, policy: ServicePolicy, state: ServiceState) -> None:
+        due = state.period_end
+        if state.measured > 0:
+            budget = self._budget(policy, state)
+            if state.warned < len(policy.thresholds):
+                crossing = self.reaching(
+                    policy, state, policy.thresholds[state.warned][1] * budget, exceed=False
+                )
+                if crossing is not None and crossing < due:
+                    due = crossing
+            if not state.breached:
+                crossing = self.reaching(policy, state, budget, exceed=True)
+                if crossing is not None and crossing < due:
+                    due = crossing
+        state.due = due
+
+    # -- timers -----------------------------------------------------------------------------------
+
+    def fire_due(self, state: ServiceState, limit: int) -> list[Output]:
+        """Fire every timer due at or before `limit`, in time order."""
+        policy = self.services[state.service_id]
+        outputs: list[Output] = []
+        while state.due <= limit:
+            outputs.extend(self._fire_at(policy, state, state.due))
+        return outputs
+
+    def _fire_at(self, policy: ServicePolicy, state: ServiceState, at: int) -> list[Output]:
+        self.advance(policy, state, at)
+        outputs: list[Output] = []
+        if state.measured > 0:
+            budget = self._budget(policy, state)
+            while state.warned < len(policy.thresholds):
+                fraction, exact = policy.thresholds[state.warned]
+                if self.reaching(policy, state, exact * budget, exceed=False) != at:
+                    break
+                state.warned += 1
+                outputs.append(self._warning(policy, state, at, fraction))
+            if not state.breached and self.reaching(policy, state, budget, exceed=True) == at:
+                state.breached = True
+                outputs.append(self._breach(policy, state, at))
+        if at == state.period_end:
+            outputs.append(self._report(policy, state))
+            self._roll_over(policy, state)
+        self._refresh_due(policy, state)
+        return outputs
+
+    def _roll_over(self, policy: ServicePolicy, state: ServiceState) -> None:
+        previous_start = state.period_start
+        start, end, label = period_of(policy.zone, state.period_end)
+        state.period_start, state.period_end, state.period = start, end, label
+        state.measured = policy.calendar.counted_between(start, end)
+        state.accounted_to = start
+        state.downtime = Fraction(0)
+        state.excused = 0
+        state.warned = 0
+        state.breached = False
+        state.seen_before, state.seen = state.seen, set()
+        # windows that ended before the period just closed began are of no use any more
+        state.windows = {
+            mid: window for mid, window in state.windows.items() if window[1] > previous_start
+        }
+
+    # -- events -------------------------------------------------------------------------------------
+
+    def apply(self, state: ServiceState, event: ServiceEvent, at: int) -> bool:
+        """Apply an event at `at` (timers due before `at` fired already). False: a cancel of
+        an unknown window, ignored."""
+        policy = self.services[state.service_id]
+        self.advance(policy, state, at)
+        state.seen.add(event_fingerprint(event.event_id))
+        applied = True
+        if isinstance(event, ServiceStatusChanged):
+            if event.status.value != state.status:
+                state.status = event.status.value
+                state.status_since = at
+        elif isinstance(event, MaintenanceScheduled):
+            starts = to_us(event.starts_at)
+            ends = to_us(event.ends_at)
+            window = state.windows.get(event.maintenance_id)
+            announced = window[2] if window is not None and window[0] == starts else at
+            state.windows[event.maintenance_id] = [starts, ends, announced]
+        elif isinstance(event, MaintenanceCancelled):
+            applied = state.windows.pop(event.maintenance_id, None) is not None
+        self._refresh_due(policy, state)
+        return applied
+
+    # -- outputs ------------------------------------------------------------------------------------
+
+    def _common(
+        self, policy: ServicePolicy, state: ServiceState, kind: str, at: int, *key: object
+    ) -> Output:
+        return {
+            "event_id": output_event_id(kind, state.service_id, state.period, *key),
+            "type": kind,
+            "service_id": state.service_id,
+            "period": state.period,
+            "at": format_us(at),
+            "target_percent": str(policy.target),
+            "budget_seconds": seconds_value(_floor(self._budget(policy, state))),
+        }
+
+    def _warning(
+        self, policy: ServicePolicy, state: ServiceState, at: int, fraction: Decimal
+    ) -> Output:
+        output = self._common(policy, state, WARNING, at, fraction)
+        output["threshold"] = float(fraction)
+        output["downtime_seconds"] = seconds_value(_ceil(state.downtime))
+        return output
+
+    def _breach(self, policy: ServicePolicy, state: ServiceState, at: int) -> Output:
+        output = self._common(policy, state, BREACH, at)
+        output["downtime_seconds"] = seconds_value(_ceil(state.downtime))
+        return output
+
+    def _report(self, policy: ServicePolicy, state: ServiceState) -> Output:
+        output = self._common(policy, state, REPORT, state.period_end)
+        uptime = uptime_fraction(state.downtime, state.measured)
+        budget = self._budget(policy, state)
+        percent = credit_percent(policy, state.downtime, state.measured)
+        output.update(
+            {
+                "period_start": format_us(state.period_start),
+                "measured_seconds": seconds_value(state.measured),
+                "downtime_seconds": seconds_value(_ceil(state.downtime)),
+                "excused_seconds": seconds_value(state.excused),
+                "uptime_percent": format_percent(uptime),
+                "met": state.downtime <= budget,
+                "credit_percent": None if percent is None else str(percent),
+            }
+        )
+        return output
+
+    # -- a view for the status endpoint ---------------------------------------------------------
+
+    def view(self, state: ServiceState, now: int) -> dict[str, Any]:
+        """Status, downtime so far this period, budget left and the instant the budget runs
+        out if nothing changes. Works on a copy; `now` is at or after `accounted_to`."""
+        policy = self.services[state.service_id]
+        copy = state.copy()
+        self.advance(policy, copy, max(now, copy.accounted_to))
+        budget = self._budget(policy, copy)
+        left = budget - copy.downtime
+        exhausted = None
+        if copy.measured > 0 and left > 0:
+            exhausted = self.reaching(policy, copy, budget, exceed=False)
+        window_views = [
+            {
+                "maintenance_id": mid,
+                "starts_at": format_us(w[0]),
+                "ends_at": format_us(w[1]),
+                "excused": self._excused(policy, w),
+            }
+            for mid, w in sorted(copy.windows.items())
+            if w[1] > copy.accounted_to
+        ]
+        return {
+            "service_id": copy.service_id,
+            "status": copy.status,
+            "period": copy.period,
+            "period_start": format_us(copy.period_start),
+            "period_end": format_us(copy.period_end),
+            "as_of": format_us(copy.accounted_to),
+            "target_percent": str(policy.target),
+            "measured_seconds": seconds_value(copy.measured),
+            "budget_seconds": seconds_value(_floor(budget)),
+            "downtime_seconds": seconds_value(_ceil(copy.downtime)),
+            "excused_seconds": seconds_value(copy.excused),
+            "budget_left_seconds": seconds_value(max(0, _floor(left))),
+            "breached": copy.breached,
+            "budget_exhausted_at": None if exhausted is None else format_us(exhausted),
+            "maintenance": window_views,
+        }
+
+
+def format_percent(uptime: Fraction) -> str:
+    """An uptime percent rounded down to 4 places, so it never overstates: "99.4833"."""
+    scaled = (uptime * 10_000).__floor__()
+    return str((Decimal(scaled) / 10_000).quantize(_FOUR_PLACES, rounding=ROUND_FLOOR))
+
+
+def _ceil(value: Fraction) -> int:
+    return -((-value).__floor__())
+
+
+def _floor(value: Fraction) -> int:
+    return value.__floor__()
