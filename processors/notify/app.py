@@ -143,6 +143,7 @@ class Deliverer:
         self.random = random.Random()
         self.session: aiohttp.ClientSession | None = None
         self.tasks: set[asyncio.Task[None]] = set()
+        self.marked: dict[str, asyncio.Event] = {}
 
     # -- the agent's side ------------------------------------------------------------------
 
@@ -176,12 +177,15 @@ class Deliverer:
             if self.was_delivered(request.key):
                 self.status.target(name).already_delivered += 1
                 continue
-            previous = self.chains.get((name, order_key))
+            # A resolve waits for its trigger's mark: in a chain of its own, or it would hold
+            # up the very trigger it waits for when read first.
+            chain = (name, order_key if request.after is None else order_key + b"\0resolve")
+            previous = self.chains.get(chain)
             job = asyncio.create_task(
                 self._deliver(request, previous, born, message.partition, output, order_key)
             )
-            self.chains[(name, order_key)] = job
-            job.add_done_callback(partial(self._unchain, (name, order_key)))
+            self.chains[chain] = job
+            job.add_done_callback(partial(self._unchain, chain))
             jobs.append(job)
         if not jobs:
             self._ack(event)
@@ -222,6 +226,18 @@ class Deliverer:
         value = {"at": now_us(), "p": partition}
         self.delivered.data[key] = value
         self.delivered.send_changelog(partition, key, value)
+        if key in self.marked:
+            self.marked.pop(key).set()
+
+    async def wait_for_mark(self, key: str) -> None:
+        """Until `key` is in the delivered table, at most `delivery.resolve_wait_seconds`."""
+        if self.was_delivered(key):
+            return
+        event = self.marked.setdefault(key, asyncio.Event())
+        try:
+            await asyncio.wait_for(event.wait(), self.config.delivery.resolve_wait_seconds)
+        except TimeoutError:
+            log.info("sending %s without its trigger acknowledged here", key)
 
     def expire(self) -> int:
         """Forget acknowledged keys older than the TTL (tombstones in the changelog too)."""
@@ -245,6 +261,8 @@ class Deliverer:
     ) -> None:
         if previous is not None:
             await asyncio.wait([previous])  # order per (target, key); its outcome is its own
+        if request.after is not None:
+            await self.wait_for_mark(request.after)
         target = self.status.target(request.target)
         attempts = 0
         now = now_us()
@@ -267,6 +285,8 @@ class Deliverer:
             self.metrics.attempts.labels(request.target, result).inc()
             if isinstance(decision, Delivered):
                 self.remember(request.key, partition)
+                if request.marks is not None:
+                    self.remember(request.marks, partition)
                 target.delivered += 1
                 self.metrics.delivered.labels(request.target).inc()
                 self.metrics.delay.labels(request.target).observe(max(now - born, 0) / SECOND)

@@ -114,6 +114,11 @@ class Delivery(BaseModel):
     max_age_seconds: float = Field(
         3600.0, gt=0, description="after this long since the output was written: dead letter"
     )
+    resolve_wait_seconds: float = Field(
+        60.0,
+        ge=0,
+        description="how long a PagerDuty resolve waits for its trigger to be acknowledged",
+    )
     concurrency: int = Field(8, ge=1, le=256, description="requests in flight per target")
     delivered_ttl_seconds: float = Field(
         7 * 86400.0, gt=0, description="how long an acknowledged delivery is remembered"

@@ -7,6 +7,8 @@
 - slack: `{"text": ...}`, a readable line with ticket, metric, deadline and overrun.
 - pagerduty: Events API v2; `trigger` for `sla.breach` and `resolve` for the `sla.completed`
   of a breached cycle, `dedup_key` = `<ticket>/<metric>/<cycle>`; other types: no request.
+  The resolve carries `after` = the mark its trigger leaves when acknowledged, so it is not
+  sent before the trigger (which would leave the incident open).
 """
 
 from __future__ import annotations
@@ -40,6 +42,10 @@ class Request:
     body: bytes = field(repr=False)  # a PagerDuty body holds the routing key
     headers: tuple[tuple[str, str], ...]
     signing_secret: str | None = field(default=None, repr=False)
+    # A PagerDuty trigger leaves a mark once acknowledged; the resolve of the same dedup_key
+    # waits for it (a breach and its completion are on different topics, read concurrently).
+    marks: str | None = None
+    after: str | None = None
 
 
 def delivery_key(output: Mapping[str, Any], target: str) -> str:
@@ -85,7 +91,10 @@ def render(
     body = pagerduty_event(target, output, secrets[target.routing_key_env])
     if body is None:
         return None
-    return Request(name, key, target.url, _json(body), base)
+    mark = f"trigger:{name}:{body['dedup_key']}"
+    if body["event_action"] == "trigger":
+        return Request(name, key, target.url, _json(body), base, marks=mark)
+    return Request(name, key, target.url, _json(body), base, after=mark)
 
 
 # --- PagerDuty ---------------------------------------------------------------------------

@@ -19,8 +19,10 @@ MakeRun = Callable[..., NotifyRun]
 def receiver() -> Iterator[MakeReceiver]:
     made: list[Receiver] = []
 
-    def make(kind: Kind, script: list[tuple[int, dict[str, str]]] | None = None) -> Receiver:
-        made.append(Receiver(kind, script))
+    def make(
+        kind: Kind, script: list[tuple[int, dict[str, str]]] | None = None, delay: float = 0.0
+    ) -> Receiver:
+        made.append(Receiver(kind, script, delay))
         return made[-1]
 
     yield make

@@ -5,7 +5,7 @@
 service: a webhook with 200, Slack with 200 `ok`, PagerDuty's Events API v2 with 202 and
 `{"status": "success", "message": "Event processed", "dedup_key": ...}` (400 `invalid event`
 when the body lacks what the API requires). `script` gives answers to use first, in order:
-`(status, headers)`, e.g. `[(500, {}), (500, {})]`; `down()` stops answering at all.
+`(status, headers)`, e.g. `[(500, {}), (500, {})]`; `delay` seconds before each answer.
 """
 
 from __future__ import annotations
@@ -31,8 +31,14 @@ class Received:
 
 
 class Receiver:
-    def __init__(self, kind: Kind, script: list[tuple[int, dict[str, str]]] | None = None) -> None:
+    def __init__(
+        self,
+        kind: Kind,
+        script: list[tuple[int, dict[str, str]]] | None = None,
+        delay: float = 0.0,
+    ) -> None:
         self.kind = kind
+        self.delay = delay
         self.script = list(script or [])
         self.requests: list[Received] = []
         self.lock = threading.Lock()
@@ -47,18 +53,23 @@ class Receiver:
                     body = json.loads(raw)
                 except ValueError:
                     body = None
+                if receiver.delay:
+                    time.sleep(receiver.delay)  # a slow receiver: requests stay in flight
                 status, headers, answer = receiver._answer(body)
                 with receiver.lock:
                     receiver.requests.append(
                         Received(at, self.path, dict(self.headers.items()), body, status)
                     )
                 payload = answer.encode()
-                self.send_response(status)
-                for name, value in headers.items():
-                    self.send_header(name, value)
-                self.send_header("Content-Length", str(len(payload)))
-                self.end_headers()
-                self.wfile.write(payload)
+                try:
+                    self.send_response(status)
+                    for name, value in headers.items():
+                        self.send_header(name, value)
+                    self.send_header("Content-Length", str(len(payload)))
+                    self.end_headers()
+                    self.wfile.write(payload)
+                except (BrokenPipeError, ConnectionResetError):
+                    pass  # the sender was killed while waiting: it will send again
 
             def log_message(self, format: str, *args: Any) -> None:
                 pass

@@ -159,6 +159,9 @@ def test_pagerduty_triggers_on_a_breach_and_resolves_when_its_cycle_completes() 
         "event_action": "resolve",
         "dedup_key": "T1/resolution/2",
     }
+    # read from another topic, the resolve may come first: it waits for the trigger's mark
+    assert trigger.marks == resolve.after == "trigger:pager:T1/resolution/2"
+    assert trigger.after is None and resolve.marks is None
 
 
 def test_pagerduty_has_nothing_to_send_for_a_met_cycle_or_a_warning() -> None:
