@@ -49,7 +49,7 @@ def _svg(figure: Figure, chart_id: str) -> str:
     buffer = io.StringIO()
     salt: Any = {"svg.hashsalt": chart_id}
     with plt.rc_context(salt):
-        figure.savefig(buffer, format="svg", metadata={"Date": None}, bbox_inches="tight")
+        figure.savefig(buffer, format="svg", metadata={"Date": None})
     plt.close(figure)
     text = _METADATA.sub("", _XML_HEAD.sub("", buffer.getvalue(), count=1), count=1)
     return text.replace("<svg ", f'<svg role="img" aria-label="{chart_id}" ', 1)
@@ -62,7 +62,7 @@ def compliance_chart(
 ) -> str:
     """Horizontal bars: compliance per metric (%), the contract's figure as a dashed line."""
     with plt.rc_context(STYLE):
-        figure, axes = plt.subplots(figsize=(6.4, 2.3))
+        figure, axes = plt.subplots(figsize=(6.4, 2.3), layout="constrained")
         names = list(compliance)
         values = [float(v) * 100 if v is not None else 0.0 for v in compliance.values()]
         bars = axes.barh(names, values, color=[METRIC_COLOURS.get(n, B_COLOUR) for n in names])
@@ -94,7 +94,7 @@ def compliance_chart(
 def trend_chart(chart_id: str, trend: Mapping[str, Mapping[str, int]], unit: str) -> str:
     """Stacked bars: breaches per day (or week) by metric."""
     with plt.rc_context(STYLE):
-        figure, axes = plt.subplots(figsize=(6.8, 2.4))
+        figure, axes = plt.subplots(figsize=(6.8, 2.4), layout="constrained")
         buckets = list(trend)
         bottoms = [0] * len(buckets)
         positions = range(len(buckets))
@@ -127,7 +127,7 @@ def trend_chart(chart_id: str, trend: Mapping[str, Mapping[str, int]], unit: str
 def time_used_chart(chart_id: str, bins: Mapping[str, int]) -> str:
     """Histogram of time used / target for the completions of the period."""
     with plt.rc_context(STYLE):
-        figure, axes = plt.subplots(figsize=(6.4, 2.4))
+        figure, axes = plt.subplots(figsize=(6.4, 2.4), layout="constrained")
         labels = list(bins)
         colours = [
             BREACHED_COLOUR if label in ("100-150%", "150-200%", ">200%") else MET_COLOUR
@@ -148,7 +148,9 @@ def availability_chart(
 ) -> str:
     """Uptime per service against its target: (label, uptime %, target %, met)."""
     with plt.rc_context(STYLE):
-        figure, axes = plt.subplots(figsize=(6.4, 0.5 + 0.45 * max(1, len(services))))
+        figure, axes = plt.subplots(
+            figsize=(6.4, 0.5 + 0.45 * max(1, len(services))), layout="constrained"
+        )
         names = [s[0] for s in services]
         uptimes = [float(s[1]) for s in services]
         axes.barh(names, uptimes, color=[MET_COLOUR if s[3] else BREACHED_COLOUR for s in services])
@@ -174,7 +176,7 @@ def credits_chart(
 ) -> str:
     """Bars: gross, cap, credited, earned back, net (unknown ones left out)."""
     with plt.rc_context(STYLE):
-        figure, axes = plt.subplots(figsize=(6.4, 2.2))
+        figure, axes = plt.subplots(figsize=(6.4, 2.2), layout="constrained")
         shown = [(label, float(value)) for label, value in figures if value is not None]
         axes.barh([s[0] for s in shown], [s[1] for s in shown], color=B_COLOUR)
         for n, (_label, value) in enumerate(shown):
@@ -196,7 +198,9 @@ def whatif_chart(
 ) -> str:
     """Grouped horizontal bars, A beside B, one group per label."""
     with plt.rc_context(STYLE):
-        figure, axes = plt.subplots(figsize=(6.8, 0.6 + 0.38 * max(1, len(labels))))
+        figure, axes = plt.subplots(
+            figsize=(6.8, 0.6 + 0.38 * max(1, len(labels))), layout="constrained"
+        )
         rows = range(len(labels))
         height = 0.38
         values_a = [float(v) if v is not None else 0.0 for v in a]

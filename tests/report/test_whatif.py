@@ -121,7 +121,9 @@ def test_reported_differences_equal_a_direct_comparison_by_natural_key(
 
 
 def test_whatif_command_writes_the_same_comparison_as_html_csv_and_json(
-    events: list[dict[str, Any]], tmp_path: Path
+    events: list[dict[str, Any]],
+    replays: tuple[list[dict[str, Any]], list[dict[str, Any]]],
+    tmp_path: Path,
 ) -> None:
     write_jsonl(tmp_path / "events.jsonl", events)
     (tmp_path / "a.yaml").write_text(policy_yaml())
@@ -149,8 +151,7 @@ def test_whatif_command_writes_the_same_comparison_as_html_csv_and_json(
     )
     assert done.returncode == 0, done.stderr
     document = orjson.loads((tmp_path / "w.json").read_bytes())
-    a = replay_outputs(events)
-    b = replay_outputs(events, policy_yaml(first_response_urgent="30m"))
+    a, b = replays
     expected = compare(outcomes_by_key(a), outcomes_by_key(b))
     assert [
         (c["ticket_id"], c["metric"], int(c["cycle"]), c["outcome_a"], c["outcome_b"])
