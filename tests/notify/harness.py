@@ -20,7 +20,14 @@ from collections.abc import Callable, Iterable, Mapping
 from pathlib import Path
 from typing import Any
 
-from confluent_kafka import Consumer, Producer
+from confluent_kafka import (
+    Consumer,
+    ConsumerGroupTopicPartitions,
+    KafkaException,
+    Producer,
+    TopicPartition,
+)
+from confluent_kafka.admin import AdminClient
 
 OUTPUT_TOPICS = ("sla.warnings", "sla.breaches", "sla.completions", "sla.credits")
 TOPIC_OF_TYPE = {
@@ -200,6 +207,28 @@ class NotifyRun:
             self.producer.abort_transaction(30)
         else:
             self.producer.commit_transaction(30)
+
+    def rewind_group(self) -> None:
+        """Every output topic partition of the (stopped) notify group back to offset 0."""
+        admin = AdminClient({"bootstrap.servers": self.bootstrap})
+        metadata = admin.list_topics(timeout=10)
+        partitions = [
+            TopicPartition(topic, p, 0)
+            for topic in self.topics
+            for p in metadata.topics[topic].partitions
+        ]
+        group = str(self.env["SLACLOCK_NOTIFY_APP_ID"])
+        request = [ConsumerGroupTopicPartitions(group, partitions)]
+        deadline = time.monotonic() + 60
+        while True:  # the group empties once the stopped member's leave is processed
+            try:
+                for future in admin.alter_consumer_group_offsets(request).values():
+                    future.result(15)
+                return
+            except KafkaException:
+                if time.monotonic() > deadline:
+                    raise
+                time.sleep(0.5)
 
     def dead_letters(self, expected: int, timeout: float = 60) -> list[dict[str, Any]]:
         consumer = Consumer(

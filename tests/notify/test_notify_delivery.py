@@ -175,3 +175,26 @@ def test_a_receiver_down_past_the_maximum_age_yields_a_dead_letter(
     assert letter["output"]["ticket_id"] == "D1"
     wait_for(lambda: (run.status() or {})["targets"]["hook"]["failed"] == 1, 10, "status")
     assert 'slaclock_notify_dead_lettered_total{target="hook"} 1.0' in run.metrics()
+
+
+def test_outputs_read_again_after_a_restart_are_not_sent_again_once_acknowledged(
+    receiver: MakeReceiver, notify_run: MakeRun
+) -> None:
+    hook, chat, pager = receiver("webhook"), receiver("slack"), receiver("pagerduty")
+    run = notify_run(routing(hook, chat, pager), secrets_env(chat), partitions=1)
+    run.start()
+    run.write([ticket_output("sla.warning", f"W{n}") for n in range(5)])
+    wait_for(lambda: len(hook.accepted()) == 5, 60, "first deliveries")
+    run.stop()
+    # Rewind the group: every output is read again by the next process.
+    run.rewind_group()
+    run.start()
+    run.write([ticket_output("sla.warning", "W-after")])
+    wait_for(lambda: any(r.body["ticket_id"] == "W-after" for r in hook.received()), 60, "new")
+    wait_for(
+        lambda: (run.status() or {})["targets"]["hook"]["already_delivered"] == 5,
+        30,
+        "re-read outputs recognised as delivered",
+    )
+    assert [r.body["ticket_id"] for r in hook.received()][-1] == "W-after"
+    assert len(hook.received()) == 6
