@@ -55,6 +55,8 @@ class TicketStage:
         self.grace_us = grace_us
         self.closed_retention_us = closed_retention_us
         self.clock: int | None = None
+        self.first_applied: int | None = None  # the least effective instant applied
+        self.stream_time: int | None = None  # newest occurred_at of an accepted event
         self.counters = StageCounters()
         self._timers: list[tuple[int, str]] = []
         self._scheduled: dict[str, int] = {}
@@ -107,7 +109,11 @@ class TicketStage:
             heapq.heappush(self._timers, (due, state.ticket_id))
 
     def _fire(self, limit: int, inclusive: bool) -> list[Output]:
-        """Fire timers due before `limit` (or at it, if inclusive), in (due, ticket) order."""
+        """Fire timers due before `limit` (or at it, if inclusive), in (due, ticket) order.
+
+        Progress guard: a ticket's timer must move past the instant it fired at; one that
+        does not would fire forever, so it raises instead.
+        """
         outputs: list[Output] = []
         timers = self._timers
         while timers:
@@ -129,6 +135,12 @@ class TicketStage:
             outputs.extend(fired)
             self.store[ticket_id] = state
             self._schedule(state)
+            following = self._scheduled.get(ticket_id)
+            if following is not None and following <= due:
+                raise RuntimeError(
+                    f"timer of ticket {ticket_id!r} due at {due} did not advance "
+                    f"(next due {following}): the engine fired nothing for it"
+                )
         self.counters.count_outputs(outputs)
         return outputs
 
@@ -143,29 +155,34 @@ class TicketStage:
     def on_event(self, event: TicketEvent, occurred_at: int) -> list[Output]:
         """Apply one validated event. Raises `Rejected` for an input to dead-letter.
 
-        A rejected record and a repeated event id leave no trace: they are recognised
-        before the clock moves, so they cannot make later events late.
+        One atomic step: whether the record is acceptable (a repeat, an unknown ticket, a
+        ticket whose closed state this step's clock move purges, a second creation) is
+        decided before the clock moves or any timer fires. So a rejected record and a
+        repeated event id leave no trace (they cannot make later events late), and a
+        rejection can never drop outputs already fired for other tickets.
         """
-        state = self.store.get(event.ticket_id)
+        horizon = occurred_at - self.grace_us
+        clock = horizon if self.clock is None or horizon > self.clock else self.clock
+        state = self._surviving(event.ticket_id, clock)
         if state is not None and self.engine.is_duplicate(state, event.event_id):
             self.counters.duplicates += 1
             return []
         self._check_acceptable(state, event)
-
-        horizon = occurred_at - self.grace_us
-        if self.clock is None or horizon > self.clock:
-            self.clock = horizon
-        outputs = self._fire(self.clock, inclusive=False)
+        # -- accepted: from here on nothing rejects ------------------------------------
+        self.clock = clock
+        outputs = self._fire(clock, inclusive=False)
         at = occurred_at
-        if at < self.clock:
-            at = self.clock
+        if at < clock:
+            at = clock
             self.counters.late += 1
+        if self.stream_time is None or occurred_at > self.stream_time:
+            self.stream_time = occurred_at
+        if self.first_applied is None or at < self.first_applied:
+            self.first_applied = at
 
-        state = self.store.get(event.ticket_id)  # firing may have dropped a closed ticket
         applied: list[Output]
         ignored = False
         if state is None:
-            self._check_acceptable(state, event)
             state, applied = self.engine.create(event, at)  # type: ignore[arg-type]
         else:
             # SPEC 4/7: timers of this ticket due before the event fire first, whatever the
@@ -184,6 +201,18 @@ class TicketStage:
         self.counters.count_outputs(applied)
         outputs.extend(applied)
         return outputs
+
+    def _surviving(self, ticket_id: str, clock: int) -> TicketState | None:
+        """The ticket's state, or None if it has none after the clock moves to `clock`.
+
+        A closed ticket's state is purged when the clock passes its retention timer
+        (`_fire(clock, inclusive=False)`): that ticket is unknown to this step.
+        """
+        state = self.store.get(ticket_id)
+        closed_at = None if state is None else state.closed_at
+        if closed_at is not None and closed_at + self.closed_retention_us < clock:
+            return None
+        return state
 
     def _check_acceptable(self, state: TicketState | None, event: TicketEvent) -> None:
         """Raise `Rejected` for an event that must go to the dead-letter topic."""
