@@ -13,13 +13,16 @@ from dataclasses import dataclass
 from typing import Any
 
 import orjson
+from pydantic import ValidationError
 
+from processors.engine.contracts import ContractBook
 from processors.engine.instants import to_us
-from processors.engine.ledger import CreditLedger, CustomerLedger
+from processors.engine.ledger import LedgerCounters, LedgerStage, ledger_input
 from processors.engine.policy import CompiledPolicy
 from processors.engine.stage import DAY_US, StageCounters, TicketStage
 from processors.engine.ticket import Output, Rejected, TicketEngine, TicketState
-from processors.intake import decode_event
+from processors.intake import _classify, decode_event
+from schemas.contracts import ContractChanged, parse_contract_changed
 
 
 @dataclass
@@ -46,18 +49,52 @@ class ReplaySummary:
     counters: StageCounters
     credits: int
     final_clock: int | None
+    ledger: LedgerCounters | None = None
 
     def describe(self) -> str:
         c = self.counters
+        statements = self.ledger.statements if self.ledger is not None else 0
+        earned = self.ledger.earned_back if self.ledger is not None else 0
+        outputs = c.outputs + self.credits + statements + earned
         return (
-            f"events {c.events}, outputs {c.outputs + self.credits} "
-            f"(credits {self.credits}), rejected {c.rejected}, duplicates {c.duplicates}, "
+            f"events {c.events}, outputs {outputs} "
+            f"(credits {self.credits}, statements {statements}, earned back {earned}), "
+            f"rejected {c.rejected}, duplicates {c.duplicates}, "
             f"ignored after close {c.ignored_closed}, late {c.late}"
         )
 
 
+CONTRACT_CHANGED = b'"contract.changed"'
+
+
+def decode_contract_change(raw: bytes | str) -> ContractChanged:
+    """A `contract.changed` line; raises `Rejected` like a bad event."""
+    try:
+        return parse_contract_changed(raw)
+    except ValidationError as error:
+        raise _classify(error) from None
+
+
+def is_contract_line(raw: bytes) -> bool:
+    """Cheap dispatch on `type`: only lines mentioning the type are parsed to check it."""
+    if CONTRACT_CHANGED not in raw:
+        return False
+    try:
+        data = orjson.loads(raw)
+    except orjson.JSONDecodeError:
+        return False
+    return isinstance(data, dict) and data.get("type") == "contract.changed"
+
+
 class Replayer:
-    """Drives stage 1 and the credit ledger over an in-memory store."""
+    """Drives stage 1 and the ledger stage over in-memory state: the live rules, one source.
+
+    The ledger's only source is the replay clock, so its watermark is that clock: ticket
+    credits are released once the clock is past their `decided_at`, period ends once it has
+    reached them, exactly as live with every partition's clock at the same instant.
+    """
+
+    SOURCE = "replay"
 
     def __init__(
         self,
@@ -65,17 +102,23 @@ class Replayer:
         emit: Callable[[Output], None],
         closed_retention_us: int = 7 * DAY_US,
     ) -> None:
-        self.engine = TicketEngine(policy)
+        self.book = ContractBook.from_policy(policy)
+        self.engine = TicketEngine(policy, self.book)
         self.store: dict[str, TicketState] = {}
         self.stage = TicketStage(self.engine, self.store, 0, closed_retention_us)
-        self.credit_ledger = CreditLedger(policy)
-        self.ledgers: dict[str, CustomerLedger] = {}
-        self._holding: set[str] = set()
+        self.ledger = LedgerStage(policy, self.book, [self.SOURCE])
         self._emit = emit
-        self.credits = 0
 
-    def on_line(self, raw: bytes | str) -> None:
+    @property
+    def credits(self) -> int:
+        return self.ledger.counters.credits
+
+    def on_line(self, raw: bytes) -> None:
         """Apply one input line. Raises `Rejected` for a line to dead-letter."""
+        if is_contract_line(raw):
+            change = decode_contract_change(raw)
+            self.ledger.on_contract(change.customer_id, change.contract, to_us(change.occurred_at))
+            return
         event = decode_event(raw)
         self._publish(self.stage.on_event(event, to_us(event.occurred_at)))
 
@@ -84,30 +127,21 @@ class Replayer:
         if until is None:
             until = clock
         if until is not None:
-            self._publish(self.stage.advance_to(until))
-            self._release(until + 1)
+            self._publish(self.stage.advance_to(until), final=until)
 
-    def _publish(self, outputs: list[Output]) -> None:
+    def _publish(self, outputs: list[Output], final: int | None = None) -> None:
+        ledger = self.ledger
         for output in outputs:
             self._emit(output)
-            if output["type"] == "sla.breach" and self.credit_ledger.is_creditable(output):
-                customer = output["customer_id"]
-                ledger = self.ledgers.get(customer)
-                if ledger is None:
-                    ledger = self.ledgers[customer] = CustomerLedger(customer)
-                self.credit_ledger.offer(ledger, output)
-                self._holding.add(customer)
-        if self._holding and self.stage.clock is not None:
-            self._release(self.stage.clock)
-
-    def _release(self, watermark: int) -> None:
-        for customer in sorted(self._holding):
-            ledger = self.ledgers[customer]
-            for credit in self.credit_ledger.release(ledger, watermark):
-                self.credits += 1
-                self._emit(credit)
-            if not ledger.held:
-                self._holding.discard(customer)
+            if ledger_input(output):
+                ledger.on_outcome(output)
+        clock = self.stage.clock
+        if clock is None:
+            return
+        ledger.on_watermark(self.SOURCE, clock, self.stage.first_applied)
+        released = ledger.release() if final is None else ledger.release(through=final, final=True)
+        for output in released:
+            self._emit(output)
 
 
 def replay(
@@ -137,4 +171,10 @@ def replay(
         if on_progress is not None:
             on_progress(len(raw))
     replayer.finish(until)
-    return ReplaySummary(count, replayer.stage.counters, replayer.credits, replayer.stage.clock)
+    return ReplaySummary(
+        count,
+        replayer.stage.counters,
+        replayer.credits,
+        replayer.stage.clock,
+        replayer.ledger.counters,
+    )

@@ -1,8 +1,8 @@
-"""Output events: warnings, breaches, completions and credits (SPEC 6).
+"""Output events: warnings, breaches, completions, credits, statements and earn-backs.
 
 These models describe what subscribers receive; the engine builds its outputs as plain
 dicts on the hot path, and these models (and the exported JSON Schema) are the contract
-those dicts must meet. Field names are fixed by SPEC 6.
+those dicts must meet. Field names are fixed by the product contract.
 
 - Times are aware instants normalised to UTC and written as RFC 3339 with `Z`.
 - Money (`amount`, `period_total`) and `percent` are decimal *strings* on the wire, never
@@ -39,6 +39,8 @@ __all__ = [
     "SlaBreach",
     "SlaCompleted",
     "SlaCredit",
+    "SlaCreditEarnedBack",
+    "SlaStatement",
     "SlaWarning",
     "parse_output_event",
 ]
@@ -137,21 +139,106 @@ class SlaCompleted(TicketOutputBase):
     target_seconds: Seconds
 
 
-class SlaCredit(OutputBase):
+Period = Annotated[str, StringConstraints(pattern=r"^\d{4}-(0[1-9]|1[0-2])$")]
+CurrencyCode = Annotated[str, StringConstraints(pattern=r"^[A-Z]{3}$")]
+
+
+class SlaCredit(BaseModel):
+    """A service credit: for a ticket breach, or (`metric` "availability") for a service."""
+
+    model_config = ConfigDict(extra="ignore", frozen=True, json_schema_extra=require_type_field)
+
+    event_id: NonEmptyStr = Field(description="Deterministic from the natural key.")
     type: Literal["sla.credit"] = "sla.credit"
-    period: Annotated[str, StringConstraints(pattern=r"^\d{4}-(0[1-9]|1[0-2])$")] = Field(
-        description="Billing month YYYY-MM in the contract's time zone."
-    )
+    ticket_id: NonEmptyStr | None = Field(description="Null for an availability credit.")
+    customer_id: NonEmptyStr
+    tier: str
+    metric: Metric | Literal["availability"]
+    at: UtcDatetime = Field(description="The breach's instant (a service period's end).")
+    period: Period = Field(description="Billing month YYYY-MM in the contract's time zone.")
+    decided_at: UtcDatetime = Field(description="When the breach was decided; picks the period.")
     amount: Cents
-    currency: Annotated[str, StringConstraints(pattern=r"^[A-Z]{3}$")]
+    currency: CurrencyCode
     percent: DecimalString = Field(description="Percent of the monthly fee for this breach.")
     capped: bool = Field(description="True exactly when the amount was cut by the monthly cap.")
     period_total: Cents = Field(description="Credits of the period so far, this one included.")
     breach_event_id: NonEmptyStr
+    service_id: NonEmptyStr | None = Field(
+        default=None, description="The service of an availability credit; null for a ticket."
+    )
+
+
+Compliance4 = Annotated[
+    str,
+    StringConstraints(pattern=r"^(0\.\d{4}|1\.0000)$"),
+    Field(description='met / (met + breached), half-up to 4 places, e.g. "0.9583".'),
+]
+
+
+class MetricFigures(BaseModel):
+    model_config = ConfigDict(extra="ignore", frozen=True)
+
+    met: Annotated[int, Strict(), Field(ge=0)]
+    breached: Annotated[int, Strict(), Field(ge=0)]
+    compliance: Compliance4 | None = Field(description="Null when there is no outcome.")
+
+
+class StatementMetrics(BaseModel):
+    model_config = ConfigDict(extra="ignore", frozen=True)
+
+    first_response: MetricFigures
+    next_response: MetricFigures
+    periodic_update: MetricFigures
+    resolution: MetricFigures
+
+
+class SlaStatement(BaseModel):
+    """A customer's billing period closed: outcomes, compliance and credits."""
+
+    model_config = ConfigDict(extra="ignore", frozen=True, json_schema_extra=require_type_field)
+
+    event_id: NonEmptyStr = Field(description="Deterministic from customer and period.")
+    type: Literal["sla.statement"] = "sla.statement"
+    customer_id: NonEmptyStr
+    tier: str = Field(description="The contract's tier.")
+    period: Period
+    at: UtcDatetime = Field(description="The period's end: the next month's first instant.")
+    period_start: UtcDatetime
+    currency: CurrencyCode
+    monthly_fee: Cents
+    credits_total: Cents = Field(description="Sum of the period's credit amounts.")
+    availability_credits_total: Cents = Field(description="The availability part of it.")
+    credit_cap: Cents | None = Field(description="The contract's cap as an amount, or null.")
+    credits: Annotated[int, Strict(), Field(ge=0)] = Field(
+        description="How many sla.credit events the period has, capped ones included."
+    )
+    metrics: StatementMetrics
+    overall: MetricFigures
+    compliant: bool | None = Field(
+        description="Overall compliance >= the earn-back minimum; null without earn-back."
+    )
+
+
+class SlaCreditEarnedBack(BaseModel):
+    """A period's ticket credits returned after `months` compliant periods."""
+
+    model_config = ConfigDict(extra="ignore", frozen=True, json_schema_extra=require_type_field)
+
+    event_id: NonEmptyStr = Field(description="Deterministic from customer and period.")
+    type: Literal["sla.credit_earned_back"] = "sla.credit_earned_back"
+    customer_id: NonEmptyStr
+    tier: str
+    period: Period = Field(description="The period whose credits are earned back.")
+    at: UtcDatetime = Field(description="End of the last period of the earn-back window.")
+    amount: Cents
+    currency: CurrencyCode
+    earned_through: Period
+    months: Annotated[int, Strict(), Field(ge=1)]
+    min_compliance: DecimalString
 
 
 OutputEvent = Annotated[
-    SlaWarning | SlaBreach | SlaCompleted | SlaCredit,
+    SlaWarning | SlaBreach | SlaCompleted | SlaCredit | SlaStatement | SlaCreditEarnedBack,
     Field(discriminator="type"),
 ]
 

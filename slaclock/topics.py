@@ -21,9 +21,10 @@ from confluent_kafka import KafkaError, KafkaException
 from confluent_kafka.admin import AdminClient
 from confluent_kafka.cimpl import NewTopic
 
+from slaclock.kafka_client import with_logging
 from slaclock.settings import Settings
 
-__all__ = ["TopicError", "TopicSpec", "ensure_topics", "topic_specs"]
+__all__ = ["TopicError", "TopicSpec", "ensure_topics", "topic_specs", "worker_partition_counts"]
 
 CLOCK_RETENTION_MS = 24 * 3600 * 1000
 """Ticks are only needed until the worker has applied them; one day is plenty."""
@@ -69,6 +70,7 @@ def topic_specs(settings: Settings) -> list[TopicSpec]:
         TopicSpec(settings.topic_breaches, n),
         TopicSpec(settings.topic_completions, n),
         TopicSpec(settings.topic_credits, n),
+        TopicSpec(settings.topic_statements, n),
         TopicSpec(settings.topic_dlq, n),
     ]
 
@@ -84,7 +86,7 @@ def ensure_topics(
     someone else counts as existing. Returns once every created topic has a leader for
     each partition, so producing to it right away works.
     """
-    admin = admin or AdminClient(settings.kafka_config())
+    admin = admin or AdminClient(with_logging(settings.kafka_config()))
     specs = topic_specs(settings)
     existing = _partition_counts(admin, timeout)
     _check_copartitioned(specs, existing, settings)
@@ -119,6 +121,54 @@ def ensure_topics(
     partitions = {spec.name: spec.partitions for spec in missing}
     _wait_for_leaders(admin, {name: partitions[name] for name in created}, timeout)
     return created
+
+
+def worker_partition_counts(
+    settings: Settings, admin: AdminClient | None = None, timeout: float = 15.0
+) -> tuple[int, int]:
+    """(input partitions, ledger partitions): what a worker needs before it starts.
+
+    Every topic the worker reads or writes must exist (the broker does not create topics
+    on first use: a topic created that way would have the broker's default partition
+    count), and each co-partitioned group must agree on its partition count: the input,
+    its clock and the ticket changelog; the ledger input and its changelog. Raises
+    `TopicError` with a one-line message naming the topics and what to do.
+    """
+    admin = admin or AdminClient(with_logging(settings.kafka_config()))
+    existing = _partition_counts(admin, timeout)
+    events_group = [
+        settings.topic_events,
+        settings.topic_clock,
+        settings.topic_ticket_changelog,
+    ]
+    ledger_group = [settings.topic_ledger_input, settings.topic_ledger_changelog]
+    outputs = [
+        settings.topic_warnings,
+        settings.topic_breaches,
+        settings.topic_completions,
+        settings.topic_credits,
+        settings.topic_dlq,
+    ]
+    missing = [name for name in [*events_group, *ledger_group, *outputs] if name not in existing]
+    if missing:
+        raise TopicError(
+            f"topic{'s' if len(missing) > 1 else ''} {', '.join(missing)} "
+            f"{'do' if len(missing) > 1 else 'does'} not exist at {settings.bootstrap_servers}: "
+            "run `slaclock topics create` with the same SLACLOCK_* settings first"
+        )
+    for group, what in (
+        (events_group, "the input topic, its clock topic and the ticket changelog"),
+        (ledger_group, "the ledger input and the ledger changelog"),
+    ):
+        counts = {name: existing[name] for name in group}
+        if len(set(counts.values())) > 1:
+            listed = ", ".join(f"{name} has {count}" for name, count in counts.items())
+            raise TopicError(
+                f"co-partitioned topics disagree ({listed} partitions): {what} must have "
+                "the same partition count; recreate the odd one with that count, or start "
+                "afresh with a new SLACLOCK_APP_ID"
+            )
+    return existing[settings.topic_events], existing[settings.topic_ledger_input]
 
 
 def _partition_counts(admin: AdminClient, timeout: float) -> dict[str, int]:

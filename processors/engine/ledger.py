@@ -1,74 +1,176 @@
-"""The credit ledger (SPEC 5): per customer, per billing month, capped, in a fixed order.
+"""The ledger stage: credits under the contract's cap, monthly statements, earn-back.
 
-Breaches are *offered* as they are emitted and *held*; `release(watermark)` allocates
-every held breach whose `decided_at` is strictly before the watermark, in the order of
-the key (decided_at, ticket_id, metric order, cycle). Because the order is fixed, the
-credits do not depend on which partition's breach arrived first: replay and live give
-the same amounts. A breach id is credited at most once.
+Keyed by customer. Its inputs are what stage 1 (and the services stage) decided —
+breaches, first met completions, availability reports — plus every input partition's
+clock progress (a watermark per source) and contract changes. Its outputs are
+`sla.credit`, `sla.statement` and `sla.credit_earned_back`.
 
-How a repeat is recognised without remembering every credited id (which would grow
-without bound and be rewritten to the changelog with every change): a ledger notes the
-watermark it has released through. Every breach decided before it has been allocated,
-and a new breach is never decided before it (stage 1 emits a breach at or after the clock
-it last reported, and the watermark is the least of those clocks), so a breach offered
-with `decided_at` before it is a repeat and is ignored; one still held is recognised by
-its id.
+Why it holds things: the cap is allocated in a fixed key order and months are closed at
+fixed instants, so nothing may depend on which partition's records arrived first. The
+ledger acts on an instant only once the least clock of all sources has passed it (Flink's
+watermark): a ticket credit once the watermark is strictly after its `decided_at`, a
+period end E (statement, earn-back, availability credits) once it is at or after E. At one
+instant the period-end work of every customer (in customer order: availability credits,
+statement, earn-back) comes before the ticket credits decided at that instant, which
+belong to the next period. Replay drives the same object with one source whose watermark
+is the replay clock, so live and replay agree amount for amount.
 
-Pure and deterministic like the ticket engine; the state is updated in place.
+Counting: outcomes are counted into a period as they arrive. That is safe because an
+outcome's instant is never before the clock of the partition that produced it, and a
+period is closed only once every clock has reached its end.
+
+State per customer is bounded: open periods plus the last `earn_back.months` closed ones.
+Pure and deterministic; the adapters persist `to_record()` of what changed.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
 from decimal import ROUND_HALF_UP, Decimal
 from typing import Any
 
+from processors.engine.contracts import ContractBook
 from processors.engine.ids import output_event_id
-from processors.engine.instants import from_us, parse_instant
-from processors.engine.policy import CompiledPolicy
+from processors.engine.instants import format_us, parse_instant
+from processors.engine.periods import (
+    Period,
+    next_period,
+    period_bounds,
+    period_of,
+    shift_period,
+)
+from processors.engine.policy import CompiledContract, CompiledPolicy
 from schemas.common import METRIC_ORDER
+from schemas.policy import Contract
 
 Output = dict[str, Any]
 CENT = Decimal("0.01")
 HUNDRED = Decimal(100)
 ZERO = Decimal("0.00")
+COMPLIANCE_PLACES = Decimal("0.0001")
+METRICS = tuple(METRIC_ORDER)  # first_response, next_response, periodic_update, resolution
 
-HeldKey = tuple[int, str, int, int]
+HeldKey = tuple[int, str, int, int]  # decided_at, ticket_id, metric order, cycle
+
+# agenda phases at one instant
+_PERIOD_END = 0
+_TICKET_CREDIT = 1
+_NEVER = 2**62
+# period-end steps for one customer
+_AVAILABILITY = 0
+_STATEMENT = 1
 
 
 def money(value: Decimal) -> Decimal:
-    """Round half-up to cents (SPEC 5)."""
+    """Round half-up to cents."""
     return value.quantize(CENT, rounding=ROUND_HALF_UP)
 
 
-class CustomerLedger:
+def compliance(met: int, breached: int) -> Decimal | None:
+    """met / (met + breached), half-up to 4 places; None when there is no outcome."""
+    total = met + breached
+    if total == 0:
+        return None
+    return (Decimal(met) / Decimal(total)).quantize(COMPLIANCE_PLACES, rounding=ROUND_HALF_UP)
+
+
+def is_first_met(completion: Output) -> bool:
+    """A met completion that counts: the first completion of its cycle.
+
+    A cycle completed again after a reopen (resolution solved, reopened, solved again in
+    time) must count once; its first completion has the id of completion number 1, and a
+    later met completion of a cycle implies the earlier ones were met too (a breach stays).
+    """
+    if completion["outcome"] != "met":
+        return False
+    first = output_event_id(
+        "sla.completed", completion["ticket_id"], completion["metric"], completion["cycle"], 1
+    )
+    return bool(completion["event_id"] == first)
+
+
+def ledger_input(output: Output) -> bool:
+    """Whether an output of stage 1 goes to the ledger: every breach, first met completions."""
+    kind = output["type"]
+    if kind == "sla.breach":
+        return True
+    return kind == "sla.completed" and is_first_met(output)
+
+
+@dataclass
+class PeriodAccount:
+    """One customer's billing period: outcomes per metric and the credits allocated."""
+
+    met: list[int] = field(default_factory=lambda: [0, 0, 0, 0])
+    breached: list[int] = field(default_factory=lambda: [0, 0, 0, 0])
+    credits_total: Decimal = ZERO
+    availability_total: Decimal = ZERO
+    credits: int = 0
+
+    def outcomes(self) -> int:
+        return sum(self.met) + sum(self.breached)
+
+    def overall(self) -> Decimal | None:
+        return compliance(sum(self.met), sum(self.breached))
+
+    def to_record(self) -> list[object]:
+        return [
+            self.met,
+            self.breached,
+            str(self.credits_total),
+            str(self.availability_total),
+            self.credits,
+        ]
+
+    @classmethod
+    def from_record(cls, record: list[Any]) -> PeriodAccount:
+        met, breached, total, availability, credits = record
+        return cls(list(met), list(breached), Decimal(total), Decimal(availability), credits)
+
+
+@dataclass
+class CustomerAccount:
     """What the ledger remembers about one customer."""
 
-    __slots__ = ("customer_id", "held", "released_through", "totals")
+    customer_id: str
+    periods: dict[Period, PeriodAccount] = field(default_factory=dict)
+    held: dict[str, tuple[HeldKey, Output]] = field(default_factory=dict)
+    # every ticket credit decided strictly before this instant has been allocated
+    released_through: int | None = None
+    # the last period end whose period-end work is done
+    closed_through: int | None = None
 
-    def __init__(self, customer_id: str) -> None:
-        self.customer_id = customer_id
-        self.totals: dict[str, Decimal] = {}  # billing period "YYYY-MM" -> credited total
-        # every breach decided strictly before this instant has been allocated
-        self.released_through: int | None = None
-        self.held: dict[str, tuple[HeldKey, Output]] = {}  # breach event id -> (key, breach)
+    def period(self, period: Period) -> PeriodAccount:
+        account = self.periods.get(period)
+        if account is None:
+            account = self.periods[period] = PeriodAccount()
+        return account
 
     def to_record(self) -> list[object]:
         return [
             self.customer_id,
-            {period: str(total) for period, total in sorted(self.totals.items())},
-            self.released_through,
+            {p: a.to_record() for p, a in sorted(self.periods.items())},
             [[list(key), breach] for key, breach in sorted(self.held.values(), key=_by_key)],
+            self.released_through,
+            self.closed_through,
         ]
 
     @classmethod
-    def from_record(cls, record: list[Any]) -> CustomerLedger:
-        customer_id, totals, released_through, held = record
-        ledger = cls(customer_id)
-        ledger.totals = {period: Decimal(total) for period, total in totals.items()}
-        ledger.released_through = released_through if isinstance(released_through, int) else None
+    def from_record(cls, record: list[Any]) -> CustomerAccount:
+        customer_id, periods, held, released_through, closed_through = record
+        account = cls(customer_id)
+        account.periods = {p: PeriodAccount.from_record(a) for p, a in periods.items()}
         for key, breach in held:
-            ledger.held[breach["event_id"]] = (tuple(key), breach)
-        return ledger
+            account.held[breach["event_id"]] = (_held_key(key), breach)
+        account.released_through = released_through
+        account.closed_through = closed_through
+        return account
+
+
+def _held_key(key: list[Any]) -> HeldKey:
+    decided_at, ticket_id, metric, cycle = key
+    return (int(decided_at), str(ticket_id), int(metric), int(cycle))
 
 
 def _by_key(item: tuple[HeldKey, Output]) -> HeldKey:
@@ -84,81 +186,480 @@ def allocation_key(breach: Output) -> HeldKey:
     )
 
 
-class CreditLedger:
-    """Allocates service credits for breaches under one compiled policy."""
+@dataclass
+class LedgerCounters:
+    outcomes: int = 0
+    credits: int = 0
+    statements: int = 0
+    earned_back: int = 0
+    credited: dict[str, Decimal] = field(default_factory=dict)  # currency -> amount
 
-    def __init__(self, policy: CompiledPolicy) -> None:
+    def count_credit(self, credit: Output) -> None:
+        self.credits += 1
+        currency = credit["currency"]
+        self.credited[currency] = self.credited.get(currency, ZERO) + Decimal(credit["amount"])
+
+
+AvailabilityPercent = Callable[[CompiledPolicy, Output], Decimal | None]
+"""The credit band's percent for an availability report (None: no credit)."""
+
+
+def _no_availability_credit(policy: CompiledPolicy, report: Output) -> Decimal | None:
+    return None
+
+
+class LedgerStage:
+    """One ledger task: the accounts of the customers it owns and the sources' clocks."""
+
+    def __init__(
+        self,
+        policy: CompiledPolicy,
+        book: ContractBook,
+        sources: Iterable[str],
+        owns: Callable[[str], bool] = lambda customer: True,
+        availability_percent: AvailabilityPercent = _no_availability_credit,
+    ) -> None:
         self.policy = policy
+        self.book = book
+        self.sources = frozenset(sources)
+        self.owns = owns
+        self.availability_percent = availability_percent
+        self.accounts: dict[str, CustomerAccount] = {}
+        self.watermarks: dict[str, int] = {}
+        self.first_instant: int | None = None
+        self.held_reports: list[Output] = []  # availability reports awaiting their period end
+        self.counters = LedgerCounters()
+        self.dirty: set[str] = set()  # customers whose record changed since the last flush
+        self.meta_dirty = False
+        self._next_due: int | None = None  # cache of `next_due()`; None: recompute
 
-    def is_creditable(self, breach: Output) -> bool:
-        tier = self.policy.tiers.get(breach["tier"])
-        return (
-            tier is not None
-            and tier.credits is not None
-            and breach["metric"] in tier.credits.per_breach
-        )
+    # -- inputs ---------------------------------------------------------------------------
 
-    def offer(self, ledger: CustomerLedger, breach: Output) -> None:
-        """Hold a breach for allocation; repeats and breaches that earn nothing are ignored."""
-        breach_id = breach["event_id"]
-        if breach_id in ledger.held or not self.is_creditable(breach):
+    def account(self, customer_id: str) -> CustomerAccount:
+        account = self.accounts.get(customer_id)
+        if account is None:
+            account = self.accounts[customer_id] = CustomerAccount(customer_id)
+        return account
+
+    def on_outcome(self, output: Output) -> None:
+        """A breach or a first met completion of an owned customer (see `ledger_input`)."""
+        customer = output["customer_id"]
+        if not self.owns(customer):
             return
-        key = allocation_key(breach)
-        if ledger.released_through is not None and key[0] < ledger.released_through:
-            return  # allocated already: a repeat (see the module docstring)
-        ledger.held[breach_id] = (key, breach)
+        if output["type"] == "sla.breach":
+            instant = parse_instant(output["decided_at"])
+            self._count(customer, instant, output["metric"], breached=True)
+            self._hold_credit(customer, output, instant)
+        else:
+            self._count(customer, parse_instant(output["at"]), output["metric"], breached=False)
 
-    def release(self, ledger: CustomerLedger, watermark: int | None) -> list[Output]:
-        """Allocate the held breaches decided strictly before `watermark` (None: all)."""
-        ready = [
-            item for item in ledger.held.values() if watermark is None or item[0][0] < watermark
-        ]
-        ready.sort(key=_by_key)
+    def _count(self, customer: str, instant: int, metric: str, breached: bool) -> None:
+        contract = self.book.covering(customer, instant)
+        if contract is None:
+            return  # no contract (or outside its term) at that instant: no statement counts it
+        account = self.account(customer)
+        period = account.period(period_of(instant, contract.timezone))
+        counts = period.breached if breached else period.met
+        counts[METRIC_ORDER[metric]] += 1
+        self.counters.outcomes += 1
+        self.dirty.add(customer)
+
+    def _hold_credit(self, customer: str, breach: Output, decided_at: int) -> None:
+        tier = self.policy.tiers.get(breach["tier"])
+        if tier is None or tier.credits is None or breach["metric"] not in tier.credits.per_breach:
+            return
+        account = self.account(customer)
+        breach_id = breach["event_id"]
+        if breach_id in account.held:
+            return
+        if account.released_through is not None and decided_at < account.released_through:
+            return  # allocated already: a repeat (every earlier breach has been released)
+        account.held[breach_id] = (allocation_key(breach), breach)
+        self.dirty.add(customer)
+        self._due_at(decided_at)
+
+    def on_availability(self, report: Output) -> None:
+        """An availability report; its credits are decided at its period end."""
+        self.held_reports.append(report)
+        self.meta_dirty = True
+        self._due_at(parse_instant(report["at"]))
+
+    def on_watermark(self, source: str, clock: int, first: int | None) -> None:
+        """Clock progress of one input partition and the least instant it has applied."""
+        if clock > self.watermarks.get(source, -(2**62)):
+            self.watermarks[source] = clock
+            self.meta_dirty = True
+        if first is not None and (self.first_instant is None or first < self.first_instant):
+            self.first_instant = first
+            self.meta_dirty = True
+            self._next_due = None
+
+    def contracts_changed(self) -> None:
+        """The shared book learnt a change: period ends may have moved."""
+        self._next_due = None
+
+    def on_contract(self, customer_id: str, contract: Contract | None, published_at: int) -> None:
+        """A contract change (raises `Rejected` for one the book refuses)."""
+        self.book.change(customer_id, contract, published_at)
+        self._next_due = None
+
+    def watermark(self) -> int | None:
+        """The least clock over every source, once each has reported one."""
+        if not self.sources or any(s not in self.watermarks for s in self.sources):
+            return None
+        return min(self.watermarks[s] for s in self.sources)
+
+    # -- release --------------------------------------------------------------------------
+
+    def release(self, through: int | None = None, final: bool = False) -> list[Output]:
+        """Act on everything the watermark (or `through`) has passed, in instant order.
+
+        Period ends at or before it; ticket credits decided strictly before it (at or
+        before, when `final`: replay's last advance releases everything decided at or
+        before `--until`).
+        """
+        limit = self.watermark() if through is None else through
+        if limit is None:
+            return []
+        due = self.next_due()
+        if due is None or due > limit:
+            return []
+        agenda: list[tuple[tuple[Any, ...], Callable[[], list[Output]]]] = []
+        released: set[str] = set()
+        for customer in self._customers():
+            account = self.accounts.get(customer)
+            if account is not None and account.held:
+                released.add(customer)
+                for key, breach in list(account.held.values()):
+                    if key[0] < limit or (final and key[0] == limit):
+                        agenda.append(
+                            (
+                                (key[0], _TICKET_CREDIT, customer, key),
+                                _bind(self._ticket_credit, customer, breach),
+                            )
+                        )
+            for end in self._period_ends(customer, limit):
+                agenda.append(
+                    ((end, _PERIOD_END, customer, _STATEMENT), _bind(self._close, customer, end))
+                )
+        for report in list(self.held_reports):
+            end = parse_instant(report["at"])
+            if end > limit:
+                continue
+            self.held_reports.remove(report)
+            self.meta_dirty = True
+            for customer in self._customers():
+                contract = self.book.covering(customer, end)
+                if contract is not None and report["service_id"] in contract.services:
+                    agenda.append(
+                        (
+                            (end, _PERIOD_END, customer, _AVAILABILITY, report["service_id"]),
+                            _bind(self._availability_credit, customer, report),
+                        )
+                    )
+        agenda.sort(key=lambda item: item[0])
         outputs: list[Output] = []
-        for _key, breach in ready:
-            del ledger.held[breach["event_id"]]
-            credit = self._allocate(ledger, breach)
-            if credit is not None:
-                outputs.append(credit)
-        through = watermark if watermark is not None else (ready[-1][0][0] + 1 if ready else None)
-        if through is not None and (
-            ledger.released_through is None or through > ledger.released_through
-        ):
-            ledger.released_through = through
+        for _key, step in agenda:
+            outputs.extend(step())
+        self._note_released(released, limit + 1 if final else limit)
+        self._next_due = None
         return outputs
 
-    def _allocate(self, ledger: CustomerLedger, breach: Output) -> Output | None:
-        contract = self.policy.contracts.get(ledger.customer_id)
-        tier = self.policy.tiers[breach["tier"]]
-        if contract is None or tier.credits is None:
-            return None  # no contract: no credit (SPEC 5)
-        percent = tier.credits.per_breach[breach["metric"]]
-        fee = contract.monthly_fee
-        amount = money(percent / HUNDRED * fee)
-        at = parse_instant(breach["at"])
-        period = from_us(at).astimezone(contract.timezone).strftime("%Y-%m")
-        total = ledger.totals.get(period, ZERO)
+    def next_due(self) -> int | None:
+        """The earliest instant at which `release` has anything to do (cached).
+
+        A held ticket credit is due at its `decided_at` (released once the limit is past
+        it; `release` compares exactly), a period end or an availability report at its end.
+        """
+        if self._next_due is None:
+            candidates: list[int] = []
+            for customer in self._customers():
+                account = self.accounts.get(customer)
+                if account is not None and account.held:
+                    candidates.append(min(key[0] for key, _ in account.held.values()))
+                ends = self._period_ends(customer, None)
+                if ends:
+                    candidates.append(ends[0])
+            candidates.extend(parse_instant(report["at"]) for report in self.held_reports)
+            self._next_due = min(candidates) if candidates else _NEVER
+        return None if self._next_due == _NEVER else self._next_due
+
+    def _due_at(self, instant: int) -> None:
+        if self._next_due is not None and instant < self._next_due:
+            self._next_due = instant
+
+    def _customers(self) -> list[str]:
+        known = set(self.book.customers()) | set(self.accounts)
+        return sorted(c for c in known if self.owns(c))
+
+    def _note_released(self, customers: set[str], through: int) -> None:
+        """Every held breach of `customers` decided before `through` has been allocated."""
+        for customer in customers:
+            account = self.account(customer)
+            if account.released_through is None or through > account.released_through:
+                account.released_through = through
+                self.dirty.add(customer)
+
+    def _period_ends(self, customer: str, limit: int | None) -> list[int]:
+        """The period ends of `customer` not yet closed and at or before `limit`.
+
+        With `limit` None: only the next one.
+        """
+        if self.first_instant is None:
+            return []
+        zone = self.book.timezone_of(customer)
+        first_effective = self.book.first_effective(customer)
+        if zone is None or first_effective is None:
+            return []
+        account = self.accounts.get(customer)
+        closed = None if account is None else account.closed_through
+        if closed is None:
+            period = period_of(max(self.first_instant, first_effective), zone)
+        else:
+            period = period_of(closed, zone)  # the period that starts at the last end
+        ends: list[int] = []
+        while True:
+            end = period_bounds(period, zone)[1]
+            if limit is None:
+                return [end]
+            if end > limit:
+                return ends
+            ends.append(end)
+            period = next_period(period)
+
+    # -- allocation -------------------------------------------------------------------------
+
+    def _cap(self, contract: CompiledContract) -> Decimal | None:
+        terms = self.policy.tiers[contract.tier].credits
+        if terms is None or terms.monthly_cap is None:
+            return None
+        return money(terms.monthly_cap / HUNDRED * contract.monthly_fee)
+
+    def _allocate(
+        self, customer: str, contract: CompiledContract, period: Period, amount: Decimal
+    ) -> tuple[Decimal, bool, PeriodAccount]:
+        account = self.account(customer).period(period)
+        cap = self._cap(contract)
         capped = False
-        if tier.credits.monthly_cap is not None:
-            remaining = money(tier.credits.monthly_cap / HUNDRED * fee) - total
+        if cap is not None:
+            remaining = cap - account.credits_total
             if remaining < amount:
                 amount = max(remaining, ZERO)
                 capped = True
-        total = total + amount
-        ledger.totals[period] = total
-        return {
+        account.credits_total += amount
+        account.credits += 1
+        self.dirty.add(customer)
+        return amount, capped, account
+
+    def _ticket_credit(self, customer: str, breach: Output) -> list[Output]:
+        account = self.account(customer)
+        del account.held[breach["event_id"]]
+        self.dirty.add(customer)
+        decided_at = parse_instant(breach["decided_at"])
+        contract = self.book.covering(customer, decided_at)
+        terms = self.policy.tiers[breach["tier"]].credits
+        if contract is None or terms is None:
+            return []  # no contract, or outside its term: no credit
+        percent = terms.per_breach[breach["metric"]]
+        period = period_of(decided_at, contract.timezone)
+        amount = money(percent / HUNDRED * contract.monthly_fee)
+        amount, capped, totals = self._allocate(customer, contract, period, amount)
+        credit: Output = {
             "event_id": output_event_id("sla.credit", breach["event_id"]),
             "type": "sla.credit",
             "ticket_id": breach["ticket_id"],
-            "customer_id": ledger.customer_id,
+            "customer_id": customer,
             "tier": breach["tier"],
             "metric": breach["metric"],
             "at": breach["at"],
             "period": period,
+            "decided_at": breach["decided_at"],
             "amount": str(amount),
             "currency": contract.currency,
             "percent": str(percent),
             "capped": capped,
-            "period_total": str(total),
+            "period_total": str(totals.credits_total),
             "breach_event_id": breach["event_id"],
+            "service_id": None,
         }
+        self.counters.count_credit(credit)
+        return [credit]
+
+    def _availability_credit(self, customer: str, report: Output) -> list[Output]:
+        end = parse_instant(report["at"])
+        contract = self.book.covering(customer, end)
+        if contract is None:
+            return []
+        percent = self.availability_percent(self.policy, report)
+        if percent is None:
+            return []
+        period = period_of(end - 1, contract.timezone)
+        amount = money(percent / HUNDRED * contract.monthly_fee)
+        amount, capped, totals = self._allocate(customer, contract, period, amount)
+        totals.availability_total += amount
+        credit: Output = {
+            "event_id": output_event_id("sla.credit", report["event_id"], customer),
+            "type": "sla.credit",
+            "ticket_id": None,
+            "customer_id": customer,
+            "tier": contract.tier,
+            "metric": "availability",
+            "at": report["at"],
+            "period": period,
+            "decided_at": report["at"],
+            "amount": str(amount),
+            "currency": contract.currency,
+            "percent": str(percent),
+            "capped": capped,
+            "period_total": str(totals.credits_total),
+            "breach_event_id": report["event_id"],
+            "service_id": report["service_id"],
+        }
+        self.counters.count_credit(credit)
+        return [credit]
+
+    # -- period end -------------------------------------------------------------------------
+
+    def _close(self, customer: str, end: int) -> list[Output]:
+        """Period-end work at `end` for one customer: its statement, then its earn-back."""
+        account = self.account(customer)
+        account.closed_through = end
+        self.dirty.add(customer)
+        contract = self.book.in_force(customer, end)
+        if contract is None:
+            return []
+        period = period_of(end - 1, contract.timezone)
+        start, _ = period_bounds(period, contract.timezone)
+        if contract.term_start is not None and end <= contract.term_start:
+            return []
+        if contract.term_end is not None and start >= contract.term_end:
+            return []
+        first_effective = self.book.first_effective(customer)
+        if first_effective is not None and end <= first_effective:
+            return []
+        outputs = [self._statement(account, contract, period, start, end)]
+        earned = self._earn_back(account, contract, period, end)
+        if earned is not None:
+            outputs.append(earned)
+        self._prune(account, contract, period)
+        return outputs
+
+    def _earn_back_terms(self, contract: CompiledContract) -> tuple[int, Decimal] | None:
+        terms = self.policy.tiers[contract.tier].credits
+        if terms is None or terms.earn_back is None:
+            return None
+        return terms.earn_back.months, terms.earn_back.min_compliance
+
+    def _compliant(self, account: PeriodAccount | None, minimum: Decimal) -> bool:
+        overall = None if account is None else account.overall()
+        return overall is None or overall >= minimum
+
+    def _statement(
+        self,
+        account: CustomerAccount,
+        contract: CompiledContract,
+        period: Period,
+        start: int,
+        end: int,
+    ) -> Output:
+        totals = account.periods.get(period) or PeriodAccount()
+        metrics = {
+            metric: _metric_figures(totals.met[i], totals.breached[i])
+            for i, metric in enumerate(METRICS)
+        }
+        overall = _metric_figures(sum(totals.met), sum(totals.breached))
+        earn_back = self._earn_back_terms(contract)
+        compliant = None if earn_back is None else self._compliant(totals, earn_back[1])
+        cap = self._cap(contract)
+        self.counters.statements += 1
+        return {
+            "event_id": output_event_id("sla.statement", account.customer_id, period),
+            "type": "sla.statement",
+            "customer_id": account.customer_id,
+            "tier": contract.tier,
+            "period": period,
+            "at": format_us(end),
+            "period_start": format_us(start),
+            "currency": contract.currency,
+            "monthly_fee": str(money(contract.monthly_fee)),
+            "credits_total": str(money(totals.credits_total)),
+            "availability_credits_total": str(money(totals.availability_total)),
+            "credit_cap": None if cap is None else str(cap),
+            "credits": totals.credits,
+            "metrics": metrics,
+            "overall": overall,
+            "compliant": compliant,
+        }
+
+    def _earn_back(
+        self, account: CustomerAccount, contract: CompiledContract, period: Period, end: int
+    ) -> Output | None:
+        """At the end of M+k: return M's ticket credits if M+1 .. M+k were all compliant."""
+        terms = self._earn_back_terms(contract)
+        if terms is None:
+            return None
+        months, minimum = terms
+        earned_period = shift_period(period, -months)
+        earned = account.periods.get(earned_period)
+        if earned is None:
+            return None
+        amount = money(earned.credits_total - earned.availability_total)
+        if amount <= ZERO:
+            return None
+        for offset in range(1, months + 1):
+            if not self._compliant(
+                account.periods.get(shift_period(earned_period, offset)), minimum
+            ):
+                return None
+        self.counters.earned_back += 1
+        return {
+            "event_id": output_event_id(
+                "sla.credit_earned_back", account.customer_id, earned_period
+            ),
+            "type": "sla.credit_earned_back",
+            "customer_id": account.customer_id,
+            "tier": contract.tier,
+            "period": earned_period,
+            "at": format_us(end),
+            "amount": str(amount),
+            "currency": contract.currency,
+            "earned_through": period,
+            "months": months,
+            "min_compliance": str(minimum),
+        }
+
+    def _prune(self, account: CustomerAccount, contract: CompiledContract, period: Period) -> None:
+        """Keep the open periods and the last `months` closed ones (the earn-back window)."""
+        terms = self._earn_back_terms(contract)
+        keep_from = shift_period(period, -(terms[0] - 1 if terms is not None else 0))
+        for old in [p for p in account.periods if p < keep_from]:
+            del account.periods[old]
+
+    # -- snapshots --------------------------------------------------------------------------
+
+    def meta_record(self) -> dict[str, Any]:
+        return {
+            "watermarks": dict(sorted(self.watermarks.items())),
+            "first_instant": self.first_instant,
+            "held_reports": self.held_reports,
+        }
+
+    def restore_meta(self, meta: dict[str, Any]) -> None:
+        self.watermarks = {str(s): int(c) for s, c in meta.get("watermarks", {}).items()}
+        self.first_instant = meta.get("first_instant")
+        self.held_reports = list(meta.get("held_reports", []))
+
+    def restore_account(self, record: list[Any]) -> None:
+        account = CustomerAccount.from_record(record)
+        self.accounts[account.customer_id] = account
+
+
+def _metric_figures(met: int, breached: int) -> dict[str, Any]:
+    value = compliance(met, breached)
+    return {"met": met, "breached": breached, "compliance": None if value is None else str(value)}
+
+
+def _bind(
+    function: Callable[[str, Any], list[Output]], customer: str, item: Any
+) -> Callable[[], list[Output]]:
+    return lambda: function(customer, item)

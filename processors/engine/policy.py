@@ -8,12 +8,15 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from datetime import timedelta
 from decimal import Decimal
 from fractions import Fraction
+from types import MappingProxyType
 from zoneinfo import ZoneInfo
 
 from processors.engine.calendar import BusinessCalendar, calendar_from_spec
-from processors.engine.instants import US_PER_SECOND
+from processors.engine.instants import US_PER_SECOND, to_us
+from processors.engine.periods import local_start_of_day
 from schemas.policy import Contract, CreditTerms, Policy
 
 
@@ -44,6 +47,10 @@ class CompiledTier:
         return None if by_priority is None else by_priority.get(priority)
 
 
+BEGINNING = -(2**62)
+"""The instant policy-file contracts take effect from (before any input)."""
+
+
 @dataclass(frozen=True, slots=True)
 class CompiledContract:
     customer_id: str
@@ -51,20 +58,31 @@ class CompiledContract:
     monthly_fee: Decimal
     currency: str
     timezone: ZoneInfo
+    effective_from: int = BEGINNING  # as written; the book never lets it precede publication
+    term_start: int | None = None  # first instant of the term (local midnight of `start`)
+    term_end: int | None = None  # first instant after the term (midnight after `end`)
+    services: tuple[str, ...] = ()
+
+    def in_term(self, instant: int) -> bool:
+        return (self.term_start is None or instant >= self.term_start) and (
+            self.term_end is None or instant < self.term_end
+        )
 
 
 @dataclass(frozen=True)
 class CompiledPolicy:
+    """The policy file, compiled once and never changed (contract changes are input)."""
+
     default_tier: str
     tiers: Mapping[str, CompiledTier]
-    contracts: dict[str, CompiledContract] = field(default_factory=dict)
-
-    def with_contract(self, customer_id: str, contract: Contract) -> None:
-        """Add or replace a contract (the live ledger also learns them from a topic)."""
-        self.contracts[customer_id] = compile_contract(customer_id, contract)
+    contracts: Mapping[str, CompiledContract] = field(default_factory=lambda: MappingProxyType({}))
+    raw: Policy | None = None  # the validated file, for parts compiled by their own modules
 
     def tier_for(self, event_tier: str | None, customer_id: str) -> str:
-        """SPEC 2: the event's tier, else the customer's contract tier, else the default."""
+        """The event's tier, else the policy file's contract tier, else the default.
+
+        Only for callers without a contract book; the engine asks its `ContractBook`.
+        """
         if event_tier is not None:
             return event_tier
         contract = self.contracts.get(customer_id)
@@ -72,12 +90,22 @@ class CompiledPolicy:
 
 
 def compile_contract(customer_id: str, contract: Contract) -> CompiledContract:
+    zone = ZoneInfo(contract.timezone)
+    effective = BEGINNING if contract.effective_at is None else to_us(contract.effective_at)
+    term_start = None if contract.start is None else local_start_of_day(contract.start, zone)
+    term_end = (
+        None if contract.end is None else local_start_of_day(contract.end + timedelta(days=1), zone)
+    )
     return CompiledContract(
         customer_id=customer_id,
         tier=contract.tier,
         monthly_fee=contract.monthly_fee,
         currency=contract.currency,
-        timezone=ZoneInfo(contract.timezone),
+        timezone=zone,
+        effective_from=effective,
+        term_start=term_start,
+        term_end=term_end,
+        services=tuple(getattr(contract, "services", None) or ()),
     )
 
 
@@ -101,4 +129,9 @@ def compile_policy(policy: Policy) -> CompiledPolicy:
             credits=tier.credits,
         )
     contracts = {cid: compile_contract(cid, c) for cid, c in policy.customers.items()}
-    return CompiledPolicy(default_tier=policy.default_tier, tiers=tiers, contracts=contracts)
+    return CompiledPolicy(
+        default_tier=policy.default_tier,
+        tiers=MappingProxyType(tiers),
+        contracts=MappingProxyType(contracts),
+        raw=policy,
+    )

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import hashlib
 from enum import Enum
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from processors.engine.clock import MetricClock, Phase
 from processors.engine.ids import output_event_id
@@ -31,6 +31,9 @@ from schemas.events import (
     TicketCreated,
     TicketEvent,
 )
+
+if TYPE_CHECKING:
+    from processors.engine.contracts import ContractBook
 
 Output = dict[str, Any]
 
@@ -146,21 +149,25 @@ class TicketState:
 class TicketEngine:
     """Applies events and time to `TicketState`s under one compiled policy."""
 
-    def __init__(self, policy: CompiledPolicy) -> None:
+    def __init__(self, policy: CompiledPolicy, contracts: ContractBook | None = None) -> None:
+        from processors.engine.contracts import ContractBook
+
         self.policy = policy
+        # Contracts in force at each instant; a ticket's tier is its contract's at creation.
+        self.contracts = contracts if contracts is not None else ContractBook.from_policy(policy)
 
     # -- entry points ---------------------------------------------------------------------
 
     def check_creatable(self, event: TicketCreated) -> None:
         """Raise `Rejected` if the ticket cannot be created under this policy."""
-        tier_name = self.policy.tier_for(event.tier, event.customer_id)
-        if tier_name not in self.policy.tiers:
-            raise Rejected("UnknownTier", f"tier {tier_name!r} is not defined in the policy")
+        # A contract's tier is checked when the contract is accepted; the default is valid.
+        if event.tier is not None and event.tier not in self.policy.tiers:
+            raise Rejected("UnknownTier", f"tier {event.tier!r} is not defined in the policy")
 
     def create(self, event: TicketCreated, at: int) -> tuple[TicketState, list[Output]]:
         """Start a ticket. `at` is the effective instant (occurred_at, or the clock if late)."""
         self.check_creatable(event)
-        tier_name = self.policy.tier_for(event.tier, event.customer_id)
+        tier_name = self.contracts.tier_for(event.tier, event.customer_id, at)
         tier = self.policy.tiers[tier_name]
         state = TicketState(
             event.ticket_id, event.customer_id, tier_name, str(event.priority), "new"
@@ -265,8 +272,7 @@ class TicketEngine:
                 self._cancel(first)
                 state.closed_at = at
             elif first is not None and first.phase is Phase.ACTIVE:
-                first.pause(tier.calendar, at)
-                first.refresh_due(tier.calendar, tier.thresholds)
+                first.stop(tier.calendar, at)  # not running until a reopen (SPEC 3)
             return
         paused = status in tier.pause_on
         if previous == SOLVED:  # a reopen (SPEC 3)
@@ -300,7 +306,7 @@ class TicketEngine:
         state.priority = priority
         for metric in list(state.metrics):
             clock = state.metrics[metric]
-            if clock.phase is Phase.ACTIVE:
+            if clock.phase is Phase.ACTIVE and not _stopped(clock):
                 self._retarget(state, tier, clock, at, outputs)
 
     # -- clock operations -------------------------------------------------------------------
@@ -426,6 +432,15 @@ def _common(state: TicketState, clock: MetricClock, kind: str, at: int, *key: ob
         "cycle": clock.cycle,
         "at": format_us(at),
     }
+
+
+def _stopped(clock: MetricClock) -> bool:
+    """A `first_response` stopped by `solved` (SPEC 3: stopped is not running).
+
+    `first_response` never pauses, so an active one that is not counting is stopped: it
+    has no timer and a priority change leaves it alone; a reopen recomputes it.
+    """
+    return clock.metric == FIRST_RESPONSE and clock.phase is Phase.ACTIVE and not clock.running
 
 
 def _earliest(state: TicketState) -> MetricClock | None:

@@ -1,24 +1,29 @@
-"""Stage 2 on Kafka: breaches (keyed by customer) + stage-1 watermarks in, credits out.
+"""The ledger on Kafka: outcomes, availability reports and watermarks in; credits,
+statements and earn-backs out.
 
-A ledger task holds each customer's `CustomerLedger` and the latest clock of every
-stage-1 partition. A breach is held until the minimum of those clocks has passed its
-`decided_at`, then credited in key order (SPEC 5), so live and replay agree.
+One `LedgerStage` per partition of the ledger input; it owns the customers whose
+`ledger_partition` is that partition. Every rule (holding, release order, caps, period
+ends, earn-back) is in the stage; this adapter decodes records, feeds the stage, routes
+what it releases and persists what changed to the changelog.
 """
 
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterator
-from dataclasses import dataclass, field
+from collections.abc import Iterable, Iterator
+from decimal import Decimal
 
 import orjson
 from confluent_kafka import Message
 
-from processors.engine.ledger import CreditLedger, CustomerLedger
+from processors.engine.contracts import ContractBook
+from processors.engine.ledger import AvailabilityPercent, LedgerStage, Output
 from processors.engine.policy import CompiledPolicy
+from processors.live.contracts import ContractsFollower
 from processors.live.metrics import Metrics
 from processors.live.records import (
-    KIND_BREACH,
+    KIND_AVAILABILITY,
+    KIND_OUTCOME,
     KIND_WATERMARK,
     META_KEY,
     Watermark,
@@ -26,6 +31,7 @@ from processors.live.records import (
     coordinates,
     encode_output,
     header_value,
+    ledger_partition,
 )
 from processors.live.txloop import TransactionalLoop
 from slaclock.settings import Settings
@@ -33,14 +39,8 @@ from slaclock.settings import Settings
 log = logging.getLogger(__name__)
 
 
-@dataclass
-class LedgerTask:
-    partition: int
-    customers: dict[str, CustomerLedger] = field(default_factory=dict)
-    watermarks: dict[int, int] = field(default_factory=dict)
-    holding: set[str] = field(default_factory=set)
-    dirty: set[str] = field(default_factory=set)
-    meta_dirty: bool = False
+def ticket_sources(partitions: int) -> list[str]:
+    return [Watermark(p, 0, "tickets").source_id for p in range(partitions)]
 
 
 class LedgerProcessor(TransactionalLoop):
@@ -48,8 +48,10 @@ class LedgerProcessor(TransactionalLoop):
         self,
         settings: Settings,
         policy: CompiledPolicy,
-        source_partitions: int,
+        sources: int | Iterable[str],
         metrics: Metrics | None = None,
+        ledger_partitions: int = 1,
+        availability_percent: AvailabilityPercent | None = None,
     ) -> None:
         super().__init__(
             settings,
@@ -58,84 +60,103 @@ class LedgerProcessor(TransactionalLoop):
             settings.topic_ledger_input,
             settings.topic_ledger_changelog,
         )
-        self.credit_ledger = CreditLedger(policy)
-        self.source_partitions = source_partitions
+        self.policy = policy
+        self.book = ContractBook.from_policy(policy)
+        self.sources = ticket_sources(sources) if isinstance(sources, int) else list(sources)
         self.metrics = metrics or Metrics()
-        self.tasks: dict[int, LedgerTask] = {}
+        self.availability_percent = availability_percent
+        self.ledger_partitions = ledger_partitions
+        self.tasks: dict[int, LedgerStage] = {}
         self.source = f"slaclock/{settings.app_id}"
+        self.contracts_feed: ContractsFollower | None = None
+        self.topics = {
+            "sla.credit": settings.topic_credits,
+            "sla.credit_earned_back": settings.topic_credits,
+            "sla.statement": settings.topic_statements,
+        }
+
+    def _new_stage(self, partition: int) -> LedgerStage:
+        count = self.ledger_partitions
+        stage = LedgerStage(
+            self.policy,
+            self.book,
+            self.sources,
+            owns=lambda customer: ledger_partition(customer, count) == partition,
+        )
+        if self.availability_percent is not None:
+            stage.availability_percent = self.availability_percent
+        return stage
 
     def restore_task(
         self, partition: int, records: list[tuple[bytes, bytes]], warm: bool = False
     ) -> None:
-        task = LedgerTask(partition)  # in memory only: never warm
+        stage = self._new_stage(partition)  # in memory only: never warm
         for key, value in records:
             if key == META_KEY:
-                meta = orjson.loads(value)
-                task.watermarks = {int(p): int(c) for p, c in meta["watermarks"].items()}
+                stage.restore_meta(orjson.loads(value))
             else:
-                ledger = CustomerLedger.from_record(orjson.loads(value))
-                task.customers[ledger.customer_id] = ledger
-                if ledger.held:
-                    task.holding.add(ledger.customer_id)
-        self.tasks[partition] = task
+                stage.restore_account(orjson.loads(value))
+        self.tasks[partition] = stage
 
     def drop_task(self, partition: int) -> None:
         self.tasks.pop(partition, None)
 
     def flush_state(self) -> Iterator[tuple[int, bytes, bytes | None]]:
-        for task in self.tasks.values():
-            for customer in task.dirty:
-                record = task.customers[customer].to_record()
-                yield task.partition, customer.encode(), orjson.dumps(record)
-            task.dirty.clear()
-            if task.meta_dirty:
-                meta = {"watermarks": {str(p): c for p, c in sorted(task.watermarks.items())}}
-                yield task.partition, META_KEY, orjson.dumps(meta)
-                task.meta_dirty = False
+        for partition, stage in self.tasks.items():
+            for customer in sorted(stage.dirty):
+                account = stage.accounts.get(customer)
+                if account is not None:
+                    yield partition, customer.encode(), orjson.dumps(account.to_record())
+            stage.dirty.clear()
+            if stage.meta_dirty:
+                yield partition, META_KEY, orjson.dumps(stage.meta_record())
+                stage.meta_dirty = False
+
+    def before_batch(self, last_offsets: dict[tuple[str, int], int]) -> None:
+        if self.contracts_feed is None:
+            self.contracts_feed = ContractsFollower(self.settings, self.book, "ledger")
+        if self.contracts_feed.catch_up():
+            for stage in self.tasks.values():
+                stage.contracts_changed()
 
     def process(self, message: Message) -> None:
-        task = self.tasks.get(coordinates(message)[1])
-        if task is None:
+        stage = self.tasks.get(coordinates(message)[1])
+        if stage is None:
             return
         kind = header_value(message.headers(), "kind")
         value = message.value() or b""
-        if kind == KIND_BREACH:
-            breach = orjson.loads(value)
-            customer = breach["customer_id"]
-            ledger = task.customers.get(customer)
-            if ledger is None:
-                ledger = task.customers[customer] = CustomerLedger(customer)
-            self.credit_ledger.offer(ledger, breach)
-            task.dirty.add(customer)
-            if ledger.held:
-                task.holding.add(customer)
+        if kind == KIND_OUTCOME:
+            stage.on_outcome(orjson.loads(value))
         elif kind == KIND_WATERMARK:
             mark = Watermark.decode(value)
-            if mark.clock > task.watermarks.get(mark.source_partition, -(2**62)):
-                task.watermarks[mark.source_partition] = mark.clock
-                task.meta_dirty = True
-
-    def watermark(self, task: LedgerTask) -> int | None:
-        """The minimum stage-1 clock, once every source partition has reported one."""
-        if len(task.watermarks) < self.source_partitions:
-            return None
-        return min(task.watermarks.values())
+            stage.on_watermark(mark.source_id, mark.clock, mark.first)
+        elif kind == KIND_AVAILABILITY:
+            stage.on_availability(orjson.loads(value))
 
     def after_batch(self) -> None:
-        for task in self.tasks.values():
-            watermark = self.watermark(task)
-            if watermark is None or not task.holding:
-                continue
-            for customer in sorted(task.holding):
-                ledger = task.customers[customer]
-                for credit in self.credit_ledger.release(ledger, watermark):
-                    self.produce(
-                        self.settings.topic_credits,
-                        encode_output(credit),
-                        key=customer.encode(),
-                        headers=cloudevents_headers(credit, self.source),
-                    )
-                    self.metrics.output("sla.credit")
-                    task.dirty.add(customer)
-                if not ledger.held:
-                    task.holding.discard(customer)
+        for stage in self.tasks.values():
+            for output in stage.release():
+                self._emit(output)
+
+    def _emit(self, output: Output) -> None:
+        kind = output["type"]
+        self.produce(
+            self.topics[kind],
+            encode_output(output),
+            key=output["customer_id"].encode(),
+            headers=cloudevents_headers(output, self.source),
+        )
+        self.metrics.output(kind)
+        if kind == "sla.statement":
+            self.metrics.statements.inc()
+        elif kind == "sla.credit":
+            self.metrics.credits_amount.labels(output["currency"]).inc(
+                float(Decimal(output["amount"]))
+            )
+
+    def close(self) -> None:
+        try:
+            super().close()
+        finally:
+            if self.contracts_feed is not None:
+                self.contracts_feed.close()

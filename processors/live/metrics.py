@@ -24,6 +24,15 @@ class Metrics:
             "slaclock_duplicates_total", "Repeated event ids dropped", registry=r
         )
         self.outputs = Counter("slaclock_outputs_total", "Outputs emitted", ["type"], registry=r)
+        self.statements = Counter(
+            "slaclock_statements_total", "Monthly statements emitted", registry=r
+        )
+        self.credits_amount = Counter(
+            "slaclock_credits_amount_total",
+            "Service credits allocated (sum of amounts, capped ones at their cut amount)",
+            ["currency"],
+            registry=r,
+        )
         self.open_tickets = Gauge(
             "slaclock_open_tickets", "Tickets held in state", ["partition"], registry=r
         )
@@ -34,6 +43,11 @@ class Metrics:
             "slaclock_clock_lag_seconds",
             "Wall time minus the partition's SLA clock",
             ["partition"],
+            registry=r,
+        )
+        self.broker_up = Gauge(
+            "slaclock_broker_up",
+            "1 while the worker reaches the Kafka broker, 0 during an outage (it retries)",
             registry=r,
         )
         self.breach_delay_seconds = Histogram(

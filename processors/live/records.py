@@ -5,6 +5,7 @@ Only encoding and decoding here; no client calls.
 
 from __future__ import annotations
 
+import zlib
 from dataclasses import dataclass
 from typing import Any
 
@@ -19,7 +20,9 @@ CE_SPECVERSION = b"1.0"
 CONTENT_TYPE = b"application/json"
 
 # ledger-input record kinds (header "kind")
-KIND_BREACH = b"breach"
+KIND_OUTCOME = b"outcome"  # a breach or a first met completion (the output itself)
+KIND_BREACH = KIND_OUTCOME  # the name records of earlier versions used
+KIND_AVAILABILITY = b"availability"  # an sla.availability_report, to every ledger partition
 KIND_WATERMARK = b"watermark"
 
 META_KEY = b"\x00meta"  # changelog key of a partition's clock record
@@ -37,9 +40,25 @@ def cloudevents_headers(output: Output, source: str) -> Headers:
     ]
 
 
+CUSTOMER_KEYED = frozenset({"sla.credit", "sla.credit_earned_back", "sla.statement"})
+
+
 def output_key(output: Output) -> bytes:
-    key = output["customer_id"] if output["type"] == "sla.credit" else output["ticket_id"]
-    return str(key).encode()
+    kind = output["type"]
+    if kind in CUSTOMER_KEYED:
+        return str(output["customer_id"]).encode()
+    if "service_id" in output and output.get("ticket_id") is None:
+        return str(output["service_id"]).encode()
+    return str(output["ticket_id"]).encode()
+
+
+def ledger_partition(customer_id: str, partitions: int) -> int:
+    """The ledger partition that owns a customer: CRC-32 of the id, modulo the count.
+
+    Chosen by us rather than by a client's default partitioner, so every producer (stage 1,
+    the services stage) and every ledger task agree on who owns a customer.
+    """
+    return zlib.crc32(customer_id.encode()) % partitions
 
 
 def encode_output(output: Output) -> bytes:
@@ -64,18 +83,42 @@ class Tick:
 
 @dataclass(frozen=True, slots=True)
 class Watermark:
-    """Stage-1 clock progress of one source partition, sent to every ledger partition."""
+    """Clock progress of one input partition, sent to every ledger partition.
+
+    `source` names the input (`tickets` or `services`), so the ledger waits for every
+    partition of both; `first` is the least instant that partition has applied (statements
+    start with the month of the earliest input).
+    """
 
     source_partition: int
     clock: int
+    source: str = "tickets"
+    first: int | None = None
+
+    @property
+    def source_id(self) -> str:
+        return f"{self.source}/{self.source_partition}"
 
     def encode(self) -> bytes:
-        return orjson.dumps({"source_partition": self.source_partition, "clock": self.clock})
+        return orjson.dumps(
+            {
+                "source": self.source,
+                "source_partition": self.source_partition,
+                "clock": self.clock,
+                "first": self.first,
+            }
+        )
 
     @classmethod
     def decode(cls, raw: bytes) -> Watermark:
         data = orjson.loads(raw)
-        return cls(int(data["source_partition"]), int(data["clock"]))
+        first = data.get("first")
+        return cls(
+            int(data["source_partition"]),
+            int(data["clock"]),
+            str(data.get("source", "tickets")),
+            None if first is None else int(first),
+        )
 
 
 def dead_letter_headers(

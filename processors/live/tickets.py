@@ -18,8 +18,9 @@ from typing import Any
 import orjson
 from confluent_kafka import Message, TopicPartition
 
+from processors.engine.contracts import ContractBook
 from processors.engine.instants import US_PER_SECOND, parse_instant, to_us
-from processors.engine.ledger import CreditLedger
+from processors.engine.ledger import ledger_input
 from processors.engine.policy import CompiledPolicy
 from processors.engine.stage import TicketStage
 from processors.engine.ticket import Output, Rejected, TicketEngine
@@ -30,9 +31,10 @@ from processors.live.checkpoint import (
     take_checkpoints,
     write_checkpoint,
 )
+from processors.live.contracts import ContractsFollower
 from processors.live.metrics import Metrics
 from processors.live.records import (
-    KIND_BREACH,
+    KIND_OUTCOME,
     KIND_WATERMARK,
     META_KEY,
     Tick,
@@ -41,6 +43,7 @@ from processors.live.records import (
     coordinates,
     dead_letter_headers,
     encode_output,
+    ledger_partition,
     output_key,
 )
 from processors.live.store import (
@@ -89,8 +92,10 @@ class TicketProcessor(TransactionalLoop):
             settings.topic_ticket_changelog,
         )
         self.policy = policy
-        self.engine = TicketEngine(policy)
-        self.credit_rules = CreditLedger(policy)
+        self.contracts = ContractBook.from_policy(policy)
+        self.engine = TicketEngine(policy, self.contracts)
+        # contract changes, read on this thread before each batch (see processors.live.contracts)
+        self.contracts_feed: ContractsFollower | None = None
         self.ledger_partitions = ledger_partitions
         self.metrics = metrics or Metrics()
         self.wall_clock = wall_clock
@@ -169,12 +174,14 @@ class TicketProcessor(TransactionalLoop):
         task.stream_time = meta.get("stream_time")
         task.processed_offset = meta.get("processed_offset", 0)
         task.clock_sent = meta.get("clock")
+        task.stage.first_applied = meta.get("first_applied")
 
     def _meta(self, task: TicketTask) -> dict[str, Any]:
         return {
             "clock": task.stage.clock,
             "stream_time": task.stream_time,
             "processed_offset": task.processed_offset,
+            "first_applied": task.stage.first_applied,
         }
 
     def drop_task(self, partition: int) -> None:
@@ -197,6 +204,12 @@ class TicketProcessor(TransactionalLoop):
 
     # -- processing ---------------------------------------------------------------------------
 
+    def catch_up_contracts(self) -> None:
+        """Read contract changes published so far (before any event of the batch is applied)."""
+        if self.contracts_feed is None:
+            self.contracts_feed = ContractsFollower(self.settings, self.contracts, "tickets")
+        self.contracts_feed.catch_up()
+
     def before_batch(self, last_offsets: dict[tuple[str, int], int]) -> None:
         """Note, per task, the consumer position and the batch's last input offset.
 
@@ -204,6 +217,7 @@ class TicketProcessor(TransactionalLoop):
         "processed up to end_offset" (SPEC 7) is judged by the consumer's position, which
         librdkafka moves past them, once every input record of the batch is processed.
         """
+        self.catch_up_contracts()
         topic = self.settings.topic_events
         for task in self.tasks.values():
             task.last_in_batch = last_offsets.get((topic, task.partition), -1)
@@ -287,13 +301,15 @@ class TicketProcessor(TransactionalLoop):
             self.outputs_seen[kind] = self.outputs_seen.get(kind, 0) + 1
             if kind == "sla.breach":
                 self.metrics.breach_delay(now - to_us_seconds(output["at"]))
-                if self.credit_rules.is_creditable(output):
-                    self.produce(
-                        self.settings.topic_ledger_input,
-                        encode_output(output),
-                        key=output["customer_id"].encode(),
-                        headers=[("kind", KIND_BREACH)],
-                    )
+            if ledger_input(output):  # breaches and first met completions: compliance, credits
+                customer = output["customer_id"]
+                self.produce(
+                    self.settings.topic_ledger_input,
+                    encode_output(output),
+                    key=customer.encode(),
+                    headers=[("kind", KIND_OUTCOME)],
+                    partition=ledger_partition(customer, self.ledger_partitions),
+                )
 
     def _dead_letter(self, message: Message, rejected: Rejected) -> None:
         self.metrics.rejected(rejected.error_class)
@@ -321,7 +337,7 @@ class TicketProcessor(TransactionalLoop):
             if clock is None or clock == task.clock_sent:
                 continue
             task.clock_sent = clock
-            record = Watermark(task.partition, clock).encode()
+            record = Watermark(task.partition, clock, "tickets", task.stage.first_applied).encode()
             for ledger_partition in range(self.ledger_partitions):
                 self.produce(
                     self.settings.topic_ledger_input,
@@ -342,6 +358,8 @@ class TicketProcessor(TransactionalLoop):
         finally:
             for task in list(self.tasks.values()):
                 task.store.close()  # files stay: reused if checkpointed, else wiped
+            if self.contracts_feed is not None:
+                self.contracts_feed.close()
 
     def _checkpoint_stores(self) -> None:
         """After the last commit of a clean stop: checkpoint every RocksDB task store."""

@@ -1,4 +1,7 @@
-"""The worker process: stage 1, stage 2, the clock ticker and the contracts feed.
+"""The worker process: stage 1, the ledger and the clock ticker.
+
+Contract changes are read by each processing loop on its own thread (no side thread
+decides anything): see processors.live.contracts.
 
 This is the one place where the live adapters are wired to the pure core.
 """
@@ -12,20 +15,20 @@ import time
 from collections.abc import Callable
 from types import FrameType
 
-from confluent_kafka import OFFSET_BEGINNING, Consumer, KafkaError, Producer, TopicPartition
-from confluent_kafka.admin import AdminClient
-from pydantic import ValidationError
+from confluent_kafka import Consumer, KafkaError, KafkaException, Producer, TopicPartition
 
 from processors.engine.instants import US_PER_SECOND
-from processors.engine.policy import CompiledPolicy, compile_policy
+from processors.engine.policy import compile_policy
 from processors.live.http import StatusServer
 from processors.live.ledger import LedgerProcessor
 from processors.live.metrics import Metrics
 from processors.live.records import Tick
 from processors.live.schedule import TickSchedule
 from processors.live.tickets import TicketProcessor
-from schemas.policy import load_policy, parse_contract
+from schemas.policy import load_policy
+from slaclock.kafka_client import BrokerState, is_outage, with_logging
 from slaclock.settings import Settings
+from slaclock.topics import TopicError, worker_partition_counts
 
 log = logging.getLogger(__name__)
 
@@ -49,13 +52,19 @@ class Ticker:
         owned: Callable[[], list[int]],
         wall_clock: Callable[[], float] = time.time,
         earliest_due: Callable[[], int | None] | None = None,
+        broker: BrokerState | None = None,
     ) -> None:
         self.settings = settings
         self.owned = owned
         self.wall_clock = wall_clock
         self.earliest_due = earliest_due if settings.timer_ticks else None
-        base = settings.kafka_config()
-        self.producer = Producer({**base, "enable.idempotence": True, "linger.ms": 0})
+        self.broker = broker or BrokerState(settings.bootstrap_servers)
+        base = {
+            **with_logging(settings.kafka_config()),
+            "error_cb": self.broker.error_callback("ticker"),
+        }
+        self._producer_config = {**base, "enable.idempotence": True, "linger.ms": 0}
+        self.producer = Producer(self._producer_config)
         self.offsets = Consumer({**base, "group.id": f"{settings.app_id}-ticker"})
 
     def run(self, stop: threading.Event) -> None:
@@ -77,92 +86,62 @@ class Ticker:
                 if scheduler.should_tick(self.wall_clock()):
                     self.tick_once()
         finally:
-            self.producer.flush(5)
-            self.offsets.close()
+            try:
+                self.producer.flush(5)
+                self.offsets.close()
+            except KafkaException as error:
+                log.warning("ticker: closing: %s", error)
 
     def tick_once(self) -> None:
-        for partition in self.owned():
+        """One tick per owned partition; while the broker is away, none (and no crash).
+
+        Ticks are only ever produced after the broker answered for the end offset, so
+        no pile of stale ticks waits in the producer for the broker's return.
+        """
+        try:
+            self._tick()
+        except KafkaException as error:
+            kafka_error = error.args[0] if error.args else None
+            if isinstance(kafka_error, KafkaError) and kafka_error.fatal():
+                # the idempotent producer cannot go on (e.g. its records timed out in a
+                # long outage): ticks are idempotent data, a new producer simply goes on
+                log.warning("ticker: producer failed (%s); using a new one", kafka_error.str())
+                self.producer = Producer(self._producer_config)
+            elif is_outage(error):
+                self.broker.down("ticker", error)
+            else:
+                raise
+        except BufferError as error:  # the local queue is full: the broker is not taking it
+            self.broker.down("ticker", error)
+
+    def _tick(self) -> None:
+        owned = self.owned()
+        if not owned and not self.broker.is_up:
+            # nothing to tick, but someone must notice the broker's return (/ready)
+            self.offsets.list_topics(self.settings.topic_events, timeout=2)
+            self.broker.up()
+        for partition in owned:
             now = int(self.wall_clock() * US_PER_SECOND)  # before the end offset, see SPEC 7
             _, high = self.offsets.get_watermark_offsets(
                 TopicPartition(self.settings.topic_events, partition), timeout=5, cached=False
             )
+            self.broker.up()
             tick = Tick(now, high)
             self.producer.produce(self.settings.topic_clock, tick.encode(), partition=partition)
         self.producer.poll(0)
 
 
-class ContractsFeed:
-    """Follows the compacted `sla.contracts` topic into the policy's contract table."""
-
-    def __init__(self, settings: Settings, policy: CompiledPolicy) -> None:
-        self.settings = settings
-        self.policy = policy
-        self.seed = dict(policy.contracts)
-        self.consumer = Consumer(
-            {
-                **settings.kafka_config(),
-                "group.id": f"{settings.app_id}-contracts",
-                "enable.auto.commit": False,
-                "isolation.level": "read_committed",
-            }
-        )
-
-    def run(self, stop: threading.Event) -> None:
-        metadata = self.consumer.list_topics(self.settings.topic_contracts, timeout=10)
-        topic = metadata.topics.get(self.settings.topic_contracts)
-        if topic is None or topic.error is not None:
-            log.warning(
-                "contracts topic %s unavailable; using the policy file's contracts only",
-                self.settings.topic_contracts,
-            )
-            return
-        self.consumer.assign(
-            [
-                TopicPartition(self.settings.topic_contracts, p, OFFSET_BEGINNING)
-                for p in topic.partitions
-            ]
-        )
-        try:
-            while not stop.is_set():
-                message = self.consumer.poll(0.5)
-                if message is None:
-                    continue
-                error = message.error()
-                if error is not None:
-                    if error.code() != KafkaError._PARTITION_EOF:
-                        log.warning("contracts: %s", error)
-                    continue
-                self.apply(message.key(), message.value())
-        finally:
-            self.consumer.close()
-
-    def apply(self, key: bytes | None, value: bytes | None) -> None:
-        if key is None:
-            return
-        customer = key.decode()
-        if value is None:
-            self.policy.contracts.pop(customer, None)
-            if customer in self.seed:
-                self.policy.contracts[customer] = self.seed[customer]
-            return
-        try:
-            contract = parse_contract(value)
-        except ValidationError as error:
-            log.warning("contracts: invalid contract for %s ignored: %s", customer, error)
-            return
-        if contract.tier not in self.policy.tiers:
-            log.warning("contracts: contract for %s names unknown tier %s", customer, contract.tier)
-            return
-        self.policy.with_contract(customer, contract)
+class StartupError(RuntimeError):
+    """The worker cannot start as configured; the message is one line saying what to fix."""
 
 
-def partition_count(settings: Settings, topic: str) -> int:
-    admin = AdminClient(settings.kafka_config())
-    metadata = admin.list_topics(topic, timeout=15)
-    found = metadata.topics.get(topic)
-    if found is None or found.error is not None or not found.partitions:
-        raise RuntimeError(f"topic {topic!r} does not exist; run `slaclock topics create` first")
-    return len(found.partitions)
+def partition_counts(settings: Settings) -> tuple[int, int]:
+    """(input partitions, ledger partitions), once the topics are checked (see
+    `worker_partition_counts`); `StartupError` if they are missing or disagree."""
+    try:
+        return worker_partition_counts(settings)
+    except TopicError as error:
+        raise StartupError(str(error)) from None
 
 
 class Worker:
@@ -175,16 +154,29 @@ class Worker:
         self.settings = settings
         self.metrics = metrics or Metrics()
         self.policy = compile_policy(load_policy(settings.policy_path))
-        events_partitions = partition_count(settings, settings.topic_events)
-        ledger_partitions = partition_count(settings, settings.topic_ledger_input)
+        events_partitions, ledger_partitions = partition_counts(settings)
         self.tickets = TicketProcessor(
             settings, self.policy, ledger_partitions, self.metrics, wall_clock
         )
-        self.ledger = LedgerProcessor(settings, self.policy, events_partitions, self.metrics)
-        self.ticker = Ticker(
-            settings, self.tickets.owned_partitions, wall_clock, self.tickets.earliest_due
+        self.ledger = LedgerProcessor(
+            settings,
+            self.policy,
+            events_partitions,
+            self.metrics,
+            ledger_partitions=ledger_partitions,
         )
-        self.contracts = ContractsFeed(settings, self.policy)
+        # one view of the broker for every component: /ready and slaclock_broker_up
+        self.broker = BrokerState(settings.bootstrap_servers)
+        self.tickets.broker = self.broker
+        self.ledger.broker = self.broker
+        self.metrics.broker_up.set_function(lambda: 1.0 if self.broker.is_up else 0.0)
+        self.ticker = Ticker(
+            settings,
+            self.tickets.owned_partitions,
+            wall_clock,
+            self.tickets.earliest_due,
+            broker=self.broker,
+        )
         self.stop = threading.Event()
         self.failure: BaseException | None = None
         self.threads: list[threading.Thread] = []
@@ -202,7 +194,6 @@ class Worker:
 
     def run(self) -> int:
         threads = [
-            self._guard("contracts", self.contracts.run),
             self._guard("tickets", self.tickets.run),
             self._guard("ledger", self.ledger.run),
             self._guard("ticker", self.ticker.run),
@@ -226,6 +217,11 @@ class Worker:
             if http is not None:
                 http.stop()
         return 1 if self.failure is not None else 0
+
+    @property
+    def broker_up(self) -> bool:
+        """Whether the broker answers, as the worker's components last saw it."""
+        return self.broker.is_up
 
     def install_signal_handlers(self) -> None:
         def stop(signum: int, frame: FrameType | None) -> None:

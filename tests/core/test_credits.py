@@ -6,17 +6,32 @@ resolution 2.5% (25.00), monthly cap 5% (50.00).
 
 from __future__ import annotations
 
+from typing import Any
+
+from processors.engine.contracts import ContractBook
 from processors.engine.instants import parse_instant
-from processors.engine.ledger import CreditLedger, CustomerLedger
+from processors.engine.ledger import LedgerStage
 from tests.core.builders import POLICY_YAML, Harness, breach_record, created, make_policy
 
 T0 = "2026-03-02T09:00:00Z"
 AFTER_BOTH = "2026-03-02T17:00:01Z"  # after first_response (10:00) and resolution (17:00)
 
 
-def acme_ledger() -> tuple[CreditLedger, CustomerLedger]:
-    """The credit rules of the test policy and an empty ledger for acme."""
-    return CreditLedger(make_policy()), CustomerLedger("acme")
+END = parse_instant("2026-03-31T00:00:00Z")  # before March's end: no statements in the way
+
+
+def acme_ledger() -> LedgerStage:
+    """An empty ledger stage under the test policy (acme's contract), one source."""
+    policy = make_policy()
+    return LedgerStage(policy, ContractBook.from_policy(policy), ["s"])
+
+
+def release(ledger: LedgerStage, watermark: str | int | None) -> list[dict[str, Any]]:
+    """Credits released at `watermark` (None: everything, as replay's last advance)."""
+    if watermark is None:
+        return ledger.release(through=END, final=True)
+    instant = parse_instant(watermark) if isinstance(watermark, str) else watermark
+    return ledger.release(through=instant)
 
 
 def _breach_two_metrics(h: Harness, *tickets: str) -> None:
@@ -118,9 +133,6 @@ def test_customer_without_contract_gets_no_credit() -> None:
 
 
 def test_credits_are_allocated_in_key_order_not_arrival_order() -> None:
-    policy = make_policy()
-    ledger = CreditLedger(policy)
-
     breaches = [
         breach_record("T2", "resolution", "2026-03-02T17:00:00Z"),
         breach_record("T1", "resolution", "2026-03-02T17:00:00Z"),
@@ -129,10 +141,10 @@ def test_credits_are_allocated_in_key_order_not_arrival_order() -> None:
     ]
     results = []
     for order in (breaches, list(reversed(breaches))):
-        state = CustomerLedger("acme")
+        ledger = acme_ledger()
         for b in order:
-            ledger.offer(state, b)
-        credits = ledger.release(state, parse_instant("2026-03-03T00:00:00Z"))
+            ledger.on_outcome(b)
+        credits = release(ledger, "2026-03-03T00:00:00Z")
         results.append([(c["ticket_id"], c["metric"], c["amount"]) for c in credits])
     assert (
         results[0]
@@ -147,53 +159,66 @@ def test_credits_are_allocated_in_key_order_not_arrival_order() -> None:
 
 
 def test_breach_is_held_until_the_watermark_passes_its_decision() -> None:
-    ledger, state = acme_ledger()
-    b = breach_record("T1", "first_response", "2026-03-02T10:00:00Z", event_id="b1")
-    ledger.offer(state, b)
-    assert ledger.release(state, parse_instant("2026-03-02T10:00:00Z")) == []
-    assert len(ledger.release(state, parse_instant("2026-03-02T10:00:00.000001Z"))) == 1
+    ledger = acme_ledger()
+    ledger.on_outcome(breach_record("T1", "first_response", "2026-03-02T10:00:00Z", "b1"))
+    assert release(ledger, "2026-03-02T10:00:00Z") == []
+    assert len(release(ledger, "2026-03-02T10:00:00.000001Z")) == 1
+
+
+def test_breach_is_released_by_the_least_clock_of_all_sources() -> None:
+    policy = make_policy()
+    ledger = LedgerStage(policy, ContractBook.from_policy(policy), ["tickets/0", "tickets/1"])
+    ledger.on_outcome(breach_record("T1", "first_response", "2026-03-02T10:00:00Z", "b1"))
+    ledger.on_watermark("tickets/0", parse_instant("2026-03-02T12:00:00Z"), None)
+    assert ledger.release() == []  # partition 1 has not reported a clock yet
+    ledger.on_watermark("tickets/1", parse_instant("2026-03-02T10:00:00Z"), None)
+    assert ledger.release() == []  # partition 1 lags exactly at the decision
+    ledger.on_watermark("tickets/1", parse_instant("2026-03-02T10:00:01Z"), None)
+    assert [c["ticket_id"] for c in ledger.release()] == ["T1"]
 
 
 def test_a_breach_delivered_twice_is_credited_once() -> None:
-    ledger, state = acme_ledger()
+    ledger = acme_ledger()
     b = breach_record("T1", "first_response", "2026-03-02T10:00:00Z", event_id="b1")
-    ledger.offer(state, b)
-    assert len(ledger.release(state, None)) == 1
-    ledger.offer(state, b)
-    assert ledger.release(state, None) == []
-    restored = CustomerLedger.from_record(state.to_record())
-    ledger.offer(restored, b)
-    assert ledger.release(restored, None) == []
+    ledger.on_outcome(b)
+    assert len(release(ledger, None)) == 1
+    ledger.on_outcome(b)
+    assert release(ledger, None) == []
+    restored = acme_ledger()
+    restored.restore_account(ledger.accounts["acme"].to_record())
+    restored.on_outcome(b)
+    assert release(restored, None) == []
 
 
 def test_a_breach_redelivered_after_a_watermark_release_is_credited_once() -> None:
-    ledger, state = acme_ledger()
+    ledger = acme_ledger()
     b = breach_record("T1", "first_response", "2026-03-02T10:00:00Z", event_id="b1")
-    ledger.offer(state, b)
-    assert len(ledger.release(state, parse_instant("2026-03-02T11:00:00Z"))) == 1
-    ledger.offer(state, b)
-    assert state.held == {}
-    assert ledger.release(state, parse_instant("2026-03-02T12:00:00Z")) == []
+    ledger.on_outcome(b)
+    assert len(release(ledger, "2026-03-02T11:00:00Z")) == 1
+    ledger.on_outcome(b)
+    assert ledger.accounts["acme"].held == {}
+    assert release(ledger, "2026-03-02T12:00:00Z") == []
 
 
 def test_a_breach_decided_at_the_released_watermark_is_still_credited() -> None:
     """Release takes breaches decided strictly before the watermark: one decided exactly
     at it may still arrive, and is new."""
-    ledger, state = acme_ledger()
+    ledger = acme_ledger()
     watermark = "2026-03-02T11:00:00Z"
-    ledger.offer(state, breach_record("T1", "first_response", "2026-03-02T10:00:00Z"))
-    ledger.release(state, parse_instant(watermark))
-    ledger.offer(state, breach_record("T2", "first_response", watermark))
-    credits = ledger.release(state, parse_instant("2026-03-02T11:00:00.000001Z"))
+    ledger.on_outcome(breach_record("T1", "first_response", "2026-03-02T10:00:00Z"))
+    release(ledger, watermark)
+    ledger.on_outcome(breach_record("T2", "first_response", watermark))
+    credits = release(ledger, "2026-03-02T11:00:00.000001Z")
     assert [c["ticket_id"] for c in credits] == ["T2"]
 
 
 def test_ledger_state_does_not_grow_with_the_breaches_it_credited() -> None:
-    ledger, state = acme_ledger()
+    ledger = acme_ledger()
     sizes = []
     for n in range(1, 201):
         decided = f"2026-03-02T10:{n // 60:02d}:{n % 60:02d}Z"
-        ledger.offer(state, breach_record(f"T{n}", "first_response", decided))
-        ledger.release(state, parse_instant(decided) + 1)
-        sizes.append(len(str(state.to_record())))
-    assert max(sizes) - min(sizes) <= 2, sizes  # the total's digits; no list of ids grows
+        ledger.on_outcome(breach_record(f"T{n}", "first_response", decided))
+        release(ledger, parse_instant(decided) + 1)
+        sizes.append(len(str(ledger.accounts["acme"].to_record())))
+    # only the counters' digits grow (breached count, totals); no list of ids does
+    assert max(sizes) - min(sizes) <= 8, sizes

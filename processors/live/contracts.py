@@ -1,0 +1,127 @@
+"""Contract changes from the `sla.contracts` topic into a processing loop's `ContractBook`.
+
+Each processing loop (stage 1, the ledger) owns one follower and calls `catch_up()` on its
+own thread before it processes a batch: it reads every partition of the topic up to the
+end offsets of that moment. A contract published (acknowledged) before an event is
+therefore in the book before that event is processed, whatever the threads do. Each
+record takes effect at its `effective_at`, never before the record's own timestamp (the
+book's rule), so a record read late changes no decision made for an earlier instant and a
+restarted worker, reading the same log, builds the same book.
+
+Invalid records are logged and skipped (the topic is compacted and owned by whoever
+manages contracts; a dead-letter copy would be overwritten by compaction anyway).
+"""
+
+from __future__ import annotations
+
+import logging
+
+from confluent_kafka import OFFSET_BEGINNING, Consumer, KafkaError, TopicPartition
+from pydantic import ValidationError
+
+from processors.engine.contracts import ContractBook
+from processors.engine.ticket import Rejected
+from schemas.policy import parse_contract
+from slaclock.settings import Settings
+
+log = logging.getLogger(__name__)
+
+CATCH_UP_TIMEOUT_S = 10.0
+
+
+class ContractsFollower:
+    def __init__(self, settings: Settings, book: ContractBook, name: str) -> None:
+        self.settings = settings
+        self.book = book
+        self.name = name
+        self.topic = settings.topic_contracts
+        self.consumer = Consumer(
+            {
+                **settings.kafka_config(),
+                "group.id": f"{settings.app_id}-contracts-{name}",  # never commits
+                "enable.auto.commit": False,
+                "isolation.level": "read_committed",
+                "enable.partition.eof": False,
+            }
+        )
+        self.positions: dict[int, int] = {}
+        self.applied = 0
+        self.refused = 0
+
+    def _partitions(self) -> list[int]:
+        metadata = self.consumer.list_topics(self.topic, timeout=10)
+        topic = metadata.topics.get(self.topic)
+        if topic is None or topic.error is not None:
+            return []
+        return sorted(topic.partitions)
+
+    def catch_up(self) -> int:
+        """Apply every record up to the current end offsets; returns how many were applied."""
+        if not self.positions:
+            partitions = self._partitions()
+            if not partitions:
+                return 0
+            self.positions = {p: 0 for p in partitions}
+            self.consumer.assign(
+                [TopicPartition(self.topic, p, OFFSET_BEGINNING) for p in partitions]
+            )
+        targets: dict[int, int] = {}
+        for partition in self.positions:
+            _, high = self.consumer.get_watermark_offsets(
+                TopicPartition(self.topic, partition), timeout=10, cached=False
+            )
+            if high > self.positions[partition]:
+                targets[partition] = high
+        applied = 0
+        while targets:
+            message = self.consumer.poll(CATCH_UP_TIMEOUT_S)
+            if message is None:
+                log.warning("contracts[%s]: no record within %.0fs", self.name, CATCH_UP_TIMEOUT_S)
+                break
+            error = message.error()
+            if error is not None:
+                if error.code() != KafkaError._PARTITION_EOF:
+                    log.warning("contracts[%s]: %s", self.name, error)
+                continue
+            partition_or_none, offset_or_none = message.partition(), message.offset()
+            assert partition_or_none is not None and offset_or_none is not None
+            partition, offset = partition_or_none, offset_or_none
+            self.positions[partition] = offset + 1
+            if partition in targets and offset + 1 >= targets[partition]:
+                del targets[partition]
+            if self._apply(message.key(), message.value(), message.timestamp()[1]):
+                applied += 1
+            # records in a transaction's commit marker offset are never delivered: stop at
+            # the position the consumer reports
+            for tp in self.consumer.position(
+                [TopicPartition(self.topic, p) for p in list(targets)]
+            ):
+                if tp.offset >= targets.get(tp.partition, 2**62):
+                    del targets[tp.partition]
+        self.applied += applied
+        return applied
+
+    def _apply(self, key: bytes | None, value: bytes | None, timestamp_ms: int) -> bool:
+        if key is None:
+            return False
+        customer = key.decode("utf-8", "replace")
+        published = timestamp_ms * 1000 if timestamp_ms > 0 else 0
+        try:
+            contract = None if value is None else parse_contract(value)
+            self.book.change(customer, contract, published)
+        except ValidationError as error:
+            self.refused += 1
+            problems = "; ".join(
+                f"{'.'.join(str(p) for p in e['loc']) or '(record)'}: {e['msg']}"
+                for e in error.errors(include_url=False)
+            )
+            log.warning("contracts: record for %r refused: %s", customer, problems)
+            return False
+        except Rejected as rejected:
+            self.refused += 1
+            log.warning("contracts: %s: %s", rejected.error_class, rejected.message)
+            return False
+        return True
+
+    def close(self) -> None:
+        self.consumer.close()
