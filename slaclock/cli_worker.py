@@ -21,6 +21,14 @@ def worker_command(
         str | None, typer.Option(help="Broker address (else SLACLOCK_BOOTSTRAP_SERVERS).")
     ] = None,
     log_level: Annotated[str, typer.Option(help="Logging level.")] = "INFO",
+    health: Annotated[
+        bool,
+        typer.Option(
+            "--health",
+            help="Only check the worker running with these settings (its health file): "
+            "exit 0 if healthy, else 1. For container healthchecks; needs no HTTP port.",
+        ),
+    ] = False,
 ) -> None:
     """Run a worker until SIGTERM/SIGINT. Configured by SLACLOCK_* variables (see README)."""
     logging.basicConfig(
@@ -32,7 +40,13 @@ def worker_command(
     except SettingsError as error:
         print(error, file=sys.stderr)
         raise typer.Exit(2) from None
-    from processors.live.http import HttpBindError, check_http_port
+    from processors.live.health_file import HealthFile, check_health_file, health_path
+
+    if health:
+        ok, message = check_health_file(health_path(settings))
+        print(f"{'healthy' if ok else 'unhealthy'}: {message}", file=sys.stderr)
+        raise typer.Exit(0 if ok else 1)
+    from processors.live.http import HttpBindError, LiveWorkerView, check_http_port
     from processors.live.worker import Worker  # heavy imports only when running
 
     try:
@@ -48,9 +62,12 @@ def worker_command(
         print(error, file=sys.stderr)
         raise typer.Exit(2) from None
     worker.install_signal_handlers()
+    heartbeat = HealthFile(LiveWorkerView(worker).health, health_path(settings)).start()
     try:
         status = worker.run()
     except HttpBindError as error:  # taken between the check and the start
         print(f"error: {error}", file=sys.stderr)
         raise typer.Exit(2) from None
+    finally:
+        heartbeat.stop()
     raise typer.Exit(status)

@@ -12,7 +12,11 @@ see `compose-spec.LICENSE`) plus its key properties.
 from __future__ import annotations
 
 import json
+import os
 import re
+import subprocess
+import sys
+import tomllib
 from pathlib import Path
 from typing import Any
 
@@ -96,8 +100,9 @@ def test_image_runs_the_worker_and_checks_its_health_without_curl() -> None:
     assert json.loads(stage["ENTRYPOINT"]) == ["slaclock"]
     assert json.loads(stage["CMD"]) == ["worker"]
     healthcheck = stage["HEALTHCHECK"]
-    assert "/health" in healthcheck and "urllib.request" in healthcheck
-    assert "curl" not in healthcheck and "wget" not in healthcheck
+    # the health file, not HTTP: it works with SLACLOCK_HTTP_PORT=0
+    assert healthcheck.endswith('CMD ["slaclock", "worker", "--health"]')
+    assert "http" not in healthcheck and "curl" not in healthcheck
     assert "6066" in stage["EXPOSE"]
     assert json.loads(stage["VOLUME"]) == ["/var/lib/slaclock"]
     env = stage["ENV"]
@@ -201,3 +206,103 @@ def test_demo_publisher_and_kafka_ui_are_optional_profiles(compose: dict[str, An
     assert "slaclock publish -" in services["publisher"]["command"][0]
     assert services["kafka-ui"]["profiles"] == ["ui"]
     assert all("profiles" not in services[s] for s in ("kafka", "topics", "worker"))
+
+
+# -- reproducible builds and time zones ---------------------------------------------------------
+
+
+def pinned() -> dict[str, str]:
+    pins = {}
+    for line in (ROOT / "constraints.txt").read_text().splitlines():
+        if line and not line.startswith("#"):
+            name, _, version = line.partition("==")
+            pins[re.sub(r"[-_.]+", "-", name).lower()] = version
+    return pins
+
+
+def requirement_names(requirements: list[str]) -> list[str]:
+    return [
+        re.sub(r"[-_.]+", "-", re.split(r"[<>=!~\[ ;]", r, maxsplit=1)[0]).lower()
+        for r in requirements
+    ]
+
+
+def test_constraints_pin_every_dependency_and_the_venv_and_image_use_them() -> None:
+    project = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
+    pins = pinned()
+    wanted = requirement_names(project["dependencies"]) + requirement_names(
+        project["optional-dependencies"]["dev"]
+    )
+    unpinned = [name for name in wanted if not pins.get(name)]
+    assert unpinned == [], f"run `make lock`: {unpinned} not in constraints.txt"
+    assert "tzdata" in requirement_names(project["dependencies"])
+    makefile = (ROOT / "Makefile").read_text()
+    assert "pip install --quiet -c constraints.txt -e '.[dev]'" in makefile
+    runs = " ".join(rest for k, rest in dockerfile_instructions() if k == "RUN")
+    assert "pip install --no-compile -c constraints.txt ." in runs
+
+
+def test_the_image_takes_time_zones_from_the_pinned_tzdata_not_the_host() -> None:
+    env = dict(final_stage()).get("ENV", "")
+    assert 'PYTHONTZPATH=""' in env
+    # what that setting does: no system zone files, zones from the tzdata package
+    probe = (
+        "import zoneinfo, importlib.resources as r; assert zoneinfo.TZPATH == (), zoneinfo.TZPATH; "
+        "zoneinfo.ZoneInfo('Europe/Berlin'); "
+        "assert r.files('tzdata.zoneinfo').joinpath('Europe/Berlin').is_file()"
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", probe],
+        env={**os.environ, "PYTHONTZPATH": ""},
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert result.returncode == 0, result.stderr
+
+
+# -- compose hardening ---------------------------------------------------------------------------
+
+
+def test_every_container_drops_capabilities_and_privileges_and_has_a_memory_limit(
+    compose: dict[str, Any],
+) -> None:
+    for name, service in compose["services"].items():
+        assert service.get("cap_drop") == ["ALL"], name
+        assert "no-new-privileges:true" in service.get("security_opt", []), name
+        assert re.fullmatch(r"\d+[mg]", str(service.get("mem_limit", ""))), name
+
+
+def test_slaclock_containers_have_a_read_only_root_file_system(compose: dict[str, Any]) -> None:
+    services = compose["services"]
+    slaclock = [n for n, s in services.items() if s.get("image") == "slaclock:local"]
+    assert {"topics", "worker", "publisher"} <= set(slaclock)
+    for name in slaclock:
+        assert services[name]["read_only"] is True and "/tmp" in services[name]["tmpfs"], name
+
+
+def test_kafka_keeps_its_topics_in_a_named_volume(compose: dict[str, Any]) -> None:
+    kafka = compose["services"]["kafka"]
+    data_dir = kafka["environment"]["KAFKA_LOG_DIRS"]
+    assert f"kafka-data:{data_dir}" in kafka["volumes"]
+    assert "kafka-data" in compose["volumes"]
+
+
+def test_worker_secrets_come_from_files(compose: dict[str, Any]) -> None:
+    worker = compose["services"]["worker"]
+    assert worker["secrets"] == ["http-token"] and "file" in compose["secrets"]["http-token"]
+    assert worker["environment"]["SLACLOCK_HTTP_TOKEN_FILE"] == "/run/secrets/http-token"
+    assert not any("PASSWORD" in k or k.endswith("TOKEN") for k in worker["environment"]), (
+        "secrets are files, never environment values"
+    )
+
+
+def test_dot_env_and_compose_secrets_are_never_committed() -> None:
+    ignored = (ROOT / ".gitignore").read_text().splitlines()
+    assert ".env" in ignored and "/secrets/" in ignored
+
+
+def test_make_test_fast_runs_the_core_and_unit_tiers() -> None:
+    makefile = (ROOT / "Makefile").read_text()
+    target = makefile[makefile.index("\ntest-fast:") :].split("\n\n")[0]
+    assert "tests/core tests/unit" in target and "tests/kafka" not in target
