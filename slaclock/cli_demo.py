@@ -76,6 +76,14 @@ def demo_command(
     plain: Annotated[
         bool, typer.Option("--plain", help="Plain lines even on a terminal (as in CI).")
     ] = False,
+    notify: Annotated[
+        bool,
+        typer.Option(
+            "--notify",
+            help="Also run `slaclock notify`: breaches and late warnings reach a local "
+            "Slack-like receiver, shown in the feed.",
+        ),
+    ] = False,
 ) -> None:
     """The live demo: a broker, topics, a worker and a synthetic workload; outputs live.
 
@@ -99,6 +107,7 @@ def demo_command(
         seed=seed,
         keep_topics=keep_topics,
         plain=plain,
+        notify=notify,
     )
     restore = interrupt_on_sigterm()
     try:

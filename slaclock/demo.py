@@ -124,6 +124,8 @@ class DemoOptions:
     ready_timeout: float = 90.0
     status_every: float = 10.0
     """Seconds between status lines in plain mode."""
+    notify: bool = False
+    """Also run `slaclock notify` with a local Slack-like receiver; show what it receives."""
 
 
 # --------------------------------------------------------------------------- statistics
@@ -723,6 +725,19 @@ def run_demo(options: DemoOptions, console: Console) -> DemoResult:
             f"tick {TICK_INTERVAL:g} s, grace {GRACE:g} s; log {worker.log_path}"
         )
         wait_until_ticking(settings, worker, options.ready_timeout)
+        notifier = None
+        if options.notify:
+            from slaclock.demo_notify import DemoNotifier
+
+            notifier = DemoNotifier(settings, worker_env(settings), log_dir)
+            stack.callback(notifier.stop)
+            if not options.keep_topics:
+                stack.callback(notifier.delete_topics)
+            view.message(
+                f"notify: started (pid {notifier.process.pid}), breaches and late warnings to "
+                f"a local Slack-like receiver; status {notifier.status_url}; "
+                f"log {notifier.log_path}"
+            )
         if worker.http_url:
             view.message(f"worker: HTTP at {worker.http_url} (/health, /metrics, /tickets/D00000)")
 
@@ -765,6 +780,8 @@ def run_demo(options: DemoOptions, console: Console) -> DemoResult:
                 wait = min(max(workload.next_due() - stats.elapsed, 0.0), 0.2)
                 for record in _drain(subscriber, wait):
                     handle(record)
+                for line in notifier.lines() if notifier else []:
+                    view.output(line)
                 view.update(stats)
         except KeyboardInterrupt:
             interrupted = True
@@ -781,6 +798,10 @@ def run_demo(options: DemoOptions, console: Console) -> DemoResult:
         worker_exit = worker.stop()
         for record in _drain(subscriber, 2.0, idle=1.5, limit=5.0):
             handle(record)
+        if notifier is not None:
+            for line in notifier.lines():
+                view.output(line)
+            view.message(f"notify: {notifier.received} notifications received")
         view.close()
     return DemoResult(
         stats=stats,

@@ -194,7 +194,7 @@ def slack_text(output: Mapping[str, Any]) -> str:
         )
     if kind == "sla.breach":
         over = overrun_seconds(output)
-        overrun = f", overrun {duration(over)} when decided" if over is not None else ""
+        overrun = f", overrun {duration(over)} when decided" if over and over >= 1 else ""
         return (
             f":rotating_light: {ticket}: {metric} *breached* its {target_text}, "
             f"deadline {output.get('deadline')}{overrun}"
