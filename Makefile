@@ -58,10 +58,11 @@ kafka-up: venv
 kafka-down: venv
 	@$(BIN)/slaclock kafka down
 
-# The live demo; DURATION= (empty) runs until Ctrl-C.
+# The live demo; DURATION= (empty) runs until Ctrl-C; NOTIFY=1 also shows notifications
+# (slaclock notify) arriving at a local Slack-like receiver.
 DURATION ?= 120
 run: venv
-	$(BIN)/slaclock demo $(if $(DURATION),--duration $(DURATION),)
+	$(BIN)/slaclock demo $(if $(DURATION),--duration $(DURATION),) $(if $(NOTIFY),--notify,)
 
 replay-example: venv
 	$(BIN)/slaclock replay --policy examples/policy.yaml --events examples/events.jsonl --dlq /dev/stderr
