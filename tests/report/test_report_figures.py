@@ -191,6 +191,18 @@ def test_boundary_breach_counts_in_the_customers_own_month(october: Any) -> None
     assert "E-walk" not in walk_in_breaches  # 22:45 on 30 September in UTC
 
 
+def test_without_statements_each_customer_still_gets_its_contracts_month(
+    outputs: list[dict[str, Any]],
+) -> None:
+    info = policy_info(parse_policy(POLICY_YAML, "test-policy.yaml"))
+    plain = [o for o in outputs if o["type"] != "sla.statement"]
+    report = build_report(outputs_from_records(plain), ReportRequest(period="2026-10"), info, "t")
+    assert "E-acme" in {b.ticket_id for b in _section(report, "acme").breaches}
+    expected = independent_counts(outputs, "2026-10")
+    tally = _section(report, "acme").by_priority["first_response"]["urgent"]
+    assert [tally.met, tally.breached] == expected[("acme", "first_response", "urgent")]
+
+
 def test_breach_rows_carry_deadline_overrun_and_rule(october: Any) -> None:
     row = next(b for b in _section(october, "acme").breaches if b.ticket_id == "E-acme")
     assert row.deadline == "2026-09-30T22:45:00Z"

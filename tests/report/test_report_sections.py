@@ -8,7 +8,7 @@ from processors.report.figures import ReportRequest, Section, build_report
 from processors.report.outputs import outputs_from_records
 from processors.report.policy_info import policy_info
 from schemas.policy import parse_policy
-from tests.report.spec_outputs import story
+from tests.report.spec_outputs import breach, completed, story
 from tests.report.workload import POLICY_YAML
 
 INFO = policy_info(parse_policy(POLICY_YAML, "test-policy.yaml"))
@@ -83,3 +83,23 @@ def test_without_statements_credits_come_from_credit_events_and_say_so() -> None
     assert credit.credited == Decimal("1100.00")
     assert credit.cap == Decimal("1500.00")  # 15 % of the fee, from the policy
     assert any("no monthly statements" in note for note in report.notes)
+
+
+def test_breach_counts_in_the_month_it_was_decided_and_a_target_met_twice_counts_once() -> None:
+    outputs = [
+        # deadline in September, decided in October by a priority change: October's breach
+        breach("P1", "2026-09-29T10:00:00Z", decided_at="2026-10-02T10:00:00Z"),
+        # resolution met in October, reopened, met again in November: once, in October
+        completed("R1", "2026-10-20T10:00:00Z", "met", 600, metric="resolution"),
+        completed("R1", "2026-11-03T10:00:00Z", "met", 800, metric="resolution"),
+        completed("N1", "2026-11-04T10:00:00Z", "met", 300),
+    ]
+    october, november = (
+        build_report(
+            outputs_from_records(outputs), ReportRequest(period=p, customer="acme"), INFO, "t"
+        ).sections[0]
+        for p in ("2026-10", "2026-11")
+    )
+    assert (october.metrics["first_response"].breached, october.metrics["resolution"].met) == (1, 1)
+    assert (november.metrics["resolution"].met, november.metrics["first_response"].met) == (0, 1)
+    assert "decided at 2026-10-02T10:00:00Z" in october.breaches[0].rule
