@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import logging
 import os
+from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import Annotated
 
@@ -73,7 +74,32 @@ def load_config(path: Path) -> NotifyConfig:
         raise NotifyConfigError(
             [NotifyProblem(str(path), "(file)", f"cannot read: {error.strerror}")]
         ) from None
-    return parse_notify_config(text, str(path), os.environ)
+    return parse_notify_config(text, str(path), SecretEnvironment(os.environ))
+
+
+class SecretEnvironment(Mapping[str, str]):
+    """The environment, where a variable `X` not set but `X_FILE` set reads that file
+    (one trailing newline dropped): secrets as files, as in Compose or Kubernetes."""
+
+    def __init__(self, environ: Mapping[str, str]) -> None:
+        self.environ = environ
+
+    def __getitem__(self, name: str) -> str:
+        if name in self.environ:
+            return self.environ[name]
+        path = self.environ.get(name + "_FILE")
+        if path is None:
+            raise KeyError(name)
+        try:
+            return Path(path).read_text(encoding="utf-8").removesuffix("\n")
+        except (OSError, UnicodeDecodeError):
+            raise KeyError(name) from None
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self.environ)
+
+    def __len__(self) -> int:
+        return len(self.environ)
 
 
 def _fail(err: Console, message: str, status: int) -> typer.Exit:

@@ -229,7 +229,8 @@ def _unset(source: str, name: str, env_field: str, variable: str) -> NotifyProbl
     return NotifyProblem(
         source,
         f"targets.{name}.{env_field}",
-        f"environment variable {variable} is not set (it holds the secret)",
+        f"environment variable {variable} is not set (it holds the secret; or set "
+        f"{variable}_FILE to a file holding it)",
     )
 
 

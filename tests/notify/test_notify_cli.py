@@ -91,3 +91,22 @@ def test_a_valid_routing_file_passes_the_check(tmp_path: Path) -> None:
     )
     assert result.returncode == 0, result.stderr
     assert "3 targets, 5 routes: valid" in result.stderr
+
+
+def test_a_secret_can_come_from_a_file_named_by_its_variable_with_file_appended(
+    tmp_path: Path,
+) -> None:
+    path = tmp_path / "notify.yaml"
+    path.write_text(
+        "targets:\n"
+        "  pager: {kind: pagerduty, routing_key_env: PD_KEY}\n"
+        "routes: [{targets: [pager]}]\n",
+        encoding="utf-8",
+    )
+    (tmp_path / "pd-key").write_text("routing-key-from-a-file\n", encoding="utf-8")
+
+    result = run_notify(path, {"PD_KEY_FILE": str(tmp_path / "pd-key")}, "--check")
+    assert result.returncode == 0, result.stderr
+    missing = run_notify(path, {"PD_KEY_FILE": str(tmp_path / "nothing-here")}, "--check")
+    assert missing.returncode == 2
+    assert "environment variable PD_KEY is not set" in missing.stderr

@@ -186,9 +186,9 @@ def test_config_refuses_unset_secret_variables_and_unknown_targets() -> None:
     assert problems == [
         "n.yaml: routes[0].targets[3]: unknown target 'nobody' (targets: chat, hook, pager)",
         "n.yaml: targets.hook.secret_env: environment variable HOOK_SECRET is not set "
-        "(it holds the secret)",
+        "(it holds the secret; or set HOOK_SECRET_FILE to a file holding it)",
         "n.yaml: targets.chat.url_env: environment variable SLACK_URL is not set "
-        "(it holds the secret)",
+        "(it holds the secret; or set SLACK_URL_FILE to a file holding it)",
     ]
 
 
