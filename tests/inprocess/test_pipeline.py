@@ -1,0 +1,139 @@
+"""Stage 1 partitions and the ledger together, with explicit ticks and interleavings.
+
+The ledger must not depend on which partition's records reach it first: credits are
+allocated in key order once every partition's clock has passed their decision, and a month
+is closed once every clock has reached its end. So any interleaving gives the ledger
+outputs of replay, in replay's order.
+"""
+
+from __future__ import annotations
+
+import random
+from collections import Counter
+from functools import cache
+from typing import Any
+
+import orjson
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from processors.engine.instants import parse_instant
+from processors.engine.policy import CompiledPolicy
+from processors.replay import Replayer
+from tests.core.builders import created, make_policy
+from tests.core.reference_model import REF_POLICY_YAML, random_scenario
+from tests.inprocess.harness import Pipeline, partition_of
+
+# Two tickets that land in different partitions of a 2-partition pipeline.
+LEFT, RIGHT = "L1", "R1"
+assert partition_of(LEFT, 2) != partition_of(RIGHT, 2)
+
+
+def replay_outputs(policy: CompiledPolicy, events: list[dict[str, Any]], until: str) -> list[Any]:
+    outputs: list[dict[str, Any]] = []
+    replayer = Replayer(policy, outputs.append)
+    for event in events:
+        replayer.on_line(orjson.dumps(event))
+    replayer.finish(parse_instant(until))
+    return outputs
+
+
+LEDGER_TYPES = ("sla.credit", "sla.statement", "sla.credit_earned_back")
+
+
+def ledger_part(outputs: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    return [o for o in outputs if o["type"] in LEDGER_TYPES]
+
+
+def test_a_lagging_partition_holds_credits_back_until_its_clock_passes_the_decision() -> None:
+    pipeline = Pipeline(make_policy())
+    left = pipeline.event(created("2026-03-02T09:00:00Z", ticket=LEFT))  # high: 1 h
+    right = pipeline.event(created("2026-03-02T08:00:00Z", ticket=RIGHT, priority="low"))
+    pipeline.tick(left, "2026-03-02T12:00:00Z")  # left's first_response breached at 10:00
+    pipeline.deliver(left)
+    pipeline.deliver(right)  # right's clock: 08:00
+    assert pipeline.of("sla.breach") and pipeline.of("sla.credit") == []
+    pipeline.tick(right, "2026-03-02T10:00:00Z")  # exactly at the decision: not past it
+    pipeline.deliver(right)
+    assert [c["ticket_id"] for c in pipeline.of("sla.credit")] == []
+    pipeline.tick(right, "2026-03-02T10:00:00.000001Z")
+    pipeline.deliver(right)
+    assert [c["ticket_id"] for c in pipeline.of("sla.credit")] == [LEFT]
+
+
+def test_credits_competing_for_the_cap_do_not_depend_on_arrival_order() -> None:
+    events = [
+        created("2026-03-02T09:00:00Z", ticket=LEFT),
+        created("2026-03-02T09:00:00Z", ticket=RIGHT),
+    ]
+    until = "2026-03-02T18:00:00Z"  # both first responses (10:00) and resolutions (17:00)
+    expected = ledger_part(replay_outputs(make_policy(), events, until))
+    assert [c["amount"] for c in expected] == ["10.00", "10.00", "25.00", "5.00"]  # cap 50
+    for first in (0, 1):
+        pipeline = Pipeline(make_policy())
+        for event in events:
+            pipeline.event(event)
+        pipeline.tick_all(until)
+        pipeline.deliver(first)  # one partition's breaches and clock arrive first
+        pipeline.deliver(1 - first)
+        pipeline.finish(until)
+        assert pipeline.ledger_outputs == expected
+
+
+def test_a_month_is_closed_only_when_every_partition_has_reached_its_end() -> None:
+    pipeline = Pipeline(make_policy())
+    left = pipeline.event(created("2026-03-30T09:00:00Z", ticket=LEFT))
+    right = pipeline.event(created("2026-03-30T09:00:00Z", ticket=RIGHT))
+    march_end = "2026-03-31T22:00:00Z"  # midnight in Berlin (CEST)
+    pipeline.tick(left, march_end)
+    pipeline.tick(right, "2026-03-31T21:59:59.999999Z")
+    pipeline.deliver_all()
+    assert pipeline.of("sla.statement") == []
+    pipeline.tick(right, march_end)
+    pipeline.deliver(right)
+    statements = pipeline.of("sla.statement")
+    assert [(s["customer_id"], s["period"], s["at"]) for s in statements] == [
+        ("acme", "2026-03", march_end)
+    ]
+    assert statements[0]["overall"]["breached"] == 4  # both tickets: first response, resolution
+
+
+@cache
+def earn_back_policy() -> CompiledPolicy:
+    return make_policy(
+        REF_POLICY_YAML.replace(
+            "monthly_cap: 6", "monthly_cap: 6\n      earn_back: {months: 1, min_compliance: 0.5}"
+        )
+    )
+
+
+@settings(
+    max_examples=40,
+    deadline=None,
+    suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large],
+)
+@given(
+    seed=st.integers(0, 2**32 - 1),
+    tickets=st.integers(1, 5),
+    partitions=st.integers(1, 3),
+)
+def test_any_split_into_partitions_and_any_interleaving_gives_the_replay_outputs(
+    seed: int, tickets: int, partitions: int
+) -> None:
+    rng = random.Random(seed)
+    scenario = random_scenario(rng, tickets)
+    policy = earn_back_policy()
+    expected = replay_outputs(policy, scenario.events, scenario.until)
+
+    pipeline = Pipeline(policy, partitions)
+    for event in scenario.events:
+        pipeline.event(event)
+        if rng.random() < 0.5:  # records travel at random moments, partition by partition
+            pipeline.deliver(rng.randrange(partitions), rng.randint(0, 3))
+    pipeline.finish(scenario.until)
+
+    assert pipeline.ledger_outputs == ledger_part(expected)
+    tickets_out = [o for o in expected if o["type"] not in LEDGER_TYPES]
+    assert Counter(orjson.dumps(o) for o in pipeline.ticket_outputs) == Counter(
+        orjson.dumps(o) for o in tickets_out
+    )
