@@ -30,12 +30,12 @@ from __future__ import annotations
 import hashlib
 from collections.abc import Mapping
 from dataclasses import dataclass
-from datetime import date, datetime
 from decimal import ROUND_FLOOR, Decimal
 from fractions import Fraction
 from typing import Any
 from zoneinfo import ZoneInfo
 
+from processors.engine import periods
 from processors.engine.calendar import BusinessCalendar, calendar_from_spec
 from processors.engine.ids import output_event_id
 from processors.engine.instants import US_PER_SECOND, format_us, seconds_value, to_us
@@ -146,50 +146,12 @@ def report_credit_percent(service: ServicePolicy, report: Output) -> Decimal | N
 # -- periods ----------------------------------------------------------------------------------
 
 
-def _local_midnight_us(zone: ZoneInfo, day: date) -> int:
-    """The first instant of a local date: its midnight, or where a DST gap swallows midnight,
-    the instant the gap ends."""
-    naive_s = (day.toordinal() - date(1970, 1, 1).toordinal()) * 86_400
-    local = datetime(day.year, day.month, day.day, tzinfo=zone)
-    offset = local.utcoffset()
-    assert offset is not None
-    guess = naive_s - int(offset.total_seconds())
-    if _local_seconds(zone, guess) == naive_s:
-        return guess * US_PER_SECOND
-    # In a gap: the first instant whose local wall time is at or after midnight.
-    lo, hi = guess - 2 * 86_400, guess + 2 * 86_400
-    while hi - lo > 1:
-        mid = (lo + hi) // 2
-        if _local_seconds(zone, mid) >= naive_s:
-            hi = mid
-        else:
-            lo = mid
-    return hi * US_PER_SECOND
-
-
-def _local_seconds(zone: ZoneInfo, utc_s: int) -> int:
-    offset = datetime.fromtimestamp(utc_s, zone).utcoffset()
-    assert offset is not None
-    return utc_s + int(offset.total_seconds())
-
-
-def _month_start(zone: ZoneInfo, year: int, month: int) -> int:
-    return _local_midnight_us(zone, date(year, month, 1))
-
-
 def period_of(zone: ZoneInfo, instant: int) -> tuple[int, int, str]:
-    """(start, end, "YYYY-MM") of the calendar month in `zone` that contains `instant`."""
-    local = datetime.fromtimestamp(instant // US_PER_SECOND, zone)
-    year, month = local.year, local.month
-    start = _month_start(zone, year, month)
-    if instant < start:  # only just before a month start swallowed by a gap
-        year, month = (year - 1, 12) if month == 1 else (year, month - 1)
-        start = _month_start(zone, year, month)
-    next_year, next_month = (year + 1, 1) if month == 12 else (year, month + 1)
-    end = _month_start(zone, next_year, next_month)
-    if instant >= end:
-        return period_of(zone, end)
-    return start, end, f"{year:04d}-{month:02d}"
+    """(start, end, "YYYY-MM") of the calendar month in `zone` that contains `instant`
+    (the same months as billing periods: `processors.engine.periods`)."""
+    label = periods.period_of(instant, zone)
+    start, end = periods.period_bounds(label, zone)
+    return start, end, label
 
 
 # -- state --------------------------------------------------------------------------------------
