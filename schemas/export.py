@@ -13,9 +13,11 @@ from typing import Any
 
 from pydantic import TypeAdapter
 
+from schemas.availability import AvailabilityEvent
 from schemas.events import TicketEvent
 from schemas.outputs import OutputEvent
 from schemas.policy import Contract, Policy
+from schemas.services import ServiceEvent
 
 __all__ = ["SCHEMA_FILES", "export_json_schemas", "json_schemas", "render_schema"]
 
@@ -45,6 +47,16 @@ def json_schemas() -> dict[str, dict[str, Any]]:
             "A record value on topic sla.contracts (key: customer_id).",
             Contract.model_json_schema(),
         ),
+        "service-event.schema.json": (
+            "Service event",
+            "An input record value on topic services.events (key: service_id).",
+            TypeAdapter(ServiceEvent).json_schema(),
+        ),
+        "availability-event.schema.json": (
+            "Availability output event",
+            "A record value on topic sla.availability (key: service_id).",
+            TypeAdapter(AvailabilityEvent).json_schema(),
+        ),
     }
     result: dict[str, dict[str, Any]] = {}
     for name, (title, description, schema) in documents.items():
@@ -62,6 +74,8 @@ SCHEMA_FILES: tuple[str, ...] = (
     "output-event.schema.json",
     "policy.schema.json",
     "contract.schema.json",
+    "service-event.schema.json",
+    "availability-event.schema.json",
 )
 
 
