@@ -70,6 +70,15 @@ class MetricClock:
             self.closed_counted += calendar.counted_between(self.segments[-1], now)
             self.segments.append(now)
 
+    def stop(self, calendar: BusinessCalendar, now: int) -> None:
+        """Stop counting with no timer: a stopped metric is not running (SPEC 3).
+
+        Unlike a pause, a stop exactly at a threshold or deadline instant warns / breaches
+        nothing; whatever resumes the clock recomputes it (a reopen, SPEC 4).
+        """
+        self.pause(calendar, now)
+        self.due = None
+
     def instant_reaching(self, calendar: BusinessCalendar, value: int) -> int | None:
         """The earliest instant at which counted time reached (or will reach) `value`.
 

@@ -11,11 +11,15 @@ events happen on minute boundaries.
 
 Reading of SPEC where it needs a decision (each one is the reading that keeps every sentence
 of SPEC 3/4 true at once):
-- "running" means started and without an outcome yet (not completed, not cancelled); a
-  paused metric, and a `first_response` stopped by `solved`, is still running. So a
-  threshold or deadline reached at the very instant the metric pauses is still warned /
-  breached at that instant (events at t come first, but the counted time did reach the
-  value at t), and a completion after that instant is `breached`.
+- "running" means started and without an outcome yet (not completed, not cancelled) and
+  not stopped; a metric paused by `pause_on` is still running. So a threshold or deadline
+  reached at the very instant the metric pauses is still warned / breached at that instant
+  (events at t come first, but the counted time did reach the value at t), and a
+  completion after that instant is `breached`.
+- Stopped is not running: a `first_response` stopped by `solved` is not warned or breached
+  while stopped (even at a crossing reached at the very instant it stopped) and a priority
+  change leaves it alone; a public reply while solved completes it with the counted time
+  and target it had.
 - A completed or cancelled metric emits nothing more (until a reopen resumes it).
 - On reopen, `resolution` (if it had completed) and a stopped `first_response` are
   recomputed for the current priority as a priority change at the reopen instant would be.
@@ -284,6 +288,7 @@ class RefClock:
     cycle: int
     target: int
     counting: bool  # not paused / stopped
+    stopped: bool = False  # a first_response stopped by solved: not running
     phase: str = "active"  # active | completed | cancelled
     counted: int = 0
     reach: list[int] = field(default_factory=list)  # reach[k]: instant counted became k + 1
@@ -458,7 +463,7 @@ class ReferenceModel:
     def _fire_timers(self, ticket: RefTicket, t: int) -> None:
         """Warn / breach every active metric whose counted time reached a value at t."""
         for clock in ticket.clocks.values():
-            if clock.phase != "active" or clock.breached:
+            if clock.phase != "active" or clock.breached or clock.stopped:
                 continue
             points = ticket.tier.points(clock.target)
             while clock.handled < len(points) and clock.counted >= points[clock.handled]:
@@ -520,7 +525,7 @@ class ReferenceModel:
         elif kind == "ticket.priority_changed" and event["priority"] != ticket.priority:
             ticket.priority = event["priority"]
             for clock in list(ticket.clocks.values()):
-                if clock.phase == "active":
+                if clock.phase == "active" and not clock.stopped:
                     self._recompute(ticket, clock, t)
 
     def _start(self, ticket: RefTicket, metric: str, cycle: int) -> bool:
@@ -561,6 +566,7 @@ class ReferenceModel:
                 ticket.closed = True
             elif first is not None and first.phase == "active":
                 first.counting = False  # stops; resumes on reopen
+                first.stopped = True
             return
         paused = status in ticket.tier.pause_on
         if previous == "solved":  # reopen
@@ -572,6 +578,7 @@ class ReferenceModel:
             first = clocks.get("first_response")
             if first is not None and first.phase == "active":
                 first.counting = True
+                first.stopped = False
                 self._recompute(ticket, first, t)
             self._next_cycle(ticket, "periodic_update")
             return
