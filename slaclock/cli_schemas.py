@@ -99,6 +99,8 @@ def print_summary(console: Console, policy: Policy, source: str) -> None:
         if details:
             console.print(Text("  " + "; ".join(details)))
 
+    print_services(console, policy)
+
     if policy.customers:
         customers = Table(title="Customers", title_justify="left")
         for column in ("customer", "tier", "monthly fee", "timezone"):
@@ -113,3 +115,30 @@ def print_summary(console: Console, policy: Policy, source: str) -> None:
         console.print(customers)
     else:
         console.print("No customer contracts (tiers come from events or the default).")
+
+
+def print_services(console: Console, policy: Policy) -> None:
+    """The services with availability commitments, if any."""
+    if not policy.services:
+        return
+    table = Table(title="Services (availability per month)", title_justify="left")
+    for column in ("service", "timezone", "calendar", "target", "counted as down", "notice"):
+        table.add_column(column)
+    table.add_column("warns at")
+    table.add_column("credits")
+    for name, service in policy.services.items():
+        weights = ", ".join(
+            f"{status} {weight}" for status, weight in service.weights().items() if weight
+        )
+        bands = ", ".join(f"<{band.below}%: {band.percent}%" for band in service.credits)
+        table.add_row(
+            Text(name),
+            service.timezone,
+            Text(service.calendar or "24x7"),
+            f"{service.target}%",
+            weights or "-",
+            format_duration(service.maintenance_notice),
+            ", ".join(str(w) for w in service.warnings) or "-",
+            bands or "-",
+        )
+    console.print(table)
