@@ -33,6 +33,7 @@ OTHER_NAMES: dict[str, str] = {
     "SLACLOCK_MVN": "the Maven command that resolves the local broker's jars",
     "SLACLOCK_KAFKA_IMAGE": "the broker image of the container-based tests",
     "SLACLOCK_POLICY_FILE": "docker compose: the host's policy file mounted into workers",
+    "SLACLOCK_HTTP_TOKEN_SECRET": "docker compose: the host file of the workers' HTTP token",
 }
 """`SLACLOCK_*` environment names read outside `Settings` (tools, compose, tests)."""
 
@@ -69,6 +70,8 @@ class Settings(BaseSettings):
     topic_credits: str = "sla.credits"
     topic_statements: str = "sla.statements"
     topic_dlq: str = "tickets.events.dlq"
+    topic_services: str = "services.events"
+    topic_availability: str = "sla.availability"
 
     tick_interval: float = Field(1.0, gt=0, description="seconds between clock ticks")
     timer_ticks: bool = Field(
@@ -139,6 +142,14 @@ class Settings(BaseSettings):
     @property
     def topic_ticket_changelog(self) -> str:
         return f"{self.app_id}-tickets-changelog"
+
+    @property
+    def topic_services_clock(self) -> str:
+        return f"{self.app_id}-services-clock"
+
+    @property
+    def topic_services_changelog(self) -> str:
+        return f"{self.app_id}-services-changelog"
 
     @property
     def topic_ledger_input(self) -> str:

@@ -175,7 +175,8 @@ class WorkerView(Protocol):
         """Live: no component failed, no stop asked, the stage threads run."""
 
     def readiness(self) -> tuple[bool, dict[str, Any]]:
-        """Ready: live, and both stages restored an assignment they still hold."""
+        """Ready: live, the broker reachable, and both stages restored an assignment they
+        still hold."""
 
     def owned_partitions(self) -> list[int]:
         """Partitions of the events topic whose stage-1 task runs here."""
@@ -222,13 +223,17 @@ class LiveWorkerView:
         """A worker with no partitions (more workers than partitions) is not ready: it
         processes nothing, which is what an operator wants to see."""
         live, _ = self.health()
+        # during a broker outage the worker keeps running but does no work: not ready
+        broker_up = bool(getattr(self._worker, "broker_up", True))
         stages: dict[str, Any] = {}
         for name, loop in (("tickets", self._worker.tickets), ("ledger", self._worker.ledger)):
             with loop.assigned_lock:
                 partitions = sorted(loop.assigned)
             stages[name] = {"restored": loop.ready.is_set(), "partitions": partitions}
-        ready = live and all(s["restored"] and s["partitions"] for s in stages.values())
-        return ready, {"ready": ready, "live": live, "stages": stages}
+        ready = (
+            live and broker_up and all(s["restored"] and s["partitions"] for s in stages.values())
+        )
+        return ready, {"ready": ready, "live": live, "broker_up": broker_up, "stages": stages}
 
     def owned_partitions(self) -> list[int]:
         return self._worker.tickets.owned_partitions()

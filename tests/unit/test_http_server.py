@@ -10,6 +10,7 @@ import urllib.error
 import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
+from types import SimpleNamespace
 from typing import Any
 
 import pytest
@@ -21,7 +22,13 @@ from processors.engine.policy import CompiledPolicy
 from processors.engine.stage import TicketStage
 from processors.engine.ticket import TicketEngine
 from processors.intake import decode_event
-from processors.live.http import StatusServer, TicketSnapshot, WorkerView, partition_for
+from processors.live.http import (
+    LiveWorkerView,
+    StatusServer,
+    TicketSnapshot,
+    WorkerView,
+    partition_for,
+)
 from processors.live.metrics import Metrics
 from processors.live.store import MemoryTicketStore, RocksTicketStore, TicketStore
 from slaclock.settings import Settings, load_settings
@@ -402,3 +409,36 @@ def test_snapshots_read_while_the_stage_thread_writes_are_always_whole(
         stop.set()
         reader.join()
     assert problems == [] and seen
+
+
+# -- the view over a real worker's parts ---------------------------------------------------------
+
+
+def worker_parts(broker_up: bool) -> SimpleNamespace:
+    stop = threading.Event()
+    threads = [
+        SimpleNamespace(name=n, is_alive=lambda: True) for n in ("tickets", "ledger", "ticker")
+    ]
+
+    def loop(partitions: set[int]) -> SimpleNamespace:
+        ready = threading.Event()
+        ready.set()
+        return SimpleNamespace(assigned=partitions, assigned_lock=threading.Lock(), ready=ready)
+
+    return SimpleNamespace(
+        stop=stop,
+        failure=None,
+        threads=threads,
+        tickets=loop({0, 1}),
+        ledger=loop({0}),
+        broker_up=broker_up,
+    )
+
+
+def test_a_worker_is_not_ready_while_its_broker_is_unreachable() -> None:
+    up = LiveWorkerView(worker_parts(broker_up=True))  # type: ignore[arg-type]
+    assert up.readiness()[0] and up.health()[0]
+    down = LiveWorkerView(worker_parts(broker_up=False))  # type: ignore[arg-type]
+    ready, body = down.readiness()
+    assert not ready and body["broker_up"] is False
+    assert down.health()[0], "an outage is ridden out: still live"
