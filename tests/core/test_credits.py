@@ -222,3 +222,87 @@ def test_ledger_state_does_not_grow_with_the_breaches_it_credited() -> None:
         sizes.append(len(str(ledger.accounts["acme"].to_record())))
     # only the counters' digits grow (breached count, totals); no list of ids does
     assert max(sizes) - min(sizes) <= 8, sizes
+
+
+# -- the contract decides: its cap, its term, its changes in time -----------------------
+
+PREMIUM_TIER = """  premium:
+    calendar: always
+    targets:
+      first_response: {high: 1h}
+    credits:
+      per_breach: {first_response: 30}
+  business:"""
+
+
+def test_a_ticket_of_another_tier_earns_its_tiers_percent_under_the_contracts_cap() -> None:
+    h = Harness(make_policy(POLICY_YAML.replace("  business:", PREMIUM_TIER, 1)))
+    h.feed(created(T0, ticket="T1", tier="premium")).until("2026-03-02T10:00:01Z")
+    credit = h.one("credit")
+    # premium has no cap of its own; 30% = 300.00 is cut to acme's enterprise cap 50.00
+    assert (credit["tier"], credit["percent"], credit["amount"], credit["capped"]) == (
+        "premium",
+        "30",
+        "50.00",
+        True,
+    )
+
+
+def test_a_credit_carries_its_decision_instant_and_no_service() -> None:
+    h = Harness().feed(created(T0)).until("2026-03-02T10:00:01Z")
+    credit = h.one("credit")
+    assert credit["decided_at"] == h.one("breach")["decided_at"] == "2026-03-02T10:00:00Z"
+    assert credit["service_id"] is None
+
+
+def contract_changed(at: str, customer: str, contract: dict[str, Any] | None) -> dict[str, Any]:
+    return {
+        "type": "contract.changed",
+        "customer_id": customer,
+        "occurred_at": at,
+        "contract": contract,
+    }
+
+
+NEWCO = {"tier": "enterprise", "monthly_fee": "2000.00", "currency": "EUR"}
+
+
+def test_a_contract_published_after_tickets_exist_affects_only_later_decisions() -> None:
+    h = Harness()
+    h.feed(created(T0, ticket="OLD", customer="newco"))  # no contract: the default tier
+    h.feed(contract_changed("2026-03-02T09:30:00Z", "newco", NEWCO))
+    h.feed(created("2026-03-02T09:40:00Z", ticket="NEW", customer="newco"))
+    h.until("2026-03-02T20:00:00Z")
+    tiers = {o["ticket_id"]: o["tier"] for o in h.of("warning") + h.of("breach")}
+    assert tiers == {"OLD": "business", "NEW": "enterprise"}
+    # NEW's first response (10:40) is credited at 1% of newco's fee; OLD's tier earns none
+    assert [(c["ticket_id"], c["amount"]) for c in h.of("credit")][:1] == [("NEW", "20.00")]
+
+
+def test_a_contract_takes_effect_at_its_effective_instant_never_before_publication() -> None:
+    later = {**NEWCO, "effective_at": "2026-03-02T12:00:00Z"}
+    earlier = {**NEWCO, "effective_at": "2026-03-01T00:00:00Z"}  # retroactive: refused as such
+    h = Harness()
+    h.feed(contract_changed("2026-03-02T08:00:00Z", "newco", later))
+    h.feed(contract_changed("2026-03-02T08:00:00Z", "late-co", earlier))
+    h.feed(created("2026-03-02T09:00:00Z", ticket="A", customer="newco"))  # before 12:00
+    h.feed(created("2026-03-02T09:00:00Z", ticket="B", customer="late-co"))  # from 08:00
+    h.feed(created("2026-03-02T12:00:00Z", ticket="C", customer="newco"))  # exactly at it
+    h.until("2026-03-02T14:00:00Z")
+    tiers = {o["ticket_id"]: o["tier"] for o in h.of("warning")}
+    assert tiers == {"A": "business", "B": "enterprise", "C": "enterprise"}
+
+
+def test_a_contract_changing_time_zone_is_refused() -> None:
+    h = Harness()
+    h.feed(contract_changed(T0, "acme", {**NEWCO, "timezone": "Asia/Tokyo"}))
+    assert [r.error_class for r in h.rejections] == ["ContractTimezoneChange"]
+
+
+def test_a_withdrawn_contract_earns_no_credit_for_later_decisions() -> None:
+    h = Harness()
+    h.feed(created(T0, ticket="T1"))  # first response due 10:00
+    h.feed(contract_changed("2026-03-02T09:30:00Z", "acme", None))
+    h.until("2026-03-02T10:00:01Z")
+    assert h.one("breach", "first_response")["tier"] == "enterprise"
+    assert h.of("credit") == []
