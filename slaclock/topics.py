@@ -72,6 +72,16 @@ def topic_specs(settings: Settings) -> list[TopicSpec]:
         TopicSpec(settings.topic_credits, n),
         TopicSpec(settings.topic_statements, n),
         TopicSpec(settings.topic_dlq, n),
+        # service availability: input, its clock and state changelog (co-partitioned), output
+        TopicSpec(settings.topic_services, n, copartition="services"),
+        TopicSpec(
+            settings.topic_services_clock,
+            n,
+            {"cleanup.policy": "delete", "retention.ms": str(CLOCK_RETENTION_MS)},
+            copartition="services",
+        ),
+        TopicSpec(settings.topic_services_changelog, n, dict(COMPACT), copartition="services"),
+        TopicSpec(settings.topic_availability, n),
     ]
 
 
@@ -220,3 +230,33 @@ def _wait_for_leaders(admin: AdminClient, wanted: Mapping[str, int], timeout: fl
         if time.monotonic() > deadline:
             raise TopicError(f"topics without a leader after {timeout} s: {', '.join(pending)}")
         time.sleep(0.1)
+
+
+def services_partition_count(
+    settings: Settings, admin: AdminClient | None = None, timeout: float = 15.0
+) -> int:
+    """Partitions of `services.events`, once it, its clock topic, its changelog and
+    `sla.availability` exist and the co-partitioned three agree (else `TopicError`)."""
+    admin = admin or AdminClient(with_logging(settings.kafka_config()))
+    existing = _partition_counts(admin, timeout)
+    group = [
+        settings.topic_services,
+        settings.topic_services_clock,
+        settings.topic_services_changelog,
+    ]
+    missing = [name for name in [*group, settings.topic_availability] if name not in existing]
+    if missing:
+        raise TopicError(
+            f"the policy has services, but topic{'s' if len(missing) > 1 else ''} "
+            f"{', '.join(missing)} {'do' if len(missing) > 1 else 'does'} not exist at "
+            f"{settings.bootstrap_servers}: run `slaclock topics create` with the same "
+            "SLACLOCK_* settings first"
+        )
+    counts = {name: existing[name] for name in group}
+    if len(set(counts.values())) > 1:
+        listed = ", ".join(f"{name} has {count}" for name, count in counts.items())
+        raise TopicError(
+            f"co-partitioned topics disagree ({listed} partitions): the services input, its "
+            "clock topic and its changelog must have the same partition count"
+        )
+    return existing[settings.topic_services]

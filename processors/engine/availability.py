@@ -28,7 +28,7 @@ Decisions where the rules are silent are listed in the README section on availab
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from decimal import ROUND_FLOOR, Decimal
 from fractions import Fraction
@@ -141,6 +141,18 @@ def report_credit_percent(service: ServicePolicy, report: Output) -> Decimal | N
     rounded value is below a band's `below` exactly when the exact one is.
     """
     return band_percent(service, Decimal(report["uptime_percent"]))
+
+
+def ledger_availability_percent(
+    services: Mapping[str, ServicePolicy],
+) -> Callable[[object, Output], Decimal | None]:
+    """The ledger's `availability_percent` hook: (policy, report) -> the band's percent."""
+
+    def percent(_policy: object, report: Output) -> Decimal | None:
+        service = services.get(report["service_id"])
+        return None if service is None else report_credit_percent(service, report)
+
+    return percent
 
 
 # -- periods ----------------------------------------------------------------------------------

@@ -62,6 +62,7 @@ class ServiceStage:
         self.grace_us = grace_us
         self.clock: int | None = None
         self.stream_time: int | None = None  # newest occurred_at applied
+        self.first_applied: int | None = None  # the least instant an event was applied at
         self.counters = ServiceCounters()
         self._timers: list[tuple[int, str]] = []
         self._scheduled: dict[str, int] = {}
@@ -69,12 +70,18 @@ class ServiceStage:
     # -- snapshot (a partition's meta record; service states are records of their own) -----
 
     def meta(self) -> dict[str, Any]:
-        return {"clock": self.clock, "stream_time": self.stream_time}
+        return {
+            "clock": self.clock,
+            "stream_time": self.stream_time,
+            "first_applied": self.first_applied,
+        }
 
     def restore_meta(self, meta: Mapping[str, Any]) -> None:
         clock, stream_time = meta.get("clock"), meta.get("stream_time")
+        first = meta.get("first_applied")
         self.clock = None if clock is None else int(clock)
         self.stream_time = None if stream_time is None else int(stream_time)
+        self.first_applied = None if first is None else int(first)
 
     # -- timers ------------------------------------------------------------------------------
 
@@ -176,6 +183,8 @@ class ServiceStage:
         self.counters.count_outputs(fired)
         outputs.extend(fired)
         at = max(at, state.accounted_to)
+        if self.first_applied is None or at < self.first_applied:
+            self.first_applied = at
         if self.availability.apply(state, event, at):
             self.counters.events += 1
         else:

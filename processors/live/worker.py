@@ -17,6 +17,7 @@ from types import FrameType
 
 from confluent_kafka import Consumer, KafkaError, KafkaException, Producer, TopicPartition
 
+from processors.engine.availability import compile_services, ledger_availability_percent
 from processors.engine.instants import US_PER_SECOND
 from processors.engine.policy import compile_policy
 from processors.live.http import StatusServer
@@ -24,11 +25,12 @@ from processors.live.ledger import LedgerProcessor
 from processors.live.metrics import Metrics
 from processors.live.records import Tick
 from processors.live.schedule import TickSchedule
+from processors.live.services import ServiceProcessor, service_ticker
 from processors.live.tickets import TicketProcessor
 from schemas.policy import load_policy
 from slaclock.kafka_client import BrokerState, is_outage, with_logging
 from slaclock.settings import Settings
-from slaclock.topics import TopicError, worker_partition_counts
+from slaclock.topics import TopicError, services_partition_count, worker_partition_counts
 
 log = logging.getLogger(__name__)
 
@@ -177,6 +179,29 @@ class Worker:
             self.tickets.earliest_due,
             broker=self.broker,
         )
+        # service availability: its own stage and ticker, when the policy has services
+        self.services: ServiceProcessor | None = None
+        self.service_ticker: Ticker | None = None
+        services = compile_services(load_policy(settings.policy_path))
+        if services:
+            try:
+                service_partitions = services_partition_count(settings)
+            except TopicError as error:
+                raise StartupError(str(error)) from None
+            self.services = ServiceProcessor(
+                settings, services, ledger_partitions, self.metrics, wall_clock
+            )
+            # the ledger waits for the services' clocks too, and credits their reports
+            self.ledger.sources.extend(f"services/{p}" for p in range(service_partitions))
+            self.ledger.availability_percent = ledger_availability_percent(services)
+            self.services.broker = self.broker
+            self.service_ticker = service_ticker(
+                settings,
+                self.services.owned_partitions,
+                wall_clock,
+                self.services.earliest_due,
+                self.broker,
+            )
         self.stop = threading.Event()
         self.failure: BaseException | None = None
         self.threads: list[threading.Thread] = []
@@ -198,6 +223,11 @@ class Worker:
             self._guard("ledger", self.ledger.run),
             self._guard("ticker", self.ticker.run),
         ]
+        if self.services is not None and self.service_ticker is not None:
+            threads += [
+                self._guard("services", self.services.run),
+                self._guard("services-ticker", self.service_ticker.run),
+            ]
         self.threads = threads  # read by the HTTP server's /health
         # Bound before any thread starts: a taken port fails the worker at once.
         http = StatusServer(self) if self.settings.http_port else None
