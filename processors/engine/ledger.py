@@ -429,7 +429,7 @@ class LedgerStage:
 
     # -- allocation -------------------------------------------------------------------------
 
-    def _cap(self, contract: CompiledContract) -> Decimal | None:
+    def cap_amount(self, contract: CompiledContract) -> Decimal | None:
         terms = self.policy.tiers[contract.tier].credits
         if terms is None or terms.monthly_cap is None:
             return None
@@ -439,7 +439,7 @@ class LedgerStage:
         self, customer: str, contract: CompiledContract, period: Period, amount: Decimal
     ) -> tuple[Decimal, bool, PeriodAccount]:
         account = self.account(customer).period(period)
-        cap = self._cap(contract)
+        cap = self.cap_amount(contract)
         capped = False
         if cap is not None:
             remaining = cap - account.credits_total
@@ -544,7 +544,7 @@ class LedgerStage:
         self._prune(account, contract, period)
         return outputs
 
-    def _earn_back_terms(self, contract: CompiledContract) -> tuple[int, Decimal] | None:
+    def earn_back_terms(self, contract: CompiledContract) -> tuple[int, Decimal] | None:
         terms = self.policy.tiers[contract.tier].credits
         if terms is None or terms.earn_back is None:
             return None
@@ -564,13 +564,13 @@ class LedgerStage:
     ) -> Output:
         totals = account.periods.get(period) or PeriodAccount()
         metrics = {
-            metric: _metric_figures(totals.met[i], totals.breached[i])
+            metric: metric_figures(totals.met[i], totals.breached[i])
             for i, metric in enumerate(METRICS)
         }
-        overall = _metric_figures(sum(totals.met), sum(totals.breached))
-        earn_back = self._earn_back_terms(contract)
+        overall = metric_figures(sum(totals.met), sum(totals.breached))
+        earn_back = self.earn_back_terms(contract)
         compliant = None if earn_back is None else self._compliant(totals, earn_back[1])
-        cap = self._cap(contract)
+        cap = self.cap_amount(contract)
         self.counters.statements += 1
         return {
             "event_id": output_event_id("sla.statement", account.customer_id, period),
@@ -595,7 +595,7 @@ class LedgerStage:
         self, account: CustomerAccount, contract: CompiledContract, period: Period, end: int
     ) -> Output | None:
         """At the end of M+k: return M's ticket credits if M+1 .. M+k were all compliant."""
-        terms = self._earn_back_terms(contract)
+        terms = self.earn_back_terms(contract)
         if terms is None:
             return None
         months, minimum = terms
@@ -630,7 +630,7 @@ class LedgerStage:
 
     def _prune(self, account: CustomerAccount, contract: CompiledContract, period: Period) -> None:
         """Keep the open periods and the last `months` closed ones (the earn-back window)."""
-        terms = self._earn_back_terms(contract)
+        terms = self.earn_back_terms(contract)
         keep_from = shift_period(period, -(terms[0] - 1 if terms is not None else 0))
         for old in [p for p in account.periods if p < keep_from]:
             del account.periods[old]
@@ -654,7 +654,7 @@ class LedgerStage:
         self.accounts[account.customer_id] = account
 
 
-def _metric_figures(met: int, breached: int) -> dict[str, Any]:
+def metric_figures(met: int, breached: int) -> dict[str, Any]:
     value = compliance(met, breached)
     return {"met": met, "breached": breached, "compliance": None if value is None else str(value)}
 

@@ -49,6 +49,7 @@ from processors.engine.instants import US_PER_SECOND
 from processors.engine.policy import CompiledPolicy
 from processors.engine.status import TicketStatus, ticket_status
 from processors.engine.ticket import TicketState
+from processors.live.records import ledger_partition
 from slaclock.settings import Settings
 
 if TYPE_CHECKING:
@@ -115,9 +116,11 @@ class Directory(Protocol):
 class KafkaDirectory:
     """Answers from the broker: topic metadata and the stage-1 consumer group's members."""
 
-    def __init__(self, settings: Settings) -> None:
-        self.topic = settings.topic_events
-        self.group = f"{settings.app_id}-tickets"
+    def __init__(
+        self, settings: Settings, topic: str | None = None, group: str | None = None
+    ) -> None:
+        self.topic = topic or settings.topic_events
+        self.group = group or f"{settings.app_id}-tickets"
         self.admin = AdminClient(settings.kafka_config())
         self._count = 0
         self._counted_at = 0.0
@@ -190,6 +193,12 @@ class WorkerView(Protocol):
     def ticket_snapshot(self, ticket_id: str) -> TicketSnapshot | None:
         """The ticket if a task of this worker holds it."""
 
+    def customer_view(self, customer_id: str) -> dict[str, Any] | None:
+        """The customer's account if its ledger task runs here (None: no contract).
+
+        Raises LookupError when another worker owns it.
+        """
+
 
 class LiveWorkerView:
     """`WorkerView` over a running `Worker`: the one place that knows its insides."""
@@ -251,6 +260,9 @@ class LiveWorkerView:
     def ticket_snapshot(self, ticket_id: str) -> TicketSnapshot | None:
         found = self._worker.tickets.published(ticket_id)
         return None if found is None else TicketSnapshot(*found)
+
+    def customer_view(self, customer_id: str) -> dict[str, Any] | None:
+        return self._worker.ledger.customer_view(customer_id)
 
 
 # -- extra metrics, computed at scrape time ------------------------------------------------
@@ -365,6 +377,7 @@ class StatusServer:
         self.view: WorkerView = worker if isinstance(worker, WorkerView) else LiveWorkerView(worker)
         self.settings = self.view.settings
         self.directory: Directory = directory or KafkaDirectory(self.settings)
+        self.ledger_directory: Directory | None = None  # made on the first customer redirect
         self.lag = InputLagCollector(self.view)
         self.view.registry.register(self.lag)
         self.httpd = bind_server(self.settings.http_host, self.settings.http_port)
@@ -439,6 +452,8 @@ class StatusServer:
             return HTTPStatus.OK, {"Content-Type": CONTENT_TYPE_LATEST}, payload
         if path.startswith("/tickets/") and len(path) > len("/tickets/"):
             return self.ticket(path, urllib.parse.unquote(path[len("/tickets/") :]))
+        if path.startswith("/customers/") and len(path) > len("/customers/"):
+            return self.customer(path, urllib.parse.unquote(path[len("/customers/") :]))
         return _json(HTTPStatus.NOT_FOUND, {"error": f"no such endpoint: {path}"})
 
     def ticket(self, path: str, ticket_id: str) -> Response:
@@ -462,6 +477,41 @@ class StatusServer:
         if owner is None or owner == self.settings.http_url:
             return _unavailable(
                 {"error": "the ticket's partition has no owner yet", "partition": partition}
+            )
+        return (
+            HTTPStatus.TEMPORARY_REDIRECT,
+            {"Location": owner + path, "Content-Type": "application/json"},
+            orjson.dumps({"location": owner + path, "partition": partition}),
+        )
+
+    def customer(self, path: str, customer_id: str) -> Response:
+        """The customer's account from its ledger task, or a 307 to the worker that has it."""
+        try:
+            view = self.view.customer_view(customer_id)
+        except LookupError:
+            return self._redirect_to_ledger_owner(path, customer_id)
+        if view is None:
+            return _json(
+                HTTPStatus.NOT_FOUND, {"error": "no contract", "customer_id": customer_id}
+            )
+        return _json(HTTPStatus.OK, view)
+
+    def _redirect_to_ledger_owner(self, path: str, customer_id: str) -> Response:
+        settings = self.settings
+        try:
+            directory = self.ledger_directory
+            if directory is None:
+                directory = self.ledger_directory = KafkaDirectory(
+                    settings, settings.topic_ledger_input, f"{settings.app_id}-ledger"
+                )
+            partition = ledger_partition(customer_id, directory.partitions())
+            owner = directory.owner_of(partition)
+        except (KafkaException, LookupError, TimeoutError) as error:
+            log.warning("http: routing customer %s failed: %s", customer_id, error)
+            return _unavailable({"error": f"cannot find the customer's ledger: {error}"})
+        if owner is None or owner == settings.http_url:
+            return _unavailable(
+                {"error": "the customer's ledger partition has no owner yet", "partition": partition}
             )
         return (
             HTTPStatus.TEMPORARY_REDIRECT,

@@ -12,12 +12,14 @@ from __future__ import annotations
 import logging
 from collections.abc import Iterable, Iterator
 from decimal import Decimal
+from typing import Any
 
 import orjson
 from confluent_kafka import Message
 
 from processors.engine.contracts import ContractBook
 from processors.engine.ledger import AvailabilityPercent, LedgerStage, Output
+from processors.engine.ledger_view import customer_view
 from processors.engine.policy import CompiledPolicy
 from processors.live.contracts import ContractsFollower
 from processors.live.metrics import Metrics
@@ -69,6 +71,8 @@ class LedgerProcessor(TransactionalLoop):
         self.tasks: dict[int, LedgerStage] = {}
         self.source = f"slaclock/{settings.app_id}"
         self.contracts_feed: ContractsFollower | None = None
+        self.snapshots: dict[str, bytes] = {}  # customer -> account record (end of batch)
+        self.marks: dict[int, tuple[int | None, int | None]] = {}  # watermark, first instant
         self.topics = {
             "sla.credit": settings.topic_credits,
             "sla.credit_earned_back": settings.topic_credits,
@@ -100,6 +104,7 @@ class LedgerProcessor(TransactionalLoop):
 
     def drop_task(self, partition: int) -> None:
         self.tasks.pop(partition, None)
+        self.marks.pop(partition, None)
 
     def flush_state(self) -> Iterator[tuple[int, bytes, bytes | None]]:
         for partition, stage in self.tasks.items():
@@ -134,9 +139,35 @@ class LedgerProcessor(TransactionalLoop):
             stage.on_availability(orjson.loads(value))
 
     def after_batch(self) -> None:
-        for stage in self.tasks.values():
+        for partition, stage in self.tasks.items():
             for output in stage.release():
                 self._emit(output)
+            # immutable copies for the HTTP thread (it never reads the live stage)
+            for customer in stage.dirty:
+                account = stage.accounts.get(customer)
+                if account is not None:
+                    self.snapshots[customer] = orjson.dumps(account.to_record())
+            self.marks[partition] = (stage.watermark(), stage.first_instant)
+
+    def customer_view(self, customer_id: str) -> dict[str, Any] | None:
+        """The customer's account as of its ledger task's last batch, if this worker owns it.
+
+        Safe on any thread: built from the serialised copy taken at the end of that batch.
+        Raises LookupError when the customer's partition is not owned here.
+        """
+        partition = ledger_partition(customer_id, self.ledger_partitions)
+        mark = self.marks.get(partition)
+        if partition not in self.tasks or mark is None:
+            raise LookupError(partition)
+        view_stage = LedgerStage(self.policy, self.book, ["as-of"])
+        watermark, first = mark
+        if watermark is not None:
+            view_stage.watermarks["as-of"] = watermark
+        view_stage.first_instant = first
+        record = self.snapshots.get(customer_id)
+        if record is not None:
+            view_stage.restore_account(orjson.loads(record))
+        return customer_view(view_stage, customer_id)
 
     def _emit(self, output: Output) -> None:
         kind = output["type"]

@@ -292,3 +292,41 @@ def test_statement_totals_are_the_sums_of_their_parts(seed: int, tickets: int) -
             assert statement["overall"][part] == sum(m[part] for m in statement["metrics"].values())
     emitted = [(s["customer_id"], s["period"]) for s in h.of("sla.statement")]
     assert len(emitted) == len(set(emitted)), "a statement emitted twice"
+
+
+# -- the live view of a customer -----------------------------------------------------------
+
+
+def test_customer_view_counts_the_open_period_as_of_the_watermark() -> None:
+    from processors.engine.ledger_view import customer_view
+
+    h = Harness(policy())
+    breached_ticket(h, "2026-10-06T09:00:00Z", "T1")
+    met_ticket(h, "2026-11-05T09:00:00Z", "T2")
+    h.feed(created("2026-11-20T09:00:00Z", ticket="T3", priority="low"))  # moves the clock
+    view = customer_view(h.replayer.ledger, "acme")
+    assert view is not None
+    assert view["as_of"] == "2026-11-20T09:00:00Z"
+    assert view["open_period"]["period"] == "2026-11"
+    assert view["open_period"]["overall"] == {"met": 2, "breached": 0, "compliance": "1.0000"}
+    assert view["open_period"]["remaining_cap"] == "50.00"
+    october = view["closed_periods"][0]
+    assert (october["period"], october["credits_total"], october["compliant"]) == (
+        "2026-10",
+        "10.00",
+        False,
+    )
+    assert october["earn_back"] == {
+        "status": "pending",
+        "amount": "10.00",
+        "text": "October 2026's 10.00 EUR will be earned back at the end of December 2026 "
+        "if November and December stay at or above 0.95",
+    }
+
+
+def test_customer_view_of_an_unknown_customer_is_none() -> None:
+    from processors.engine.ledger_view import customer_view
+
+    h = Harness(policy())
+    met_ticket(h, "2026-10-05T09:00:00Z", "T1")
+    assert customer_view(h.replayer.ledger, "nobody") is None
