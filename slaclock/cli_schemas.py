@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from decimal import ROUND_HALF_UP, Decimal
 from pathlib import Path
 from typing import Annotated
 
@@ -13,7 +14,15 @@ from rich.text import Text
 
 from schemas.common import Metric, Priority, Status
 from schemas.export import export_json_schemas
-from schemas.policy import WEEKDAYS, CalendarSpec, Policy, PolicyError, format_duration, load_policy
+from schemas.policy import (
+    WEEKDAYS,
+    CalendarSpec,
+    Contract,
+    Policy,
+    PolicyError,
+    format_duration,
+    load_policy,
+)
 
 schemas_app = typer.Typer(no_args_is_help=True, help="Export JSON Schemas.")
 policy_app = typer.Typer(no_args_is_help=True, help="Validate policy files.")
@@ -96,6 +105,12 @@ def print_summary(console: Console, policy: Policy, source: str) -> None:
             per_breach = ", ".join(f"{m.value} {p}%" for m, p in tier.credits.per_breach.items())
             cap = tier.credits.monthly_cap
             details.append(f"credits {per_breach}" + (f", cap {cap}%" if cap is not None else ""))
+            earn_back = tier.credits.earn_back
+            if earn_back is not None:
+                details.append(
+                    f"earn-back after {earn_back.months} month(s) at compliance "
+                    f">= {earn_back.min_compliance}"
+                )
         if details:
             console.print(Text("  " + "; ".join(details)))
 
@@ -103,18 +118,43 @@ def print_summary(console: Console, policy: Policy, source: str) -> None:
 
     if policy.customers:
         customers = Table(title="Customers", title_justify="left")
-        for column in ("customer", "tier", "monthly fee", "timezone"):
+        for column in ("customer", "tier", "monthly fee", "monthly cap", "earn-back", "term"):
             customers.add_column(column)
         for customer, contract in policy.customers.items():
             customers.add_row(
                 Text(customer),
                 Text(contract.tier),
-                f"{contract.monthly_fee} {contract.currency}",
-                contract.timezone,
+                f"{contract.monthly_fee} {contract.currency} ({contract.timezone})",
+                _cap_text(policy, contract),
+                _earn_back_text(policy, contract),
+                _term_text(contract),
             )
         console.print(customers)
     else:
         console.print("No customer contracts (tiers come from events or the default).")
+
+
+def _cap_text(policy: Policy, contract: Contract) -> str:
+    tier = policy.tiers.get(contract.tier)
+    if tier is None or tier.credits is None or tier.credits.monthly_cap is None:
+        return "none"
+    cap = tier.credits.monthly_cap
+    amount = (cap / 100 * contract.monthly_fee).quantize(Decimal("0.01"), ROUND_HALF_UP)
+    return f"{amount} {contract.currency} ({cap}%)"
+
+
+def _earn_back_text(policy: Policy, contract: Contract) -> str:
+    tier = policy.tiers.get(contract.tier)
+    if tier is None or tier.credits is None or tier.credits.earn_back is None:
+        return "none"
+    terms = tier.credits.earn_back
+    return f"{terms.months} month(s) >= {terms.min_compliance}"
+
+
+def _term_text(contract: Contract) -> str:
+    if contract.start is None and contract.end is None:
+        return "open-ended"
+    return f"{contract.start or 'open'} to {contract.end or 'open'}"
 
 
 def print_services(console: Console, policy: Policy) -> None:
