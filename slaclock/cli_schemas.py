@@ -118,18 +118,26 @@ def print_summary(console: Console, policy: Policy, source: str) -> None:
 
     if policy.customers:
         customers = Table(title="Customers", title_justify="left")
-        for column in ("customer", "tier", "monthly fee", "monthly cap", "earn-back", "term"):
+        for column in ("customer", "tier", "monthly fee", "timezone"):
             customers.add_column(column)
+        terms = Table(title="Credit terms", title_justify="left")
+        for column in ("customer", "monthly cap", "earn-back", "term"):
+            terms.add_column(column)
         for customer, contract in policy.customers.items():
             customers.add_row(
                 Text(customer),
                 Text(contract.tier),
-                f"{contract.monthly_fee} {contract.currency} ({contract.timezone})",
+                f"{contract.monthly_fee} {contract.currency}",
+                contract.timezone,
+            )
+            terms.add_row(
+                Text(customer),
                 _cap_text(policy, contract),
                 _earn_back_text(policy, contract),
                 _term_text(contract),
             )
         console.print(customers)
+        console.print(terms)
     else:
         console.print("No customer contracts (tiers come from events or the default).")
 

@@ -44,6 +44,9 @@ def test_policy_check_summarises_a_valid_policy() -> None:
         "acme",
         "12000.00 EUR",
         "USD",
+        "Credit terms",
+        "2400.00 EUR (20%)",  # acme's cap: 20% of its fee
+        "2 month(s) >= 0.95",  # its tier's earn-back
     ):
         assert expected in out
     assert result.stderr == ""
