@@ -631,8 +631,8 @@ def _credit_figures(
         if fee is not None
         else None
     )
-    if statement is not None and not credits and credited == 0:
-        gross = ZERO
+    if statement is not None and len(credits) != count:
+        gross = None  # the credit events of the period are not all in the outputs
     earned_back, status = _earn_back(outputs, request, contract, customer, credited - availability)
     return CreditFigures(
         currency=currency,
