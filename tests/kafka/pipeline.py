@@ -482,12 +482,21 @@ class LivePipeline:
         return +aborted
 
     def wait_for_clock(self, at_least: int, timeout: float = 120.0) -> int:
+        """Wait until every stage-1 partition's clock is at least `at_least`, then until the
+        ledger has taken in what was sent to it by then; returns that clock."""
         deadline = time.monotonic() + timeout
+        group = f"{self.names['app_id']}-ledger"
+        reached: tuple[int, dict[int, int]] | None = None
         while time.monotonic() < deadline:
-            clock = self.final_clock()
-            if clock is not None and clock >= at_least:
-                return clock
-            time.sleep(1.0)
+            if reached is None:
+                clock, ends = self._ledger_input()
+                if clock is not None and clock >= at_least:
+                    reached = clock, ends
+            if reached is not None and self._committed_past(
+                group, self.settings.topic_ledger_input, reached[1]
+            ):
+                return reached[0]
+            time.sleep(0.5)
         logs = "\n".join(w.log_tail() for w in self.workers[-2:])
         raise AssertionError(f"the pipeline clock did not reach {at_least}\n{logs}")
 
