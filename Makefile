@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: venv lock test test-fast compose-secrets lint kafka-up kafka-down run replay-example report-example bench bench-pipeline
+.PHONY: venv lock test test-fast compose-secrets lint kafka-up kafka-down run replay-example statements-example report-example bench bench-pipeline
 
 venv: $(STAMP)
 
@@ -66,6 +66,10 @@ run: venv
 
 replay-example: venv
 	$(BIN)/slaclock replay --policy examples/policy.yaml --events examples/events.jsonl --dlq /dev/stderr
+
+# October breached, November and December compliant: October's credit earned back (README).
+statements-example: venv
+	$(BIN)/slaclock replay --policy examples/policy.yaml --events examples/statements-events.jsonl --until 2026-12-31T23:00:00Z
 
 # The example report: replay examples/, then report its latest month (build/example-report.*).
 report-example: venv
