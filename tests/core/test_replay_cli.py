@@ -84,3 +84,44 @@ def test_invalid_policy_is_refused_with_its_problems(tmp_path: Path) -> None:
     )
     assert result.exit_code == 1
     assert "policy refused" in result.output
+
+
+def test_statements_example_earns_octobers_credit_back_at_the_end_of_december(
+    tmp_path: Path,
+) -> None:
+    out = tmp_path / "statements.jsonl"
+    events = ROOT / "examples" / "statements-events.jsonl"
+    result = runner.invoke(
+        app,
+        [
+            "replay",
+            "--policy",
+            str(POLICY),
+            "--events",
+            str(events),
+            "--out",
+            str(out),
+            "--until",
+            "2026-12-31T23:00:00Z",
+        ],
+    )
+    assert result.exit_code == 0, result.output
+    outputs = [orjson.loads(line) for line in out.read_bytes().splitlines()]
+    acme = {
+        o["period"]: o
+        for o in outputs
+        if o["type"] == "sla.statement" and o["customer_id"] == "acme"
+    }
+    assert [
+        (p, s["overall"]["compliance"], s["credits_total"], s["compliant"])
+        for p, s in sorted(acme.items())
+    ] == [
+        ("2026-10", "0.7500", "120.00", False),
+        ("2026-11", "1.0000", "0.00", True),
+        ("2026-12", "1.0000", "0.00", True),
+    ]
+    earned = [o for o in outputs if o["type"] == "sla.credit_earned_back"]
+    assert [(e["period"], e["amount"], e["earned_through"]) for e in earned] == [
+        ("2026-10", "120.00", "2026-12")
+    ]
+    assert outputs.index(earned[0]) == outputs.index(acme["2026-12"]) + 1
