@@ -113,19 +113,27 @@ def _outputs_from_topics() -> Outputs:
     except SettingsError as error:
         raise ReportInputError(f"--from-topics: {'; '.join(error.problems)}") from None
     topics = output_topics(settings)
+    optional = []  # topics of later features: an older deployment may not have them
     for name in ("topic_statements", "topic_availability"):
         extra = getattr(settings, name, None)
-        if isinstance(extra, str):
-            topics.append(extra)
-    try:
-        records = collect(settings, topics)
-    except SubscriberError as error:
-        raise ReportInputError(
-            f"reading the output topics: {error} (set SLACLOCK_BOOTSTRAP_SERVERS and the "
-            "SLACLOCK_TOPIC_* names)"
-        ) from None
-    except Exception as error:  # a broker that cannot be reached, bad client settings
-        raise ReportInputError(f"reading the output topics: {error}") from None
+        if isinstance(extra, str) and extra not in topics:
+            optional.append(extra)
+    wanted = list(dict.fromkeys([*topics, *optional]))
+    while True:
+        try:
+            records = collect(settings, wanted)
+            break
+        except SubscriberError as error:
+            missing = next((t for t in optional if f"topic {t} does not exist" in str(error)), None)
+            if missing is not None and missing in wanted:
+                wanted.remove(missing)
+                continue
+            raise ReportInputError(
+                f"reading the output topics: {error} (set SLACLOCK_BOOTSTRAP_SERVERS and the "
+                "SLACLOCK_TOPIC_* names)"
+            ) from None
+        except Exception as error:  # a broker that cannot be reached, bad client settings
+            raise ReportInputError(f"reading the output topics: {error}") from None
     return outputs_from_records(record["value"] for record in records)
 
 
