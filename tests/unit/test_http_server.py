@@ -61,6 +61,7 @@ class FakeView:
         self.assigned: dict[str, list[int]] = {"tickets": [], "ledger": []}
         self.offsets: dict[int, int] = {}
         self.snapshots: dict[str, TicketSnapshot] = {}
+        self.customers: dict[str, dict[str, Any]] = {}
 
     @property
     def settings(self) -> Settings:
@@ -92,6 +93,9 @@ class FakeView:
 
     def ticket_snapshot(self, ticket_id: str) -> TicketSnapshot | None:
         return self.snapshots.get(ticket_id)
+
+    def customer_view(self, customer_id: str) -> dict[str, Any] | None:
+        return self.customers.get(customer_id)
 
 
 def view(**settings: Any) -> FakeView:
@@ -280,6 +284,18 @@ def test_data_endpoints_need_the_bearer_token_when_one_is_configured(path: str) 
         status, headers, _ = request(server, path, token=TOKEN[:-1] + "x")
         assert status == 401 and 'error="invalid_token"' in headers["WWW-Authenticate"]
         assert request(server, path, token=TOKEN)[0] not in (401, 403)
+    finally:
+        server.stop()
+
+
+def test_a_configured_token_opens_the_customer_endpoint_too() -> None:
+    fake = view(http_token=TOKEN)
+    fake.customers["acme"] = {"customer_id": "acme"}
+    server = serve(fake)
+    try:
+        assert request(server, "/customers/acme")[0] == 401
+        status, _, body = request(server, "/customers/acme", token=TOKEN)
+        assert status == 200 and json.loads(body)["customer_id"] == "acme"
     finally:
         server.stop()
 
