@@ -14,6 +14,7 @@ from slaclock.cli_notify import register_notify
 from slaclock.cli_replay import register_replay
 from slaclock.cli_report import register_report
 from slaclock.cli_schemas import policy_app, schemas_app
+from slaclock.cli_services import services_app
 from slaclock.cli_worker import register_worker
 from slaclock.settings import report_unknown_settings
 
@@ -21,6 +22,7 @@ app = typer.Typer(no_args_is_help=True, add_completion=False, help="slaclock: SL
 app.add_typer(kafka_app, name="kafka")
 app.add_typer(schemas_app, name="schemas")
 app.add_typer(policy_app, name="policy")
+app.add_typer(services_app, name="services")
 register_replay(app)
 register_report(app)
 register_worker(app)
