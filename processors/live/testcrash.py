@@ -1,7 +1,7 @@
 """TEST-ONLY crash points of the transactional loop: never set this in production.
 
 The fault tests need kills at known instants, not only at random ones. With the
-environment variable `SLACLOCK_TEST_CRASH=<point>:<n>[:<loop>]` a worker SIGKILLs
+environment variable `SLACLOCK_TEST_CRASH=<point>:<n>[:<loop>[:stop]]` a worker SIGKILLs
 itself (no clean-up, no flush, exactly like `kill -9`) when one of its transactional
 loops (`tickets` or `ledger`; any loop if not named, each counting its own) reaches:
 
@@ -12,7 +12,9 @@ loops (`tickets` or `ledger`; any loop if not named, each counting its own) reac
   readers (the successor's `init_transactions` aborts it);
 - `after_commits:<n>` — right after its n-th committed batch.
 
-Before the kill one line goes to stderr: `slaclock test crash: <point> #<n> in <loop> ...`.
+With `:stop` it SIGSTOPs itself instead: a zombie, frozen there until a SIGCONT, for
+the fencing tests. Before the signal one line goes to stderr:
+`slaclock test crash: <point> #<n> in <loop> ...` (`..., stopping` with `:stop`).
 Unset (always, outside tests) the loop holds no crash point and nothing here runs.
 """
 
@@ -43,6 +45,7 @@ class CrashPoint:
     point: str
     count: int
     loop: str
+    stop: bool = False  # SIGSTOP (a zombie) instead of SIGKILL
     seen: int = 0
 
     @classmethod
@@ -54,37 +57,40 @@ class CrashPoint:
         parts = value.split(":")
         point = parts[0]
         valid = (
-            len(parts) in (2, 3)
+            len(parts) in (2, 3, 4)
             and point in POINTS
             and parts[1].isdigit()
             and int(parts[1]) >= 1
             and (len(parts) == 2 or parts[2] in LOOPS)
+            and (len(parts) < 4 or parts[3] == "stop")
         )
         if not valid:
             raise ValueError(
-                f"{ENV_VAR}={value!r} (test-only): expected <point>:<n>[:<loop>] with point "
-                f"one of {', '.join(POINTS)}, n >= 1 and loop one of {', '.join(LOOPS)}; "
+                f"{ENV_VAR}={value!r} (test-only): expected <point>:<n>[:<loop>[:stop]] with "
+                f"point one of {', '.join(POINTS)}, n >= 1 and loop one of {', '.join(LOOPS)}; "
                 f"unset it outside tests"
             )
-        if len(parts) == 3 and parts[2] != loop:
+        if len(parts) >= 3 and parts[2] != loop:
             return None
-        return cls(point, int(parts[1]), loop)
+        return cls(point, int(parts[1]), loop, stop=len(parts) == 4)
 
     def reached(self, point: str, producer: Flushable) -> None:
         """Called by the loop at `point`; kills the process at the configured occurrence."""
         if point != self.point:
             return
         self.seen += 1
-        if self.seen < self.count:
+        if self.seen != self.count:
             return
         detail = ""
         if point == BETWEEN_PRODUCE_AND_COMMIT:
             # every record of the open transaction acknowledged: it is in the log
             unsent = producer.flush(30)
             detail = f", transaction open, {unsent} records unacknowledged"
+        if self.stop:
+            detail += ", stopping"
         print(
             f"slaclock test crash: {point} #{self.seen} in {self.loop}{detail}",
             file=sys.stderr,
             flush=True,
         )
-        os.kill(os.getpid(), signal.SIGKILL)
+        os.kill(os.getpid(), signal.SIGSTOP if self.stop else signal.SIGKILL)

@@ -10,14 +10,17 @@ duplicated. A read_uncommitted reader shows the aborted records that were in the
 
 from __future__ import annotations
 
+import os
 import random
+import signal
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
 from processors.live.testcrash import AFTER_COMMITS, BETWEEN_PRODUCE_AND_COMMIT
-from tests.kafka.pipeline import LivePipeline, assert_whole_output_equals_replay
+from tests.kafka.pipeline import LivePipeline, WorkerProcess, assert_whole_output_equals_replay
 from tests.kafka.test_live_pipeline import FINAL_CLOCK, keyed, with_poison, workload
 
 pytestmark = [pytest.mark.kafka]
@@ -93,3 +96,42 @@ def test_many_deterministic_kills_with_rocksdb_lose_and_duplicate_nothing(
         for _ in range(12)
     )
     print(crash_and_compare(pipeline, plan, tickets=2400, seed=89))
+
+
+def wait_for_line(worker: WorkerProcess, pattern: str, timeout: float = 120.0) -> None:
+    deadline = time.monotonic() + timeout
+    while pattern not in worker.log_path.read_text(errors="replace"):
+        assert worker.process.poll() is None, worker.log_tail()
+        assert time.monotonic() < deadline, f"no {pattern!r} in {timeout}s\n{worker.log_tail()}"
+        time.sleep(0.1)
+
+
+@pytest.mark.slow
+def test_a_zombie_resumed_after_its_successor_took_over_commits_nothing(
+    pipeline: LivePipeline,
+) -> None:
+    """A worker frozen inside an open transaction (records in the log, offsets sent) is
+    replaced by a successor with the same instance id; woken up, it must be fenced."""
+    lines = with_poison(workload(1200, seed=101), random.Random(101), share=0.005)
+    pipeline.publish(keyed(lines))
+    with pipeline.ticking(FINAL_CLOCK):
+        zombie = pipeline.start_worker(
+            env={"SLACLOCK_TEST_CRASH": f"{BETWEEN_PRODUCE_AND_COMMIT}:4:tickets:stop"}
+        )
+        wait_for_line(zombie, "0 records unacknowledged, stopping")
+        _, status = os.waitpid(zombie.process.pid, os.WUNTRACED)
+        assert os.WIFSTOPPED(status)
+        before, _ = pipeline.input_progress()
+        successor = pipeline.start_worker()  # same instance id: same transactional id
+        deadline = time.monotonic() + 120
+        while pipeline.input_progress()[0] <= before:  # it took over and committed
+            assert time.monotonic() < deadline, successor.log_tail()
+            time.sleep(0.2)
+        zombie.process.send_signal(signal.SIGCONT)
+        zombie.process.wait(60)  # fenced: it cannot commit, it ends
+        pipeline.settle(FINAL_CLOCK)
+    assert successor.stop() == 0, successor.log_tail()
+    print(f"zombie exit status {zombie.process.returncode}: {zombie.log_tail(3)}")
+    outputs, dead = assert_whole_output_equals_replay(pipeline, FINAL_CLOCK)
+    assert outputs.expected > 300 and dead.expected >= 2
+    assert sum(pipeline.aborted_records().values()) > 0

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import signal
 import subprocess
 import sys
@@ -33,6 +34,13 @@ def test_a_crash_point_naming_a_loop_leaves_the_other_alone() -> None:
     assert CrashPoint.from_env("ledger", env) == CrashPoint(BETWEEN_PRODUCE_AND_COMMIT, 2, "ledger")
 
 
+def test_stop_makes_a_zombie_instead_of_a_kill() -> None:
+    env = {ENV_VAR: f"{BETWEEN_PRODUCE_AND_COMMIT}:4:tickets:stop"}
+    assert CrashPoint.from_env("tickets", env) == CrashPoint(
+        BETWEEN_PRODUCE_AND_COMMIT, 4, "tickets", stop=True
+    )
+
+
 @pytest.mark.parametrize(
     "value",
     [
@@ -41,6 +49,8 @@ def test_a_crash_point_naming_a_loop_leaves_the_other_alone() -> None:
         "after_commits:0",
         "after_commits:x",
         "after_commits:2:bank",
+        "after_commits:2:tickets:halt",
+        "after_commits:2:tickets:stop:now",
     ],
 )
 def test_a_malformed_crash_point_is_refused_in_one_line(value: str) -> None:
@@ -57,7 +67,7 @@ class Producer:
         print("flushed", flush=True)
         return 0
 
-crash = CrashPoint("{point}", 3, "tickets")
+crash = CrashPoint("{point}", 3, "tickets", stop={stop})
 for n in range(1, 6):
     crash.reached("{other}", Producer())
     crash.reached("{point}", Producer())
@@ -73,7 +83,7 @@ def test_the_process_is_sigkilled_at_the_nth_time_its_point_is_reached(
     point: str, other: str
 ) -> None:
     done = subprocess.run(
-        [sys.executable, "-c", CHILD.format(point=point, other=other)],
+        [sys.executable, "-c", CHILD.format(point=point, other=other, stop=False)],
         capture_output=True,
         text=True,
         timeout=60,
@@ -85,3 +95,21 @@ def test_the_process_is_sigkilled_at_the_nth_time_its_point_is_reached(
     if point == BETWEEN_PRODUCE_AND_COMMIT:
         expected += ", transaction open, 0 records unacknowledged"
     assert done.stderr.strip() == expected
+
+
+def test_a_stopped_process_goes_on_after_sigcont_and_stops_only_once() -> None:
+    child = subprocess.Popen(
+        [sys.executable, "-c", CHILD.format(point=AFTER_COMMITS, other="none", stop=True)],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    assert child.stderr is not None
+    line = child.stderr.readline().strip()  # written just before it stops itself
+    assert line == f"slaclock test crash: {AFTER_COMMITS} #3 in tickets, stopping"
+    _, status = os.waitpid(child.pid, os.WUNTRACED)
+    assert os.WIFSTOPPED(status)
+    child.send_signal(signal.SIGCONT)
+    out, _ = child.communicate(timeout=60)
+    assert child.returncode == 0
+    assert out.splitlines() == [f"survived {n}" for n in range(1, 6)]
