@@ -34,6 +34,8 @@ class StageCounters:
     outputs: int = 0
     purged: int = 0
     by_output_type: dict[str, int] = field(default_factory=dict)
+    # tickets created with no target for any metric, by reason (see `untracked_reason`)
+    untracked: dict[str, int] = field(default_factory=dict)
 
     def count_outputs(self, outputs: list[Output]) -> None:
         self.outputs += len(outputs)
@@ -146,6 +148,23 @@ class TicketStage:
 
     # -- inputs -------------------------------------------------------------------------
 
+    def on_tick(self, now: int, end_offset: int, position: int) -> list[Output]:
+        """A clock tick `{now, end_offset}` of this partition (SPEC 7's tick rule).
+
+        `position` is the input offset before which every record of the partition has been
+        processed (applied, dropped or rejected alike). Caught up (`position >= end_offset`):
+        C advances to `now - grace`. Otherwise (catching up, lagging, backfilling) only to
+        `stream_time - grace`, so a timer never fires before the events that precede it in
+        the log; with no event applied yet, the tick does nothing.
+        """
+        if position >= end_offset:
+            target = now - self.grace_us
+        elif self.stream_time is not None:
+            target = self.stream_time - self.grace_us
+        else:
+            return []
+        return self.advance_to(target)
+
     def advance_to(self, instant: int) -> list[Output]:
         """A clock tick: C := max(C, instant); fire every timer due at or before C."""
         if self.clock is None or instant > self.clock:
@@ -180,10 +199,19 @@ class TicketStage:
         if self.first_applied is None or at < self.first_applied:
             self.first_applied = at
 
+        if state is not None:
+            # re-read: firing may have changed it, and a store may hand out copies (RocksDB)
+            state = self.store.get(event.ticket_id)
+            assert state is not None, "`_surviving` said this clock move does not purge it"
         applied: list[Output]
         ignored = False
         if state is None:
-            state, applied = self.engine.create(event, at)  # type: ignore[arg-type]
+            assert isinstance(event, TicketCreated)  # `_check_acceptable` let nothing else by
+            state, applied = self.engine.create(event, at)
+            reason = self.engine.untracked_reason(event, state, at)
+            if reason is not None:
+                untracked = self.counters.untracked
+                untracked[reason] = untracked.get(reason, 0) + 1
         else:
             # SPEC 4/7: timers of this ticket due before the event fire first, whatever the
             # grace: grace delays other tickets' timers, never this ticket's own outcome.

@@ -41,6 +41,7 @@ FIRST_RESPONSE = "first_response"
 NEXT_RESPONSE = "next_response"
 PERIODIC_UPDATE = "periodic_update"
 RESOLUTION = "resolution"
+METRICS = (FIRST_RESPONSE, NEXT_RESPONSE, PERIODIC_UPDATE, RESOLUTION)
 SOLVED = "solved"
 CLOSED = "closed"
 PENDING = "pending"
@@ -163,6 +164,23 @@ class TicketEngine:
         # A contract's tier is checked when the contract is accepted; the default is valid.
         if event.tier is not None and event.tier not in self.policy.tiers:
             raise Rejected("UnknownTier", f"tier {event.tier!r} is not defined in the policy")
+
+    def untracked_reason(self, event: TicketCreated, state: TicketState, at: int) -> str | None:
+        """Why a ticket just created gets no SLA at all, or None if it is tracked.
+
+        Untracked: its tier has no target for its priority in any metric (a later priority
+        change starts no metric that was not tracked before). The reason is `no_contract`
+        when that tier is the default one because the customer had no contract in force and
+        the event named no tier, else `no_target` (the priority has no target in the tier
+        the event or the contract chose).
+        """
+        tier = self.policy.tiers[state.tier]
+        priority = state.priority
+        if any(tier.target(metric, priority) is not None for metric in METRICS):
+            return None
+        if event.tier is None and self.contracts.in_force(event.customer_id, at) is None:
+            return "no_contract"
+        return "no_target"
 
     def create(self, event: TicketCreated, at: int) -> tuple[TicketState, list[Output]]:
         """Start a ticket. `at` is the effective instant (occurred_at, or the clock if late)."""

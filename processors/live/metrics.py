@@ -24,6 +24,18 @@ class Metrics:
             "slaclock_duplicates_total", "Repeated event ids dropped", registry=r
         )
         self.outputs = Counter("slaclock_outputs_total", "Outputs emitted", ["type"], registry=r)
+        self.untracked_tickets = Counter(
+            "slaclock_untracked_tickets_total",
+            "Tickets created with no SLA target for any metric (no_contract: default tier "
+            "for a customer without a contract; no_target: the priority has none in its tier)",
+            ["reason"],
+            registry=r,
+        )
+        self.late_events = Counter(
+            "slaclock_late_events_total",
+            "Events older than their partition's SLA clock, applied as of the clock",
+            registry=r,
+        )
         self.statements = Counter(
             "slaclock_statements_total", "Monthly statements emitted", registry=r
         )
@@ -72,6 +84,12 @@ class Metrics:
 
     def duplicate(self) -> None:
         self.duplicates.inc()
+
+    def untracked(self, reason: str) -> None:
+        self.untracked_tickets.labels(reason).inc()
+
+    def late_event(self) -> None:
+        self.late_events.inc()
 
     def output(self, kind: str, count: int = 1) -> None:
         child = self._outputs.get(kind)

@@ -24,7 +24,7 @@ from processors.engine.ledger import ledger_input
 from processors.engine.policy import CompiledPolicy
 from processors.engine.stage import TicketStage
 from processors.engine.ticket import Output, Rejected, TicketEngine
-from processors.intake import decode_event
+from processors.intake import decode_record
 from processors.live.checkpoint import (
     StoreCheckpoint,
     store_path,
@@ -54,6 +54,7 @@ from processors.live.store import (
     require_rocksdict,
 )
 from processors.live.txloop import TransactionalLoop
+from schemas.events import TicketEvent
 from slaclock.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -70,7 +71,6 @@ class TicketTask:
     processed_offset: int = 0  # next offset of tickets.events to process
     position: int = 0  # consumer position at batch start (past skipped control records)
     last_in_batch: int = -1  # highest tickets.events offset of this task in the batch
-    stream_time: int | None = None
     clock_sent: int | None = None  # last clock watermark sent to the ledger
     meta_dirty: bool = False
 
@@ -100,6 +100,7 @@ class TicketProcessor(TransactionalLoop):
         self.metrics = metrics or Metrics()
         self.wall_clock = wall_clock
         self.tasks: dict[int, TicketTask] = {}
+        self.untracked_logged: set[str] = set()  # customers whose untracked ticket was logged
         # per-batch counts, added to the Prometheus counters once per batch (each `inc`
         # takes a lock: too dear per record)
         self.events_seen: dict[str, int] = {}
@@ -171,7 +172,7 @@ class TicketProcessor(TransactionalLoop):
     @staticmethod
     def _apply_meta(task: TicketTask, meta: dict[str, Any]) -> None:
         task.stage.clock = meta.get("clock")
-        task.stream_time = meta.get("stream_time")
+        task.stage.stream_time = meta.get("stream_time")
         task.processed_offset = meta.get("processed_offset", 0)
         task.clock_sent = meta.get("clock")
         task.stage.first_applied = meta.get("first_applied")
@@ -179,7 +180,7 @@ class TicketProcessor(TransactionalLoop):
     def _meta(self, task: TicketTask) -> dict[str, Any]:
         return {
             "clock": task.stage.clock,
-            "stream_time": task.stream_time,
+            "stream_time": task.stage.stream_time,
             "processed_offset": task.processed_offset,
             "first_applied": task.stage.first_applied,
         }
@@ -228,11 +229,16 @@ class TicketProcessor(TransactionalLoop):
                 if owner is not None:
                     owner.position = tp.offset
 
-    def _caught_up(self, task: TicketTask, end_offset: int) -> bool:
-        if task.processed_offset >= end_offset:
-            return True
-        batch_done = task.processed_offset > task.last_in_batch
-        return batch_done and task.position >= end_offset
+    @staticmethod
+    def _processed_position(task: TicketTask) -> int:
+        """The input offset before which every record of the task's partition is processed.
+
+        Once the batch's records of the partition are all processed, that is the consumer
+        position, which is past transaction markers no consumer sees.
+        """
+        if task.processed_offset > task.last_in_batch:
+            return max(task.processed_offset, task.position)
+        return task.processed_offset
 
     def process(self, message: Message) -> None:
         topic, partition, offset = coordinates(message)
@@ -249,7 +255,7 @@ class TicketProcessor(TransactionalLoop):
     def _on_event(self, task: TicketTask, message: Message) -> None:
         raw = message.value() or b""
         try:
-            event = decode_event(raw)
+            event = decode_record(raw, message.key())
             occurred = to_us(event.occurred_at)
             wall = int(self.wall_clock() * US_PER_SECOND)
             if occurred > wall + self.skew_us:
@@ -258,18 +264,42 @@ class TicketProcessor(TransactionalLoop):
                     f"occurred_at {event.occurred_at.isoformat()} is more than "
                     f"{self.settings.max_future_skew:g}s ahead of the worker's clock",
                 )
-            duplicates = task.stage.counters.duplicates
+            counters = task.stage.counters
+            duplicates, late = counters.duplicates, counters.late
+            untracked = dict(counters.untracked)
             outputs = task.stage.on_event(event, occurred)
-            if task.stage.counters.duplicates > duplicates:
+            if counters.duplicates > duplicates:
                 self.metrics.duplicate()
             else:
                 self.events_seen[event.type] = self.events_seen.get(event.type, 0) + 1
+            if counters.late > late:
+                self.metrics.late_event()
+            if counters.untracked != untracked:
+                reason = next(r for r, n in counters.untracked.items() if n != untracked.get(r))
+                self._note_untracked(task, event, reason)
         except Rejected as rejected:
             self._dead_letter(message, rejected)
             return
-        if task.stream_time is None or occurred > task.stream_time:
-            task.stream_time = occurred
         self._emit(outputs, task)
+
+    def _note_untracked(self, task: TicketTask, event: TicketEvent, reason: str) -> None:
+        """Count a ticket created with no SLA; log the first one of each customer."""
+        self.metrics.untracked(reason)
+        state = task.store.get(event.ticket_id)
+        customer = state.customer_id if state is not None else "?"
+        if customer in self.untracked_logged:
+            return
+        self.untracked_logged.add(customer)
+        log.warning(
+            "tickets[%d]: ticket %r of customer %r gets no SLA (%s: tier %r has no target "
+            "for priority %r); further ones of this customer are only counted",
+            task.partition,
+            event.ticket_id,
+            customer,
+            reason,
+            None if state is None else state.tier,
+            None if state is None else state.priority,
+        )
 
     def _on_tick(self, task: TicketTask, message: Message) -> None:
         try:
@@ -279,13 +309,8 @@ class TicketProcessor(TransactionalLoop):
                 "tickets[%d]: unreadable tick at offset %d", task.partition, message.offset()
             )
             return
-        if self._caught_up(task, tick.end_offset):
-            target = tick.now - self.grace_us
-        elif task.stream_time is not None:
-            target = task.stream_time - self.grace_us
-        else:
-            return
-        self._emit(task.stage.advance_to(target), task)
+        outputs = task.stage.on_tick(tick.now, tick.end_offset, self._processed_position(task))
+        self._emit(outputs, task)
         self.metrics.clock(task.partition, task.stage.clock, self.wall_clock())
 
     def _emit(self, outputs: list[Output], task: TicketTask) -> None:
