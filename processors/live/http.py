@@ -264,6 +264,15 @@ class LiveWorkerView:
     def customer_view(self, customer_id: str) -> dict[str, Any] | None:
         return self._worker.ledger.customer_view(customer_id)
 
+    def service_status(self, service_id: str) -> dict[str, Any] | None:
+        """A service's availability view if a services task of this worker holds it."""
+        services = getattr(self._worker, "services", None)
+        return None if services is None else services.service_status(service_id)
+
+    def service_ids(self) -> list[str]:
+        services = getattr(self._worker, "services", None)
+        return [] if services is None else sorted(services.services)
+
 
 # -- extra metrics, computed at scrape time ------------------------------------------------
 
@@ -454,6 +463,8 @@ class StatusServer:
             return self.ticket(path, urllib.parse.unquote(path[len("/tickets/") :]))
         if path.startswith("/customers/") and len(path) > len("/customers/"):
             return self.customer(path, urllib.parse.unquote(path[len("/customers/") :]))
+        if path.startswith("/services/") and len(path) > len("/services/"):
+            return self.service(path, urllib.parse.unquote(path[len("/services/") :]))
         return _json(HTTPStatus.NOT_FOUND, {"error": f"no such endpoint: {path}"})
 
     def ticket(self, path: str, ticket_id: str) -> Response:
@@ -495,6 +506,38 @@ class StatusServer:
                 HTTPStatus.NOT_FOUND, {"error": "no contract", "customer_id": customer_id}
             )
         return _json(HTTPStatus.OK, view)
+
+    def service(self, path: str, service_id: str) -> Response:
+        """A service's availability this period (status, downtime so far, budget left, when
+        the budget runs out if nothing changes), or a 307 to the worker whose services task
+        holds it. The figures come from the pure core (`AvailabilityClock.view`)."""
+        status_of = getattr(self.view, "service_status", None)
+        found = status_of(service_id) if status_of is not None else None
+        if found is not None:
+            return _json(HTTPStatus.OK, found)
+        settings = self.settings
+        if service_id not in getattr(self.view, "service_ids", lambda: ())():
+            return _json(
+                HTTPStatus.NOT_FOUND, {"error": "unknown service", "service_id": service_id}
+            )
+        try:
+            directory = KafkaDirectory(
+                settings, settings.topic_services, f"{settings.app_id}-services"
+            )
+            partition = partition_for(service_id, directory.partitions())
+            owner = directory.owner_of(partition)
+        except (KafkaException, LookupError, TimeoutError) as error:
+            return _unavailable({"error": f"cannot find the service's owner: {error}"})
+        if owner is None or owner == settings.http_url:
+            return _json(
+                HTTPStatus.NOT_FOUND,
+                {"error": "no event for this service yet", "service_id": service_id},
+            )
+        return (
+            HTTPStatus.TEMPORARY_REDIRECT,
+            {"Location": owner + path, "Content-Type": "application/json"},
+            orjson.dumps({"location": owner + path, "partition": partition}),
+        )
 
     def _redirect_to_ledger_owner(self, path: str, customer_id: str) -> Response:
         settings = self.settings
