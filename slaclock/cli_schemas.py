@@ -169,24 +169,25 @@ def print_services(console: Console, policy: Policy) -> None:
     """The services with availability commitments, if any."""
     if not policy.services:
         return
-    table = Table(title="Services (availability per month)", title_justify="left")
-    for column in ("service", "timezone", "calendar", "target", "counted as down", "notice"):
-        table.add_column(column)
-    table.add_column("warns at")
-    table.add_column("credits")
     for name, service in policy.services.items():
+        calendar = service.calendar or "24x7"
+        table = Table(
+            title=escape(
+                f"Service {name}: {service.target}% a month ({service.timezone}), "
+                f"measured on {calendar}"
+            ),
+            title_justify="left",
+        )
+        for column in ("counted as down", "notice", "warns at", "credits"):
+            table.add_column(column)
         weights = ", ".join(
             f"{status} {weight}" for status, weight in service.weights().items() if weight
         )
-        bands = ", ".join(f"<{band.below}%: {band.percent}%" for band in service.credits)
+        bands = ", ".join(f"below {band.below}%: {band.percent}%" for band in service.credits)
         table.add_row(
-            Text(name),
-            service.timezone,
-            Text(service.calendar or "24x7"),
-            f"{service.target}%",
-            weights or "-",
+            weights or "nothing",
             format_duration(service.maintenance_notice),
             ", ".join(str(w) for w in service.warnings) or "-",
-            bands or "-",
+            bands or "none",
         )
-    console.print(table)
+        console.print(table)
