@@ -34,6 +34,8 @@ OTHER_NAMES: dict[str, str] = {
     "SLACLOCK_KAFKA_IMAGE": "the broker image of the container-based tests",
     "SLACLOCK_POLICY_FILE": "docker compose: the host's policy file mounted into workers",
     "SLACLOCK_HTTP_TOKEN_SECRET": "docker compose: the host file of the workers' HTTP token",
+    "SLACLOCK_NOTIFY_FILE": "docker compose: the host's notification routing file",
+    "SLACLOCK_NOTIFY_SECRETS": "docker compose: the host directory of notification secrets",
 }
 """`SLACLOCK_*` environment names read outside `Settings` (tools, compose, tests)."""
 
