@@ -11,7 +11,12 @@ import typer
 from typer.testing import CliRunner
 
 from slaclock.cli_live import live_app_commands
-from slaclock.settings import SettingsError, load_settings
+from slaclock.settings import (
+    SettingsError,
+    load_settings,
+    unknown_setting_names,
+    unknown_setting_warnings,
+)
 
 SECRET = "hunter2-very-secret"
 
@@ -191,3 +196,89 @@ def test_cli_bootstrap_option_is_validated_like_the_environment() -> None:
     result = CliRunner().invoke(app, ["topics", "create", "--bootstrap", ""])
     assert result.exit_code == 2
     assert "SLACLOCK_BOOTSTRAP_SERVERS" in result.stderr
+
+
+# -- settings from files --------------------------------------------------------------------
+
+
+def test_a_secret_is_read_from_its_file_without_the_trailing_newline(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    secret = tmp_path / "sasl-password"
+    secret.write_text(SECRET + "\n")
+    sasl_env(monkeypatch)
+    monkeypatch.delenv("SLACLOCK_SASL_PASSWORD")
+    monkeypatch.setenv("SLACLOCK_SASL_PASSWORD_FILE", str(secret))
+    settings = load_settings()
+    assert settings.kafka_config()["sasl.password"] == SECRET
+    assert SECRET not in repr(settings)
+
+
+def test_a_setting_and_its_file_together_are_refused(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    (tmp_path / "grace").write_text("1.5")
+    monkeypatch.setenv("SLACLOCK_GRACE", "1.0")
+    monkeypatch.setenv("SLACLOCK_GRACE_FILE", str(tmp_path / "grace"))
+    with pytest.raises(SettingsError) as caught:
+        load_settings()
+    assert caught.value.problems == [
+        "SLACLOCK_GRACE_FILE: set either SLACLOCK_GRACE or SLACLOCK_GRACE_FILE, not both"
+    ]
+
+
+def test_an_unreadable_settings_file_names_the_variable_and_the_path(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    missing = tmp_path / "nope"
+    monkeypatch.setenv("SLACLOCK_HTTP_TOKEN_FILE", str(missing))
+    with pytest.raises(SettingsError) as caught:
+        load_settings()
+    assert caught.value.problems == [
+        f"SLACLOCK_HTTP_TOKEN_FILE: cannot read {missing}: No such file or directory"
+    ]
+
+
+def test_a_value_from_a_file_is_validated_like_the_variable(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    (tmp_path / "token").write_text("short\n")
+    monkeypatch.setenv("SLACLOCK_HTTP_TOKEN_FILE", str(tmp_path / "token"))
+    with pytest.raises(SettingsError) as caught:
+        load_settings()
+    assert any(p.startswith("SLACLOCK_HTTP_TOKEN:") for p in caught.value.problems)
+
+
+# -- unknown names ----------------------------------------------------------------------------
+
+
+def test_unknown_names_get_the_closest_setting_and_known_ones_pass() -> None:
+    found = dict(
+        unknown_setting_names(
+            [
+                "SLACLOCK_BOOTSTRAP_SERVER",
+                "SLACLOCK_SASL_PASWORD_FILE",
+                "SLACLOCK_WHATEVER",
+                "SLACLOCK_GRACE",
+                "SLACLOCK_SASL_PASSWORD_FILE",
+                "SLACLOCK_KAFKA_PORT",
+                "PATH",
+            ]
+        )
+    )
+    assert found == {
+        "SLACLOCK_BOOTSTRAP_SERVER": "SLACLOCK_BOOTSTRAP_SERVERS",
+        "SLACLOCK_SASL_PASWORD_FILE": "SLACLOCK_SASL_PASSWORD_FILE",
+        "SLACLOCK_WHATEVER": None,
+    }
+
+
+def test_unknown_names_in_dot_env_are_reported_once(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    (tmp_path / ".env").write_text("# comment\nexport SLACLOCK_TICK_INTERVALL=2\n")
+    first = unknown_setting_warnings()
+    assert first == [
+        "unknown setting SLACLOCK_TICK_INTERVALL is ignored; did you mean SLACLOCK_TICK_INTERVAL?"
+    ]
+    assert unknown_setting_warnings() == []  # once per process
