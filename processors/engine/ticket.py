@@ -20,6 +20,16 @@ from typing import TYPE_CHECKING, Any
 from processors.engine.clock import MetricClock, Phase
 from processors.engine.ids import output_event_id
 from processors.engine.instants import format_us, seconds_value
+from processors.engine.outputs import (
+    BreachOutput,
+    CompletedOutput,
+    TicketOutputBase,
+    WarningOutput,
+    as_output,
+)
+from processors.engine.outputs import (
+    Output as Output,  # re-exported: the generic output type the runtimes import from here
+)
 from processors.engine.policy import CompiledPolicy, CompiledTier
 from schemas.common import METRIC_ORDER
 from schemas.events import (
@@ -35,7 +45,6 @@ from schemas.events import (
 if TYPE_CHECKING:
     from processors.engine.contracts import ContractBook
 
-Output = dict[str, Any]
 
 FIRST_RESPONSE = "first_response"
 NEXT_RESPONSE = "next_response"
@@ -373,11 +382,13 @@ class TicketEngine:
         clock.phase = Phase.COMPLETED
         clock.due = None
         clock.completions += 1
-        output = _common(state, clock, "sla.completed", at, clock.completions)
-        output["outcome"] = "breached" if clock.breached else "met"
-        output["elapsed_seconds"] = seconds_value(clock.closed_counted)
-        output["target_seconds"] = seconds_value(clock.target)
-        outputs.append(output)
+        completed: CompletedOutput = {
+            **_common(state, clock, "sla.completed", at, clock.completions),
+            "outcome": "breached" if clock.breached else "met",
+            "elapsed_seconds": seconds_value(clock.closed_counted),
+            "target_seconds": seconds_value(clock.target),
+        }
+        outputs.append(as_output(completed))
 
     def _retarget(
         self,
@@ -418,22 +429,31 @@ class TicketEngine:
     def _warning(
         self, state: TicketState, tier: CompiledTier, clock: MetricClock, fraction: Any, at: int
     ) -> Output:
-        deadline = clock.deadline(tier.calendar)
-        output = _common(state, clock, "sla.warning", at, fraction)
-        output["threshold"] = float(fraction)
-        output["deadline"] = None if deadline is None else format_us(deadline)
-        output["target_seconds"] = seconds_value(clock.target)
-        return output
+        calendar = tier.calendar
+        deadline = clock.deadline(calendar)
+        if deadline is None:  # paused at the very threshold instant: project as if it ran on
+            deadline = calendar.instant_after(at, clock.target - clock.counted(calendar, at))
+        warning: WarningOutput = {
+            **_common(state, clock, "sla.warning", at, fraction),
+            "threshold": float(fraction),
+            "deadline": format_us(deadline),
+            "target_seconds": seconds_value(clock.target),
+        }
+        return as_output(warning)
 
     def _breach(self, state: TicketState, clock: MetricClock, at: int, decided_at: int) -> Output:
-        output = _common(state, clock, "sla.breach", at)
-        output["deadline"] = output["at"]
-        output["decided_at"] = format_us(decided_at)
-        output["target_seconds"] = seconds_value(clock.target)
-        return output
+        breach: BreachOutput = {
+            **_common(state, clock, "sla.breach", at),
+            "deadline": format_us(at),
+            "decided_at": format_us(decided_at),
+            "target_seconds": seconds_value(clock.target),
+        }
+        return as_output(breach)
 
 
-def _common(state: TicketState, clock: MetricClock, kind: str, at: int, *key: object) -> Output:
+def _common(
+    state: TicketState, clock: MetricClock, kind: str, at: int, *key: object
+) -> TicketOutputBase:
     """The fields every ticket output has (SPEC 6), in their fixed order.
 
     The event id is the UUIDv5 of (kind, ticket, metric, cycle, *key): a threshold for a
