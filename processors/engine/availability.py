@@ -7,11 +7,13 @@ calendar months in the service's time zone; a period's **budget** is (100 - targ
 measured (working) time. Warnings fire when downtime reaches each fraction of the budget, the
 breach at the first instant downtime *exceeds* the budget, the report at the period end E.
 
-Exactness: instants and working time are integer microseconds; weights, the budget and the
-downtime are `Fraction`s (a weight of 0.3 makes downtime a non-integer number of
-microseconds). A crossing instant is the first whole microsecond at which downtime has
-reached the amount (instants are rounded up). No float is used for any decision; floats appear
-only when a duration is written as JSON seconds.
+Exactness: instants and working time are integer microseconds. Downtime and the budget are
+integers too, in units of 1/SCALE microsecond (`SCALE` = 10^6): a weight has at most 6
+decimal places and a target at most 4, so weight x working time and (100 - target) % of the
+measured time are whole numbers of those units (a weight of 0.3 makes downtime a non-integer
+number of microseconds). A crossing instant is the first whole microsecond at which downtime
+has reached the amount (instants are rounded up). No float is used for any decision; floats
+appear only when a duration is written as JSON seconds.
 
 How the state advances (the contract with `ServiceStage`):
 - `advance(state, t)` accounts downtime and excused time up to `t`, in pieces of constant
@@ -55,6 +57,10 @@ REPORT = "sla.availability_report"
 OPERATIONAL = "operational"
 HUNDRED = Decimal(100)
 _FOUR_PLACES = Decimal("0.0001")
+SCALE = 1_000_000
+"""Downtime and budgets are integers in units of 1/SCALE microsecond."""
+DEDUP_HORIZON_US = 24 * 3600 * US_PER_SECOND
+"""A repeated event id is recognised for this long (service time) after the first one."""
 
 
 # -- the compiled policy of a service ------------------------------------------------------
@@ -70,13 +76,11 @@ class ServicePolicy:
     calendar: BusinessCalendar
     target: Decimal
     weights: Mapping[str, Fraction]  # every status -> weight of its time as downtime
+    scaled_weights: Mapping[str, int]  # the same x SCALE (exact: at most 6 places)
+    budget_factor: int  # (100 - target) x 10^4: budget in 1/SCALE µs = factor x measured µs
     notice_us: int
     thresholds: tuple[tuple[Decimal, Fraction], ...]  # (as written, exact), ascending
     bands: tuple[tuple[Decimal, Decimal], ...]  # (below, percent), ascending `below`
-
-    @property
-    def budget_ratio(self) -> Fraction:
-        return (100 - Fraction(self.target)) / 100
 
 
 def compile_service(
@@ -92,6 +96,8 @@ def compile_service(
         calendar=calendar,
         target=spec.target,
         weights={status: Fraction(weight) for status, weight in spec.weights().items()},
+        scaled_weights={status: int(weight * SCALE) for status, weight in spec.weights().items()},
+        budget_factor=int((HUNDRED - spec.target) * 10_000),
         notice_us=spec.maintenance_notice * US_PER_SECOND,
         thresholds=tuple((f, Fraction(f)) for f in sorted(spec.warnings)),
         bands=tuple(sorted((band.below, band.percent) for band in spec.credits)),
@@ -187,7 +193,6 @@ class ServiceState:
         "period_end",
         "period_start",
         "seen",
-        "seen_before",
         "service_id",
         "status",
         "status_since",
@@ -204,14 +209,15 @@ class ServiceState:
         self.period = period
         self.measured = measured  # working time of the whole period
         self.accounted_to = start  # downtime and excused time are accounted up to here
-        self.downtime = Fraction(0)  # weighted working microseconds
+        self.downtime = 0  # weighted working time, in 1/SCALE microseconds
         self.excused = 0  # working microseconds inside excused windows
         self.warned = 0  # thresholds warned so far (they are warned in ascending order)
         self.breached = False
         # maintenance id -> [starts_at, ends_at, announced_at of the current starts_at]
         self.windows: dict[str, list[int]] = {}
-        self.seen: set[int] = set()  # event ids of this period and (below) the previous one
-        self.seen_before: set[int] = set()
+        # fingerprints of the event ids applied in the last DEDUP_HORIZON_US -> instant,
+        # in the order applied (a service's instants never go back)
+        self.seen: dict[int, int] = {}
         self.due: int = end
 
     def to_record(self) -> list[object]:
@@ -224,13 +230,12 @@ class ServiceState:
             self.period,
             self.measured,
             self.accounted_to,
-            [self.downtime.numerator, self.downtime.denominator],
+            self.downtime,
             self.excused,
             self.warned,
             self.breached,
             {mid: list(window) for mid, window in sorted(self.windows.items())},
-            sorted(self.seen),
-            sorted(self.seen_before),
+            [[fingerprint, at] for fingerprint, at in self.seen.items()],
             self.due,
         ]
 
@@ -245,26 +250,24 @@ class ServiceState:
             period,
             measured,
             accounted_to,
-            (numerator, denominator),
+            downtime,
             excused,
             warned,
             breached,
             windows,
             seen,
-            seen_before,
             due,
         ) = record
         state = cls(str(service_id), int(start), int(end), str(period), int(measured))
         state.status = str(status)
         state.status_since = None if status_since is None else int(status_since)
         state.accounted_to = int(accounted_to)
-        state.downtime = Fraction(int(numerator), int(denominator))
+        state.downtime = int(downtime)
         state.excused = int(excused)
         state.warned = int(warned)
         state.breached = bool(breached)
         state.windows = {str(k): [int(x) for x in v] for k, v in windows.items()}
-        state.seen = {int(x) for x in seen}
-        state.seen_before = {int(x) for x in seen_before}
+        state.seen = {int(fingerprint): int(at) for fingerprint, at in seen}
         state.due = int(due)
         return state
 
@@ -293,9 +296,10 @@ class AvailabilityClock:
         self._refresh_due(policy, state)
         return state
 
-    def is_duplicate(self, state: ServiceState, event_id: str) -> bool:
-        fingerprint = event_fingerprint(event_id)
-        return fingerprint in state.seen or fingerprint in state.seen_before
+    def is_duplicate(self, state: ServiceState, event_id: str, occurred_at: int) -> bool:
+        """The event id was applied to this service within the horizon before `occurred_at`."""
+        applied = state.seen.get(event_fingerprint(event_id))
+        return applied is not None and applied >= occurred_at - DEDUP_HORIZON_US
 
     # -- weights and pieces ------------------------------------------------------------------
 
@@ -337,7 +341,7 @@ class AvailabilityClock:
     def advance(self, policy: ServicePolicy, state: ServiceState, t: int) -> None:
         """Account downtime and excused time up to `t` (at most the period end)."""
         t = min(t, state.period_end)
-        weight = policy.weights[state.status]
+        weight = policy.scaled_weights[state.status]
         calendar = policy.calendar
         while state.accounted_to < t:
             a = state.accounted_to
@@ -352,18 +356,26 @@ class AvailabilityClock:
 
     # -- crossings ------------------------------------------------------------------------------
 
-    def _budget(self, policy: ServicePolicy, state: ServiceState) -> Fraction:
-        return policy.budget_ratio * state.measured
+    @staticmethod
+    def _budget(policy: ServicePolicy, state: ServiceState) -> int:
+        """The period's budget, in 1/SCALE microseconds."""
+        return policy.budget_factor * state.measured
+
+    @staticmethod
+    def _threshold_amount(fraction: Fraction, budget: int) -> int:
+        """Downtime that reaches `fraction` of the budget: the least whole unit at or above
+        it (downtime is a whole number of units)."""
+        return -(-(budget * fraction.numerator) // fraction.denominator)
 
     def reaching(
-        self, policy: ServicePolicy, state: ServiceState, amount: Fraction, exceed: bool
+        self, policy: ServicePolicy, state: ServiceState, amount: int, exceed: bool
     ) -> int | None:
         """With the current status kept: the first whole microsecond (from `accounted_to`,
         within the period) at which downtime reaches `amount`, or with `exceed`, the first
         instant downtime exceeds it (reached and still accruing right after, else the
         instant accrual next resumes). None if that does not happen in the period."""
         calendar = policy.calendar
-        weight = policy.weights[state.status]
+        weight = policy.scaled_weights[state.status]
         a = state.accounted_to
         downtime = state.downtime
         end_of_period = state.period_end
@@ -371,7 +383,7 @@ class AvailabilityClock:
             b, excused = self._piece(policy, state, a)
             if not excused and weight:
                 if downtime < amount:
-                    need = -((downtime - amount) / weight).__floor__()  # ceil, working µs
+                    need = -((downtime - amount) // weight)  # ceil: working microseconds
                     available = calendar.counted_between(a, b)
                     if need <= available:
                         t = calendar.instant_after(a, need)
@@ -405,9 +417,8 @@ class AvailabilityClock:
         if state.measured > 0:
             budget = self._budget(policy, state)
             if state.warned < len(policy.thresholds):
-                crossing = self.reaching(
-                    policy, state, policy.thresholds[state.warned][1] * budget, exceed=False
-                )
+                amount = self._threshold_amount(policy.thresholds[state.warned][1], budget)
+                crossing = self.reaching(policy, state, amount, exceed=False)
                 if crossing is not None and crossing < due:
                     due = crossing
             if not state.breached:
@@ -433,7 +444,8 @@ class AvailabilityClock:
             budget = self._budget(policy, state)
             while state.warned < len(policy.thresholds):
                 fraction, exact = policy.thresholds[state.warned]
-                if self.reaching(policy, state, exact * budget, exceed=False) != at:
+                amount = self._threshold_amount(exact, budget)
+                if self.reaching(policy, state, amount, exceed=False) != at:
                     break
                 state.warned += 1
                 outputs.append(self._warning(policy, state, at, fraction))
@@ -452,11 +464,10 @@ class AvailabilityClock:
         state.period_start, state.period_end, state.period = start, end, label
         state.measured = policy.calendar.counted_between(start, end)
         state.accounted_to = start
-        state.downtime = Fraction(0)
+        state.downtime = 0
         state.excused = 0
         state.warned = 0
         state.breached = False
-        state.seen_before, state.seen = state.seen, set()
         # windows that ended before the period just closed began are of no use any more
         state.windows = {
             mid: window for mid, window in state.windows.items() if window[1] > previous_start
@@ -469,7 +480,13 @@ class AvailabilityClock:
         an unknown window, ignored."""
         policy = self.services[state.service_id]
         self.advance(policy, state, at)
-        state.seen.add(event_fingerprint(event.event_id))
+        seen = state.seen
+        while seen:  # forget ids applied more than the horizon ago (oldest first)
+            oldest = next(iter(seen))
+            if seen[oldest] >= at - DEDUP_HORIZON_US:
+                break
+            del seen[oldest]
+        seen[event_fingerprint(event.event_id)] = at
         applied = True
         if isinstance(event, ServiceStatusChanged):
             if event.status.value != state.status:
@@ -498,7 +515,7 @@ class AvailabilityClock:
             "period": state.period,
             "at": format_us(at),
             "target_percent": str(policy.target),
-            "budget_seconds": seconds_value(_floor(self._budget(policy, state))),
+            "budget_seconds": seconds_value(self._budget(policy, state) // SCALE),
         }
 
     def _warning(
@@ -516,9 +533,10 @@ class AvailabilityClock:
 
     def _report(self, policy: ServicePolicy, state: ServiceState) -> Output:
         output = self._common(policy, state, REPORT, state.period_end)
-        uptime = uptime_fraction(state.downtime, state.measured)
+        downtime = Fraction(state.downtime, SCALE)
+        uptime = uptime_fraction(downtime, state.measured)
         budget = self._budget(policy, state)
-        percent = credit_percent(policy, state.downtime, state.measured)
+        percent = credit_percent(policy, downtime, state.measured)
         output.update(
             {
                 "period_start": format_us(state.period_start),
@@ -564,10 +582,10 @@ class AvailabilityClock:
             "as_of": format_us(copy.accounted_to),
             "target_percent": str(policy.target),
             "measured_seconds": seconds_value(copy.measured),
-            "budget_seconds": seconds_value(_floor(budget)),
+            "budget_seconds": seconds_value(budget // SCALE),
             "downtime_seconds": seconds_value(_ceil(copy.downtime)),
             "excused_seconds": seconds_value(copy.excused),
-            "budget_left_seconds": seconds_value(max(0, _floor(left))),
+            "budget_left_seconds": seconds_value(max(0, left // SCALE)),
             "breached": copy.breached,
             "budget_exhausted_at": None if exhausted is None else format_us(exhausted),
             "maintenance": window_views,
@@ -580,9 +598,6 @@ def format_percent(uptime: Fraction) -> str:
     return str((Decimal(scaled) / 10_000).quantize(_FOUR_PLACES, rounding=ROUND_FLOOR))
 
 
-def _ceil(value: Fraction) -> int:
-    return -((-value).__floor__())
-
-
-def _floor(value: Fraction) -> int:
-    return value.__floor__()
+def _ceil(downtime: int) -> int:
+    """Scaled downtime -> whole microseconds, rounded up."""
+    return -(-downtime // SCALE)

@@ -160,7 +160,7 @@ class ServiceStage:
                 f"service {event.service_id!r} is not in the policy's services (defined: {known})",
             )
         state = self.store.get(event.service_id)
-        if state is not None and self.availability.is_duplicate(state, event.event_id):
+        if state is not None and self.availability.is_duplicate(state, event.event_id, occurred_at):
             self.counters.duplicates += 1
             return []
 

@@ -351,6 +351,17 @@ def test_a_repeated_event_id_is_dropped() -> None:
     )
 
 
+def test_a_repeated_event_id_is_recognised_for_a_day_of_the_service_time() -> None:
+    first = status_changed(T, "major_outage", event_id="same")
+    within = status_changed(plus(T, 24 * HOUR), "operational", event_id="same")
+    later = status_changed(plus(T, 24 * HOUR + 1), "operational", event_id="same")
+    h = ServiceHarness().feed(first, within)
+    assert h.stage.counters.duplicates == 1
+    h.feed(later).until(MAY_1)  # forgotten by now: applied
+    assert h.stage.counters.duplicates == 1
+    assert h.one("report")["downtime_seconds"] == 24 * 3600 + 0.000001  # until the later one
+
+
 def test_a_late_event_is_applied_as_of_the_clock() -> None:
     h = ServiceHarness(grace_us=0).feed(status_changed(T, "major_outage"))
     h.until(plus(T, HOUR))
