@@ -71,11 +71,15 @@ replay-example: venv
 statements-example: venv
 	$(BIN)/slaclock replay --policy examples/policy.yaml --events examples/statements-events.jsonl --until 2026-12-31T23:00:00Z
 
-# The example report: replay examples/, then report its latest month (build/example-report.*).
+# The example report: replay examples/ (with the October-December statements story when it is
+# there) to the new year, then report a month (build/example-report.*).
+EXAMPLE_EVENTS := examples/events.jsonl $(wildcard examples/statements-events.jsonl)
+REPORT_PERIOD ?= $(if $(wildcard examples/statements-events.jsonl),2026-10,)
 report-example: venv
 	@mkdir -p build
-	$(BIN)/slaclock replay --policy examples/policy.yaml --events examples/events.jsonl --out build/example-outputs.jsonl --dlq build/example-rejected.jsonl
-	$(BIN)/slaclock report --outputs build/example-outputs.jsonl --policy examples/policy.yaml --out build/example-report
+	cat $(EXAMPLE_EVENTS) > build/example-events.jsonl
+	$(BIN)/slaclock replay --policy examples/policy.yaml --events build/example-events.jsonl --until 2027-01-01T00:00:00Z --out build/example-outputs.jsonl --dlq build/example-rejected.jsonl
+	$(BIN)/slaclock report --outputs build/example-outputs.jsonl --policy examples/policy.yaml $(if $(REPORT_PERIOD),--period $(REPORT_PERIOD),) --out build/example-report
 
 bench: venv
 	$(BIN)/python benchmarks/replay_bench.py
