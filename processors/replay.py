@@ -15,14 +15,18 @@ from typing import Any
 import orjson
 from pydantic import ValidationError
 
+from processors.engine.availability import compile_services, ledger_availability_percent
 from processors.engine.contracts import ContractBook
 from processors.engine.instants import to_us
 from processors.engine.ledger import LedgerCounters, LedgerStage, ledger_input
 from processors.engine.policy import CompiledPolicy
+from processors.engine.services_stage import ServiceCounters, ServiceStage
 from processors.engine.stage import DAY_US, StageCounters, TicketStage
 from processors.engine.ticket import Output, Rejected, TicketEngine, TicketState
 from processors.intake import _classify, decode_event
+from processors.services_intake import decode_service_event
 from schemas.contracts import ContractChanged, parse_contract_changed
+from schemas.services import is_service_event_type
 
 
 @dataclass
@@ -50,18 +54,38 @@ class ReplaySummary:
     credits: int
     final_clock: int | None
     ledger: LedgerCounters | None = None
+    services: ServiceCounters | None = None
+    contract_changes: int = 0
+
+    def applied(self) -> int:
+        """Valid input lines: events applied, ignored or dropped as repeats, contract changes."""
+        c = self.counters
+        total = c.events + c.duplicates + c.ignored_closed + self.contract_changes
+        if self.services is not None:
+            total += self.services.events + self.services.duplicates
+        return total
 
     def describe(self) -> str:
         c = self.counters
         statements = self.ledger.statements if self.ledger is not None else 0
         earned = self.ledger.earned_back if self.ledger is not None else 0
-        outputs = c.outputs + self.credits + statements + earned
-        return (
+        service_outputs = self.services.outputs if self.services is not None else 0
+        outputs = c.outputs + self.credits + statements + earned + service_outputs
+        text = (
             f"events {c.events}, outputs {outputs} "
             f"(credits {self.credits}, statements {statements}, earned back {earned}), "
             f"rejected {c.rejected}, duplicates {c.duplicates}, "
             f"ignored after close {c.ignored_closed}, late {c.late}"
         )
+        if self.services is not None and (self.services.events or self.services.rejected):
+            s = self.services
+            text += (
+                f"; service events {s.events} (outputs {s.outputs}, rejected {s.rejected}, "
+                f"duplicates {s.duplicates}, late {s.late})"
+            )
+        if self.contract_changes:
+            text += f"; contract changes {self.contract_changes}"
+        return text
 
 
 CONTRACT_CHANGED = b'"contract.changed"'
@@ -75,23 +99,32 @@ def decode_contract_change(raw: bytes | str) -> ContractChanged:
         raise _classify(error) from None
 
 
-def is_contract_line(raw: bytes) -> bool:
-    """Cheap dispatch on `type`: only lines mentioning the type are parsed to check it."""
-    if CONTRACT_CHANGED not in raw:
-        return False
+SERVICE_MARKERS = (b'"service.', b'"maintenance.')
+
+
+def line_kind(raw: bytes) -> str:
+    """`ticket`, `service` or `contract`: cheap dispatch on `type` (only lines that mention a
+    service or contract type are parsed to check it; anything else is a ticket event)."""
+    if CONTRACT_CHANGED not in raw and not any(marker in raw for marker in SERVICE_MARKERS):
+        return "ticket"
     try:
         data = orjson.loads(raw)
     except orjson.JSONDecodeError:
-        return False
-    return isinstance(data, dict) and data.get("type") == "contract.changed"
+        return "ticket"
+    kind = data.get("type") if isinstance(data, dict) else None
+    if kind == "contract.changed":
+        return "contract"
+    return "service" if is_service_event_type(kind) else "ticket"
 
 
 class Replayer:
-    """Drives stage 1 and the ledger stage over in-memory state: the live rules, one source.
+    """Drives stage 1, the services stage and the ledger over in-memory state: the live
+    rules, with one clock.
 
-    The ledger's only source is the replay clock, so its watermark is that clock: ticket
-    credits are released once the clock is past their `decided_at`, period ends once it has
-    reached them, exactly as live with every partition's clock at the same instant.
+    The file is one timeline: before a ticket or service event at t, both stages fire what
+    is due before t, so they share the replay clock, and the ledger's only source is that
+    clock: ticket credits are released once it is past their `decided_at`, period ends once
+    it has reached them, exactly as live with every partition's clock at the same instant.
     """
 
     SOURCE = "replay"
@@ -106,8 +139,16 @@ class Replayer:
         self.engine = TicketEngine(policy, self.book)
         self.store: dict[str, TicketState] = {}
         self.stage = TicketStage(self.engine, self.store, 0, closed_retention_us)
-        self.ledger = LedgerStage(policy, self.book, [self.SOURCE])
+        services = compile_services(policy.raw) if policy.raw is not None else {}
+        self.services = ServiceStage(services, {}) if services else None
+        self.ledger = LedgerStage(
+            policy,
+            self.book,
+            [self.SOURCE],
+            availability_percent=ledger_availability_percent(services),
+        )
         self._emit = emit
+        self.contract_changes = 0
 
     @property
     def credits(self) -> int:
@@ -115,30 +156,66 @@ class Replayer:
 
     def on_line(self, raw: bytes) -> None:
         """Apply one input line. Raises `Rejected` for a line to dead-letter."""
-        if is_contract_line(raw):
+        kind = line_kind(raw)
+        if kind == "contract":
             change = decode_contract_change(raw)
             self.ledger.on_contract(change.customer_id, change.contract, to_us(change.occurred_at))
+            self.contract_changes += 1
+            return
+        if kind == "service":
+            service_event = decode_service_event(raw)
+            if self.services is None:
+                raise Rejected(
+                    "UnknownService",
+                    f"service {service_event.service_id!r}: the policy defines no services",
+                )
+            at = to_us(service_event.occurred_at)
+            outputs = self.services.on_event(service_event, at)
+            self._publish(self.stage.advance_to(at - 1) + outputs)
             return
         event = decode_event(raw)
-        self._publish(self.stage.on_event(event, to_us(event.occurred_at)))
+        occurred = to_us(event.occurred_at)
+        outputs = self.stage.on_event(event, occurred)
+        if self.services is not None:
+            outputs = self.services.advance_to(occurred - 1) + outputs
+        self._publish(outputs)
 
     def finish(self, until: int | None) -> None:
-        clock = self.stage.clock
-        if until is None:
-            until = clock
+        until = self.clock() if until is None else until
         if until is not None:
-            self._publish(self.stage.advance_to(until), final=until)
+            outputs = self.stage.advance_to(until)
+            if self.services is not None:
+                outputs += self.services.advance_to(until)
+            self._publish(outputs, final=until)
+
+    def clock(self) -> int | None:
+        """The replay clock: the latest of the stages' clocks (they move together)."""
+        clocks = [self.stage.clock]
+        if self.services is not None:
+            clocks.append(self.services.clock)
+        known = [c for c in clocks if c is not None]
+        return max(known) if known else None
+
+    def first_applied(self) -> int | None:
+        firsts = [self.stage.first_applied]
+        if self.services is not None:
+            firsts.append(self.services.first_applied)
+        known = [f for f in firsts if f is not None]
+        return min(known) if known else None
 
     def _publish(self, outputs: list[Output], final: int | None = None) -> None:
         ledger = self.ledger
         for output in outputs:
             self._emit(output)
-            if ledger_input(output):
+            kind = output["type"]
+            if kind == "sla.availability_report":
+                ledger.on_availability(output)
+            elif ledger_input(output):
                 ledger.on_outcome(output)
-        clock = self.stage.clock
+        clock = self.clock()
         if clock is None:
             return
-        ledger.on_watermark(self.SOURCE, clock, self.stage.first_applied)
+        ledger.on_watermark(self.SOURCE, clock, self.first_applied())
         released = ledger.release() if final is None else ledger.release(through=final, final=True)
         for output in released:
             self._emit(output)
@@ -177,4 +254,6 @@ def replay(
         replayer.credits,
         replayer.stage.clock,
         replayer.ledger.counters,
+        None if replayer.services is None else replayer.services.counters,
+        replayer.contract_changes,
     )

@@ -105,8 +105,7 @@ def replay_command(
 
         summary = replay(compiled, source, emit, reject, until_us, on_progress)
     print(f"replay: {summary.lines} lines; {summary.describe()}", file=sys.stderr)
-    counters = summary.counters
-    if counters.events + counters.duplicates + counters.ignored_closed == 0:
+    if summary.applied() == 0:
         _fail(_nothing_valid(events, summary.lines, rejected_by_class, first_rejection), 1)
 
 

@@ -1,4 +1,4 @@
-"""Output event models (SPEC 6): fixed field names, UTC `Z` times, money as strings."""
+"""Output event models: fixed field names, UTC `Z` times, money as strings."""
 
 from __future__ import annotations
 
@@ -11,7 +11,15 @@ import pytest
 from pydantic import ValidationError
 
 from schemas.common import Metric, Priority
-from schemas.outputs import SlaBreach, SlaCompleted, SlaCredit, SlaWarning, parse_output_event
+from schemas.outputs import (
+    SlaBreach,
+    SlaCompleted,
+    SlaCredit,
+    SlaCreditEarnedBack,
+    SlaStatement,
+    SlaWarning,
+    parse_output_event,
+)
 
 COMMON = {
     "event_id": "ev-1",
@@ -54,6 +62,53 @@ CREDIT = {
     "capped": False,
     "period_total": "420.00",
     "breach_event_id": "br-1",
+    "decided_at": "2026-03-02T10:05:00Z",
+    "service_id": None,
+}
+AVAILABILITY_CREDIT = {
+    **CREDIT,
+    "ticket_id": None,
+    "metric": "availability",
+    "service_id": "portal",
+    "breach_event_id": "rep-1",
+}
+FIGURES = {"met": 3, "breached": 1, "compliance": "0.7500"}
+EMPTY = {"met": 0, "breached": 0, "compliance": None}
+STATEMENT = {
+    "event_id": "st-1",
+    "type": "sla.statement",
+    "customer_id": "acme",
+    "tier": "enterprise",
+    "period": "2026-10",
+    "at": "2026-10-31T23:00:00Z",
+    "period_start": "2026-09-30T22:00:00Z",
+    "currency": "EUR",
+    "monthly_fee": "12000.00",
+    "credits_total": "120.00",
+    "availability_credits_total": "0.00",
+    "credit_cap": "2400.00",
+    "credits": 1,
+    "metrics": {
+        "first_response": FIGURES,
+        "next_response": EMPTY,
+        "periodic_update": EMPTY,
+        "resolution": EMPTY,
+    },
+    "overall": FIGURES,
+    "compliant": False,
+}
+EARNED_BACK = {
+    "event_id": "eb-1",
+    "type": "sla.credit_earned_back",
+    "customer_id": "acme",
+    "tier": "enterprise",
+    "period": "2026-10",
+    "at": "2026-12-31T23:00:00Z",
+    "amount": "120.00",
+    "currency": "EUR",
+    "earned_through": "2026-12",
+    "months": 2,
+    "min_compliance": "0.95",
 }
 
 FIELDS = {
@@ -63,14 +118,24 @@ FIELDS = {
     "sla.credit": {
         *COMMON,
         *("type", "period", "amount", "currency", "percent", "capped", "period_total"),
-        "breach_event_id",
+        *("breach_event_id", "decided_at", "service_id"),
     },
+    "sla.statement": set(STATEMENT),
+    "sla.credit_earned_back": set(EARNED_BACK),
 }
 
 
 @pytest.mark.parametrize(
     ("body", "cls"),
-    [(WARNING, SlaWarning), (BREACH, SlaBreach), (COMPLETED, SlaCompleted), (CREDIT, SlaCredit)],
+    [
+        (WARNING, SlaWarning),
+        (BREACH, SlaBreach),
+        (COMPLETED, SlaCompleted),
+        (CREDIT, SlaCredit),
+        (AVAILABILITY_CREDIT, SlaCredit),
+        (STATEMENT, SlaStatement),
+        (EARNED_BACK, SlaCreditEarnedBack),
+    ],
 )
 def test_each_output_type_parses_and_round_trips_unchanged(
     body: dict[str, Any], cls: type[Any]
@@ -80,7 +145,9 @@ def test_each_output_type_parses_and_round_trips_unchanged(
     assert json.loads(event.model_dump_json()) == body
 
 
-@pytest.mark.parametrize("body", [WARNING, BREACH, COMPLETED, CREDIT])
+@pytest.mark.parametrize(
+    "body", [WARNING, BREACH, COMPLETED, CREDIT, AVAILABILITY_CREDIT, STATEMENT, EARNED_BACK]
+)
 def test_field_names_are_exactly_those_of_the_spec(body: dict[str, Any]) -> None:
     event = parse_output_event(json.dumps(body))
     assert set(json.loads(event.model_dump_json())) == FIELDS[body["type"]]
@@ -108,6 +175,7 @@ def test_money_is_serialised_as_strings() -> None:
         metric=Metric.RESOLUTION,
         at=datetime(2026, 3, 2, 10, tzinfo=UTC),
         period="2026-03",
+        decided_at=datetime(2026, 3, 2, 10, tzinfo=UTC),
         amount=Decimal("300.00"),
         currency="EUR",
         percent=Decimal("2.5"),

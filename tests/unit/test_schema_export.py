@@ -61,10 +61,15 @@ def test_output_schema_writes_money_as_strings() -> None:
         "sla.breach",
         "sla.completed",
         "sla.credit",
+        "sla.statement",
+        "sla.credit_earned_back",
     }
     credit = schema["$defs"]["SlaCredit"]["properties"]
     for field in ("amount", "period_total", "percent"):
         assert credit[field]["type"] == "string"
+    statement = schema["$defs"]["SlaStatement"]["properties"]
+    for field in ("monthly_fee", "credits_total", "availability_credits_total"):
+        assert statement[field]["type"] == "string"
 
 
 def test_policy_schema_describes_the_file_notation() -> None:
