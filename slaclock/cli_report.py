@@ -254,6 +254,11 @@ def whatif_command(
         policy[0], policy[1], events, until_us, parallel=not serial
     )
     replayed = time.perf_counter() - began
+    if not a and not b:
+        raise _fail(
+            f"--events {events}: no SLA outcome under either policy (A: {summary_a}); "
+            "give a file of ticket events (`slaclock generate` writes one)"
+        )
     comparison = compare(a, b)
     meta = {
         "policy_a": str(policy[0]),

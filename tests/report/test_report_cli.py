@@ -124,3 +124,17 @@ def test_generate_is_seeded_and_spreads_tickets_over_the_period(tmp_path: Path) 
     assert len(created) == 50
     assert {e["customer_id"] for e in created} <= {"acme", "beta", "walk-in"}
     assert all(e["occurred_at"].startswith("2026-11") for e in created)
+
+
+def test_whatif_with_a_refused_policy_or_no_outcomes_says_so(tmp_path: Path) -> None:
+    good, bad = tmp_path / "a.yaml", tmp_path / "b.yaml"
+    good.write_text(POLICY_YAML)
+    bad.write_text(POLICY_YAML.replace("calendar: always", "calendar: nowhere", 1))
+    events = tmp_path / "events.jsonl"
+    write_jsonl(events, known_events())
+    done = slaclock("whatif", "--events", str(events), "--policy", str(good), "--policy", str(bad))
+    assert_one_line_error(done, f"--policy {bad}: refused")
+    empty = tmp_path / "empty.jsonl"
+    empty.write_text('{"not": "an event"}\n')
+    done = slaclock("whatif", "--events", str(empty), "--policy", str(good), "--policy", str(good))
+    assert_one_line_error(done, "no SLA outcome under either policy")
