@@ -8,7 +8,9 @@ the exact past instant at which a new, shorter target was reached (SPEC 4).
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from enum import IntEnum
+from typing import Any, NamedTuple
 
 from processors.engine.calendar import BusinessCalendar
 from processors.engine.policy import Threshold
@@ -123,29 +125,49 @@ class MetricClock:
     # -- snapshot -------------------------------------------------------------------------
 
     def to_record(self) -> list[object]:
-        return [
-            self.metric,
-            self.cycle,
-            self.started,
-            self.target,
-            self.segments,
-            self.closed_counted,
-            self.breached,
-            self.next_threshold,
-            int(self.phase),
-            self.completions,
-            self.due,
-        ]
+        """The clock as the changelog holds it: a JSON array laid out as `MetricRecord`."""
+        return list(
+            MetricRecord(
+                self.metric,
+                self.cycle,
+                self.started,
+                self.target,
+                self.segments,
+                self.closed_counted,
+                self.breached,
+                self.next_threshold,
+                int(self.phase),
+                self.completions,
+                self.due,
+            )
+        )
 
     @classmethod
-    def from_record(cls, record: list[object]) -> MetricClock:
-        (metric, cycle, started, target, segments, closed, breached, nxt, phase, done, due) = record
-        clock = cls(str(metric), int(cycle), int(started), int(target))  # type: ignore[call-overload]
-        clock.segments = [int(x) for x in segments]  # type: ignore[attr-defined]
-        clock.closed_counted = int(closed)  # type: ignore[call-overload]
-        clock.breached = bool(breached)
-        clock.next_threshold = int(nxt)  # type: ignore[call-overload]
-        clock.phase = Phase(int(phase))  # type: ignore[call-overload]
-        clock.completions = int(done)  # type: ignore[call-overload]
-        clock.due = None if due is None else int(due)  # type: ignore[call-overload]
+    def from_record(cls, record: Sequence[Any]) -> MetricClock:
+        """Rebuild a clock from `to_record`'s array (decoded JSON; its arity is checked)."""
+        r = MetricRecord._make(record)
+        clock = cls(r.metric, r.cycle, r.started, r.target)
+        clock.segments = list(r.segments)
+        clock.closed_counted = r.closed_counted
+        clock.breached = bool(r.breached)
+        clock.next_threshold = r.next_threshold
+        clock.phase = Phase(r.phase)
+        clock.completions = r.completions
+        clock.due = r.due
         return clock
+
+
+class MetricRecord(NamedTuple):
+    """The layout of a metric clock's state record (a JSON array, these fields in order)."""
+
+    metric: str
+    cycle: int
+    started: int  # microseconds UTC, as every instant
+    target: int  # counted microseconds
+    segments: list[int]  # [start0, end0, ..., startN]: odd length = counting now
+    closed_counted: int
+    breached: bool
+    next_threshold: int  # index of the first threshold not yet warned or skipped
+    phase: int  # `Phase`
+    completions: int
+    due: int | None  # next timer instant

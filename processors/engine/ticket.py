@@ -14,8 +14,9 @@ Contract with the runtime (replay, Kafka, tests):
 from __future__ import annotations
 
 import hashlib
+from collections.abc import Sequence
 from enum import Enum
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, NamedTuple
 
 from processors.engine.clock import MetricClock, Phase
 from processors.engine.ids import output_event_id
@@ -121,39 +122,59 @@ class TicketState:
         return due
 
     def to_record(self) -> list[object]:
-        return [
-            self.ticket_id,
-            self.customer_id,
-            self.tier,
-            self.priority,
-            self.status,
-            self.replied,
-            self.closed_at,
-            self.nr_cycles,
-            self.pu_cycles,
-            [clock.to_record() for clock in self.metrics.values()],
-            sorted(self.seen),
-            self.assignee,
-            self.group,
-        ]
+        """The state as the changelog holds it: a JSON array laid out as `TicketRecord`."""
+        return list(
+            TicketRecord(
+                self.ticket_id,
+                self.customer_id,
+                self.tier,
+                self.priority,
+                self.status,
+                self.replied,
+                self.closed_at,
+                self.nr_cycles,
+                self.pu_cycles,
+                [clock.to_record() for clock in self.metrics.values()],
+                sorted(self.seen),
+                self.assignee,
+                self.group,
+            )
+        )
 
     @classmethod
-    def from_record(cls, record: list[Any]) -> TicketState:
-        (tid, cid, tier, priority, status, replied, closed_at, nr, pu, clocks, seen, who, grp) = (
-            record
-        )
-        state = cls(tid, cid, tier, priority, status)
-        state.replied = bool(replied)
-        state.closed_at = closed_at
-        state.nr_cycles = nr
-        state.pu_cycles = pu
-        for clock_record in clocks:
+    def from_record(cls, record: Sequence[Any]) -> TicketState:
+        """Rebuild a state from `to_record`'s array (decoded JSON; its arity is checked)."""
+        r = TicketRecord._make(record)
+        state = cls(r.ticket_id, r.customer_id, r.tier, r.priority, r.status)
+        state.replied = bool(r.replied)
+        state.closed_at = r.closed_at
+        state.nr_cycles = r.nr_cycles
+        state.pu_cycles = r.pu_cycles
+        for clock_record in r.metrics:
             clock = MetricClock.from_record(clock_record)
             state.metrics[clock.metric] = clock
-        state.seen = set(seen)
-        state.assignee = who
-        state.group = grp
+        state.seen = set(r.seen)
+        state.assignee = r.assignee
+        state.group = r.group
         return state
+
+
+class TicketRecord(NamedTuple):
+    """The layout of a ticket's state record (a JSON array, these fields in order)."""
+
+    ticket_id: str
+    customer_id: str
+    tier: str
+    priority: str
+    status: str
+    replied: bool
+    closed_at: int | None
+    nr_cycles: int
+    pu_cycles: int
+    metrics: list[list[Any]]  # `MetricRecord` arrays
+    seen: list[int]  # fingerprints of the event ids applied (`event_fingerprint`)
+    assignee: str | None
+    group: str | None
 
 
 class TicketEngine:
