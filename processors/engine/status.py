@@ -106,9 +106,11 @@ def metric_status(clock: MetricClock, tier: CompiledTier, now_us: int) -> Metric
     if active and clock.next_threshold < len(tier.thresholds):
         threshold = tier.thresholds[clock.next_threshold]
         crossing = clock.instant_reaching(calendar, threshold.point(clock.target))
+        # Not counting: the crossing lies ahead by an unknown amount (a first_response
+        # stopped exactly at a threshold is not warned then; its reopen recomputes it).
         next_warning = {
             "threshold": float(threshold.fraction),
-            "at": None if crossing is None else format_us(crossing),
+            "at": None if crossing is None or not counting else format_us(crossing),
         }
     return {
         "cycle": clock.cycle,
