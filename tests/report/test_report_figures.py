@@ -20,6 +20,7 @@ from processors.report.outputs import outputs_from_records
 from processors.report.policy_info import policy_info
 from processors.report.render import report_csv, report_html, report_json
 from schemas.policy import parse_policy
+from slaclock.workload import WorkloadShape, ticket_events
 from tests.report.workload import (
     CUSTOMERS,
     POLICY_YAML,
@@ -251,3 +252,39 @@ def test_csv_and_json_agree_with_the_html(october: Any) -> None:
                 key = f"{customer}/credits/{credit['currency']}/{measure}"
                 assert shown[key] == ("" if credit[measure] is None else str(credit[measure]))
         assert shown[f"{customer}/breach_list/all/count"] == str(len(section["breaches"]))
+
+
+def test_generated_workload_with_reopens_and_priority_changes_counts_as_statements_do() -> None:
+    """The shared generator's tickets reopen and change priority: late decisions, met twice."""
+    events = ticket_events(
+        WorkloadShape(
+            tickets=600,
+            start=datetime.fromisoformat("2026-10-01T00:00:00+00:00"),
+            spread_seconds=45 * 86_400,
+            mean_gap_seconds=3600.0,
+            customers=("acme", "beta", "walk-in"),
+            seed=5,
+        )
+    )
+    outputs = replay_outputs(events, until="2027-01-01T00:00:00Z")
+    decided_later = [o for o in outputs if o["type"] == "sla.breach" and o["decided_at"] != o["at"]]
+    assert decided_later  # the workload exercises late decisions
+    info = policy_info(parse_policy(POLICY_YAML, "test-policy.yaml"))
+    for month in ("2026-10", "2026-11"):
+        report = build_report(outputs_from_records(outputs), ReportRequest(period=month), info, "t")
+        expected = independent_counts(outputs, month)
+        for customer in CUSTOMERS:
+            section = _section(report, customer)
+            for metric in METRICS:
+                for priority in PRIORITIES:
+                    tally = section.by_priority[metric][priority]
+                    assert [tally.met, tally.breached] == expected.get(
+                        (customer, metric, priority), [0, 0]
+                    ), (month, customer, metric, priority)
+        statements = [o for o in outputs if o["type"] == "sla.statement" and o["period"] == month]
+        for statement in statements:
+            section = _section(report, statement["customer_id"])
+            for metric in METRICS:
+                tally = section.metrics[metric]
+                counted = statement["metrics"][metric]
+                assert [tally.met, tally.breached] == [counted["met"], counted["breached"]]
