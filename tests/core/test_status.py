@@ -143,9 +143,7 @@ def test_ticket_fields_and_metrics_in_spec_order() -> None:
     assert view["metrics"]["periodic_update"]["counted_seconds"] == 300
 
 
-def test_first_response_stopped_exactly_at_a_threshold_shows_paused_with_no_warning_instant() -> (
-    None
-):
+def test_first_response_stopped_at_a_threshold_is_paused_with_no_warning_instant() -> None:
     h = Harness().feed(created(T0), status("2026-03-02T09:30:00Z", "solved"))
     first = status_at(h, "2026-03-02T11:00:00Z")["metrics"]["first_response"]
     assert first["state"] == "paused" and first["counting"] is False
