@@ -137,6 +137,17 @@ class ServiceStage:
             self.clock = instant
         return self._fire(self.clock, inclusive=True)
 
+    def advance_before(self, instant: int) -> list[Output]:
+        """C := max(C, instant); fire every timer due strictly before `instant`.
+
+        For a replay of a file that mixes ticket and service events: called before applying
+        a ticket event at `instant`, it keeps both stages' outputs in time order (events at
+        an instant before timers at that instant), and a later service event is not late.
+        """
+        if self.clock is None or instant > self.clock:
+            self.clock = instant
+        return self._fire(instant, inclusive=False)
+
     def on_tick(self, now: int, caught_up: bool) -> list[Output]:
         """The live tick rule (see the module doc); nothing before the first event."""
         if caught_up:

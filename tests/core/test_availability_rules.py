@@ -371,6 +371,17 @@ def test_a_late_event_is_applied_as_of_the_clock() -> None:
     assert h.one("report")["downtime_seconds"] == 3600
 
 
+def test_advance_before_fires_only_timers_strictly_before_the_instant() -> None:
+    h = ServiceHarness().feed(status_changed(T, "major_outage"))
+    at_budget = parse_instant(plus(T, BUDGET_US))
+    fired = h.stage.advance_before(at_budget)
+    assert [o["type"] for o in fired] == ["sla.availability_warning"] * 2
+    h.feed(status_changed(plus(T, BUDGET_US), "operational"))  # at the instant: not late
+    assert h.stage.counters.late == 0
+    h.until(MAY_1)
+    assert h.of("breach") == []
+
+
 def test_same_instant_events_apply_in_log_order() -> None:
     h = ServiceHarness().feed(
         status_changed(T, "major_outage"),
