@@ -232,6 +232,8 @@ class LedgerStage:
         self.dirty: set[str] = set()  # customers whose record changed since the last flush
         self.meta_dirty = False
         self._next_due: int | None = None  # cache of `next_due()`; None: recompute
+        self._ends: dict[str, int] = {}  # cache: customer -> next period end (`_next_end`)
+        self._customer_list: list[str] | None = None  # cache of `_customers()`
 
     # -- inputs ---------------------------------------------------------------------------
 
@@ -239,6 +241,7 @@ class LedgerStage:
         account = self.accounts.get(customer_id)
         if account is None:
             account = self.accounts[customer_id] = CustomerAccount(customer_id)
+            self._customer_list = None
         return account
 
     def on_outcome(self, output: Output) -> None:
@@ -292,16 +295,16 @@ class LedgerStage:
         if first is not None and (self.first_instant is None or first < self.first_instant):
             self.first_instant = first
             self.meta_dirty = True
-            self._next_due = None
+            self._forget_schedule()
 
     def contracts_changed(self) -> None:
         """The shared book learnt a change: period ends may have moved."""
-        self._next_due = None
+        self._forget_schedule()
 
     def on_contract(self, customer_id: str, contract: Contract | None, published_at: int) -> None:
         """A contract change (raises `Rejected` for one the book refuses)."""
         self.book.change(customer_id, contract, published_at)
-        self._next_due = None
+        self._forget_schedule()
 
     def watermark(self) -> int | None:
         """The least clock over every source, once each has reported one."""
@@ -328,6 +331,9 @@ class LedgerStage:
         released: set[str] = set()
         for customer in self._customers():
             account = self.accounts.get(customer)
+            holding = account is not None and account.held
+            if not holding and self._next_end(customer) > limit:
+                continue
             if account is not None and account.held:
                 released.add(customer)
                 for key, breach in list(account.held.values()):
@@ -372,16 +378,14 @@ class LedgerStage:
         it; `release` compares exactly), a period end or an availability report at its end.
         """
         if self._next_due is None:
-            candidates: list[int] = []
+            candidates: list[int] = [_NEVER]
             for customer in self._customers():
                 account = self.accounts.get(customer)
                 if account is not None and account.held:
                     candidates.append(min(key[0] for key, _ in account.held.values()))
-                ends = self._period_ends(customer, None)
-                if ends:
-                    candidates.append(ends[0])
+                candidates.append(self._next_end(customer))
             candidates.extend(parse_instant(report["at"]) for report in self.held_reports)
-            self._next_due = min(candidates) if candidates else _NEVER
+            self._next_due = min(candidates)
         return None if self._next_due == _NEVER else self._next_due
 
     def _due_at(self, instant: int) -> None:
@@ -389,8 +393,25 @@ class LedgerStage:
             self._next_due = instant
 
     def _customers(self) -> list[str]:
-        known = set(self.book.customers()) | set(self.accounts)
-        return sorted(c for c in known if self.owns(c))
+        """Owned customers, in order: every one with a contract or an account (cached)."""
+        if self._customer_list is None:
+            known = set(self.book.customers()) | set(self.accounts)
+            self._customer_list = sorted(c for c in known if self.owns(c))
+        return self._customer_list
+
+    def _next_end(self, customer: str) -> int:
+        """The customer's next period end not yet closed (cached; _NEVER: none)."""
+        end = self._ends.get(customer)
+        if end is None:
+            ends = self._period_ends(customer, None)
+            end = self._ends[customer] = ends[0] if ends else _NEVER
+        return end
+
+    def _forget_schedule(self) -> None:
+        """Contracts or the earliest input changed: period ends and customers may have."""
+        self._next_due = None
+        self._ends.clear()
+        self._customer_list = None
 
     def _note_released(self, customers: set[str], through: int) -> None:
         """Every held breach of `customers` decided before `through` has been allocated."""
@@ -524,6 +545,7 @@ class LedgerStage:
         """Period-end work at `end` for one customer: its statement, then its earn-back."""
         account = self.account(customer)
         account.closed_through = end
+        self._ends.pop(customer, None)
         self.dirty.add(customer)
         contract = self.book.in_force(customer, end)
         if contract is None:
@@ -648,10 +670,12 @@ class LedgerStage:
         self.watermarks = {str(s): int(c) for s, c in meta.get("watermarks", {}).items()}
         self.first_instant = meta.get("first_instant")
         self.held_reports = list(meta.get("held_reports", []))
+        self._forget_schedule()
 
     def restore_account(self, record: list[Any]) -> None:
         account = CustomerAccount.from_record(record)
         self.accounts[account.customer_id] = account
+        self._forget_schedule()
 
 
 def metric_figures(met: int, breached: int) -> dict[str, Any]:
