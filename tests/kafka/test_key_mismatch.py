@@ -69,7 +69,7 @@ def pipeline(
 
 
 def test_records_keyed_other_than_by_ticket_id_are_dead_lettered_as_key_mismatch(
-    pipeline: LivePipeline,
+    pipeline: LivePipeline, port: int
 ) -> None:
     ticket = {"customer_id": "c1", "priority": "urgent"}
     good = event("ticket.created", "T-A", CREATED, "a1", **ticket)
@@ -86,7 +86,9 @@ def test_records_keyed_other_than_by_ticket_id_are_dead_lettered_as_key_mismatch
     worker = pipeline.start_worker()
     with pipeline.ticking(FINAL_CLOCK):
         pipeline.settle(FINAL_CLOCK)
+        samples = scrape(port)
     assert worker.stop() == 0
+    assert samples['slaclock_rejected_total{reason="KeyMismatch"}'] == 3
 
     dead = pipeline.committed_dead_letters()
     found = {(d.key, d.value, d.error_class) for d in dead}
