@@ -42,6 +42,8 @@ STYLE: Any = {
 }
 
 _XML_HEAD = re.compile(r"^.*?(?=<svg)", re.DOTALL)
+_ID = re.compile(r'\bid="([^"]+)"')
+_REF = re.compile(r'(url\(|href=")#([^)"]+)')
 _METADATA = re.compile(r"\s*<metadata>.*?</metadata>", re.DOTALL)
 
 
@@ -52,6 +54,10 @@ def _svg(figure: Figure, chart_id: str) -> str:
         figure.savefig(buffer, format="svg", metadata={"Date": None})
     plt.close(figure)
     text = _METADATA.sub("", _XML_HEAD.sub("", buffer.getvalue(), count=1), count=1)
+    # ids are unique per SVG only (axes_1, line2d_1 ...): prefix them with the chart's id so
+    # that several SVGs in one page never share one, and rewrite the references to them
+    text = _ID.sub(lambda m: f'id="{chart_id}-{m.group(1)}"', text)
+    text = _REF.sub(lambda m: f"{m.group(1)}#{chart_id}-{m.group(2)}", text)
     return text.replace("<svg ", f'<svg role="img" aria-label="{chart_id}" ', 1)
 
 

@@ -60,6 +60,10 @@ def test_report_writes_html_csv_json_and_breaches_csv(outputs_file: Path, tmp_pa
     assert document["sections"][0]["min_compliance"] == "0.9"
     html = (tmp_path / "r.html").read_text()
     assert "<script" not in html
+    ids = re.findall(r'\sid="([^"]+)"', html)
+    assert len(ids) == len(set(ids)) > 100  # inline SVGs never share an id
+    for target in set(re.findall(r'(?:url\(|href=")#([^)"]+)', html)):
+        assert target in ids, target
     assert not re.search(
         r"(src|href)\s*=\s*[\"']?(https?:)?//", html
     )  # nothing fetched at view time
