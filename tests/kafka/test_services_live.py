@@ -60,6 +60,11 @@ def history() -> list[dict[str, Any]]:
 
 
 def replay(raw: list[bytes]) -> list[dict[str, Any]]:
+    return replay_until(raw, FINAL)
+
+
+def replay_until(raw: list[bytes], until: int) -> list[dict[str, Any]]:
+    """The replay of these service events (grace 0) up to `until` inclusive."""
     stage = ServiceStage(make_services(), {}, 0)
     outputs: list[dict[str, Any]] = []
     for line in raw:
@@ -69,7 +74,7 @@ def replay(raw: list[bytes]) -> list[dict[str, Any]]:
             continue
         with contextlib.suppress(Exception):
             outputs += stage.on_event(event, parse_instant(event.occurred_at.isoformat()))
-    outputs += stage.advance_to(FINAL)
+    outputs += stage.advance_to(until)
     return outputs
 
 

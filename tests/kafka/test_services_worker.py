@@ -1,0 +1,86 @@
+"""A worker with a services policy: its services stage, ticker and HTTP route, end to end.
+
+The worker runs as a process with its own wall-clock ticker, so the services clock passes
+every month end between the events (April and May 2026) and now; every output up to the
+start of November is then final and must equal the replay of the same events.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import orjson
+import pytest
+from confluent_kafka import Producer
+
+from processors.engine.instants import parse_instant
+from tests.core.service_builders import SERVICES_YAML
+from tests.kafka.pipeline import LivePipeline
+from tests.kafka.test_http import TOKEN, free_port, get, wait_for
+from tests.kafka.test_services_live import history, replay_until
+
+pytestmark = pytest.mark.kafka
+
+CUTOFF = parse_instant("2026-11-01T00:00:00Z")
+
+
+@pytest.fixture
+def pipeline(kafka_bootstrap: str, topic_prefix: str, tmp_path: Path) -> Iterator[LivePipeline]:
+    policy = tmp_path / "services.yaml"
+    policy.write_text(SERVICES_YAML)
+    live = LivePipeline(kafka_bootstrap, topic_prefix, tmp_path, policy_path=policy, partitions=2)
+    yield live
+    live.close()
+
+
+def availability(pipeline: LivePipeline) -> list[dict[str, Any]]:
+    topic = pipeline.settings.topic_availability
+    return [orjson.loads(m.value()) for m in pipeline.topic_records([topic])]
+
+
+def test_a_worker_runs_the_services_stage_and_answers_for_a_service(
+    pipeline: LivePipeline,
+) -> None:
+    port = free_port()
+    url = f"http://127.0.0.1:{port}"
+    pipeline.extra_env.update(
+        {
+            "SLACLOCK_HTTP_HOST": "127.0.0.1",
+            "SLACLOCK_HTTP_PORT": str(port),
+            "SLACLOCK_HTTP_ADVERTISED_URL": url,
+            "SLACLOCK_HTTP_TOKEN": TOKEN,
+        }
+    )
+    worker = pipeline.start_worker("w1")
+    raw = [orjson.dumps(event) for event in history()]
+    producer = Producer({"bootstrap.servers": pipeline.bootstrap, "partitioner": "murmur2_random"})
+    for line in raw:
+        producer.produce(
+            pipeline.settings.topic_services, line, key=orjson.loads(line)["service_id"].encode()
+        )
+    producer.flush(10)
+
+    def october_reported() -> bool:
+        return any(
+            o["type"] == "sla.availability_report" and o["period"] == "2026-10"
+            for o in availability(pipeline)
+        )
+
+    wait_for("the October reports", october_reported, worker, timeout=90)
+    live = [o for o in availability(pipeline) if parse_instant(o["at"]) <= CUTOFF]
+    expected = replay_until(raw, CUTOFF)
+    assert Counter(orjson.dumps(o) for o in live) == Counter(orjson.dumps(o) for o in expected)
+
+    answer = wait_for("GET /services/portal", lambda: get(f"{url}/services/portal"), worker)
+    status, _, body = answer
+    assert status == 200
+    view = orjson.loads(body)
+    assert view["status"] == "operational"
+    assert view["period"] >= "2026-11"
+    assert view["budget_exhausted_at"] is None
+    missing = get(f"{url}/services/ghost")
+    assert missing is not None and missing[0] == 404
+    assert worker.process.poll() is None, worker.log_tail()
