@@ -77,6 +77,10 @@ class ServiceTask:
     last_in_batch: int = -1  # highest services.events offset of this task in the batch
     clock_sent: int | None = None
     meta_dirty: bool = False
+    # for readers on other threads (HTTP): each service's record as of the last committed
+    # batch, and the task's clock then; replaced whole, never mutated
+    published: dict[str, bytes] = field(default_factory=dict)
+    published_clock: int | None = None
 
 
 class ServiceProcessor(TransactionalLoop):
@@ -120,6 +124,8 @@ class ServiceProcessor(TransactionalLoop):
             else:
                 state = ServiceState.from_record(orjson.loads(value))
                 dict.__setitem__(store, state.service_id, state)
+                task.published[state.service_id] = value
+        task.published_clock = task.stage.clock
         task.stage.rebuild_timers()
         self.tasks[partition] = task
         log.info(
@@ -131,11 +137,16 @@ class ServiceProcessor(TransactionalLoop):
 
     def flush_state(self) -> Iterator[tuple[int, bytes, bytes | None]]:
         for task in self.tasks.values():
+            published = dict(task.published)
             for service_id in sorted(task.store.dirty):
                 state = task.store.get(service_id)
                 value = None if state is None else orjson.dumps(state.to_record())
                 yield task.partition, service_id.encode(), value
+                if value is not None:
+                    published[service_id] = value
             task.store.dirty.clear()
+            task.published = published  # one assignment: readers see the old or the new
+            task.published_clock = task.stage.clock
             if task.meta_dirty:
                 meta: dict[str, Any] = {
                     **task.stage.meta(),
@@ -266,16 +277,16 @@ class ServiceProcessor(TransactionalLoop):
     def service_status(self, service_id: str) -> dict[str, Any] | None:
         """The status view of a service held by a task of this worker, as of its clock.
 
-        Computed on a copy of the state record (the stage thread mutates the live one).
+        Computed from the record published at the end of the task's last batch (the stage
+        thread mutates the live state in place; the published record never changes).
         """
         for partition, task in list(self.tasks.items()):
-            state = task.store.get(service_id)
-            if state is None:
+            record, clock = task.published.get(service_id), task.published_clock
+            if record is None:
                 continue
-            copy = ServiceState.from_record(state.to_record())
-            clock = task.stage.clock
-            now = clock if clock is not None else copy.accounted_to
-            view = task.stage.availability.view(copy, now)
+            state = ServiceState.from_record(orjson.loads(record))
+            now = clock if clock is not None else state.accounted_to
+            view = task.stage.availability.view(state, now)
             return {**view, "partition": partition}
         return None
 

@@ -205,6 +205,18 @@ def test_live_services_stage_equals_replay_across_a_restart(settings: Settings) 
     restarted = Running(settings)  # restores from the changelog
     publish(settings, second)
     restarted.wait_for_clock(settings, FINAL)
+    # what GET /services/portal shows, once the batch that moved the clock is published
+    deadline = time.monotonic() + 30
+    view = restarted.processor.service_status("portal")
+    while (view is None or view["period"] != "2026-06") and time.monotonic() < deadline:
+        time.sleep(0.1)
+        view = restarted.processor.service_status("portal")
+    assert view is not None
+    assert (view["period"], view["status"], view["downtime_seconds"]) == (
+        "2026-06",
+        "operational",
+        0,
+    )
     restarted.close()
 
     live = [orjson.loads(m.value()) for m in read_committed(settings, settings.topic_availability)]
