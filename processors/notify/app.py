@@ -45,6 +45,7 @@ from processors.notify.retry import (
     decide,
     describe,
     expired,
+    still_remembered,
 )
 from processors.notify.routing import route
 from processors.notify.status import NotifyStatus
@@ -220,7 +221,7 @@ class Deliverer:
 
     def was_delivered(self, key: str) -> bool:
         entry = self.delivered.data.get(key)
-        return entry is not None and now_us() - int(entry["at"]) <= self.ttl_us
+        return entry is not None and still_remembered(int(entry["at"]), now_us(), self.ttl_us)
 
     def remember(self, key: str, partition: int) -> None:
         value = {"at": now_us(), "p": partition}
@@ -241,8 +242,12 @@ class Deliverer:
 
     def expire(self) -> int:
         """Forget acknowledged keys older than the TTL (tombstones in the changelog too)."""
-        cutoff = now_us() - self.ttl_us
-        old = [(k, v) for k, v in list(self.delivered.data.items()) if int(v["at"]) < cutoff]
+        now = now_us()
+        old = [
+            (k, v)
+            for k, v in list(self.delivered.data.items())
+            if not still_remembered(int(v["at"]), now, self.ttl_us)
+        ]
         for key, value in old:
             del self.delivered.data[key]
             self.delivered.send_changelog(int(value["p"]), key, None, value_serializer="raw")

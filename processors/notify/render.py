@@ -214,6 +214,23 @@ def slack_text(output: Mapping[str, Any]) -> str:
             f"for {output.get('period')}, period total {output.get('period_total')}"
             + (" (capped)" if output.get("capped") else "")
         )
+    if kind in ("sla.availability_warning", "sla.availability_breach"):
+        service = f"Service *{output.get('service_id')}*"
+        budget = output.get("budget_seconds")
+        budget_text = (
+            f"downtime budget {duration(budget)}" if isinstance(budget, int | float) else ""
+        )
+        if kind == "sla.availability_warning":
+            threshold = output.get("threshold")
+            share = f"{round(threshold * 100)}%" if isinstance(threshold, int | float) else "?"
+            return (
+                f":warning: {service}: {share} of its {budget_text} used in "
+                f"{output.get('period')} (target {output.get('target_percent')}%)"
+            )
+        return (
+            f":rotating_light: {service}: {budget_text} *exceeded* in {output.get('period')} "
+            f"(target {output.get('target_percent')}%), at {output.get('at')}"
+        )
     fields = ", ".join(
         f"{name} {output[name]}"
         for name in ("customer_id", "service_id", "ticket_id", "period", "at")

@@ -137,3 +137,8 @@ def decide(
 def expired(policy: RetryPolicy, born: int, now: int) -> bool:
     """True when a notification is already past its maximum age (e.g. read long after)."""
     return now - born > policy.max_age_us
+
+
+def still_remembered(delivered_at: int, now: int, ttl: int) -> bool:
+    """An acknowledged key delivered at `delivered_at` still prevents a resend at `now`."""
+    return now - delivered_at <= ttl

@@ -30,6 +30,7 @@ from processors.notify.retry import (
     decide,
     expired,
     parse_retry_after,
+    still_remembered,
 )
 from processors.notify.routing import route
 from tests.notify.harness import credit_output, ticket_output
@@ -244,3 +245,26 @@ def test_backoff_grows_is_capped_and_keeps_its_jitter_in_bounds(attempts: int, r
     base = min(60 * SECOND, SECOND * 2 ** (attempts - 1))
     assert round(base * 0.8) <= delay <= base
     assert backoff_us(POLICY, attempts + 1, rand) >= delay
+
+
+def test_an_acknowledged_key_is_remembered_for_its_ttl_and_then_forgotten() -> None:
+    ttl = 7 * 86400 * SECOND
+    assert still_remembered(T0, T0 + ttl, ttl)
+    assert not still_remembered(T0, T0 + ttl + 1, ttl)
+
+
+def test_availability_alerts_read_well_in_slack() -> None:
+    warning = {
+        "type": "sla.availability_warning",
+        "service_id": "portal",
+        "period": "2026-11",
+        "threshold": 0.5,
+        "budget_seconds": 12960,
+        "target_percent": "99.5",
+    }
+    assert slack_text(warning) == (
+        ":warning: Service *portal*: 50% of its downtime budget 3h 36m used in 2026-11 "
+        "(target 99.5%)"
+    )
+    breach = {**warning, "type": "sla.availability_breach", "at": "2026-11-20T03:00:00Z"}
+    assert "*exceeded* in 2026-11" in slack_text(breach)
