@@ -139,3 +139,42 @@ def test_every_chart_is_present_and_visible_in_chromium(
         assert chart["width"] > 200 and chart["height"] > 80, chart
         assert chart["marks"] > 5, chart
     assert probe["text"] > 2000
+
+
+def test_whatif_page_shows_its_charts_in_chromium(tmp_path: Path) -> None:
+    from processors.report.whatif import compare, outcomes_by_key
+    from processors.report.whatif_render import whatif_html
+    from tests.report.workload import policy_yaml
+
+    events = known_events()
+    a, b = replay_outputs(events), replay_outputs(events, policy_yaml("30m"))
+    meta = {
+        "policy_a": "a.yaml",
+        "policy_b": "b.yaml",
+        "events": "e.jsonl",
+        "until": None,
+        "summary_a": "",
+        "summary_b": "",
+    }
+    page = tmp_path / "whatif.html"
+    html = whatif_html(compare(outcomes_by_key(a), outcomes_by_key(b)), meta)
+    page.write_text(html.replace("</body>", PROBE + "</body>"), encoding="utf-8")
+    done = run_chromium(
+        tmp_path,
+        "--window-size=1280,2000",
+        "--enable-logging=stderr",
+        "--v=0",
+        "--dump-dom",
+        page.as_uri(),
+    )
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert console_messages(done.stderr) == []
+    match = re.search(r'<pre id="probe">(.*?)</pre>', done.stdout, re.DOTALL)
+    assert match is not None
+    probe = json.loads(match.group(1).replace("&quot;", '"').replace("&amp;", "&"))
+    assert [c["id"] for c in probe["charts"]] == [
+        "whatif-compliance",
+        "whatif-breaches",
+        "whatif-credits",
+    ]
+    assert all(c["visible"] and c["width"] > 200 and c["height"] > 80 for c in probe["charts"])
