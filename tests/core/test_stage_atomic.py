@@ -8,6 +8,7 @@ rejection.
 
 from __future__ import annotations
 
+import contextlib
 import random
 from collections.abc import Sequence
 from typing import Any
@@ -249,3 +250,42 @@ def test_rejected_records_do_not_change_the_outputs_of_other_tickets(
     noisy = _outputs(policy, noisy_events, scenario.until)
     assert len(noisy.rejected) - len(clean.rejected) == must_reject
     assert noisy.outputs == clean.outputs
+
+
+def _run_stage(
+    policy: CompiledPolicy,
+    events: Sequence[dict[str, Any]],
+    ticks: dict[int, int],
+    until: int,
+) -> list[dict[str, Any]]:
+    """Drive a stage as the Kafka worker does: grace, and clock ticks between events."""
+    store: dict[str, TicketState] = {}
+    stage = TicketStage(TicketEngine(policy), store, 2 * US_PER_SECOND, RETENTION_US)
+    outputs: list[dict[str, Any]] = []
+    for event in events:
+        with contextlib.suppress(Rejected):  # rejected: dead-lettered, nothing else
+            outputs += stage.on_event(
+                parse_ticket_event_obj(event), parse_instant(event["occurred_at"])
+            )
+        tick = ticks.get(id(event))
+        if tick is not None:
+            outputs += stage.advance_to(tick)
+    return outputs + stage.advance_to(until)
+
+
+@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(rng=st.randoms(use_true_random=False), tickets=st.integers(1, 5))
+def test_rejected_records_change_nothing_with_grace_and_clock_ticks(
+    rng: random.Random, tickets: int
+) -> None:
+    policy = make_policy(REF_POLICY_YAML)
+    scenario = random_scenario(rng, tickets)
+    ticks = {
+        id(event): parse_instant(event["occurred_at"]) + rng.randint(0, 7200) * US_PER_SECOND
+        for event in scenario.events
+        if rng.random() < 0.3
+    }
+    until = parse_instant(scenario.until)
+    clean = _run_stage(policy, scenario.events, ticks, until)
+    noisy_events, _ = _with_bad_records(rng, scenario.events)
+    assert _run_stage(policy, noisy_events, ticks, until) == clean
