@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: venv lock test test-fast compose-secrets lint kafka-up kafka-down run replay-example statements-example report-example bench bench-pipeline
+.PHONY: venv lock test test-fast compose-secrets lint kafka-up kafka-down run replay-example statements-example services-example report-example bench bench-pipeline
 
 venv: $(STAMP)
 
@@ -70,6 +70,11 @@ replay-example: venv
 # October breached, November and December compliant: October's credit earned back (README).
 statements-example: venv
 	$(BIN)/slaclock replay --policy examples/policy.yaml --events examples/statements-events.jsonl --until 2026-12-31T23:00:00Z
+
+# A November of service availability: excused and unannounced maintenance, a weight-0.3
+# partial outage, a breach, and the availability credits (README).
+services-example: venv
+	$(BIN)/slaclock replay --policy examples/services-policy.yaml --events examples/services-events.jsonl --until 2026-12-01T00:00:00Z --dlq /dev/stderr
 
 # The example report: replay examples/ (with the October-December statements story when it is
 # there) to the new year, then report a month (build/example-report.*).
