@@ -52,7 +52,7 @@ OUTPUT_KINDS = ("warnings", "breaches", "completions", "credits")
 TOPIC_SETTINGS = tuple(name for name in Settings.model_fields if name.startswith("topic_"))
 """Every topic setting: the harness gives each one a per-test name."""
 NOT_OUTPUT_TOPICS = ("topic_events", "topic_contracts", "topic_dlq")
-"""Topic settings that are not outputs (any other `topic_*events` setting is input too)."""
+"""Topic settings that are not outputs (nor is any whose default name ends in `.events`)."""
 GRACE_S = 1
 MANUAL_TICK_INTERVAL_S = 86_400  # the workers' own ticker stays silent during a test
 CRASH_LINE = re.compile(r"slaclock test crash: (\w+) #(\d+) in (\w+)(.*)")
@@ -443,7 +443,8 @@ class LivePipeline:
         return [
             self.names[name]
             for name in TOPIC_SETTINGS
-            if name not in NOT_OUTPUT_TOPICS and not name.endswith("events")
+            if name not in NOT_OUTPUT_TOPICS
+            and not str(Settings.model_fields[name].default).endswith(".events")
         ]
 
     def topic_records(self, topics: Iterable[str], committed_only: bool = True) -> list[Any]:

@@ -148,7 +148,7 @@ def test_live_outputs_and_dead_letters_equal_replay_of_the_same_input(
     outputs, dead = assert_whole_output_equals_replay(pipeline, FINAL_CLOCK)
     assert outputs.expected > 1000 and dead.expected >= 4
     counts = output_counts(pipeline.committed_outputs())
-    assert set(counts) == {"sla.warning", "sla.breach", "sla.completed", "sla.credit"}, counts
+    assert {"sla.warning", "sla.breach", "sla.completed", "sla.credit"} <= set(counts), counts
 
 
 @pytest.mark.slow
