@@ -103,3 +103,38 @@ def test_breach_counts_in_the_month_it_was_decided_and_a_target_met_twice_counts
     assert (october.metrics["first_response"].breached, october.metrics["resolution"].met) == (1, 1)
     assert (november.metrics["resolution"].met, november.metrics["first_response"].met) == (0, 1)
     assert "decided at 2026-10-02T10:00:00Z" in october.breaches[0].rule
+
+
+def test_availability_from_a_real_replay_of_the_services_example() -> None:
+    """The engine's own availability outputs (examples/services-*) slot into the report."""
+    from pathlib import Path
+
+    from processors.engine.policy import compile_policy
+    from processors.replay import replay
+    from schemas.policy import load_policy
+
+    root = Path(__file__).resolve().parents[2] / "examples"
+    policy_file = root / "services-policy.yaml"
+    outputs: list[dict[str, object]] = []
+    with (root / "services-events.jsonl").open("rb") as lines:
+        replay(compile_policy(load_policy(policy_file)), lines, outputs.append, lambda _r: None)
+    reports = [o for o in outputs if o["type"] == "sla.availability_report"]
+    assert reports
+    info = policy_info(load_policy(policy_file))
+    period = str(reports[0]["period"])
+    report = build_report(outputs_from_records(outputs), ReportRequest(period=period), info, "t")
+    rows = {(r.service_id, r.period): r for r in report.sections[0].availability}
+    for output in reports:
+        row = rows[(str(output["service_id"]), str(output["period"]))]
+        assert (row.uptime_percent, row.met, row.downtime_seconds, row.excused_seconds) == (
+            output["uptime_percent"],
+            output["met"],
+            output["downtime_seconds"],
+            output["excused_seconds"],
+        )
+    for statement in (o for o in outputs if o["type"] == "sla.statement" and o["period"] == period):
+        section = next(s for s in report.sections if s.customer_id == statement["customer_id"])
+        assert section.credits[0].availability == Decimal(
+            str(statement["availability_credits_total"])
+        )
+        assert section.credits[0].credited == Decimal(str(statement["credits_total"]))
