@@ -6,6 +6,9 @@ This is where the time rules of SPEC 7 live, once, for every runtime:
 - an event older than C is applied as of C (late event);
 - `advance_to(c)` (a clock tick, or the end of a replay) fires every timer due at or
   before c;
+- `on_tick(now, end_offset, position)` is the live tick rule: C advances to now - grace
+  when the partition is processed up to the tick's end offset, else to stream_time - grace;
+- a record is accepted or rejected before the clock moves, so a rejection leaves no trace;
 - a closed ticket's state is dropped `closed_retention` after it closed.
 
 Replay uses it with grace = 0 over a file; the Kafka worker uses one per partition over
