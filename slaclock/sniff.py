@@ -69,6 +69,8 @@ def _not_json(whole: str | None, first: str, where: str, line_count: int) -> str
             )
     if stripped.startswith("{"):
         return f"{where} starts a JSON object that does not end on that line (pretty-printed JSON?)"
+    if stripped.startswith("["):
+        return f"{where} starts a JSON array; write one event object a line (e.g. jq -c '.[]')"
     if _YAML_LINE.match(stripped) and _parses_as_yaml(whole if whole is not None else first):
         return f"{where} is YAML, not JSON Lines"
     if _looks_like_csv(whole if whole is not None else first):
