@@ -1,8 +1,9 @@
 """Stage 1 on Kafka: ticket events + clock ticks in, SLA outputs out (SPEC 7, 8).
 
 One task per partition of `tickets.events`; its clock-topic partition is co-assigned.
-All SLA logic is in `TicketStage`; this adapter decodes records, applies the SPEC 7 tick
-rule, and routes what comes out: outputs with CloudEvents headers, rejected records to
+All SLA logic, the SPEC 7 tick rule included, is in `TicketStage`; this adapter decodes
+records (checking their key), tells the stage how far the partition is processed, and
+routes what comes out: outputs with CloudEvents headers, rejected records to
 the dead-letter topic, creditable breaches (re-keyed by customer) and clock watermarks
 to the ledger's input topic, changed ticket states to the changelog.
 """
