@@ -149,6 +149,7 @@ class Replayer:
         )
         self._emit = emit
         self.contract_changes = 0
+        self._released_at: int | None = None  # the clock of the last ledger release
 
     @property
     def credits(self) -> int:
@@ -161,6 +162,7 @@ class Replayer:
             change = decode_contract_change(raw)
             self.ledger.on_contract(change.customer_id, change.contract, to_us(change.occurred_at))
             self.contract_changes += 1
+            self._released_at = None
             return
         if kind == "service":
             service_event = decode_service_event(raw)
@@ -205,16 +207,20 @@ class Replayer:
 
     def _publish(self, outputs: list[Output], final: int | None = None) -> None:
         ledger = self.ledger
+        offered = False
         for output in outputs:
             self._emit(output)
             kind = output["type"]
             if kind == "sla.availability_report":
                 ledger.on_availability(output)
+                offered = True
             elif ledger_input(output):
                 ledger.on_outcome(output)
+                offered = True
         clock = self.clock()
-        if clock is None:
-            return
+        if clock is None or (final is None and not offered and clock == self._released_at):
+            return  # nothing new for the ledger: same clock, nothing offered
+        self._released_at = clock
         ledger.on_watermark(self.SOURCE, clock, self.first_applied())
         released = ledger.release() if final is None else ledger.release(through=final, final=True)
         for output in released:

@@ -35,6 +35,7 @@ from processors.engine.ids import output_event_id
 from processors.engine.instants import format_us, parse_instant
 from processors.engine.periods import (
     Period,
+    PeriodLookup,
     next_period,
     period_bounds,
     period_of,
@@ -234,6 +235,7 @@ class LedgerStage:
         self._next_due: int | None = None  # cache of `next_due()`; None: recompute
         self._ends: dict[str, int] = {}  # cache: customer -> next period end (`_next_end`)
         self._customer_list: list[str] | None = None  # cache of `_customers()`
+        self._period_of = PeriodLookup()
 
     # -- inputs ---------------------------------------------------------------------------
 
@@ -261,7 +263,7 @@ class LedgerStage:
         if contract is None:
             return  # no contract (or outside its term) at that instant: no statement counts it
         account = self.account(customer)
-        period = account.period(period_of(instant, contract.timezone))
+        period = account.period(self._period_of(instant, contract.timezone))
         counts = period.breached if breached else period.met
         counts[METRIC_ORDER[metric]] += 1
         self.counters.outcomes += 1
@@ -482,7 +484,7 @@ class LedgerStage:
         if contract is None or terms is None:
             return []  # no contract, or outside its term: no credit
         percent = terms.per_breach[breach["metric"]]
-        period = period_of(decided_at, contract.timezone)
+        period = self._period_of(decided_at, contract.timezone)
         amount = money(percent / HUNDRED * contract.monthly_fee)
         amount, capped, totals = self._allocate(customer, contract, period, amount)
         credit: Output = {

@@ -79,3 +79,19 @@ def period_bounds(period: Period, zone: ZoneInfo) -> tuple[int, int]:
 
 def period_end(period: Period, zone: ZoneInfo) -> int:
     return period_bounds(period, zone)[1]
+
+
+class PeriodLookup:
+    """`period_of` with the last month of each zone remembered: inputs mostly fall in it."""
+
+    def __init__(self) -> None:
+        self._last: dict[str, tuple[int, int, Period]] = {}
+
+    def __call__(self, instant: int, zone: ZoneInfo) -> Period:
+        hit = self._last.get(zone.key)
+        if hit is not None and hit[0] <= instant < hit[1]:
+            return hit[2]
+        period = period_of(instant, zone)
+        start, end = period_bounds(period, zone)
+        self._last[zone.key] = (start, end, period)
+        return period

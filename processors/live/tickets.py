@@ -364,12 +364,12 @@ class TicketProcessor(TransactionalLoop):
                 continue
             task.clock_sent = clock
             record = Watermark(task.partition, clock, "tickets", task.stage.first_applied).encode()
-            for ledger_partition in range(self.ledger_partitions):
+            for target in range(self.ledger_partitions):
                 self.produce(
                     self.settings.topic_ledger_input,
                     record,
                     headers=[("kind", KIND_WATERMARK)],
-                    partition=ledger_partition,
+                    partition=target,
                 )
 
     def close(self) -> None:
