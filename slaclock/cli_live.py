@@ -20,6 +20,7 @@ from rich.console import Console
 from rich.markup import escape
 from rich.text import Text
 
+from slaclock.kafka_client import BrokerUnreachable, ensure_reachable
 from slaclock.publisher import TicketEventPublisher
 from slaclock.settings import Settings, SettingsError, load_settings
 from slaclock.signals import interrupt_on_sigterm
@@ -70,6 +71,16 @@ def _settings(bootstrap: str | None) -> Settings:
         raise typer.Exit(2) from None
 
 
+def _reachable(settings: Settings, bootstrap: str | None) -> None:
+    """A broker answers at the configured address, or one line saying which and how to
+    set it, and exit status 1 (librdkafka would otherwise retry quietly for long)."""
+    try:
+        ensure_reachable(settings, from_flag=bootstrap is not None)
+    except BrokerUnreachable as exc:
+        _err().print(f"[red]error:[/red] {escape(str(exc))}")
+        raise typer.Exit(1) from None
+
+
 def _kafka_failure(exc: Exception) -> typer.Exit:
     detail = exc.args[0] if isinstance(exc, KafkaException) and exc.args else exc
     _err().print(f"[red]error:[/red] {escape(str(detail))}")
@@ -83,6 +94,7 @@ def topics_create(bootstrap: BootstrapOption = None) -> None:
     SLACLOCK_PARTITIONS partitions.
     """
     settings = _settings(bootstrap)
+    _reachable(settings, bootstrap)
     try:
         created = set(ensure_topics(settings))
     except (TopicError, KafkaException) as exc:
@@ -122,6 +134,7 @@ def publish(
         _err().print(f"[red]error:[/red] {escape(str(file))}: no such file")
         raise typer.Exit(2)
     err = _err()
+    _reachable(settings, bootstrap)
     try:
         publisher = TicketEventPublisher(settings)
         report = publisher.publish_file(file, flush_timeout=timeout)
@@ -134,12 +147,17 @@ def publish(
         )
     for failure in publisher.errors[:10]:
         err.print(f"[red]delivery failed[/red]: {escape(failure.error)}")
+    # what the broker acknowledged, not what was queued
+    acknowledged = report.sent - report.undelivered
     summary = (
-        f"published {report.sent} events to {escape(publisher.topic)}; "
+        f"published {acknowledged} events to {escape(publisher.topic)}; "
         f"{len(report.rejected)} rejected"
     )
     if report.undelivered:
-        summary += f"; [red]{report.undelivered} not acknowledged by the broker[/red]"
+        summary += (
+            f"; [red]{report.undelivered} not acknowledged by the broker at "
+            f"{escape(settings.bootstrap_servers)}[/red]"
+        )
     err.print(summary)
     if not report.ok:
         raise typer.Exit(1)
@@ -179,6 +197,7 @@ def tail(
     appear; commits no offsets. Colored by event type when stdout is a terminal.
     """
     settings = _settings(bootstrap)
+    _reachable(settings, bootstrap)
     out = Console(highlight=False, soft_wrap=True)
     try:
         subscriber = OutputSubscriber(settings, topics, from_beginning=from_beginning)

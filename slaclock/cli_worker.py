@@ -9,6 +9,7 @@ from typing import Annotated
 import typer
 
 from schemas.policy import PolicyError
+from slaclock.kafka_client import BrokerUnreachable, ensure_reachable
 from slaclock.settings import SettingsError, load_settings
 
 
@@ -51,6 +52,7 @@ def worker_command(
 
     try:
         check_http_port(settings)  # before Kafka: a taken port is said at once
+        ensure_reachable(settings, from_flag=bootstrap is not None)  # one line, in seconds
         worker = Worker(settings)
     except PolicyError as error:
         print(f"policy refused:\n{error}", file=sys.stderr)
@@ -58,6 +60,9 @@ def worker_command(
     except HttpBindError as error:
         print(f"error: {error}", file=sys.stderr)
         raise typer.Exit(2) from None
+    except BrokerUnreachable as error:
+        print(f"error: {error}", file=sys.stderr)
+        raise typer.Exit(1) from None
     except RuntimeError as error:
         print(error, file=sys.stderr)
         raise typer.Exit(2) from None

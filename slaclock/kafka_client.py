@@ -40,6 +40,7 @@ BOOTSTRAP_ENV = "SLACLOCK_BOOTSTRAP_SERVERS"
 log = logging.getLogger(__name__)
 
 PROBE_TIMEOUT_S = 5.0
+SETTLED_S = 30.0  # an outage this soon after the last one ended is logged at INFO
 EARLY_S = 1.5  # every broker refused for this long: no point waiting the whole timeout
 _HOPELESS = frozenset({KafkaError._AUTHENTICATION, KafkaError._SSL, KafkaError._RESOLVE})
 
@@ -101,6 +102,7 @@ _OUTAGE_CODES = frozenset(
         KafkaError._RESOLVE,
         KafkaError._WAIT_COORD,
         KafkaError._UNKNOWN_PARTITION,
+        KafkaError._DESTROY_BROKER,
         KafkaError._NO_OFFSET,
         KafkaError.REQUEST_TIMED_OUT,
         KafkaError.NETWORK_EXCEPTION,
@@ -227,6 +229,8 @@ class BrokerState:
         self.clock = clock
         self._lock = threading.Lock()
         self._down_since: float | None = None
+        self._up_since = clock() - 2 * SETTLED_S
+        self._level = logging.WARNING  # of the current outage's lines
         self.outages = 0
 
     @property
@@ -239,7 +243,11 @@ class BrokerState:
                 return
             self._down_since = self.clock()
             self.outages += 1
-        log.warning(
+            # the broker coming back flickers for a few seconds: one warning per outage
+            settled = self._down_since - self._up_since > SETTLED_S
+            self._level = logging.WARNING if settled else logging.INFO
+        log.log(
+            self._level,
             "Kafka at %s unreachable (%s: %s); retrying with backoff until it is back",
             self.bootstrap,
             component,
@@ -251,9 +259,13 @@ class BrokerState:
             return
         with self._lock:
             since, self._down_since = self._down_since, None
+            self._up_since = self.clock()
         if since is not None:
-            log.warning(
-                "Kafka at %s reachable again after %.1f s", self.bootstrap, self.clock() - since
+            log.log(
+                self._level,
+                "Kafka at %s reachable again after %.1f s",
+                self.bootstrap,
+                self._up_since - since,
             )
 
     def error_callback(self, component: str) -> Callable[[KafkaError], None]:

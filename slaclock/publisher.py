@@ -27,6 +27,7 @@ from confluent_kafka import KafkaError, Message, Producer
 
 from processors.engine.ticket import Rejected
 from processors.intake import decode_event
+from slaclock.kafka_client import with_logging
 from slaclock.settings import Settings
 
 __all__ = [
@@ -104,7 +105,7 @@ class TicketEventPublisher:
             config = dict(source)
             self.topic = topic or DEFAULT_TOPIC
         config.update(PRODUCER_GUARANTEES)
-        self._producer = Producer(config)
+        self._producer = Producer(with_logging(config))  # librdkafka's log: Python logging
         self.delivered = 0
         self.errors: list[DeliveryError] = []
         self._closed = False

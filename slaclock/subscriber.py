@@ -36,6 +36,7 @@ from confluent_kafka import (
 from pydantic import ValidationError
 
 from schemas.outputs import OutputEvent, parse_output_event
+from slaclock.kafka_client import with_logging
 from slaclock.settings import Settings
 
 __all__ = [
@@ -132,7 +133,7 @@ class OutputSubscriber:
         self.topics = list(topics) if topics else output_topics(settings)
         self._commits = group_id is not None
         self.group_id = group_id or f"{settings.app_id}-subscriber-{uuid.uuid4().hex[:12]}"
-        config = settings.kafka_config()
+        config = with_logging(settings.kafka_config())  # librdkafka log: Python logging
         config.update(
             {
                 "group.id": self.group_id,
@@ -245,7 +246,7 @@ def collect(
     `group_id` only names the client to the broker.
     """
     topics = list(topics) if topics else output_topics(settings)
-    config = settings.kafka_config()
+    config = with_logging(settings.kafka_config())
     config.update(
         {
             "group.id": group_id or f"{settings.app_id}-collect-{uuid.uuid4().hex[:12]}",

@@ -25,6 +25,7 @@ the SIGKILL tests instead of trusted.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import threading
 import time
@@ -58,6 +59,14 @@ CALL_TIMEOUT_S = 10.0  # one attempt of a transactional call; retried while the 
 MAX_PRODUCER_RESETS = 5  # fatal producer errors in a row (no commit between) before giving up
 
 
+CONSUMER_RESETS_WINDOW_S = 600.0  # more than MAX_CONSUMER_RESETS fences in this window: stop
+MAX_CONSUMER_RESETS = 5
+
+
+class ConsumerFailed(Exception):
+    """The consumer hit a fatal error (fenced static member): it must be replaced."""
+
+
 class Stopping(Exception):
     """A stop was asked while a call waited for the broker: leave without committing."""
 
@@ -86,6 +95,9 @@ class TransactionalLoop(ABC):
         self.broker = BrokerState(settings.bootstrap_servers)
         self.stop = threading.Event()  # the run's stop event, set by `run`
         self.producer_resets = 0  # fatal producer errors since the last commit
+        # This loop's clients lost their broker: the producer is replaced before its
+        # next transaction (see `_replace_producer`).
+        self.outage_seen = False
         group = f"{settings.app_id}-{name}"
         member = f"{settings.instance_id}-{name}"
         base = {
@@ -107,6 +119,8 @@ class TransactionalLoop(ABC):
             # Peers find the owner of a partition (and its URL) in the group description:
             # GET /tickets/{id} on a worker that does not own the ticket redirects there.
             consumer_config["client.id"] = settings.http_url
+        self._consumer_config = consumer_config
+        self.consumer_resets: list[float] = []  # when the consumer was replaced (monotonic)
         self.consumer = Consumer(consumer_config)
         producer_config: dict[str, Any] = {
             **base,
@@ -171,6 +185,8 @@ class TransactionalLoop(ABC):
     # -- the broker --------------------------------------------------------------------------
 
     def _on_client_error(self, error: KafkaError) -> None:
+        if error.code() in (KafkaError._ALL_BROKERS_DOWN, KafkaError._TRANSPORT):
+            self.outage_seen = True
         self.broker.error_callback(self.name)(error)
 
     def _retry(self, what: str, call: Callable[[], T]) -> T:
@@ -189,6 +205,7 @@ class TransactionalLoop(ABC):
                     raise
                 if not is_outage(error):
                     raise
+                self.outage_seen = True
                 self.broker.down(f"{self.name}: {what}", error)
             else:
                 return result
@@ -309,7 +326,11 @@ class TransactionalLoop(ABC):
             )
             max_batch = self.settings.max_batch
             while not stop.is_set():
-                messages = [m for m in self._next_batch(max_batch) if self._keep(m)]
+                try:
+                    messages = [m for m in self._next_batch(max_batch) if self._keep(m)]
+                except ConsumerFailed as failed:
+                    self._replace_consumer(failed.args[0])
+                    continue
                 if not messages:
                     self.idle()
                     continue
@@ -347,8 +368,8 @@ class TransactionalLoop(ABC):
             return True
         if error.code() == KafkaError._PARTITION_EOF:
             return False
-        if error.fatal():
-            raise KafkaException(error)
+        if error.fatal() or error.code() == KafkaError._FATAL:
+            raise ConsumerFailed(error)
         if is_outage(error):
             self.broker.down(f"{self.name}: consume", error)
         else:
@@ -367,6 +388,8 @@ class TransactionalLoop(ABC):
         A zombie cannot commit through this: its consumer generation is stale, so its
         offsets are refused (KIP-447) and its transaction must abort.
         """
+        if self.exactly_once and self.outage_seen:
+            self._replace_producer("the broker was away")
         try:
             if self.exactly_once:
                 self.producer.begin_transaction()
@@ -413,46 +436,97 @@ class TransactionalLoop(ABC):
             raise TimeoutError("records not acknowledged yet")
 
     def _recover(self, error: KafkaException) -> None:
-        """After a failed batch: end the transaction, then rewind to what was committed."""
+        """After a failed batch: end the transaction, then rewind to what was committed.
+
+        A transaction that failed for want of a broker is not aborted by this producer
+        but by its successor's `init_transactions` (`_replace_producer`).
+        """
         kafka_error = _kafka_error(error)
         if not self.exactly_once:
             if not is_outage(error):
                 raise error
             self.broker.down(f"{self.name}: batch", error)
         elif kafka_error is not None and kafka_error.fatal():
-            self._replace_producer(kafka_error)
-        else:
-            if not is_outage(error) and not (kafka_error and kafka_error.txn_requires_abort()):
+            self.producer_resets += 1
+            if self.producer_resets > MAX_PRODUCER_RESETS:
                 raise error
+            self._replace_producer(f"fatal: {kafka_error.str()}")
+        elif is_outage(error) or self.outage_seen:
+            self._replace_producer(f"transaction abandoned: {error}")
+        elif kafka_error is not None and kafka_error.txn_requires_abort():
             log.warning("%s: transaction aborted (%s); rewinding", self.name, kafka_error)
             try:
                 self._retry("abort", lambda: self.producer.abort_transaction(CALL_TIMEOUT_S))
             except KafkaException as abort_error:
-                fatal = _kafka_error(abort_error)
-                if fatal is None or not fatal.fatal():
+                failed = _kafka_error(abort_error)
+                if failed is None or not (failed.fatal() or is_outage(abort_error)):
                     raise
-                self._replace_producer(fatal)
+                self._replace_producer(f"abort failed: {failed.str()}")
+        else:
+            raise error
         self._retry("rewind", self._rewind)
 
-    def _replace_producer(self, error: KafkaError) -> None:
-        """A fatal error left the producer unusable: a new one, same transactional id.
+    def _replace_producer(self, reason: str) -> None:
+        """A new transactional producer under the same transactional id.
 
-        Its `init_transactions` aborts whatever the old one left open. After
-        `MAX_PRODUCER_RESETS` in a row without a commit between, the error is raised: the
-        worker stops (another live worker with the same instance id, say).
+        Its `init_transactions` fences the old one and aborts whatever transaction it left
+        open. Used after a fatal producer error (fenced: e.g. the coordinator aborted our
+        transaction when its timeout passed during an outage, bumping the epoch) and after
+        every outage this loop saw: librdkafka can keep a decommissioned broker cached as
+        the group coordinator after a restart, and `send_offsets_to_transaction` then
+        blocks, its timeout ignored (confluentinc/librdkafka#5456, #5511). A fresh
+        producer looks the coordinators up afresh. Fatal errors many times in a row
+        without a commit (`MAX_PRODUCER_RESETS`) stop the worker (`_recover`).
         """
-        self.producer_resets += 1
-        if self.producer_resets > MAX_PRODUCER_RESETS:
-            raise KafkaException(error)
         log.warning(
-            "%s: producer fenced or failed (%s); a new producer takes over its transactional id",
+            "%s: a new producer takes over transactional id %s (%s)",
             self.name,
-            error.str(),
+            self._producer_config.get("transactional.id"),
+            reason,
         )
+        self.outage_seen = False
         old, self.producer = self.producer, Producer(self._producer_config)
-        old.purge(in_queue=True, in_flight=True)
+        with contextlib.suppress(KafkaException, RuntimeError):
+            old.purge(in_queue=True, in_flight=True)
         del old
         self._retry("init transactions", self._init_transactions)
+
+    def _replace_consumer(self, error: KafkaError) -> None:
+        """Rejoin the group with a new consumer after a fatal consumer error.
+
+        With static membership the broker fences a member when another join claims its
+        `group.instance.id`. After a coordinator stall (a broker restart) that join can be
+        this very consumer's own earlier, abandoned attempt (KAFKA-20985): a lone worker
+        would stop for nothing. So a new consumer joins under the same instance id; its
+        tasks are restored from their changelogs on assignment. Another live worker with
+        the same `SLACLOCK_INSTANCE_ID` fences us again and again: after
+        `MAX_CONSUMER_RESETS` in `CONSUMER_RESETS_WINDOW_S` the error is raised.
+        """
+        now = time.monotonic()
+        self.consumer_resets = [
+            t for t in self.consumer_resets if now - t < CONSUMER_RESETS_WINDOW_S
+        ] + [now]
+        if len(self.consumer_resets) > MAX_CONSUMER_RESETS:
+            raise KafkaException(error)
+        log.warning(
+            "%s: consumer failed (%s); rejoining with a new consumer (if this repeats, "
+            "another worker may use SLACLOCK_INSTANCE_ID=%s)",
+            self.name,
+            error.str(),
+            self.settings.instance_id,
+        )
+        old = self.consumer
+        with contextlib.suppress(KafkaException, RuntimeError):
+            old.close()
+        with self.assigned_lock:
+            tasks = sorted(self.assigned)
+            self.assigned.clear()
+        for task in tasks:
+            self.drop_task(task)
+        self.consumer = Consumer(self._consumer_config)
+        self.consumer.subscribe(
+            self.input_topics, on_assign=self._on_assign, on_revoke=self._on_revoke
+        )
 
     def _rewind(self) -> None:
         """After an abort: rebuild every task from its changelog and seek to committed."""
