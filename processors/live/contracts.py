@@ -22,6 +22,7 @@ from pydantic import ValidationError
 from processors.engine.contracts import ContractBook
 from processors.engine.ticket import Rejected
 from schemas.policy import parse_contract
+from slaclock.kafka_client import with_logging
 from slaclock.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -37,7 +38,7 @@ class ContractsFollower:
         self.topic = settings.topic_contracts
         self.consumer = Consumer(
             {
-                **settings.kafka_config(),
+                **with_logging(settings.kafka_config()),  # librdkafka log: Python logging
                 "group.id": f"{settings.app_id}-contracts-{name}",  # never commits
                 "enable.auto.commit": False,
                 "isolation.level": "read_committed",

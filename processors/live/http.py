@@ -50,6 +50,7 @@ from processors.engine.policy import CompiledPolicy
 from processors.engine.status import TicketStatus, ticket_status
 from processors.engine.ticket import TicketState
 from processors.live.records import ledger_partition
+from slaclock.kafka_client import with_logging
 from slaclock.settings import Settings
 
 if TYPE_CHECKING:
@@ -121,7 +122,7 @@ class KafkaDirectory:
     ) -> None:
         self.topic = topic or settings.topic_events
         self.group = group or f"{settings.app_id}-tickets"
-        self.admin = AdminClient(settings.kafka_config())
+        self.admin = AdminClient(with_logging(settings.kafka_config()))
         self._count = 0
         self._counted_at = 0.0
 
@@ -328,7 +329,7 @@ class InputLagCollector(Collector):
             if self._consumer is None:
                 self._consumer = Consumer(
                     {
-                        **self.view.settings.kafka_config(),
+                        **with_logging(self.view.settings.kafka_config()),
                         "group.id": f"{self.view.settings.app_id}-http",
                         "enable.auto.commit": False,
                     }
