@@ -4,8 +4,9 @@ reads it.
 A container healthcheck must not depend on the HTTP server being enabled
 (`SLACLOCK_HTTP_PORT=0`) nor on a port: every `INTERVAL_S` the worker writes
 `{"ok": ..., "at": <unix seconds>, "threads": {...}}` to `<state_dir>/<app_id>/<instance_id>/health.json`
-(atomically: a temporary file renamed over it). The check passes when the file says ok
-and is younger than `MAX_AGE_S`; a hung worker stops refreshing it, a dead one too.
+(atomically: a temporary file renamed over it), from the first time it is live on. The
+check passes when the file says ok and is younger than `MAX_AGE_S`; a hung worker stops
+refreshing it, a dead one too, and a clean stop removes it.
 """
 
 from __future__ import annotations
@@ -25,6 +26,7 @@ from slaclock.settings import Settings
 log = logging.getLogger(__name__)
 
 INTERVAL_S = 5.0
+STARTING_POLL_S = 0.5  # until the worker is live for the first time
 MAX_AGE_S = 30.0
 
 
@@ -62,21 +64,26 @@ class HealthFile:
             self.path.unlink()
 
     def _run(self) -> None:
+        started = False  # nothing is written while the worker starts: no file = not live yet
         while True:
             try:
-                self.write_once()
+                started = self.write_once(only_if_ok=not started) or started
             except OSError as error:  # a full disk must not kill the worker
                 log.warning("health file %s not written: %s", self.path, error)
-            if self._stop.wait(self.interval):
+            if self._stop.wait(self.interval if started else STARTING_POLL_S):
                 return
 
-    def write_once(self) -> None:
+    def write_once(self, only_if_ok: bool = False) -> bool:
+        """Write the probe's answer (unless `only_if_ok` and it is not ok); True if written."""
         ok, detail = self.probe()
+        if only_if_ok and not ok:
+            return False
         body = {"ok": ok, "at": self.wall_clock(), **detail}
         self.path.parent.mkdir(parents=True, exist_ok=True)
         temporary = self.path.with_suffix(f".{os.getpid()}.tmp")
         temporary.write_text(json.dumps(body))
         temporary.replace(self.path)
+        return True
 
 
 def check_health_file(

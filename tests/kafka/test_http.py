@@ -8,6 +8,8 @@ from __future__ import annotations
 import functools
 import json
 import socket
+import subprocess
+import sys
 import time
 import urllib.error
 import urllib.request
@@ -23,7 +25,7 @@ from prometheus_client.parser import text_string_to_metric_families
 from processors.engine.instants import US_PER_SECOND, format_us, parse_instant
 from processors.live.http import partition_for
 from tests.conftest import CreateTopics
-from tests.kafka.pipeline import LivePipeline, WorkerProcess
+from tests.kafka.pipeline import ROOT, LivePipeline, WorkerProcess
 
 pytestmark = [pytest.mark.kafka]
 
@@ -93,6 +95,15 @@ def start_http_worker(pipeline: LivePipeline, instance: str) -> tuple[WorkerProc
         }
     )
     return pipeline.start_worker(instance), url
+
+
+def health_check(pipeline: LivePipeline) -> subprocess.CompletedProcess[str]:
+    """`slaclock worker --health` with the settings of worker w1, but no HTTP port."""
+    env = {**pipeline.env("w1"), "SLACLOCK_HTTP_PORT": "0"}
+    command = [sys.executable, "-c", "from slaclock.cli import main; main()", "worker", "--health"]
+    return subprocess.run(
+        command, env=env, cwd=ROOT, capture_output=True, text=True, timeout=60, check=False
+    )
 
 
 def metric(base: str, name: str, **labels: str) -> float:
@@ -179,7 +190,11 @@ def test_ready_metrics_and_ticket_status_follow_the_worker_through_a_breach(
     anonymous = get(f"{url}/tickets/T-http", token=None)
     assert anonymous is not None and anonymous[0] == 401  # data needs the token
     assert get(f"{url}/metrics", token=None)[0] == 200  # type: ignore[index]
+    # the container healthcheck: the worker's health file, no HTTP involved
+    wait_for("a healthy check", lambda: health_check(pipeline).returncode == 0, worker)
     assert worker.stop() == 0, worker.log_tail()
+    stopped = health_check(pipeline)
+    assert stopped.returncode == 1 and stopped.stderr.startswith("unhealthy: no health file")
 
 
 def test_ticket_asked_of_the_other_worker_is_redirected_to_its_owner(

@@ -47,6 +47,15 @@ def test_no_file_means_no_worker_and_names_the_settings(tmp_path: Path) -> None:
     assert not ok and "SLACLOCK_STATE_DIR" in why
 
 
+def test_nothing_is_written_until_the_worker_is_first_live(tmp_path: Path) -> None:
+    path = tmp_path / "health.json"
+    answers = iter([failing(), failing(), live()])
+    heartbeat = HealthFile(lambda: next(answers), path)
+    assert not heartbeat.write_once(only_if_ok=True) and not path.exists()
+    assert not heartbeat.write_once(only_if_ok=True) and not path.exists()
+    assert heartbeat.write_once(only_if_ok=True) and check_health_file(path)[0]
+
+
 def test_stopping_removes_the_file(tmp_path: Path) -> None:
     path = tmp_path / "health.json"
     heartbeat = HealthFile(live, path, interval=60).start()
