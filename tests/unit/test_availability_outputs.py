@@ -11,7 +11,7 @@ from schemas.availability import (
     parse_availability_event,
 )
 from schemas.export import json_schemas
-from tests.core.service_builders import MAY_1, T, ServiceHarness, plus, status_changed
+from tests.core.service_builders import MAY_1, ServiceHarness, T, plus, status_changed
 
 MODELS = {
     "sla.availability_warning": AvailabilityWarning,
