@@ -200,6 +200,12 @@ class WorkerView(Protocol):
         Raises LookupError when another worker owns it.
         """
 
+    def service_status(self, service_id: str) -> dict[str, Any] | None:
+        """A service's availability view if a services task of this worker holds it."""
+
+    def service_ids(self) -> list[str]:
+        """The services the policy defines."""
+
 
 class LiveWorkerView:
     """`WorkerView` over a running `Worker`: the one place that knows its insides."""
@@ -503,21 +509,18 @@ class StatusServer:
         except LookupError:
             return self._redirect_to_ledger_owner(path, customer_id)
         if view is None:
-            return _json(
-                HTTPStatus.NOT_FOUND, {"error": "no contract", "customer_id": customer_id}
-            )
+            return _json(HTTPStatus.NOT_FOUND, {"error": "no contract", "customer_id": customer_id})
         return _json(HTTPStatus.OK, view)
 
     def service(self, path: str, service_id: str) -> Response:
         """A service's availability this period (status, downtime so far, budget left, when
         the budget runs out if nothing changes), or a 307 to the worker whose services task
         holds it. The figures come from the pure core (`AvailabilityClock.view`)."""
-        status_of = getattr(self.view, "service_status", None)
-        found = status_of(service_id) if status_of is not None else None
+        found = self.view.service_status(service_id)
         if found is not None:
             return _json(HTTPStatus.OK, found)
         settings = self.settings
-        if service_id not in getattr(self.view, "service_ids", lambda: ())():
+        if service_id not in self.view.service_ids():
             return _json(
                 HTTPStatus.NOT_FOUND, {"error": "unknown service", "service_id": service_id}
             )
@@ -555,7 +558,10 @@ class StatusServer:
             return _unavailable({"error": f"cannot find the customer's ledger: {error}"})
         if owner is None or owner == settings.http_url:
             return _unavailable(
-                {"error": "the customer's ledger partition has no owner yet", "partition": partition}
+                {
+                    "error": "the customer's ledger partition has no owner yet",
+                    "partition": partition,
+                }
             )
         return (
             HTTPStatus.TEMPORARY_REDIRECT,

@@ -97,6 +97,12 @@ class FakeView:
     def customer_view(self, customer_id: str) -> dict[str, Any] | None:
         return self.customers.get(customer_id)
 
+    def service_status(self, service_id: str) -> dict[str, Any] | None:
+        return None
+
+    def service_ids(self) -> list[str]:
+        return []
+
 
 def view(**settings: Any) -> FakeView:
     fake = FakeView(load_settings(http_host="127.0.0.1", http_port=0, **settings))
