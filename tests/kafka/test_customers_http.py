@@ -27,6 +27,8 @@ GRACE_US = GRACE_S * 1_000_000
 @pytest.fixture
 def pipeline(kafka_bootstrap: str, topic_prefix: str, tmp_path: Path) -> Iterator[LivePipeline]:
     live = LivePipeline(kafka_bootstrap, topic_prefix, tmp_path, manual_clock=True)
+    # the example's December may still be ahead of the wall clock: do not refuse it
+    live.extra_env["SLACLOCK_MAX_FUTURE_SKEW"] = str(10 * 365 * 86_400)
     yield live
     live.close()
 
