@@ -12,7 +12,7 @@ import sys
 from collections import Counter
 from contextlib import ExitStack
 from pathlib import Path
-from typing import IO, Annotated
+from typing import IO, Annotated, NoReturn
 
 import orjson
 import typer
@@ -78,8 +78,11 @@ def replay_command(
                 dlq_sink.write(rejection.to_json())
                 dlq_sink.write(b"\n")
 
-        source = stack.enter_context(events.open("rb"))
-        size = events.stat().st_size
+        try:
+            source = stack.enter_context(events.open("rb"))
+            size = events.stat().st_size
+        except OSError as error:
+            _fail(f"cannot read --events {events}: {error.strerror or error}", 2)
         progress = None
         if err.is_terminal and size >= PROGRESS_MIN_BYTES:
             progress = stack.enter_context(
@@ -109,7 +112,7 @@ def replay_command(
         _fail(_nothing_valid(events, summary.lines, rejected_by_class, first_rejection), 1)
 
 
-def _fail(message: str, status: int) -> None:
+def _fail(message: str, status: int) -> NoReturn:
     """One line on stderr (never wrapped), then the exit status."""
     print(f"replay: error: {message}", file=sys.stderr)
     raise typer.Exit(status)
@@ -121,7 +124,6 @@ def _open_for_writing(stack: ExitStack, path: Path, flag: str) -> IO[bytes]:
     except OSError as error:
         reason = error.strerror or type(error).__name__
         _fail(f"cannot write {flag} {path}: {reason}; give {flag} a writable file path", 2)
-        raise  # unreachable: _fail raises
 
 
 def _nothing_valid(events: Path, lines: int, rejected: Counter[str], first: list[Rejection]) -> str:

@@ -88,6 +88,13 @@ def test_replay_to_an_unwritable_out_names_the_path_and_the_flag(tmp_path: Path)
     assert f"cannot write --out {target}" in line and "No such file or directory" in line
 
 
+def test_replay_of_a_directory_names_the_flag(tmp_path: Path) -> None:
+    result = replay(tmp_path)
+    assert result.returncode == 2
+    [line] = error_lines(result.stderr)
+    assert f"cannot read --events {tmp_path}: Is a directory" in line
+
+
 def test_worker_with_its_http_port_taken_names_the_port_and_the_setting(tmp_path: Path) -> None:
     with socket.socket() as taken:
         taken.bind(("127.0.0.1", 0))
