@@ -181,7 +181,7 @@ def _prepare_topics(
     settings: Settings, notify: NotifySettings, config: NotifyConfig
 ) -> tuple[list[str], int]:
     """The output topics that exist (one partition count), the DLQ topic created if missing."""
-    admin = AdminClient(settings.kafka_config())
+    admin = AdminClient({**settings.kafka_config(), "log_level": 0})  # errors: one line, ours
     metadata = admin.list_topics(timeout=15)
     wanted = config.document.topics or output_topics(settings)
     present = {
@@ -258,4 +258,5 @@ def _run(
         )
     )
     worker = faust.Worker(app, loglevel=log_level, quiet=True, redirect_stdouts=False)
+    worker.spinner = None  # no terminal spinner codes in logs
     worker.execute_from_commandline()

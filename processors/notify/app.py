@@ -396,6 +396,11 @@ def build_app(options: NotifyOptions, config: NotifyConfig) -> tuple[faust.App, 
     async def open_session() -> None:
         deliverer.session = aiohttp.ClientSession()
 
+    @app.on_before_shutdown.connect  # type: ignore[arg-type]
+    async def close_session(sender: Any, **kwargs: Any) -> None:
+        if deliverer.session is not None:
+            await deliverer.session.close()
+
     @app.timer(interval=60.0)  # type: ignore[untyped-decorator]
     async def expire_delivered() -> None:
         deliverer.expire()
