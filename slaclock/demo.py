@@ -52,6 +52,8 @@ from schemas.outputs import (
     SlaBreach,
     SlaCompleted,
     SlaCredit,
+    SlaCreditEarnedBack,
+    SlaStatement,
     SlaWarning,
     parse_output_event,
 )
@@ -177,6 +179,8 @@ class DemoStats:
     def count(self, event: OutputEvent) -> None:
         self.by_type[event.type] += 1
         column = {"sla.warning": "warnings", "sla.breach": "breaches", "sla.credit": "credits"}
+        if isinstance(event, SlaStatement | SlaCreditEarnedBack):
+            return  # monthly accounting: counted by type only
         if isinstance(event, SlaCompleted):
             if event.outcome == "met":
                 self.met += 1
@@ -247,12 +251,20 @@ def _line(at: str, label: str, style: str, ticket: str, *detail: str) -> Text:
 def format_output(event: OutputEvent) -> Text:
     """One feed line: when (the SLA fact's instant, UTC), what, which ticket, details."""
     at = _clock(event.at)
+    if isinstance(event, SlaStatement):
+        overall = event.overall.compliance or "-"
+        detail = f"period {event.period}: compliance {overall}, credits {event.credits_total}"
+        return _line(at, "statement", STYLES["sla.credit"], "-", event.customer_id, detail)
+    if isinstance(event, SlaCreditEarnedBack):
+        detail = f"{event.amount} {event.currency} of {event.period} earned back"
+        return _line(at, "earn-back", STYLES["met"], "-", event.customer_id, detail)
     if isinstance(event, SlaCredit):
         style = STYLES["capped" if event.capped else "sla.credit"]
         detail = f"{event.amount} {event.currency}  {event.percent}% of the fee for {event.metric}"
         cap = "  CAPPED" if event.capped else ""
         total = f"period {event.period} total {event.period_total} {event.currency}{cap}"
-        return _line(at, "credit", style, event.ticket_id, event.customer_id, detail, total)
+        ticket = event.ticket_id or event.service_id or "-"
+        return _line(at, "credit", style, ticket, event.customer_id, detail, total)
     who = f"{event.customer_id}/{event.tier}"
     what = f"{event.priority} {event.metric}#{event.cycle}"
     if isinstance(event, SlaWarning):
