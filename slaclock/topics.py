@@ -31,6 +31,11 @@ CLOCK_RETENTION_MS = 24 * 3600 * 1000
 
 COMPACT: Mapping[str, str] = {"cleanup.policy": "compact"}
 
+CONTRACT_HISTORY: Mapping[str, str] = {"min.compaction.lag.ms": str(90 * 24 * 3600 * 1000)}
+"""A contract version stays in `sla.contracts` at least 90 days after it was published,
+though a newer one replaced it: a worker that starts reads the versions still in force for
+the instants it may decide (a change scheduled ahead, a late event under the older one)."""
+
 
 class TopicError(Exception):
     """Topics cannot be created, or existing ones do not match the settings."""
@@ -65,7 +70,7 @@ def topic_specs(settings: Settings) -> list[TopicSpec]:
         TopicSpec(settings.topic_ticket_changelog, n, dict(COMPACT), copartition=events),
         TopicSpec(settings.topic_ledger_input, n, copartition=ledger),
         TopicSpec(settings.topic_ledger_changelog, n, dict(COMPACT), copartition=ledger),
-        TopicSpec(settings.topic_contracts, n, dict(COMPACT)),
+        TopicSpec(settings.topic_contracts, n, {**COMPACT, **CONTRACT_HISTORY}),
         TopicSpec(settings.topic_warnings, n),
         TopicSpec(settings.topic_breaches, n),
         TopicSpec(settings.topic_completions, n),
