@@ -1,14 +1,17 @@
 """A worker with a services policy: its services stage, ticker and HTTP route, end to end.
 
-The worker runs as a process with its own wall-clock ticker, so the services clock passes
-every month end between the events (April and May 2026) and now; every output up to the
-start of November is then final and must equal the replay of the same events.
+The worker runs as a process with its own wall-clock ticker. The events are two months of
+history that ended about two months before today (moved by whole days, so the test does
+not depend on the day it runs): the services clock passes every month end between them and
+now, so every output up to the start of this month is final and must equal the replay of
+the same events.
 """
 
 from __future__ import annotations
 
 from collections import Counter
 from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -16,7 +19,7 @@ import orjson
 import pytest
 from confluent_kafka import Producer
 
-from processors.engine.instants import parse_instant
+from processors.engine.instants import format_us, parse_instant, to_us
 from tests.core.service_builders import SERVICES_YAML
 from tests.kafka.pipeline import LivePipeline
 from tests.kafka.test_http import TOKEN, free_port, get, wait_for
@@ -24,7 +27,24 @@ from tests.kafka.test_services_live import history, replay_until
 
 pytestmark = pytest.mark.kafka
 
-CUTOFF = parse_instant("2026-11-01T00:00:00Z")
+DAY_US = 86_400 * 1_000_000
+
+
+def recent_history() -> tuple[list[bytes], int, str]:
+    """The history moved to begin 100 days ago (at midnight UTC); the start of this month
+    (UTC) and the label of the month before it."""
+    now = datetime.now(UTC)
+    begin = to_us(datetime(now.year, now.month, now.day, tzinfo=UTC)) - 100 * DAY_US
+    shift = begin - parse_instant("2026-04-01T00:00:00Z")
+    lines = []
+    for event in history():
+        for name in ("occurred_at", "starts_at", "ends_at"):
+            if name in event:
+                event[name] = format_us(parse_instant(event[name]) + shift)
+        lines.append(orjson.dumps(event))
+    month_start = datetime(now.year, now.month, 1, tzinfo=UTC)
+    previous = (month_start - timedelta(days=1)).strftime("%Y-%m")
+    return lines, to_us(month_start), previous
 
 
 @pytest.fixture
@@ -55,7 +75,7 @@ def test_a_worker_runs_the_services_stage_and_answers_for_a_service(
         }
     )
     worker = pipeline.start_worker("w1")
-    raw = [orjson.dumps(event) for event in history()]
+    raw, cutoff, previous_month = recent_history()
     producer = Producer({"bootstrap.servers": pipeline.bootstrap, "partitioner": "murmur2_random"})
     for line in raw:
         producer.produce(
@@ -63,15 +83,16 @@ def test_a_worker_runs_the_services_stage_and_answers_for_a_service(
         )
     producer.flush(10)
 
-    def october_reported() -> bool:
+    def last_month_reported() -> bool:
         return any(
-            o["type"] == "sla.availability_report" and o["period"] == "2026-10"
+            o["type"] == "sla.availability_report" and o["period"] == previous_month
             for o in availability(pipeline)
         )
 
-    wait_for("the October reports", october_reported, worker, timeout=90)
-    live = [o for o in availability(pipeline) if parse_instant(o["at"]) <= CUTOFF]
-    expected = replay_until(raw, CUTOFF)
+    wait_for("last month's reports", last_month_reported, worker, timeout=90)
+    live = [o for o in availability(pipeline) if parse_instant(o["at"]) <= cutoff]
+    expected = replay_until(raw, cutoff)
+    assert len(expected) >= 6  # reports of several months, warnings, breaches
     assert Counter(orjson.dumps(o) for o in live) == Counter(orjson.dumps(o) for o in expected)
 
     answer = wait_for("GET /services/portal", lambda: get(f"{url}/services/portal"), worker)
@@ -79,7 +100,7 @@ def test_a_worker_runs_the_services_stage_and_answers_for_a_service(
     assert status == 200
     view = orjson.loads(body)
     assert view["status"] == "operational"
-    assert view["period"] >= "2026-11"
+    assert view["period"] > previous_month
     assert view["budget_exhausted_at"] is None
     missing = get(f"{url}/services/ghost")
     assert missing is not None and missing[0] == 404
