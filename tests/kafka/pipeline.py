@@ -183,14 +183,20 @@ class LivePipeline:
         return worker, mid_stream
 
     def run_crash_plan(
-        self, plan: Sequence[str], timeout: float = 120.0
+        self,
+        plan: Sequence[str],
+        timeout: float = 120.0,
+        crash_env: dict[str, str] | None = None,
     ) -> tuple[WorkerProcess, CrashReport]:
         """Start a worker per crash point of `plan` (`SLACLOCK_TEST_CRASH` values), each
         killing itself there; then start the last worker, without one, and return it.
+
+        `crash_env`: more settings for the workers that crash (e.g. small batches, so the
+        first transactions are small and many), not for the last one.
         """
         report = CrashReport()
         for point in plan:
-            worker = self.start_worker(env={"SLACLOCK_TEST_CRASH": point})
+            worker = self.start_worker(env={**(crash_env or {}), "SLACLOCK_TEST_CRASH": point})
             try:
                 status = worker.process.wait(timeout)
             except subprocess.TimeoutExpired:

@@ -34,6 +34,9 @@ SHORT_PLAN = (
 )
 
 
+SMALL_BATCHES = {"SLACLOCK_MAX_BATCH": "20"}
+
+
 @pytest.fixture
 def pipeline(kafka_bootstrap: str, topic_prefix: str, tmp_path: Path) -> Iterator[LivePipeline]:
     live = LivePipeline(
@@ -41,7 +44,6 @@ def pipeline(kafka_bootstrap: str, topic_prefix: str, tmp_path: Path) -> Iterato
         topic_prefix,
         tmp_path,
         manual_clock=True,
-        extra_env={"SLACLOCK_MAX_BATCH": "20"},  # many transactions to kill in
     )
     yield live
     live.close()
@@ -53,7 +55,8 @@ def crash_and_compare(
     lines = with_poison(workload(tickets, seed=seed), random.Random(seed), share=0.005)
     pipeline.publish(keyed(lines))
     with pipeline.ticking(FINAL_CLOCK):
-        worker, report = pipeline.run_crash_plan(plan)
+        # small transactions in the workers that crash: many boundaries to be killed around
+        worker, report = pipeline.run_crash_plan(plan, crash_env=SMALL_BATCHES)
         pipeline.settle(FINAL_CLOCK)
     assert worker.stop() == 0, worker.log_tail()
 
@@ -116,7 +119,10 @@ def test_a_zombie_resumed_after_its_successor_took_over_commits_nothing(
     pipeline.publish(keyed(lines))
     with pipeline.ticking(FINAL_CLOCK):
         zombie = pipeline.start_worker(
-            env={"SLACLOCK_TEST_CRASH": f"{BETWEEN_PRODUCE_AND_COMMIT}:4:tickets:stop"}
+            env={
+                **SMALL_BATCHES,
+                "SLACLOCK_TEST_CRASH": f"{BETWEEN_PRODUCE_AND_COMMIT}:4:tickets:stop",
+            }
         )
         wait_for_line(zombie, "0 records unacknowledged, stopping")
         _, status = os.waitpid(zombie.process.pid, os.WUNTRACED)
