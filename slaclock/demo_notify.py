@@ -31,7 +31,7 @@ __all__ = ["DemoNotifier"]
 
 ROUTING = """\
 targets:
-  demo-slack: {kind: slack, url_env: SLACLOCK_DEMO_SLACK_URL}
+  demo-slack: {kind: slack, url_env: DEMO_SLACK_URL}
 routes:
   - {match: {type: sla.breach}, targets: [demo-slack]}
   - {match: {type: sla.warning, threshold_at_least: 0.75}, targets: [demo-slack]}
@@ -62,7 +62,7 @@ class DemoNotifier:
         self.log_path = log_dir / "notify.log"
         child_env = {
             **env,
-            "SLACLOCK_DEMO_SLACK_URL": url,
+            "DEMO_SLACK_URL": url,
             "SLACLOCK_NOTIFY_PATH": str(routing),
             "SLACLOCK_NOTIFY_APP_ID": self.app_id,
             "SLACLOCK_NOTIFY_DLQ_TOPIC": self.dlq,

@@ -198,3 +198,37 @@ def test_outputs_read_again_after_a_restart_are_not_sent_again_once_acknowledged
     )
     assert [r.body["ticket_id"] for r in hook.received()][-1] == "W-after"
     assert len(hook.received()) == 6
+
+
+def test_a_tickets_notifications_reach_a_target_in_order_even_across_retries(
+    receiver: MakeReceiver, notify_run: MakeRun
+) -> None:
+    hook = receiver("webhook", script=[(500, {})])
+    chat, pager = receiver("slack"), receiver("pagerduty")
+    slow_retry = "initial_backoff_seconds: 3, max_backoff_seconds: 3"
+    run = notify_run(
+        routing(hook, chat, pager).replace(
+            "initial_backoff_seconds: 0.2, max_backoff_seconds: 1", slow_retry
+        ),
+        secrets_env(chat),
+        partitions=1,
+    )
+    run.start()
+    run.write([ticket_output("sla.warning", "O1", threshold=0.75)])
+    wait_for(lambda: len(hook.received()) == 1, 60, "the first attempt (answered 500)")
+    run.write(
+        [
+            ticket_output("sla.warning", "O1", threshold=0.9),
+            ticket_output("sla.warning", "O2", threshold=0.75),
+        ]
+    )
+    wait_for(lambda: len(hook.accepted()) == 3, 60, "every notification")
+
+    o1 = [
+        (r.body["threshold"], r.status, r.at)
+        for r in hook.received()
+        if r.body["ticket_id"] == "O1"
+    ]
+    assert [(t, s) for t, s, _ in o1] == [(0.75, 500), (0.75, 200), (0.9, 200)]
+    assert o1[2][2] >= o1[1][2]  # the later output only after the earlier one's acknowledgement
+    assert [r.body["ticket_id"] for r in hook.accepted()].count("O2") == 1
