@@ -42,6 +42,8 @@ class Receiver:
         self.script = list(script or [])
         self.requests: list[Received] = []
         self.lock = threading.Lock()
+        self.in_flight = 0
+        self.most_in_flight = 0  # the most requests it was answering at once
         receiver = self
 
         class Handler(BaseHTTPRequestHandler):
@@ -53,9 +55,14 @@ class Receiver:
                     body = json.loads(raw)
                 except ValueError:
                     body = None
+                with receiver.lock:
+                    receiver.in_flight += 1
+                    receiver.most_in_flight = max(receiver.most_in_flight, receiver.in_flight)
                 if receiver.delay:
                     time.sleep(receiver.delay)  # a slow receiver: requests stay in flight
                 status, headers, answer = receiver._answer(body)
+                with receiver.lock:
+                    receiver.in_flight -= 1
                 with receiver.lock:
                     receiver.requests.append(
                         Received(at, self.path, dict(self.headers.items()), body, status)

@@ -232,3 +232,16 @@ def test_a_tickets_notifications_reach_a_target_in_order_even_across_retries(
     assert [(t, s) for t, s, _ in o1] == [(0.75, 500), (0.75, 200), (0.9, 200)]
     assert o1[2][2] >= o1[1][2]  # the later output only after the earlier one's acknowledgement
     assert [r.body["ticket_id"] for r in hook.accepted()].count("O2") == 1
+
+
+def test_a_target_gets_concurrent_requests_up_to_its_concurrency(
+    receiver: MakeReceiver, notify_run: MakeRun
+) -> None:
+    hook = receiver("webhook", delay=0.5)
+    chat, pager = receiver("slack"), receiver("pagerduty")
+    run = notify_run(routing(hook, chat, pager, "concurrency: 3"), secrets_env(chat))
+    run.start()
+    run.write([ticket_output("sla.warning", f"P{n}") for n in range(9)])
+    wait_for(lambda: len(hook.accepted()) == 9, 60, "every notification")
+
+    assert hook.most_in_flight == 3  # several tickets at once, never more than allowed
