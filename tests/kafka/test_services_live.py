@@ -82,7 +82,11 @@ class Running:
     """A ServiceProcessor on its own thread."""
 
     def __init__(self, settings: Settings) -> None:
-        self.processor = ServiceProcessor(settings, make_services(), PARTITIONS)
+        # a wall clock just past the events: none of them is "ahead of the worker's clock"
+        # whatever day the test runs
+        self.processor = ServiceProcessor(
+            settings, make_services(), PARTITIONS, wall_clock=lambda: FINAL / 1_000_000 + 60
+        )
         self.stop = threading.Event()
         self.thread = threading.Thread(target=self.processor.run, args=(self.stop,), daemon=True)
         self.thread.start()
