@@ -56,7 +56,8 @@ class ContractBook:
     ) -> ContractVersion:
         """Record a new version; it takes effect at max(effective_at, published_at).
 
-        Raises `Rejected` for a contract naming an unknown tier or changing time zone.
+        Raises `Rejected` for a contract naming an unknown tier or service, or changing
+        its time zone.
         A version at the same instant as an earlier one replaces it.
         """
         compiled = None
@@ -66,6 +67,14 @@ class ContractBook:
                     "UnknownTier",
                     f"contract for {customer_id!r} names tier {contract.tier!r}, "
                     "which the policy does not define",
+                )
+            defined = set(self.policy.raw.services) if self.policy.raw is not None else set()
+            unknown = sorted(set(contract.services) - defined)
+            if unknown:
+                raise Rejected(
+                    "UnknownService",
+                    f"contract for {customer_id!r} names service(s) {', '.join(unknown)} "
+                    "that the policy does not define",
                 )
             compiled = compile_contract(customer_id, contract)
         effective = published_at

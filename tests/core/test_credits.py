@@ -306,3 +306,9 @@ def test_a_withdrawn_contract_earns_no_credit_for_later_decisions() -> None:
     h.until("2026-03-02T10:00:01Z")
     assert h.one("breach", "first_response")["tier"] == "enterprise"
     assert h.of("credit") == []
+
+
+def test_a_contract_naming_an_unknown_service_is_refused() -> None:
+    h = Harness()
+    h.feed(contract_changed(T0, "newco", {**NEWCO, "services": ["portal"]}))
+    assert [r.error_class for r in h.rejections] == ["UnknownService"]
