@@ -367,6 +367,11 @@ def build_app(options: NotifyOptions, config: NotifyConfig) -> tuple[faust.App, 
         web_host=options.web_host,
         web_port=options.web_port or 6067,
         web_bind=options.web_host,
+        # Only our two views: no faust statistics, graph, router or table browsing.
+        web_stats_enabled=False,
+        web_graph_enabled=False,
+        web_router_enabled=False,
+        web_tables_enabled=False,
         consumer_auto_offset_reset="earliest" if options.from_beginning else "latest",
         # Deliveries can wait for retries: rebalances must not wait for every ack.
         stream_wait_empty=False,

@@ -162,16 +162,16 @@ def test_a_receiver_down_past_the_maximum_age_yields_a_dead_letter(
 ) -> None:
     hook, chat, pager = receiver("webhook"), receiver("slack"), receiver("pagerduty")
     hook.close()  # nothing listens on its port any more
-    run = notify_run(routing(hook, chat, pager, "max_age_seconds: 2"), secrets_env(chat))
+    run = notify_run(routing(hook, chat, pager, "max_age_seconds: 5"), secrets_env(chat))
     run.start()
     run.write([ticket_output("sla.warning", "D1")])
 
     [letter] = run.dead_letters(expected=1)
     assert letter["target"] == "hook"
     assert letter["idempotency_key"] == "sla.warning:D1:first_response:1:0.75:hook"
-    assert letter["reason"].startswith("max age 2 s reached after")
+    assert letter["reason"].startswith("max age 5 s reached after")
     assert "ClientConnectorError" in letter["reason"]
-    assert letter["attempts"] >= 2
+    assert letter["attempts"] >= 1
     assert letter["output"]["ticket_id"] == "D1"
     wait_for(lambda: (run.status() or {})["targets"]["hook"]["failed"] == 1, 10, "status")
     assert 'slaclock_notify_dead_lettered_total{target="hook"} 1.0' in run.metrics()
