@@ -162,24 +162,28 @@ class LivePipeline:
             worker.kill()
 
     def kill_repeatedly(
-        self, times: int, rng: random.Random, pause: tuple[float, float] = (0.5, 3.0)
+        self,
+        times: int,
+        rng: random.Random,
+        pause: tuple[float, float] = (0.5, 3.0),
+        crash_env: dict[str, str] | None = None,
     ) -> tuple[WorkerProcess, int]:
         """Start a worker, SIGKILL and restart it `times` times at random moments.
 
         Returns the last (running) worker and how many kills came mid-stream: after the
         killed worker had committed some input (not during its start-up) and before the
-        input was all processed.
+        input was all processed. `crash_env`: more settings for the workers to be killed.
         """
-        worker = self.start_worker()
+        worker = self.start_worker(env=crash_env)
         mid_stream = 0
         before, _ = self.input_progress()
-        for _ in range(times):
+        for n in range(times):
             time.sleep(rng.uniform(*pause))
             worker.kill()
             committed, lag = self.input_progress()
             mid_stream += committed > before and lag > 0
             before = committed
-            worker = self.start_worker()
+            worker = self.start_worker(env=crash_env if n < times - 1 else None)
         return worker, mid_stream
 
     def run_crash_plan(

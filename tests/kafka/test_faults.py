@@ -13,6 +13,7 @@ from __future__ import annotations
 import os
 import random
 import signal
+import subprocess
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -134,7 +135,13 @@ def test_a_zombie_resumed_after_its_successor_took_over_commits_nothing(
             assert time.monotonic() < deadline, successor.log_tail()
             time.sleep(0.2)
         zombie.process.send_signal(signal.SIGCONT)
-        zombie.process.wait(60)  # fenced: it cannot commit, it ends
+        try:
+            zombie.process.wait(60)  # fenced: it cannot commit, it ends
+        except subprocess.TimeoutExpired:
+            raise AssertionError(
+                "the zombie still runs a minute after it woke up: it was not fenced out\n"
+                f"zombie: {zombie.log_tail(8)}\nsuccessor: {successor.log_tail(8)}"
+            ) from None
         pipeline.settle(FINAL_CLOCK)
     assert successor.stop() == 0, successor.log_tail()
     print(f"zombie exit status {zombie.process.returncode}: {zombie.log_tail(3)}")

@@ -155,11 +155,12 @@ def test_live_outputs_and_dead_letters_equal_replay_of_the_same_input(
 def test_sigkilled_worker_loses_and_duplicates_nothing(pipeline: LivePipeline) -> None:
     lines = with_poison(workload(2400, seed=23), random.Random(6), share=0.005)
     pipeline.publish(keyed(lines))
-    # Small transactions: more commit boundaries to be killed around, and a stream that
-    # lasts long enough for the kills to land in it.
-    pipeline.extra_env["SLACLOCK_MAX_BATCH"] = "20"
+    # Small transactions in the workers to be killed: more commit boundaries to be killed
+    # around, and a stream that lasts long enough for the kills to land in it.
     with pipeline.ticking(FINAL_CLOCK):
-        worker, mid_stream = pipeline.kill_repeatedly(10, random.Random(5), pause=(1.5, 4.0))
+        worker, mid_stream = pipeline.kill_repeatedly(
+            10, random.Random(5), pause=(1.5, 4.0), crash_env={"SLACLOCK_MAX_BATCH": "20"}
+        )
         pipeline.settle(FINAL_CLOCK)
     assert worker.stop() == 0, worker.log_tail()
     assert mid_stream >= 6, f"only {mid_stream} of the kills came mid-stream"
@@ -292,26 +293,17 @@ def tickets_assignment(admin: AdminClient, pipeline: LivePipeline) -> dict[str, 
     }
 
 
-def wait_for_assignment(
-    admin: AdminClient, pipeline: LivePipeline, wanted: dict[str, set[int]] | None = None
-) -> dict[str, set[int]]:
-    """Until the group has two members sharing the partitions (or exactly `wanted`)."""
+def wait_for_assignment(admin: AdminClient, pipeline: LivePipeline) -> dict[str, set[int]]:
+    """Until the group has two members, each with some of the input partitions."""
     deadline = time.monotonic() + 90
     found: dict[str, set[int]] = {}
     while time.monotonic() < deadline:
         found = tickets_assignment(admin, pipeline)
-        everything = set(range(pipeline.partitions))
-        if wanted is None:
-            if (
-                len(found) == 2
-                and all(found.values())
-                and set().union(*found.values()) == everything
-            ):
-                return found
-        elif found == wanted:
+        everything = set().union(*found.values()) == set(range(pipeline.partitions))
+        if len(found) == 2 and all(found.values()) and everything:
             return found
         time.sleep(0.2)
-    raise AssertionError(f"assignment {found}, waiting for {wanted or 'two members'}")
+    raise AssertionError(f"assignment {found}, waiting for two members")
 
 
 def input_lag(pipeline: LivePipeline, partitions: set[int]) -> int:
@@ -339,21 +331,33 @@ def input_lag(pipeline: LivePipeline, partitions: set[int]) -> int:
 def test_partitions_move_to_the_other_worker_without_loss_or_duplication(
     pipeline: LivePipeline,
 ) -> None:
+    """w1 and w2 share the first half of the input; w1 stops; the second half comes while
+    w1's partitions have no live owner; the group then shows them move to w2 with that
+    input still pending, and w2 carries on from w1's committed state."""
     lines = workload(1600, seed=53)
-    pipeline.publish(keyed(lines))
-    pipeline.extra_env["SLACLOCK_MAX_BATCH"] = "10"  # a stream that outlasts the move
+    half = len(lines) // 2
+    pipeline.publish(keyed(lines[:half]))
     admin = AdminClient({"bootstrap.servers": pipeline.bootstrap})
-    with pipeline.ticking(FINAL_CLOCK):
-        first = pipeline.start_worker("w1")
-        second = pipeline.start_worker("w2")
-        shared = wait_for_assignment(admin, pipeline)
-        moving = shared["w1-tickets"]
-        assert input_lag(pipeline, moving) > 0, "w1's partitions were done before the move"
-        assert first.stop() == 0, first.log_tail()  # its partitions move to w2
-        wait_for_assignment(admin, pipeline, {"w2-tickets": set(range(pipeline.partitions))})
-        lag = input_lag(pipeline, moving)
-        assert lag > 0, "the moved partitions had no input left for w2"
-        print(f"partitions {sorted(moving)} moved from w1 to w2 with {lag} records unprocessed")
+    everything = set(range(pipeline.partitions))
+    first = pipeline.start_worker("w1")
+    second = pipeline.start_worker("w2")
+    moving = wait_for_assignment(admin, pipeline)["w1-tickets"]
+    deadline = time.monotonic() + 120
+    while input_lag(pipeline, everything) > 0:  # the first half done, by both workers
+        assert time.monotonic() < deadline, first.log_tail() + second.log_tail()
+        time.sleep(0.5)
+    assert first.stop() == 0, first.log_tail()  # its partitions will move to w2
+    pipeline.publish(keyed(lines[half:]))
+    deadline = time.monotonic() + 90
+    while True:
+        lag = input_lag(pipeline, moving)  # measured before the move is seen
+        if tickets_assignment(admin, pipeline) == {"w2-tickets": everything}:
+            break
+        assert time.monotonic() < deadline, "w1's partitions never moved to w2"
+        time.sleep(0.2)
+    assert lag > 0, "the moved partitions had no input left for w2"
+    print(f"partitions {sorted(moving)} moved from w1 to w2 with {lag} records unprocessed")
+    with pipeline.ticking(FINAL_CLOCK):  # only now: no input may come after the clock
         pipeline.settle(FINAL_CLOCK)
     assert second.stop() == 0, second.log_tail()
     assert_whole_output_equals_replay(pipeline, FINAL_CLOCK)
