@@ -14,8 +14,9 @@ and writes) that also
 and the published records beside them (so it holds every open ticket twice: once as an
 object, once as bytes). `RocksTicketStore` (`SLACLOCK_STORE=rocksdb`, the default) keeps
 the states serialised as the changelog has them (`orjson.dumps(state.to_record())`) in a
-raw-mode RocksDB, so open tickets live on disk, not in RAM; its published view is the
-database plus the pre-batch records of the keys the open batch changed.
+raw-mode RocksDB, so open tickets live on disk, not in RAM; the open batch's writes wait
+in memory and reach the database in one write batch at the flush, so the database itself
+is the published view.
 
 The changelog stays the source of truth: a task's database is wiped and refilled from its
 changelog on (re)assignment (`fresh` + `load`), so nothing on disk is trusted after a
@@ -178,7 +179,13 @@ class MemoryTicketStore(dict[str, TicketState], TicketStore):
 
 
 class RocksTicketStore(TicketStore):
-    """Ticket states in a RocksDB at `path`; see the module docstring."""
+    """Ticket states in a RocksDB at `path`; see the module docstring.
+
+    Writes of the open batch are held in `_pending` (ticket id -> record, None = deleted)
+    and reach the database in one write batch at `flush`: readers on other threads
+    (`published`) read the database, so they see the state as of the last flush; the stage
+    thread's reads look at `_pending` first. `close` writes what is pending.
+    """
 
     persistent: ClassVar[bool] = True
 
@@ -188,7 +195,7 @@ class RocksTicketStore(TicketStore):
         self.cache_size = cache_size
         self.dirty: set[str] = set()
         self._cache: OrderedDict[str, TicketState] = OrderedDict()
-        self._before: dict[str, Record | None] = {}  # pre-batch records of dirty keys
+        self._pending: dict[str, Record | None] = {}  # the open batch's writes
         self._clock: int | None = None
         self._lock = threading.Lock()
         self._db: Rdict | None = self._open()
@@ -221,6 +228,11 @@ class RocksTicketStore(TicketStore):
         while len(self._cache) > self.cache_size:
             self._cache.popitem(last=False)
 
+    def _exists(self, key: str, db: Rdict) -> bool:
+        if key in self._pending:
+            return self._pending[key] is not None
+        return key in self._cache or key.encode() in db
+
     # -- the mapping ------------------------------------------------------------------------
 
     def __getitem__(self, key: str) -> TicketState:
@@ -231,39 +243,29 @@ class RocksTicketStore(TicketStore):
                 return state
             if self._db is None:  # a closed store holds nothing (an HTTP read may race it)
                 raise KeyError(key)
-            record = self._db.get(key.encode())
+            record = self._pending[key] if key in self._pending else self._db.get(key.encode())
             if record is None:
                 raise KeyError(key)
             state = _decode(record)
             self._remember(key, state)
             return state
 
-    def _keep_before(self, key: str, raw_key: bytes, db: Rdict) -> None:
-        """The published view must not show the open batch: keep the key's record as of
-        the last flush the first time the batch changes it."""
-        if key not in self._before:
-            self._before[key] = db.get(raw_key)
-
     def __setitem__(self, key: str, value: TicketState) -> None:
         record = encode_state(value)
-        raw_key = key.encode()
         with self._lock:
             db = self._writable()
-            self._keep_before(key, raw_key, db)
-            if key not in self._cache and raw_key not in db:
+            if not self._exists(key, db):
                 self._count += 1
-            db[raw_key] = record
+            self._pending[key] = record
             self._remember(key, value)
             self.dirty.add(key)
 
     def __delitem__(self, key: str) -> None:
-        raw_key = key.encode()
         with self._lock:
             db = self._writable()
-            if key not in self._cache and raw_key not in db:
+            if not self._exists(key, db):
                 raise KeyError(key)
-            self._keep_before(key, raw_key, db)
-            del db[raw_key]
+            self._pending[key] = None
             self._cache.pop(key, None)
             self._count -= 1
             self.dirty.add(key)
@@ -272,19 +274,14 @@ class RocksTicketStore(TicketStore):
         if not isinstance(key, str):
             return False
         with self._lock:
-            if key in self._cache:
-                return True
-            return self._db is not None and key.encode() in self._db
+            return self._db is not None and self._exists(key, self._db)
 
     def __len__(self) -> int:
         return self._count
 
     def __iter__(self) -> Iterator[str]:
-        db = self._db
-        if db is None:
-            return
-        for raw_key in db.keys():  # noqa: SIM118 - Rdict is no iterable
-            yield _text(raw_key)
+        for key, _ in self._iter_records():
+            yield key
 
     def values(self) -> ValuesView[TicketState]:
         """All states, decoded from one pass over the database (`rebuild_timers`)."""
@@ -294,29 +291,51 @@ class RocksTicketStore(TicketStore):
         return _Items(self)
 
     def _iter_items(self) -> Iterator[tuple[str, TicketState]]:
+        for key, record in self._iter_records():
+            yield key, _decode(record)
+
+    def _iter_records(self) -> Iterator[tuple[str, Record]]:
+        """Every live record: the open batch's, then the database's it does not replace."""
         db = self._db
         if db is None:
             return
+        pending = dict(self._pending)
+        for key, record in pending.items():
+            if record is not None:
+                yield key, record
         for raw_key, record in db.items():
-            yield _text(raw_key), _decode(record)
+            key = _text(raw_key)
+            if key not in pending:
+                yield key, record
 
     # -- batches and readers ----------------------------------------------------------------
 
     def flush(self, clock: int | None) -> list[tuple[str, Record | None]]:
-        changes: list[tuple[str, Record | None]] = []
         with self._lock:
-            db = self._db
-            for key in self.dirty:
-                changes.append((key, None if db is None else db.get(key.encode())))
+            changes = list(self._pending.items())
+            self._write_pending()
             self.dirty.clear()
-            self._before.clear()
             self._clock = clock
         return changes
 
+    def _write_pending(self) -> None:
+        """The open batch's writes into the database, in one write batch (lock held)."""
+        if not self._pending or self._db is None:
+            self._pending.clear()
+            return
+        from rocksdict import WriteBatch
+
+        batch = WriteBatch(raw_mode=True)
+        for key, record in self._pending.items():
+            if record is None:
+                batch.delete(key.encode())
+            else:
+                batch.put(key.encode(), record)
+        self._db.write(batch)
+        self._pending.clear()
+
     def published(self, ticket_id: str) -> tuple[Record | None, int | None]:
         with self._lock:
-            if ticket_id in self._before:
-                return self._before[ticket_id], self._clock
             if self._db is None:
                 return None, self._clock
             return self._db.get(ticket_id.encode()), self._clock
@@ -331,36 +350,40 @@ class RocksTicketStore(TicketStore):
         """Put a changelog record as it is (restore): not dirty, it is already logged."""
         with self._lock:
             db = self._writable()
-            if key not in db:
+            text = key.decode()
+            if not self._exists(text, db):
                 self._count += 1
+            self._pending.pop(text, None)
             db[key] = record
-            self._cache.pop(key.decode(), None)
+            self._cache.pop(text, None)
 
     def wipe(self) -> None:
         """Empty the store (a local reset, not deletions to log: `dirty` is cleared too)."""
         with self._lock:
+            self._pending.clear()
             self._close_db()
             remove_tree(self.path)
             self._db = self._open()
             self._count = 0
             self.dirty.clear()
-            self._before.clear()
 
     def close(self) -> None:
-        """Close the database (idempotent); its files stay. Reads then find nothing."""
+        """Write what is pending and close the database (idempotent); its files stay.
+        Reads then find nothing."""
         with self._lock:
+            self._write_pending()
             self._close_db()
 
     def destroy(self) -> None:
         """Close the database and delete its directory (the task was revoked)."""
         with self._lock:
+            self._pending.clear()
             self._close_db()
             remove_tree(self.path)
 
     def _close_db(self) -> None:
         db, self._db = self._db, None
         self._cache.clear()
-        self._before.clear()
         self._count = 0
         if db is not None:
             db.close()
