@@ -156,8 +156,8 @@ class Deliverer:
         message = event.message
         try:
             output = json.loads(message.value or b"")
-            if not isinstance(output, dict):
-                raise ValueError("not an object")
+            if not isinstance(output, dict) or not isinstance(output.get("event_id"), str):
+                raise ValueError("not an output: an object with an event_id is expected")
         except ValueError:
             self.status.unreadable += 1
             log.warning(

@@ -30,7 +30,7 @@ class TargetStatus:
 class NotifyStatus:
     targets: dict[str, TargetStatus] = field(default_factory=dict)
     outputs_read: int = 0
-    unreadable: int = 0  # records that are not JSON objects: skipped
+    unreadable: int = 0  # records that are not JSON objects with an event_id: skipped
 
     def target(self, name: str) -> TargetStatus:
         return self.targets.setdefault(name, TargetStatus())

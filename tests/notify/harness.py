@@ -208,6 +208,12 @@ class NotifyRun:
         else:
             self.producer.commit_transaction(30)
 
+    def write_raw(self, topic: str, value: bytes) -> None:
+        """One record that is no output (committed in its own transaction)."""
+        self.producer.begin_transaction()
+        self.producer.produce(self.prefix + topic, key=b"junk", value=value)
+        self.producer.commit_transaction(30)
+
     def rewind_group(self) -> None:
         """Every output topic partition of the (stopped) notify group back to offset 0."""
         admin = AdminClient({"bootstrap.servers": self.bootstrap})

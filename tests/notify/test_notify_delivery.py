@@ -68,6 +68,7 @@ def test_routed_outputs_reach_their_targets_and_nothing_else_does(
         credit_output("globex"),
     ]
     run.write(routed[:2] + unrouted[:2])
+    run.write_raw("sla.warnings", b"not an output")
     run.start()
     run.write(routed[2:] + unrouted[2:])
     wait_for(lambda: len(pager.accepted()) >= 2 and len(hook.accepted()) >= 2, 60, "deliveries")
@@ -91,6 +92,7 @@ def test_routed_outputs_reach_their_targets_and_nothing_else_does(
     status = run.status()
     assert status is not None and status["isolation_level"] == "read_committed"
     assert status["targets"]["pager"]["delivered"] == 2
+    assert status["unreadable"] == 1
 
 
 def _canonical(body: Any) -> bytes:
