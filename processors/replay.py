@@ -172,14 +172,14 @@ class Replayer:
                     f"service {service_event.service_id!r}: the policy defines no services",
                 )
             at = to_us(service_event.occurred_at)
-            outputs = self.services.on_event(service_event, at)
-            self._publish(self.stage.advance_to(at - 1) + outputs)
+            before = self.stage.advance_to(at - 1)  # ticket timers due before the event
+            self._publish(before + self.services.on_event(service_event, at))
             return
         event = decode_event(raw)
         occurred = to_us(event.occurred_at)
         outputs = self.stage.on_event(event, occurred)
         if self.services is not None:
-            outputs = self.services.advance_to(occurred - 1) + outputs
+            outputs = self.services.advance_before(occurred) + outputs
         self._publish(outputs)
 
     def finish(self, until: int | None) -> None:
@@ -197,6 +197,15 @@ class Replayer:
             clocks.append(self.services.clock)
         known = [c for c in clocks if c is not None]
         return max(known) if known else None
+
+    def fired_through(self) -> int | None:
+        """Every timer of both stages due at or before this instant has fired: the ledger's
+        watermark (after an event at t, timers due at t are still to come)."""
+        fired = [self.stage.fired_through]
+        if self.services is not None:
+            fired.append(self.services.fired_through)
+        known = [f for f in fired if f is not None]
+        return min(known) if known else None
 
     def first_applied(self) -> int | None:
         firsts = [self.stage.first_applied]
@@ -217,7 +226,7 @@ class Replayer:
             elif ledger_input(output):
                 ledger.on_outcome(output)
                 offered = True
-        clock = self.clock()
+        clock = self.fired_through()
         if clock is None or (final is None and not offered and clock == self._released_at):
             return  # nothing new for the ledger: same clock, nothing offered
         self._released_at = clock

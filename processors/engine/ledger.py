@@ -253,6 +253,8 @@ class LedgerStage:
             return
         if output["type"] == "sla.breach":
             instant = parse_instant(output["decided_at"])
+            if self._is_repeat(customer, output, instant):
+                return  # a creditable breach seen before: counted and held already
             self._count(customer, instant, output["metric"], breached=True)
             self._hold_credit(customer, output, instant)
         else:
@@ -269,17 +271,31 @@ class LedgerStage:
         self.counters.outcomes += 1
         self.dirty.add(customer)
 
-    def _hold_credit(self, customer: str, breach: Output, decided_at: int) -> None:
+    def _creditable(self, breach: Output) -> bool:
         tier = self.policy.tiers.get(breach["tier"])
-        if tier is None or tier.credits is None or breach["metric"] not in tier.credits.per_breach:
+        return (
+            tier is not None
+            and tier.credits is not None
+            and breach["metric"] in tier.credits.per_breach
+        )
+
+    def _is_repeat(self, customer: str, breach: Output, decided_at: int) -> bool:
+        """A creditable breach delivered again (the ledger remembers those it holds, and
+        that everything decided before `released_through` was allocated)."""
+        account = self.accounts.get(customer)
+        if account is None or not self._creditable(breach):
+            return False
+        if breach["event_id"] in account.held:
+            return True
+        return account.released_through is not None and decided_at < account.released_through
+
+    def _hold_credit(self, customer: str, breach: Output, decided_at: int) -> None:
+        if not self._creditable(breach):
             return
+        if self.book.first_effective(customer) is None:
+            return  # never had a contract, and a contract is never retroactive: no credit
         account = self.account(customer)
-        breach_id = breach["event_id"]
-        if breach_id in account.held:
-            return
-        if account.released_through is not None and decided_at < account.released_through:
-            return  # allocated already: a repeat (every earlier breach has been released)
-        account.held[breach_id] = (allocation_key(breach), breach)
+        account.held[breach["event_id"]] = (allocation_key(breach), breach)
         self.dirty.add(customer)
         self._due_at(decided_at)
 
@@ -340,31 +356,39 @@ class LedgerStage:
                 released.add(customer)
                 for key, breach in list(account.held.values()):
                     if key[0] < limit or (final and key[0] == limit):
-                        agenda.append(
-                            (
-                                (key[0], _TICKET_CREDIT, customer, key),
-                                _bind(self._ticket_credit, customer, breach),
-                            )
+                        # key order across customers too: (decided_at, ticket, metric, cycle)
+                        order: tuple[Any, ...] = (
+                            key[0],
+                            _TICKET_CREDIT,
+                            (0, key[1], key[2], key[3]),
+                            customer,
                         )
+                        agenda.append((order, _bind(self._ticket_credit, customer, breach)))
             for end in self._period_ends(customer, limit):
-                agenda.append(
-                    ((end, _PERIOD_END, customer, _STATEMENT), _bind(self._close, customer, end))
-                )
+                order = (end, _PERIOD_END, customer, (_STATEMENT, "", 0, 0))
+                agenda.append((order, _bind(self._close, customer, end)))
         for report in list(self.held_reports):
             end = parse_instant(report["at"])
             if end > limit:
                 continue
             self.held_reports.remove(report)
             self.meta_dirty = True
+            service = report["service_id"]
             for customer in self._customers():
-                contract = self.book.covering(customer, end)
-                if contract is not None and report["service_id"] in contract.services:
-                    agenda.append(
-                        (
-                            (end, _PERIOD_END, customer, _AVAILABILITY, report["service_id"]),
-                            _bind(self._availability_credit, customer, report),
-                        )
-                    )
+                contract = self._availability_contract(customer, end)
+                if contract is None or service not in contract.services:
+                    continue
+                step = _bind(self._availability_credit, customer, report)
+                if (
+                    period_bounds(period_of(end - 1, contract.timezone), contract.timezone)[1]
+                    == end
+                ):
+                    # the customer's month ends here too: before its statement
+                    order = (end, _PERIOD_END, customer, (_AVAILABILITY, service, 0, 0))
+                else:
+                    # mid-month for the customer: after its ticket credits decided at `end`
+                    order = (end, _TICKET_CREDIT, (1, service, 0, 0), customer)
+                agenda.append((order, step))
         agenda.sort(key=lambda item: item[0])
         outputs: list[Output] = []
         for _key, step in agenda:
@@ -508,9 +532,17 @@ class LedgerStage:
         self.counters.count_credit(credit)
         return [credit]
 
+    def _availability_contract(self, customer: str, end: int) -> CompiledContract | None:
+        """The contract in force at a service period's end E, if the credited month's last
+        instant (E - 1 us) is inside its term."""
+        contract = self.book.in_force(customer, end)
+        if contract is None or not contract.in_term(end - 1):
+            return None
+        return contract
+
     def _availability_credit(self, customer: str, report: Output) -> list[Output]:
         end = parse_instant(report["at"])
-        contract = self.book.covering(customer, end)
+        contract = self._availability_contract(customer, end)
         if contract is None:
             return []
         percent = self.availability_percent(self.policy, report)
@@ -653,9 +685,12 @@ class LedgerStage:
         }
 
     def _prune(self, account: CustomerAccount, contract: CompiledContract, period: Period) -> None:
-        """Keep the open periods and the last `months` closed ones (the earn-back window)."""
+        """Keep the open periods and the last `months` + 1 closed ones (the earn-back window
+        and the month it just decided)."""
         terms = self.earn_back_terms(contract)
-        keep_from = shift_period(period, -(terms[0] - 1 if terms is not None else 0))
+        # M+k is closing: M was just decided (earned back or not); keep it one more month
+        # so the customer view can still say what became of it
+        keep_from = shift_period(period, -(terms[0] if terms is not None else 0))
         for old in [p for p in account.periods if p < keep_from]:
             del account.periods[old]
 

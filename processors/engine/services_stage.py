@@ -63,6 +63,8 @@ class ServiceStage:
         self.clock: int | None = None
         self.stream_time: int | None = None  # newest occurred_at applied
         self.first_applied: int | None = None  # the least instant an event was applied at
+        # every timer due at or before this instant has fired: the ledger's watermark
+        self.fired_through: int | None = None
         self.counters = ServiceCounters()
         self._timers: list[tuple[int, str]] = []
         self._scheduled: dict[str, int] = {}
@@ -74,6 +76,7 @@ class ServiceStage:
             "clock": self.clock,
             "stream_time": self.stream_time,
             "first_applied": self.first_applied,
+            "fired_through": self.fired_through,
         }
 
     def restore_meta(self, meta: Mapping[str, Any]) -> None:
@@ -82,6 +85,8 @@ class ServiceStage:
         self.clock = None if clock is None else int(clock)
         self.stream_time = None if stream_time is None else int(stream_time)
         self.first_applied = None if first is None else int(first)
+        fired = meta.get("fired_through", None if clock is None else int(clock) - 1)
+        self.fired_through = None if fired is None else int(fired)
 
     # -- timers ------------------------------------------------------------------------------
 
@@ -135,7 +140,14 @@ class ServiceStage:
         """A clock tick: C := max(C, instant); fire every timer due at or before C."""
         if self.clock is None or instant > self.clock:
             self.clock = instant
-        return self._fire(self.clock, inclusive=True)
+        outputs = self._fire(self.clock, inclusive=True)
+        self.fired_through = self.clock
+        return outputs
+
+    def _fired_before(self, instant: int) -> None:
+        """Every timer due before `instant` has fired (see `fired_through`)."""
+        if self.fired_through is None or instant - 1 > self.fired_through:
+            self.fired_through = instant - 1
 
     def advance_before(self, instant: int) -> list[Output]:
         """C := max(C, instant); fire every timer due strictly before `instant`.
@@ -146,7 +158,9 @@ class ServiceStage:
         """
         if self.clock is None or instant > self.clock:
             self.clock = instant
-        return self._fire(instant, inclusive=False)
+        outputs = self._fire(instant, inclusive=False)
+        self._fired_before(instant)
+        return outputs
 
     def on_tick(self, now: int, caught_up: bool) -> list[Output]:
         """The live tick rule (see the module doc); nothing before the first event."""
@@ -179,6 +193,7 @@ class ServiceStage:
         if self.clock is None or horizon > self.clock:
             self.clock = horizon
         outputs = self._fire(self.clock, inclusive=False)
+        self._fired_before(self.clock)
         at = occurred_at
         if at < self.clock:
             at = self.clock

@@ -60,6 +60,10 @@ class TicketStage:
         self.grace_us = grace_us
         self.closed_retention_us = closed_retention_us
         self.clock: int | None = None
+        # Every timer due at or before this instant has fired (the clock after a tick; one
+        # microsecond less after an event, whose own instant's timers are still due): what
+        # the ledger may take as this partition's watermark.
+        self.fired_through: int | None = None
         self.first_applied: int | None = None  # the least effective instant applied
         self.stream_time: int | None = None  # newest occurred_at of an accepted event
         self.counters = StageCounters()
@@ -172,7 +176,14 @@ class TicketStage:
         """A clock tick: C := max(C, instant); fire every timer due at or before C."""
         if self.clock is None or instant > self.clock:
             self.clock = instant
-        return self._fire(self.clock, inclusive=True)
+        outputs = self._fire(self.clock, inclusive=True)
+        self.fired_through = self.clock
+        return outputs
+
+    def _fired_before(self, instant: int) -> None:
+        """Every timer due before `instant` has fired."""
+        if self.fired_through is None or instant - 1 > self.fired_through:
+            self.fired_through = instant - 1
 
     def on_event(self, event: TicketEvent, occurred_at: int) -> list[Output]:
         """Apply one validated event. Raises `Rejected` for an input to dead-letter.
@@ -193,6 +204,7 @@ class TicketStage:
         # -- accepted: from here on nothing rejects ------------------------------------
         self.clock = clock
         outputs = self._fire(clock, inclusive=False)
+        self._fired_before(clock)
         at = occurred_at
         if at < clock:
             at = clock

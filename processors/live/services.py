@@ -120,7 +120,7 @@ class ServiceProcessor(TransactionalLoop):
                 meta = orjson.loads(value)
                 task.stage.restore_meta(meta)
                 task.processed_offset = int(meta.get("processed_offset", 0))
-                task.clock_sent = task.stage.clock
+                task.clock_sent = task.stage.fired_through
             else:
                 state = ServiceState.from_record(orjson.loads(value))
                 dict.__setitem__(store, state.service_id, state)
@@ -251,7 +251,7 @@ class ServiceProcessor(TransactionalLoop):
     def after_batch(self) -> None:
         """Send each task's clock progress to every ledger partition (source `services`)."""
         for task in self.tasks.values():
-            clock = task.stage.clock
+            clock = task.stage.fired_through  # not `clock`: timers at the clock may be due
             if clock is None or clock == task.clock_sent:
                 continue
             task.clock_sent = clock

@@ -175,8 +175,10 @@ class TicketProcessor(TransactionalLoop):
         task.stage.clock = meta.get("clock")
         task.stage.stream_time = meta.get("stream_time")
         task.processed_offset = meta.get("processed_offset", 0)
-        task.clock_sent = meta.get("clock")
         task.stage.first_applied = meta.get("first_applied")
+        clock = meta.get("clock")
+        task.stage.fired_through = meta.get("fired_through", None if clock is None else clock - 1)
+        task.clock_sent = task.stage.fired_through
 
     def _meta(self, task: TicketTask) -> dict[str, Any]:
         return {
@@ -184,6 +186,7 @@ class TicketProcessor(TransactionalLoop):
             "stream_time": task.stage.stream_time,
             "processed_offset": task.processed_offset,
             "first_applied": task.stage.first_applied,
+            "fired_through": task.stage.fired_through,
         }
 
     def drop_task(self, partition: int) -> None:
@@ -359,7 +362,7 @@ class TicketProcessor(TransactionalLoop):
         for task in self.tasks.values():
             self.metrics.set_open_tickets(task.partition, len(task.store))
             self.metrics.set_pending_timers(task.partition, task.stage.pending_timers())
-            clock = task.stage.clock
+            clock = task.stage.fired_through  # not `clock`: timers at the clock may be due
             if clock is None or clock == task.clock_sent:
                 continue
             task.clock_sent = clock

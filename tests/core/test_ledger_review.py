@@ -1,7 +1,7 @@
 """Review of the credit ledger (SPEC 5, 10, 11): edge cases the other ledger tests miss.
 
-Tests marked `xfail(strict=True)` show a divergence from the product contract found in
-review; the others pin edge cases that hold. Policies: tests/core/builders.py (acme:
+Found in review: each of the first tests showed a divergence from the product contract
+before it was fixed; the others pin edge cases that hold. Policies: tests/core/builders.py (acme:
 enterprise, 1000.00 EUR, Europe/Berlin, 1% first response, 2.5% resolution, cap 5%) and
 examples/services-policy.yaml (acme: 12000.00 EUR, cap 20%, portal 10/25/100% bands).
 """
@@ -12,7 +12,6 @@ from pathlib import Path
 from typing import Any
 
 import orjson
-import pytest
 
 from processors.engine.availability import compile_services, ledger_availability_percent
 from processors.engine.contracts import ContractBook
@@ -77,12 +76,6 @@ def met_ticket(h: Harness, at: str, ticket: str) -> None:
 # -- availability credits against the statement of their period -----------------------------
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="ledger closes period E before the availability report due at E has fired: "
-    "a stage's clock after an event at E has fired only timers < E, yet it is passed to "
-    "the ledger as a watermark of E (replay: max of the stages' clocks)",
-)
 def test_an_event_exactly_at_the_month_end_closes_the_month_after_its_availability_credits() -> (
     None
 ):
@@ -101,12 +94,6 @@ def test_an_event_exactly_at_the_month_end_closes_the_month_after_its_availabili
     assert statements(h)["2026-11"]["availability_credits_total"] == "2400.00"  # 3000.00 capped
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="live rule: the services adapter sends its stage clock as the watermark; after "
-    "an event at E + grace that clock is E with the report due at E not yet fired, so the "
-    "ledger emits the statement at E first and the availability credit after it",
-)
 def test_live_services_watermark_at_the_month_end_does_not_close_the_month_before_its_report() -> (
     None
 ):
@@ -128,8 +115,8 @@ def test_live_services_watermark_at_the_month_end_does_not_close_the_month_befor
         for output in produced:
             if output["type"] == "sla.availability_report":
                 ledger.on_availability(output)
-        assert stage.clock is not None
-        ledger.on_watermark("services/0", stage.clock, stage.first_applied)
+        assert stage.fired_through is not None  # the watermark the adapter sends
+        ledger.on_watermark("services/0", stage.fired_through, stage.first_applied)
         outputs.extend(ledger.release())
 
     for at, new_status in [
@@ -174,12 +161,6 @@ CROSS_ZONE = SERVICES_POLICY.replace(
 ).replace("monthly_cap: 20", "monthly_cap: 10")
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="SPEC 11: in a period, availability credits come after every ticket credit "
-    "decided at or before E; the ledger allocates them before ticket credits decided at "
-    "E when the service's zone differs from the contract's (E is mid-period then)",
-)
 def test_availability_credit_from_another_zone_follows_ticket_credits_decided_at_its_instant() -> (
     None
 ):
@@ -222,12 +203,6 @@ TERM_TO_NOVEMBER = SERVICES_POLICY.replace(
 )
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="a contract whose term ends with the month loses that month's availability "
-    "credit: the ledger asks `covering(customer, E)` and E (the first instant after the "
-    "term) is outside the term, while the month's statement is still emitted",
-)
 def test_a_term_ending_with_the_month_still_credits_that_months_outage() -> None:
     assert "end: 2026-11-30" in TERM_TO_NOVEMBER
     h = services_harness(TERM_TO_NOVEMBER)
@@ -244,12 +219,6 @@ TERM_FROM_DECEMBER = SERVICES_POLICY.replace(
 )
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="SPEC 5/11: no credit outside the contract's term; a term starting at E gets "
-    "the previous month's availability credit (covering(customer, E) is in term), booked "
-    "to a period that has no statement",
-)
 def test_a_term_starting_at_the_month_end_earns_no_credit_for_the_month_before() -> None:
     assert "start: 2026-12-01" in TERM_FROM_DECEMBER
     h = services_harness(TERM_FROM_DECEMBER)
@@ -263,12 +232,6 @@ def test_a_term_starting_at_the_month_end_earns_no_credit_for_the_month_before()
 # -- order across customers --------------------------------------------------------------------
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="SPEC 5: credits are emitted in key order (decided_at, ticket_id, metric, "
-    "cycle); the ledger orders (decided_at, customer_id, ticket_id, ...) so at one instant "
-    "customer order wins over ticket order (amounts are unaffected: caps are per customer)",
-)
 def test_credits_decided_at_one_instant_are_emitted_in_ticket_order_across_customers() -> None:
     h = Harness(make_policy())
     h.feed(created("2026-10-06T09:00:00Z", ticket="B1", customer="acme"))
@@ -284,12 +247,6 @@ def test_credits_decided_at_one_instant_are_emitted_in_ticket_order_across_custo
 # -- state of customers without a contract -----------------------------------------------------
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="_hold_credit creates a CustomerAccount for every customer with a creditable "
-    "breach, contract or not; it is never dropped (grows with distinct customers, is "
-    "persisted, and every release/next_due walks it)",
-)
 def test_breaches_of_customers_without_a_contract_leave_no_ledger_state() -> None:
     policy = make_policy()
     ledger = LedgerStage(policy, ContractBook.from_policy(policy), ["s"])
@@ -302,12 +259,6 @@ def test_breaches_of_customers_without_a_contract_leave_no_ledger_state() -> Non
     assert sorted(ledger.accounts) == []
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="on_outcome counts the breach before _hold_credit recognises the repeat: a "
-    "breach delivered twice is credited once (the ledger de-duplicates credits) but "
-    "counted breached twice in the statement",
-)
 def test_a_breach_delivered_twice_counts_once_in_the_statement() -> None:
     policy = make_policy()
     ledger = LedgerStage(policy, ContractBook.from_policy(policy), ["s"])

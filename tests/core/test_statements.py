@@ -306,7 +306,8 @@ def test_customer_view_counts_the_open_period_as_of_the_watermark() -> None:
     h.feed(created("2026-11-20T09:00:00Z", ticket="T3", priority="low"))  # moves the clock
     view = customer_view(h.replayer.ledger, "acme")
     assert view is not None
-    assert view["as_of"] == "2026-11-20T09:00:00Z"
+    # after an event at 09:00 the ledger has heard of everything due before it
+    assert view["as_of"] == "2026-11-20T08:59:59.999999Z"
     assert view["open_period"]["period"] == "2026-11"
     assert view["open_period"]["overall"] == {"met": 2, "breached": 0, "compliance": "1.0000"}
     assert view["open_period"]["remaining_cap"] == "50.00"
@@ -330,3 +331,21 @@ def test_customer_view_of_an_unknown_customer_is_none() -> None:
     h = Harness(policy())
     met_ticket(h, "2026-10-05T09:00:00Z", "T1")
     assert customer_view(h.replayer.ledger, "nobody") is None
+
+
+def test_customer_view_says_when_a_months_credits_were_earned_back() -> None:
+    from processors.engine.ledger_view import customer_view
+
+    h = Harness(policy())
+    breached_ticket(h, "2026-10-06T09:00:00Z", "T1")
+    met_ticket(h, "2026-11-05T09:00:00Z", "T2")
+    met_ticket(h, "2026-12-07T09:00:00Z", "T3")
+    h.until("2027-01-05T00:00:00Z")
+    view = customer_view(h.replayer.ledger, "acme")
+    assert view is not None
+    october = next(p for p in view["closed_periods"] if p["period"] == "2026-10")
+    assert october["earn_back"] == {
+        "status": "earned back",
+        "amount": "10.00",
+        "text": "October 2026's 10.00 EUR was earned back at the end of December 2026",
+    }

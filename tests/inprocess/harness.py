@@ -68,8 +68,8 @@ class Pipeline:
             self.ticket_outputs.append(output)
             if ledger_input(output):
                 self.inbox[partition].append(("outcome", output))
-        if stage.clock is not None:  # the watermark goes with the outputs, after them
-            self.inbox[partition].append(("watermark", (stage.clock, stage.first_applied)))
+        if stage.fired_through is not None:  # the watermark goes with the outputs, after them
+            self.inbox[partition].append(("watermark", (stage.fired_through, stage.first_applied)))
 
     # -- the ledger -----------------------------------------------------------------------
 
