@@ -39,6 +39,11 @@ OTHER_NAMES: dict[str, str] = {
 }
 """`SLACLOCK_*` environment names read outside `Settings` (tools, compose, tests)."""
 
+TEST_NAMES: dict[str, str] = {
+    "SLACLOCK_TEST_CRASH": "test-only crash points of the transactional loop (fault tests)",
+}
+"""Names only the test suite sets: known (never warned about), not user documentation."""
+
 
 class SettingsError(Exception):
     """Invalid configuration: every problem, one per line."""
@@ -246,7 +251,7 @@ def known_setting_names() -> set[str]:
     """Every `SLACLOCK_*` name something reads: the fields of `Settings` and of any other
     settings class with the `SLACLOCK_` prefix (imported by then), their `_FILE` twins,
     and `OTHER_NAMES`."""
-    names = set(OTHER_NAMES)
+    names = set(OTHER_NAMES) | set(TEST_NAMES)
     pending: list[type[BaseSettings]] = [BaseSettings]
     while pending:
         cls = pending.pop()
