@@ -162,6 +162,7 @@ def worker_partition_counts(
         settings.topic_breaches,
         settings.topic_completions,
         settings.topic_credits,
+        settings.topic_statements,
         settings.topic_dlq,
     ]
     missing = [name for name in [*events_group, *ledger_group, *outputs] if name not in existing]
