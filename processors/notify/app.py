@@ -310,7 +310,8 @@ class Deliverer:
                 self.metrics.retrying.labels(request.target).dec()
 
     async def _post(self, request: Request) -> Attempt:
-        assert self.session is not None
+        if self.session is None:  # first use: inside the running loop
+            self.session = aiohttp.ClientSession()
         headers = signed_headers(request, now_us() // SECOND)
         timeout = aiohttp.ClientTimeout(total=self.config.delivery.timeout_seconds)
         try:
@@ -321,7 +322,7 @@ class Deliverer:
                 return Attempt(
                     response.status, text.strip() or None, response.headers.get("Retry-After")
                 )
-        except (aiohttp.ClientError, TimeoutError) as error:
+        except (aiohttp.ClientError, TimeoutError, ValueError) as error:
             # The URL may be a secret (Slack): never part of the error text.
             text = str(error).replace(request.url, "<url>") or "timed out"
             return Attempt(None, f"{type(error).__name__}: {text}"[:200])
@@ -396,10 +397,6 @@ def build_app(options: NotifyOptions, config: NotifyConfig) -> tuple[faust.App, 
     async def notify(stream: faust.StreamT[Any]) -> None:
         async for event in stream.noack().events():  # type: ignore[attr-defined]
             await deliverer.handle(event)
-
-    @app.task  # type: ignore[untyped-decorator]
-    async def open_session() -> None:
-        deliverer.session = aiohttp.ClientSession()
 
     @app.on_before_shutdown.connect  # type: ignore[arg-type]
     async def close_session(sender: Any, **kwargs: Any) -> None:

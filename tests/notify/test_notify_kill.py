@@ -61,15 +61,20 @@ def test_sigkill_five_times_loses_nothing_routed_and_resolves_every_incident(
             run.kill()
 
     expected = {f"sla.warning:{t}:" for t in tickets}  # prefixes; metric varies
-    wait_for(
-        lambda: (
-            len({r.headers["Idempotency-Key"] for r in pager.accepted()}) == 2 * TICKETS
-            and len({r.headers["Idempotency-Key"] for r in hook.accepted()}) == TICKETS
-            and len({r.headers["Idempotency-Key"] for r in chat.accepted()}) == TICKETS
-        ),
-        120,
-        "every routed notification",
-    )
+
+    def counts() -> tuple[int, int, int]:
+        return tuple(  # type: ignore[return-value]
+            len({r.headers["Idempotency-Key"] for r in target.accepted()})
+            for target in (pager, hook, chat)
+        )
+
+    try:
+        wait_for(lambda: counts() == (2 * TICKETS, TICKETS, TICKETS), 120, "every notification")
+    except TimeoutError as error:
+        raise AssertionError(
+            f"{error}: (pager, hook, chat) = {counts()}; status {run.status()}; "
+            f"last log:\n{run.logs[-1].read_text(errors='replace')[-6000:]}"
+        ) from None
 
     # Nothing routed lost, nothing unrouted sent.
     hook_keys = {r.headers["Idempotency-Key"] for r in hook.accepted()}
@@ -81,6 +86,16 @@ def test_sigkill_five_times_loses_nothing_routed_and_resolves_every_incident(
         for r in target.received():
             bodies[r.headers["Idempotency-Key"]].add(repr(sorted(r.body.items())))
         assert all(len(b) == 1 for b in bodies.values())
+    # ... and the same notification never comes with another key.
+    hook_keys_per_output: dict[str, set[str]] = defaultdict(set)
+    for r in hook.received():
+        hook_keys_per_output[r.body["event_id"]].add(r.headers["Idempotency-Key"])
+    pager_keys_per_event: dict[tuple[str, str], set[str]] = defaultdict(set)
+    for r in pager.received():
+        event = (r.body["dedup_key"], r.body["event_action"])
+        pager_keys_per_event[event].add(r.headers["Idempotency-Key"])
+    assert all(len(k) == 1 for k in hook_keys_per_output.values())
+    assert all(len(k) == 1 for k in pager_keys_per_event.values())
     # PagerDuty: replay the accepted events in arrival order; every incident ends resolved.
     state: dict[str, str] = {}
     for r in sorted(pager.accepted(), key=lambda r: r.at):
