@@ -142,6 +142,8 @@ def bootstrap_origin(settings: Settings, from_flag: bool = False) -> str:
         return "set by --bootstrap"
     if os.environ.get(BOOTSTRAP_ENV):
         return f"set by {BOOTSTRAP_ENV}"
+    if os.environ.get(f"{BOOTSTRAP_ENV}_FILE"):
+        return f"set by {BOOTSTRAP_ENV}_FILE"
     default = type(settings).model_fields["bootstrap_servers"].default
     if settings.bootstrap_servers != default:
         return f"set by {BOOTSTRAP_ENV} in .env"
