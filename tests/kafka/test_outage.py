@@ -8,6 +8,7 @@ The command-line tests run `slaclock` as a user would, against a port nobody lis
 from __future__ import annotations
 
 import contextlib
+import logging
 import os
 import random
 import subprocess
@@ -24,6 +25,7 @@ from confluent_kafka import Producer
 from confluent_kafka.admin import AdminClient
 from confluent_kafka.cimpl import NewTopic
 
+from slaclock.kafka_client import LIBRDKAFKA_LOG, BrokerState
 from slaclock.local_kafka import BrokerConfig, LocalKafka, free_port, render_server_properties
 from tests.kafka.pipeline import ROOT, LivePipeline, assert_whole_output_equals_replay
 from tests.kafka.test_live_pipeline import FINAL_CLOCK, keyed, workload
@@ -81,6 +83,42 @@ def test_every_command_says_in_one_line_which_broker_it_could_not_reach(
 def test_local_broker_does_not_create_topics_on_first_use(tmp_path: Path) -> None:
     config = BrokerConfig(data_dir=tmp_path, port=19092, controller_port=19093)
     assert "auto.create.topics.enable=false" in render_server_properties(config).splitlines()
+
+
+def test_an_outage_is_logged_once_when_it_starts_and_once_when_it_ends(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    now = [1000.0]
+    state = BrokerState("kafka-1:9092", clock=lambda: now[0])
+    with caplog.at_level(logging.INFO, logger="slaclock.kafka_client"):
+        for component in ("tickets", "ledger", "ticker"):
+            state.down(component, TimeoutError("no answer"))
+        assert not state.is_up
+        now[0] += 25.0
+        state.up()
+        state.up()
+        now[0] += 5.0
+        state.down("ticker", TimeoutError("no answer"))  # the broker flickers back
+        state.up()
+    lines = [(r.levelno, r.getMessage()) for r in caplog.records]
+    assert [level for level, _ in lines] == [
+        logging.WARNING,
+        logging.WARNING,
+        logging.INFO,
+        logging.INFO,
+    ], lines
+    assert "kafka-1:9092 unreachable" in lines[0][1] and "after 25.0 s" in lines[1][1]
+    assert state.is_up and state.outages == 2
+
+
+def test_librdkafka_connection_chatter_goes_to_debug_and_real_errors_stay_errors(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    refused = "127.0.0.1:9/bootstrap: Connect to ipv4#127.0.0.1:9 failed: Connection refused"
+    with caplog.at_level(logging.DEBUG, logger="librdkafka"):
+        LIBRDKAFKA_LOG.log(3, "%s [%s] %s", "FAIL", "rdkafka#producer-1", refused)
+        LIBRDKAFKA_LOG.log(3, "%s [%s] %s", "FAIL", "rdkafka#producer-1", "SSL handshake failed")
+    assert [r.levelno for r in caplog.records] == [logging.DEBUG, logging.ERROR]
 
 
 # -- topics the worker needs --------------------------------------------------------------------
