@@ -97,9 +97,9 @@ def test_many_deterministic_kills_with_rocksdb_lose_and_duplicate_nothing(
     plan = tuple(
         f"{rng.choice((BETWEEN_PRODUCE_AND_COMMIT, AFTER_COMMITS))}:{rng.randint(1, 12)}:"
         f"{rng.choice(('tickets', 'tickets', 'ledger'))}"
-        for _ in range(12)
+        for _ in range(8)
     )
-    print(crash_and_compare(pipeline, plan, tickets=2400, seed=89))
+    print(crash_and_compare(pipeline, plan, tickets=1600, seed=89))
 
 
 def wait_for_line(worker: WorkerProcess, pattern: str, timeout: float = 120.0) -> None:
@@ -116,7 +116,7 @@ def test_a_zombie_resumed_after_its_successor_took_over_commits_nothing(
 ) -> None:
     """A worker frozen inside an open transaction (records in the log, offsets sent) is
     replaced by a successor with the same instance id; woken up, it must be fenced."""
-    lines = with_poison(workload(1200, seed=101), random.Random(101), share=0.005)
+    lines = with_poison(workload(800, seed=101), random.Random(101), share=0.005)
     pipeline.publish(keyed(lines))
     with pipeline.ticking(FINAL_CLOCK):
         zombie = pipeline.start_worker(
