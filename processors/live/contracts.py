@@ -3,7 +3,8 @@
 Each processing loop (stage 1, the ledger) owns one follower and calls `catch_up()` on its
 own thread before it processes a batch: it reads every partition of the topic up to the
 end offsets of that moment. A contract published (acknowledged) before an event is
-therefore in the book before that event is processed, whatever the threads do. Each
+therefore in the book before that event is processed (one acknowledged within the last
+second or so: as soon as the consumer has fetched it, usually milliseconds). Each
 record takes effect at its `effective_at`, never before the record's own timestamp (the
 book's rule), so a record read late changes no decision made for an earlier instant and a
 restarted worker, reading the same log, builds the same book.
@@ -15,6 +16,7 @@ manages contracts; a dead-letter copy would be overwritten by compaction anyway)
 from __future__ import annotations
 
 import logging
+import time
 
 from confluent_kafka import OFFSET_BEGINNING, Consumer, KafkaError, TopicPartition
 from pydantic import ValidationError
@@ -28,6 +30,7 @@ from slaclock.settings import Settings
 log = logging.getLogger(__name__)
 
 CATCH_UP_TIMEOUT_S = 10.0
+FRESH_EVERY_S = 1.0
 
 
 class ContractsFollower:
@@ -46,6 +49,7 @@ class ContractsFollower:
             }
         )
         self.positions: dict[int, int] = {}
+        self.checked_at = -FRESH_EVERY_S  # monotonic time of the last end-offset query
         self.applied = 0
         self.refused = 0
 
@@ -57,7 +61,13 @@ class ContractsFollower:
         return sorted(topic.partitions)
 
     def catch_up(self) -> int:
-        """Apply every record up to the current end offsets; returns how many were applied."""
+        """Apply the contract records published so far; returns how many were applied.
+
+        The end offsets are asked of the broker at the first call and then at most every
+        `FRESH_EVERY_S` (a round trip per partition: too dear before every batch); in
+        between, what the consumer has already fetched is applied (it long-polls the topic,
+        so a new record is usually here within milliseconds).
+        """
         if not self.positions:
             partitions = self._partitions()
             if not partitions:
@@ -66,6 +76,10 @@ class ContractsFollower:
             self.consumer.assign(
                 [TopicPartition(self.topic, p, OFFSET_BEGINNING) for p in partitions]
             )
+        now = time.monotonic()
+        if now - self.checked_at < FRESH_EVERY_S:
+            return self._drain()
+        self.checked_at = now
         targets: dict[int, int] = {}
         for partition in self.positions:
             _, high = self.consumer.get_watermark_offsets(
@@ -99,6 +113,23 @@ class ContractsFollower:
             ):
                 if tp.offset >= targets.get(tp.partition, 2**62):
                     del targets[tp.partition]
+        self.applied += applied
+        return applied
+
+    def _drain(self) -> int:
+        """Apply what the consumer has fetched already, without waiting."""
+        applied = 0
+        while True:
+            message = self.consumer.poll(0)
+            if message is None:
+                break
+            if message.error() is not None:
+                continue
+            partition, offset = message.partition(), message.offset()
+            if partition is not None and offset is not None:
+                self.positions[partition] = offset + 1
+            if self._apply(message.key(), message.value(), message.timestamp()[1]):
+                applied += 1
         self.applied += applied
         return applied
 
