@@ -3,7 +3,9 @@ reads it.
 
 A container healthcheck must not depend on the HTTP server being enabled
 (`SLACLOCK_HTTP_PORT=0`) nor on a port: every `INTERVAL_S` the worker writes
-`{"ok": ..., "at": <unix seconds>, "threads": {...}}` to `<state_dir>/<app_id>/<instance_id>/health.json`
+`{"ok": ..., "at": <unix seconds>, "threads": {...}}` to
+`<state_dir>/<app_id>/<instance_id>.health.json` (beside, not inside, the instance's store
+directory, which holds only the RocksDB stores and their checkpoints)
 (atomically: a temporary file renamed over it), from the first time it is live on. The
 check passes when the file says ok and is younger than `MAX_AGE_S`; a hung worker stops
 refreshing it, a dead one too, and a clean stop removes it.
@@ -31,7 +33,7 @@ MAX_AGE_S = 30.0
 
 
 def health_path(settings: Settings) -> Path:
-    return settings.state_dir / settings.app_id / settings.instance_id / "health.json"
+    return settings.state_dir / settings.app_id / f"{settings.instance_id}.health.json"
 
 
 class HealthFile:
