@@ -48,6 +48,16 @@ class ContractsFollower:
                 "enable.partition.eof": False,
             }
         )
+        # End offsets are asked on a consumer of their own: on the reading one, the request
+        # queues behind its long-poll fetch (fetch.wait.max.ms, 500 ms a partition)
+        self.offsets = Consumer(
+            {
+                **with_logging(settings.kafka_config()),
+                "group.id": f"{settings.app_id}-contracts-{name}-offsets",  # never joins
+                "enable.auto.commit": False,
+                "isolation.level": "read_committed",
+            }
+        )
         self.positions: dict[int, int] = {}
         self.checked_at = -FRESH_EVERY_S  # monotonic time of the last end-offset query
         self.applied = 0
@@ -82,7 +92,7 @@ class ContractsFollower:
         self.checked_at = now
         targets: dict[int, int] = {}
         for partition in self.positions:
-            _, high = self.consumer.get_watermark_offsets(
+            _, high = self.offsets.get_watermark_offsets(
                 TopicPartition(self.topic, partition), timeout=10, cached=False
             )
             if high > self.positions[partition]:
@@ -156,4 +166,7 @@ class ContractsFollower:
         return True
 
     def close(self) -> None:
-        self.consumer.close()
+        try:
+            self.consumer.close()
+        finally:
+            self.offsets.close()
