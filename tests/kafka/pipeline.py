@@ -48,7 +48,6 @@ from slaclock.settings import Settings
 from slaclock.topics import ensure_topics
 
 ROOT = Path(__file__).resolve().parents[2]
-OUTPUT_KINDS = ("warnings", "breaches", "completions", "credits")
 TOPIC_SETTINGS = tuple(name for name in Settings.model_fields if name.startswith("topic_"))
 """Every topic setting: the harness gives each one a per-test name."""
 NOT_OUTPUT_TOPICS = ("topic_events", "topic_contracts", "topic_dlq")
@@ -512,9 +511,9 @@ class LivePipeline:
         raise AssertionError(f"the pipeline clock did not reach {at_least}\n{logs}")
 
     def outputs(self) -> list[dict[str, Any]]:
+        """Every output topic's committed records (statements and availability included)."""
         found = []
-        for kind in OUTPUT_KINDS:
-            topic = getattr(self.settings, f"topic_{kind}")
+        for topic in self.output_topics():
             found.extend(orjson.loads(m.value()) for m in self._read_all(topic))
         return found
 
