@@ -95,6 +95,7 @@ class TransactionalLoop(ABC):
         self.broker = BrokerState(settings.bootstrap_servers)
         self.stop = threading.Event()  # the run's stop event, set by `run`
         self.producer_resets = 0  # fatal producer errors since the last commit
+        self.outages_at_commit = 0  # the broker state's outage count at the last commit
         # This loop's clients lost their broker: the producer is replaced before its
         # next transaction (see `_replace_producer`).
         self.outage_seen = False
@@ -430,6 +431,7 @@ class TransactionalLoop(ABC):
             return
         self.producer_resets = 0
         self.broker.up()
+        self.outages_at_commit = self.broker.outages
 
     def _flush_all(self) -> None:
         if self.producer.flush(CALL_TIMEOUT_S) > 0:
@@ -447,6 +449,19 @@ class TransactionalLoop(ABC):
                 raise error
             self.broker.down(f"{self.name}: batch", error)
         elif kafka_error is not None and kafka_error.fatal():
+            if (
+                kafka_error.code() == KafkaError._FENCED
+                and not self.outage_seen
+                and self.broker.outages == self.outages_at_commit
+            ):
+                # Fenced with the broker there all along: a newer instance with our
+                # transactional id took over (we are the zombie). Stop; never fence it back.
+                log.error(
+                    "%s: fenced by a newer instance with transactional id %s; stopping",
+                    self.name,
+                    self._producer_config.get("transactional.id"),
+                )
+                raise error
             self.producer_resets += 1
             if self.producer_resets > MAX_PRODUCER_RESETS:
                 raise error

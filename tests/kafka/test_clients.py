@@ -41,9 +41,12 @@ CreateTopics = Callable[..., list[str]]  # the `create_topics` fixture of tests/
 
 def make_settings(bootstrap: str, prefix: str, partitions: int = PARTITIONS) -> Settings:
     """Settings whose every topic, internal ones included, starts with `prefix`."""
-    names = ("events", "contracts", "warnings", "breaches", "completions", "credits", "dlq")
     defaults = Settings.model_fields
-    topics = {f"topic_{n}": prefix + str(defaults[f"topic_{n}"].default) for n in names}
+    topics = {
+        name: prefix + str(field.default)
+        for name, field in defaults.items()
+        if name.startswith("topic_")
+    }
     return load_settings(
         _env_file=None,  # not the developer's .env
         bootstrap_servers=bootstrap,
@@ -168,7 +171,12 @@ def test_ensure_topics_creates_every_topic_with_its_partitions_and_cleanup_polic
         settings.topic_breaches,
         settings.topic_completions,
         settings.topic_credits,
+        settings.topic_statements,
         settings.topic_dlq,
+        settings.topic_services,
+        settings.topic_services_clock,
+        settings.topic_services_changelog,
+        settings.topic_availability,
     } == set(specs)
 
     metadata = admin.list_topics(timeout=TIMEOUT)
@@ -185,6 +193,7 @@ def test_ensure_topics_creates_every_topic_with_its_partitions_and_cleanup_polic
     compacted = {
         settings.topic_ticket_changelog,
         settings.topic_ledger_changelog,
+        settings.topic_services_changelog,
         settings.topic_contracts,
     }
     assert {name for name, policy in policies.items() if policy == "compact"} == compacted
@@ -405,6 +414,8 @@ CREDIT = {
     "capped": False,
     "period_total": "300.00",
     "breach_event_id": "b-1",
+    "decided_at": "2026-03-02T10:00:00Z",
+    "service_id": None,
 }
 
 
