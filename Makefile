@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: venv lock test test-fast compose-secrets lint kafka-up kafka-down run replay-example statements-example services-example report-example bench bench-pipeline
+.PHONY: venv lock test test-slow test-fast compose-secrets lint kafka-up kafka-down run replay-example statements-example services-example report-example bench bench-pipeline
 
 venv: $(STAMP)
 
@@ -45,7 +45,11 @@ secrets/http-token:
 # Tests that need Kafka start a local broker (first run: Maven resolves its jars, ~1 min);
 # to reuse a running broker: KAFKA_BOOTSTRAP_SERVERS=$(.venv/bin/slaclock kafka up) make test
 test: venv
-	$(BIN)/pytest -q -p no:cacheprovider
+	$(BIN)/pytest -q -p no:cacheprovider -m "not slow"
+
+# The long fault tests (SIGKILLs, broker outages, SASL/ACLs, benchmark smoke runs), alone.
+test-slow: venv
+	$(BIN)/pytest -q -p no:cacheprovider -m slow
 
 lint: venv
 	$(BIN)/ruff check .

@@ -67,6 +67,7 @@ def worker_command(
         print(error, file=sys.stderr)
         raise typer.Exit(2) from None
     worker.install_signal_handlers()
+    print(f"worker {settings.instance_id}: started; SIGTERM stops it cleanly", file=sys.stderr)
     heartbeat = HealthFile(LiveWorkerView(worker).health, health_path(settings)).start()
     try:
         status = worker.run()

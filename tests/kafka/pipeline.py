@@ -54,6 +54,7 @@ NOT_OUTPUT_TOPICS = ("topic_events", "topic_contracts", "topic_dlq")
 """Topic settings that are not outputs (nor is any whose default name ends in `.events`)."""
 GRACE_S = 1
 MANUAL_TICK_INTERVAL_S = 86_400  # the workers' own ticker stays silent during a test
+STARTED_LINE = ": started; SIGTERM stops it cleanly"
 CRASH_LINE = re.compile(r"slaclock test crash: (\w+) #(\d+) in (\w+)(.*)")
 
 
@@ -68,6 +69,13 @@ class WorkerProcess:
         self.process.wait(30)
 
     def stop(self) -> int:
+        """SIGTERM (a clean stop), once the worker handles it: a signal that comes before its
+        handlers are installed (right after a start) would end it like a kill."""
+        deadline = time.monotonic() + 60
+        while self.process.poll() is None and time.monotonic() < deadline:
+            if STARTED_LINE in self.log_path.read_text(errors="replace"):
+                break
+            time.sleep(0.1)
         if self.process.poll() is None:
             self.process.send_signal(signal.SIGTERM)
         try:
