@@ -18,7 +18,6 @@ Replay uses it with grace = 0; the Kafka worker uses one per partition of
 
 from __future__ import annotations
 
-import heapq
 from collections.abc import Mapping, MutableMapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -30,6 +29,7 @@ from processors.engine.availability import (
     ServiceState,
 )
 from processors.engine.ticket import Rejected
+from processors.engine.timers import TimerIndex
 from schemas.services import ServiceEvent
 
 
@@ -66,8 +66,7 @@ class ServiceStage:
         # every timer due at or before this instant has fired: the ledger's watermark
         self.fired_through: int | None = None
         self.counters = ServiceCounters()
-        self._timers: list[tuple[int, str]] = []
-        self._scheduled: dict[str, int] = {}
+        self._timers = TimerIndex()
 
     # -- snapshot (a partition's meta record; service states are records of their own) -----
 
@@ -92,39 +91,24 @@ class ServiceStage:
 
     def rebuild_timers(self) -> None:
         """Rebuild the timer index from the store (after a restore)."""
-        self._timers = []
-        self._scheduled = {}
+        self._timers.clear()
         for state in self.store.values():
             self._schedule(state)
 
     def pending_timers(self) -> int:
-        return len(self._scheduled)
+        return len(self._timers)
 
     def earliest_timer(self) -> int | None:
         """The earliest scheduled instant (safe to read from another thread)."""
-        timers = self._timers
-        try:
-            return timers[0][0]
-        except IndexError:
-            return None
+        return self._timers.earliest()
 
     def _schedule(self, state: ServiceState) -> None:
-        if self._scheduled.get(state.service_id) != state.due:
-            self._scheduled[state.service_id] = state.due
-            heapq.heappush(self._timers, (state.due, state.service_id))
+        self._timers.schedule(state.service_id, state.due)
 
     def _fire(self, limit: int, inclusive: bool) -> list[Output]:
         """Fire timers due before `limit` (or at it, if inclusive), in (due, service) order."""
         outputs: list[Output] = []
-        timers = self._timers
-        while timers:
-            due, service_id = timers[0]
-            if due > limit or (due == limit and not inclusive):
-                break
-            heapq.heappop(timers)
-            if self._scheduled.get(service_id) != due:
-                continue  # superseded entry
-            del self._scheduled[service_id]
+        for due, service_id in self._timers.pop_due(limit, inclusive):
             state = self.store.get(service_id)
             if state is None:
                 continue

@@ -17,11 +17,11 @@ its table. The store is any mutable mapping of ticket id -> TicketState.
 
 from __future__ import annotations
 
-import heapq
 from collections.abc import MutableMapping
 from dataclasses import dataclass, field
 
 from processors.engine.ticket import Output, Rejected, TicketEngine, TicketState, Verdict
+from processors.engine.timers import TimerIndex
 from schemas.events import TicketCreated, TicketEvent
 
 DAY_US = 86_400 * 1_000_000
@@ -67,41 +67,30 @@ class TicketStage:
         self.first_applied: int | None = None  # the least effective instant applied
         self.stream_time: int | None = None  # newest occurred_at of an accepted event
         self.counters = StageCounters()
-        self._timers: list[tuple[int, str]] = []
-        self._scheduled: dict[str, int] = {}
+        self._timers = TimerIndex()
 
     # -- timers -------------------------------------------------------------------------
 
     def rebuild_timers(self) -> None:
         """Rebuild the in-memory timer index from the store (after recovery/rebalance)."""
-        self._timers = []
-        self._scheduled = {}
+        self._timers.clear()
         for state in self.store.values():
             self._schedule(state)
 
     def pending_timers(self) -> int:
-        return len(self._scheduled)
+        return len(self._timers)
 
     def scheduled_timers(self) -> dict[str, int]:
         """A copy of the timer index: ticket id -> due instant (for a checkpoint)."""
-        return dict(self._scheduled)
+        return self._timers.snapshot()
 
     def restore_timers(self, scheduled: dict[str, int]) -> None:
         """Take a timer index saved by `scheduled_timers` instead of rebuilding it."""
-        self._scheduled = dict(scheduled)
-        self._timers = [(due, ticket_id) for ticket_id, due in self._scheduled.items()]
-        heapq.heapify(self._timers)
+        self._timers.restore(scheduled)
 
     def earliest_timer(self) -> int | None:
-        """The earliest scheduled instant (possibly a superseded entry, never a later one).
-
-        Safe to call from another thread: one read of the heap's first item.
-        """
-        timers = self._timers
-        try:
-            return timers[0][0]
-        except IndexError:
-            return None
+        """The earliest scheduled instant (safe to read from another thread)."""
+        return self._timers.earliest()
 
     def _wake_at(self, state: TicketState) -> int | None:
         if state.closed_at is not None:
@@ -109,13 +98,7 @@ class TicketStage:
         return state.next_due()
 
     def _schedule(self, state: TicketState) -> None:
-        due = self._wake_at(state)
-        if due is None:
-            self._scheduled.pop(state.ticket_id, None)
-            return
-        if self._scheduled.get(state.ticket_id) != due:
-            self._scheduled[state.ticket_id] = due
-            heapq.heappush(self._timers, (due, state.ticket_id))
+        self._timers.schedule(state.ticket_id, self._wake_at(state))
 
     def _fire(self, limit: int, inclusive: bool) -> list[Output]:
         """Fire timers due before `limit` (or at it, if inclusive), in (due, ticket) order.
@@ -124,15 +107,7 @@ class TicketStage:
         does not would fire forever, so it raises instead.
         """
         outputs: list[Output] = []
-        timers = self._timers
-        while timers:
-            due, ticket_id = timers[0]
-            if due > limit or (due == limit and not inclusive):
-                break
-            heapq.heappop(timers)
-            if self._scheduled.get(ticket_id) != due:
-                continue  # superseded entry
-            del self._scheduled[ticket_id]
+        for due, ticket_id in self._timers.pop_due(limit, inclusive):
             state = self.store.get(ticket_id)
             if state is None:
                 continue
@@ -144,7 +119,7 @@ class TicketStage:
             outputs.extend(fired)
             self.store[ticket_id] = state
             self._schedule(state)
-            following = self._scheduled.get(ticket_id)
+            following = self._timers.due_of(ticket_id)
             if following is not None and following <= due:
                 raise RuntimeError(
                     f"timer of ticket {ticket_id!r} due at {due} did not advance "
