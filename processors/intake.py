@@ -15,10 +15,10 @@ def decode_event(raw: bytes | str) -> TicketEvent:
     try:
         return parse_ticket_event(raw)
     except ValidationError as error:
-        raise _classify(error) from None
+        raise classify_validation_error(error) from None
 
 
-def _classify(error: ValidationError) -> Rejected:
+def classify_validation_error(error: ValidationError) -> Rejected:
     problems = error.errors(include_url=False)
     if any(problem["type"] == "json_invalid" for problem in problems):
         detail = problems[0].get("ctx", {}).get("error", problems[0]["msg"])

@@ -23,7 +23,7 @@ from processors.engine.policy import CompiledPolicy
 from processors.engine.services_stage import ServiceCounters, ServiceStage
 from processors.engine.stage import DAY_US, StageCounters, TicketStage
 from processors.engine.ticket import Output, Rejected, TicketEngine, TicketState
-from processors.intake import _classify, decode_event
+from processors.intake import classify_validation_error, decode_event
 from processors.services_intake import decode_service_event
 from schemas.contracts import ContractChanged, parse_contract_changed
 from schemas.services import is_service_event_type
@@ -96,7 +96,7 @@ def decode_contract_change(raw: bytes | str) -> ContractChanged:
     try:
         return parse_contract_changed(raw)
     except ValidationError as error:
-        raise _classify(error) from None
+        raise classify_validation_error(error) from None
 
 
 SERVICE_MARKERS = (b'"service.', b'"maintenance.')

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from pydantic import ValidationError
 
-from processors.intake import _classify
+from processors.intake import classify_validation_error
 from schemas.services import ServiceEvent, parse_service_event
 
 __all__ = ["decode_service_event"]
@@ -20,4 +20,4 @@ def decode_service_event(raw: bytes | str) -> ServiceEvent:
     try:
         return parse_service_event(raw)
     except ValidationError as error:
-        raise _classify(error) from None
+        raise classify_validation_error(error) from None
