@@ -26,12 +26,12 @@ import orjson
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from processors.engine.availability import compile_services  # noqa: E402
-from processors.engine.instants import US_PER_SECOND, format_us, parse_instant  # noqa: E402
-from processors.engine.services_stage import ServiceStage  # noqa: E402
-from processors.engine.ticket import Rejected  # noqa: E402
-from processors.services_intake import decode_service_event  # noqa: E402
-from schemas.policy import parse_policy  # noqa: E402
+from slaclock.processors.engine.availability import compile_services  # noqa: E402
+from slaclock.processors.engine.instants import US_PER_SECOND, format_us, parse_instant  # noqa: E402
+from slaclock.processors.engine.services_stage import ServiceStage  # noqa: E402
+from slaclock.processors.engine.ticket import Rejected  # noqa: E402
+from slaclock.processors.services_intake import decode_service_event  # noqa: E402
+from slaclock.schemas.policy import parse_policy  # noqa: E402
 
 STATUSES = [
     "operational",

@@ -27,10 +27,10 @@ import orjson
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from processors.engine.policy import CompiledPolicy, compile_policy  # noqa: E402
-from processors.engine.ticket import Rejected  # noqa: E402
-from processors.replay import Replayer  # noqa: E402
-from schemas.policy import load_policy  # noqa: E402
+from slaclock.processors.engine.policy import CompiledPolicy, compile_policy  # noqa: E402
+from slaclock.processors.engine.ticket import Rejected  # noqa: E402
+from slaclock.processors.replay import Replayer  # noqa: E402
+from slaclock.schemas.policy import load_policy  # noqa: E402
 from slaclock.workload import WorkloadShape, ticket_events  # noqa: E402
 
 

@@ -41,8 +41,8 @@ from confluent_kafka import OFFSET_END, Consumer, TopicPartition
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from processors.engine.instants import format_us, parse_instant  # noqa: E402
 from slaclock.local_kafka import LocalKafka  # noqa: E402
+from slaclock.processors.engine.instants import format_us, parse_instant  # noqa: E402
 from tests.kafka.pipeline import LivePipeline, WorkerProcess  # noqa: E402
 
 TIMER_POLICY = """\

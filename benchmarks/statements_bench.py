@@ -20,12 +20,12 @@ from datetime import UTC, datetime
 
 import orjson
 
-from processors.engine.contracts import ContractBook
-from processors.engine.instants import parse_instant
-from processors.engine.ledger import LedgerStage
-from processors.engine.policy import compile_policy
-from processors.replay import replay
-from schemas.policy import parse_policy
+from slaclock.processors.engine.contracts import ContractBook
+from slaclock.processors.engine.instants import parse_instant
+from slaclock.processors.engine.ledger import LedgerStage
+from slaclock.processors.engine.policy import compile_policy
+from slaclock.processors.replay import replay
+from slaclock.schemas.policy import parse_policy
 from slaclock.workload import WorkloadShape, ticket_events
 
 POLICY = """
@@ -93,7 +93,7 @@ def main() -> None:
     )
 
     # ledger state per customer after three months (what the changelog holds)
-    import processors.replay as replay_module
+    import slaclock.processors.replay as replay_module
 
     outputs.clear()
     replayer = replay_module.Replayer(policy, outputs.append)

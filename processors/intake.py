@@ -1,37 +1,16 @@
-"""Raw input record -> validated event, or a `Rejected` that says clearly what is wrong.
+"""A keyed input record -> validated event, or a `Rejected` that says clearly what is wrong.
 
-Shared by replay and the Kafka worker so both classify bad input identically (SPEC 8).
+Shared by replay and the Kafka worker so both classify bad input identically. Decoding the
+value is `slaclock.schemas.rejection` (the publishing client uses it too); the key rule is
+the worker's.
 """
 
 from __future__ import annotations
 
-from pydantic import ValidationError
+from slaclock.schemas.events import TicketEvent
+from slaclock.schemas.rejection import Rejected, classify_validation_error, decode_event
 
-from processors.engine.ticket import Rejected
-from schemas.events import TicketEvent, parse_ticket_event
-
-
-def decode_event(raw: bytes | str) -> TicketEvent:
-    try:
-        return parse_ticket_event(raw)
-    except ValidationError as error:
-        raise classify_validation_error(error) from None
-
-
-def classify_validation_error(error: ValidationError) -> Rejected:
-    problems = error.errors(include_url=False)
-    if any(problem["type"] == "json_invalid" for problem in problems):
-        detail = problems[0].get("ctx", {}).get("error", problems[0]["msg"])
-        return Rejected("InvalidJson", f"not valid JSON: {detail}")
-    parts = []
-    naive = False
-    for problem in problems:
-        location = ".".join(str(part) for part in problem["loc"]) or "(record)"
-        if problem["type"] in ("timezone_aware", "datetime_aware"):
-            naive = True
-        parts.append(f"{location}: {problem['msg']}")
-    error_class = "NaiveTimestamp" if naive else "SchemaViolation"
-    return Rejected(error_class, "; ".join(parts))
+__all__ = ["Rejected", "check_key", "classify_validation_error", "decode_event", "decode_record"]
 
 
 def check_key(key: bytes | None, event: TicketEvent) -> None:

@@ -15,18 +15,19 @@ from typing import Any
 import orjson
 from pydantic import ValidationError
 
-from processors.engine.availability import compile_services, ledger_availability_percent
-from processors.engine.contracts import ContractBook
-from processors.engine.instants import to_us
-from processors.engine.ledger import LedgerCounters, LedgerStage, ledger_input
-from processors.engine.policy import CompiledPolicy
-from processors.engine.services_stage import ServiceCounters, ServiceStage
-from processors.engine.stage import DAY_US, StageCounters, TicketStage
-from processors.engine.ticket import Output, Rejected, TicketEngine, TicketState
-from processors.intake import classify_validation_error, decode_event
-from processors.services_intake import decode_service_event
-from schemas.contracts import ContractChanged, parse_contract_changed
-from schemas.services import is_service_event_type
+from slaclock.processors.engine.availability import compile_services, ledger_availability_percent
+from slaclock.processors.engine.contracts import ContractBook
+from slaclock.processors.engine.instants import to_us
+from slaclock.processors.engine.ledger import LedgerCounters, LedgerStage, ledger_input
+from slaclock.processors.engine.policy import CompiledPolicy
+from slaclock.processors.engine.services_stage import ServiceCounters, ServiceStage
+from slaclock.processors.engine.stage import DAY_US, StageCounters, TicketStage
+from slaclock.processors.engine.ticket import Output, TicketEngine, TicketState
+from slaclock.processors.intake import classify_validation_error, decode_event
+from slaclock.processors.services_intake import decode_service_event
+from slaclock.schemas.contracts import ContractChanged, parse_contract_changed
+from slaclock.schemas.rejection import Rejected
+from slaclock.schemas.services import is_service_event_type
 
 
 @dataclass

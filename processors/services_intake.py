@@ -9,8 +9,8 @@ from __future__ import annotations
 
 from pydantic import ValidationError
 
-from processors.intake import classify_validation_error
-from schemas.services import ServiceEvent, parse_service_event
+from slaclock.processors.intake import classify_validation_error
+from slaclock.schemas.services import ServiceEvent, parse_service_event
 
 __all__ = ["decode_service_event"]
 

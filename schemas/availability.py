@@ -14,8 +14,8 @@ from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints, TypeAdapter
 
-from schemas.events import NonEmptyStr, UtcDatetime, require_type_field
-from schemas.outputs import DecimalString
+from slaclock.schemas.events import NonEmptyStr, UtcDatetime, require_type_field
+from slaclock.schemas.outputs import DecimalString
 
 __all__ = [
     "AvailabilityBreach",

@@ -17,8 +17,8 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from schemas.events import NonEmptyStr, UtcDatetime
-from schemas.policy import Contract
+from slaclock.schemas.events import NonEmptyStr, UtcDatetime
+from slaclock.schemas.policy import Contract
 
 __all__ = ["ContractChanged", "parse_contract_changed"]
 

@@ -28,7 +28,7 @@ from pydantic import (
     TypeAdapter,
 )
 
-from schemas.common import Priority, Status
+from slaclock.schemas.common import Priority, Status
 
 __all__ = [
     "AgentReplied",

@@ -13,11 +13,11 @@ from typing import Any
 
 from pydantic import TypeAdapter
 
-from schemas.availability import AvailabilityEvent
-from schemas.events import TicketEvent
-from schemas.outputs import OutputEvent
-from schemas.policy import Contract, Policy
-from schemas.services import ServiceEvent
+from slaclock.schemas.availability import AvailabilityEvent
+from slaclock.schemas.events import TicketEvent
+from slaclock.schemas.outputs import OutputEvent
+from slaclock.schemas.policy import Contract, Policy
+from slaclock.schemas.services import ServiceEvent
 
 __all__ = ["SCHEMA_FILES", "export_json_schemas", "json_schemas", "render_schema"]
 

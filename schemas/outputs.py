@@ -29,8 +29,8 @@ from pydantic import (
 )
 from pydantic_core import PydanticCustomError
 
-from schemas.common import Metric, Priority
-from schemas.events import NonEmptyStr, UtcDatetime, require_type_field
+from slaclock.schemas.common import Metric, Priority
+from slaclock.schemas.events import NonEmptyStr, UtcDatetime, require_type_field
 
 __all__ = [
     "CENTS_PATTERN",

@@ -53,8 +53,8 @@ from pydantic import (
 from pydantic.json_schema import JsonSchemaValue
 from pydantic_core import PydanticCustomError, core_schema
 
-from schemas.common import Metric, Priority, Status
-from schemas.services import ServiceStatus
+from slaclock.schemas.common import Metric, Priority, Status
+from slaclock.schemas.services import ServiceStatus
 
 __all__ = [
     "DURATION_PATTERN",

@@ -19,7 +19,7 @@ import orjson
 from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, model_validator
 from pydantic_core import PydanticCustomError
 
-from schemas.events import NonEmptyStr, UtcDatetime, require_type_field
+from slaclock.schemas.events import NonEmptyStr, UtcDatetime, require_type_field
 
 __all__ = [
     "MaintenanceCancelled",

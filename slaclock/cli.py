@@ -16,7 +16,7 @@ from slaclock.cli_report import register_report
 from slaclock.cli_schemas import policy_app, schemas_app
 from slaclock.cli_services import services_app
 from slaclock.cli_worker import register_worker
-from slaclock.settings import report_unknown_settings
+from slaclock.processors.settings import report_unknown_settings
 
 app = typer.Typer(no_args_is_help=True, add_completion=False, help="slaclock: SLA clocks on Kafka.")
 app.add_typer(kafka_app, name="kafka")

@@ -16,12 +16,12 @@ from confluent_kafka import KafkaException
 from rich.console import Console
 from rich.markup import escape
 
-from schemas.policy import PolicyError
 from slaclock.demo import DEMO_POLICY, DemoError, DemoOptions, print_summary, run_demo
 from slaclock.local_kafka import LocalKafkaError
-from slaclock.settings import SettingsError
+from slaclock.processors.settings import SettingsError
+from slaclock.processors.topics import TopicError
+from slaclock.schemas.policy import PolicyError
 from slaclock.signals import interrupt_on_sigterm
-from slaclock.topics import TopicError
 
 __all__ = ["demo_command", "register_demo"]
 

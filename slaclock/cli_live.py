@@ -1,7 +1,7 @@
 """Kafka client commands: `slaclock topics create`, `slaclock publish`, `slaclock tail`.
 
 Connection settings and topic names come from the environment (`SLACLOCK_*`, see
-`slaclock.settings`); `--bootstrap` overrides `SLACLOCK_BOOTSTRAP_SERVERS`. Invalid
+`slaclock.processors.settings`); `--bootstrap` overrides `SLACLOCK_BOOTSTRAP_SERVERS`. Invalid
 settings print every problem and exit with status 2. Data goes to stdout, everything
 else (progress, per-line errors, summaries) to stderr.
 """
@@ -20,12 +20,12 @@ from rich.console import Console
 from rich.markup import escape
 from rich.text import Text
 
-from slaclock.kafka_client import BrokerUnreachable, ensure_reachable
-from slaclock.publisher import TicketEventPublisher
-from slaclock.settings import Settings, SettingsError, load_settings
+from slaclock.client.publisher import TicketEventPublisher
+from slaclock.client.subscriber import OutputSubscriber, ReceivedRecord, SubscriberError
+from slaclock.processors.broker import BrokerUnreachable, ensure_reachable
+from slaclock.processors.settings import Settings, SettingsError, load_settings
+from slaclock.processors.topics import TopicError, ensure_topics, topic_specs
 from slaclock.signals import interrupt_on_sigterm
-from slaclock.subscriber import OutputSubscriber, ReceivedRecord, SubscriberError
-from slaclock.topics import TopicError, ensure_topics, topic_specs
 
 __all__ = ["live_app_commands"]
 

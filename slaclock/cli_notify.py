@@ -30,8 +30,8 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 from rich.console import Console
 from rich.markup import escape
 
-from processors.notify.config import NotifyConfig, NotifyConfigError, parse_notify_config
-from slaclock.settings import Settings, SettingsError, load_settings
+from slaclock.processors.notify.config import NotifyConfig, NotifyConfigError, parse_notify_config
+from slaclock.processors.settings import Settings, SettingsError, load_settings
 
 __all__ = ["notify_command", "register_notify"]
 
@@ -66,7 +66,7 @@ def output_topics(settings: Settings) -> list[str]:
 
 def load_config(path: Path) -> NotifyConfig:
     """The routing file at `path`, secrets from the environment; NotifyConfigError if bad."""
-    from processors.notify.config import NotifyProblem
+    from slaclock.processors.notify.config import NotifyProblem
 
     try:
         text = path.read_text(encoding="utf-8")
@@ -233,7 +233,7 @@ def _run(
 ) -> None:
     import faust
 
-    from processors.notify.app import NotifyOptions, build_app
+    from slaclock.processors.notify.app import NotifyOptions, build_app
 
     options = NotifyOptions(
         app_id=notify.app_id or f"{settings.app_id}-notify",

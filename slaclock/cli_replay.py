@@ -19,11 +19,11 @@ import typer
 from rich.console import Console
 from rich.progress import BarColumn, Progress, TextColumn, TimeRemainingColumn, TransferSpeedColumn
 
-from processors.engine.instants import parse_instant
-from processors.engine.policy import compile_policy
-from processors.engine.ticket import Output
-from processors.replay import Rejection, replay
-from schemas.policy import PolicyError, load_policy
+from slaclock.processors.engine.instants import parse_instant
+from slaclock.processors.engine.policy import compile_policy
+from slaclock.processors.engine.ticket import Output
+from slaclock.processors.replay import Rejection, replay
+from slaclock.schemas.policy import PolicyError, load_policy
 from slaclock.sniff import describe_file
 
 PROGRESS_MIN_BYTES = 8 * 1024 * 1024

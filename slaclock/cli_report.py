@@ -13,16 +13,21 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 import orjson
 import typer
 
-from processors.engine.instants import format_us, parse_instant, to_us
-from processors.report.figures import (
+from slaclock.processors.engine.instants import format_us, parse_instant, to_us
+from slaclock.processors.report.figures import (
     PolicyInfo,
     ReportRequest,
     build_report,
     latest_period,
     month_window,
 )
-from processors.report.outputs import Outputs, ReportInputError, outputs_from_records, read_outputs
-from schemas.policy import PolicyError, load_policy
+from slaclock.processors.report.outputs import (
+    Outputs,
+    ReportInputError,
+    outputs_from_records,
+    read_outputs,
+)
+from slaclock.schemas.policy import PolicyError, load_policy
 
 
 def register_report(app: typer.Typer) -> None:
@@ -87,7 +92,7 @@ def _window_request(
 def _policy_info(policy: Path | None) -> PolicyInfo:
     if policy is None:
         return PolicyInfo()
-    from processors.report.policy_info import policy_info
+    from slaclock.processors.report.policy_info import policy_info
 
     try:
         return policy_info(load_policy(policy))
@@ -105,8 +110,8 @@ def _outputs_from_file(path: Path) -> Outputs:
 
 
 def _outputs_from_topics() -> Outputs:
-    from slaclock.settings import SettingsError, load_settings
-    from slaclock.subscriber import SubscriberError, collect, output_topics
+    from slaclock.client.subscriber import SubscriberError, collect, output_topics
+    from slaclock.processors.settings import SettingsError, load_settings
 
     try:
         settings = load_settings()
@@ -178,7 +183,7 @@ def report_command(
     ] = Path("report"),
 ) -> None:
     """An SLA report for a period: HTML (self-contained, printable), CSV and JSON."""
-    from processors.report.render import write_report
+    from slaclock.processors.report.render import write_report
 
     try:
         if (outputs is None) == (not from_topics):
@@ -220,9 +225,9 @@ def whatif_command(
     ] = False,
 ) -> None:
     """Replay the same events under two policies and compare the outcomes side by side."""
-    from processors.report.whatif import compare
-    from processors.report.whatif_render import write_whatif
-    from processors.report.whatif_run import replay_both
+    from slaclock.processors.report.whatif import compare
+    from slaclock.processors.report.whatif_render import write_whatif
+    from slaclock.processors.report.whatif_run import replay_both
 
     try:
         if len(policy) != 2:

@@ -12,9 +12,9 @@ from rich.markup import escape
 from rich.table import Table
 from rich.text import Text
 
-from schemas.common import Metric, Priority, Status
-from schemas.export import export_json_schemas
-from schemas.policy import (
+from slaclock.schemas.common import Metric, Priority, Status
+from slaclock.schemas.export import export_json_schemas
+from slaclock.schemas.policy import (
     WEEKDAYS,
     CalendarSpec,
     Contract,

@@ -119,7 +119,7 @@ def ingest_statuspage(
 def _publish(events: list[dict[str, Any]]) -> None:
     from confluent_kafka import KafkaException, Producer
 
-    from slaclock.settings import SettingsError, load_settings
+    from slaclock.processors.settings import SettingsError, load_settings
 
     try:
         settings = load_settings()

@@ -8,9 +8,9 @@ from typing import Annotated
 
 import typer
 
-from schemas.policy import PolicyError
-from slaclock.kafka_client import BrokerUnreachable, ensure_reachable
-from slaclock.settings import SettingsError, load_settings
+from slaclock.processors.broker import BrokerUnreachable, ensure_reachable
+from slaclock.processors.settings import SettingsError, load_settings
+from slaclock.schemas.policy import PolicyError
 
 
 def register_worker(app: typer.Typer) -> None:
@@ -41,14 +41,14 @@ def worker_command(
     except SettingsError as error:
         print(error, file=sys.stderr)
         raise typer.Exit(2) from None
-    from processors.live.health_file import HealthFile, check_health_file, health_path
+    from slaclock.processors.live.health_file import HealthFile, check_health_file, health_path
 
     if health:
         ok, message = check_health_file(health_path(settings))
         print(f"{'healthy' if ok else 'unhealthy'}: {message}", file=sys.stderr)
         raise typer.Exit(0 if ok else 1)
-    from processors.live.http import HttpBindError, LiveWorkerView, check_http_port
-    from processors.live.worker import Worker  # heavy imports only when running
+    from slaclock.processors.live.http import HttpBindError, LiveWorkerView, check_http_port
+    from slaclock.processors.live.worker import Worker  # heavy imports only when running
 
     try:
         check_http_port(settings)  # before Kafka: a taken port is said at once

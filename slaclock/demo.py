@@ -46,8 +46,19 @@ from rich.live import Live
 from rich.table import Table
 from rich.text import Text
 
-from processors.engine.instants import format_us
-from schemas.outputs import (
+from slaclock.client.publisher import TicketEventPublisher
+from slaclock.client.subscriber import OutputSubscriber, ReceivedRecord, output_topics
+from slaclock.local_kafka import (
+    KafkaJars,
+    LocalKafka,
+    _die_with_parent_hook,
+    free_port,
+    port_answers,
+)
+from slaclock.processors.engine.instants import format_us
+from slaclock.processors.settings import Settings, load_settings
+from slaclock.processors.topics import ensure_topics, topic_specs
+from slaclock.schemas.outputs import (
     OutputEvent,
     SlaBreach,
     SlaCompleted,
@@ -57,18 +68,7 @@ from schemas.outputs import (
     SlaWarning,
     parse_output_event,
 )
-from schemas.policy import load_policy
-from slaclock.local_kafka import (
-    KafkaJars,
-    LocalKafka,
-    _die_with_parent_hook,
-    free_port,
-    port_answers,
-)
-from slaclock.publisher import TicketEventPublisher
-from slaclock.settings import Settings, load_settings
-from slaclock.subscriber import OutputSubscriber, ReceivedRecord, output_topics
-from slaclock.topics import ensure_topics, topic_specs
+from slaclock.schemas.policy import load_policy
 from slaclock.workload import live_ticket_script
 
 __all__ = [

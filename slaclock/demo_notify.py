@@ -25,7 +25,7 @@ from confluent_kafka.admin import AdminClient
 from rich.text import Text
 
 from slaclock.local_kafka import _die_with_parent_hook, free_port
-from slaclock.settings import Settings
+from slaclock.processors.settings import Settings
 
 __all__ = ["DemoNotifier"]
 

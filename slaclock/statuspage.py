@@ -28,7 +28,7 @@ from typing import Any
 
 from pydantic import ValidationError
 
-from schemas.services import ServiceStatus, parse_service_event_obj
+from slaclock.schemas.services import ServiceStatus, parse_service_event_obj
 
 __all__ = ["Conversion", "StatuspageError", "convert_payload"]
 

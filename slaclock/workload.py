@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from processors.engine.instants import format_us, to_us
+from slaclock.processors.engine.instants import format_us, to_us
 
 PRIORITIES = ("urgent", "high", "normal", "low")
 PRIORITY_WEIGHTS = (1, 3, 8, 3)

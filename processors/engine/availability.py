@@ -37,12 +37,12 @@ from fractions import Fraction
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from processors.engine import periods
-from processors.engine.calendar import BusinessCalendar, calendar_from_spec
-from processors.engine.ids import output_event_id
-from processors.engine.instants import US_PER_SECOND, format_us, seconds_value, to_us
-from schemas.policy import Policy, ServiceSpec
-from schemas.services import (
+from slaclock.processors.engine import periods
+from slaclock.processors.engine.calendar import BusinessCalendar, calendar_from_spec
+from slaclock.processors.engine.ids import output_event_id
+from slaclock.processors.engine.instants import US_PER_SECOND, format_us, seconds_value, to_us
+from slaclock.schemas.policy import Policy, ServiceSpec
+from slaclock.schemas.services import (
     MaintenanceCancelled,
     MaintenanceScheduled,
     ServiceEvent,

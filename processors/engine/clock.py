@@ -12,8 +12,8 @@ from collections.abc import Sequence
 from enum import IntEnum
 from typing import Any, NamedTuple
 
-from processors.engine.calendar import BusinessCalendar
-from processors.engine.policy import Threshold
+from slaclock.processors.engine.calendar import BusinessCalendar
+from slaclock.processors.engine.policy import Threshold
 
 
 class Phase(IntEnum):

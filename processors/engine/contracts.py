@@ -20,13 +20,13 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
-from processors.engine.policy import (
+from slaclock.processors.engine.policy import (
     CompiledContract,
     CompiledPolicy,
     compile_contract,
 )
-from processors.engine.ticket import Rejected
-from schemas.policy import Contract
+from slaclock.schemas.policy import Contract
+from slaclock.schemas.rejection import Rejected
 
 
 @dataclass(frozen=True, slots=True)

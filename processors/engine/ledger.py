@@ -30,10 +30,10 @@ from dataclasses import dataclass, field
 from decimal import ROUND_HALF_UP, Decimal
 from typing import Any
 
-from processors.engine.contracts import ContractBook
-from processors.engine.ids import output_event_id
-from processors.engine.instants import format_us, parse_instant
-from processors.engine.periods import (
+from slaclock.processors.engine.contracts import ContractBook
+from slaclock.processors.engine.ids import output_event_id
+from slaclock.processors.engine.instants import format_us, parse_instant
+from slaclock.processors.engine.periods import (
     Period,
     PeriodLookup,
     next_period,
@@ -41,9 +41,9 @@ from processors.engine.periods import (
     period_of,
     shift_period,
 )
-from processors.engine.policy import CompiledContract, CompiledPolicy
-from schemas.common import METRIC_ORDER
-from schemas.policy import Contract
+from slaclock.processors.engine.policy import CompiledContract, CompiledPolicy
+from slaclock.schemas.common import METRIC_ORDER
+from slaclock.schemas.policy import Contract
 
 Output = dict[str, Any]
 CENT = Decimal("0.01")

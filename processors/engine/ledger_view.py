@@ -11,8 +11,8 @@ import calendar
 from decimal import Decimal
 from typing import Any
 
-from processors.engine.instants import format_us
-from processors.engine.ledger import (
+from slaclock.processors.engine.instants import format_us
+from slaclock.processors.engine.ledger import (
     METRICS,
     ZERO,
     CustomerAccount,
@@ -21,7 +21,7 @@ from processors.engine.ledger import (
     metric_figures,
     money,
 )
-from processors.engine.periods import Period, period_bounds, period_of, shift_period
+from slaclock.processors.engine.periods import Period, period_bounds, period_of, shift_period
 
 
 def month_name(period: Period) -> str:

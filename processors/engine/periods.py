@@ -14,7 +14,7 @@ from datetime import date, datetime, time
 from functools import lru_cache
 from zoneinfo import ZoneInfo
 
-from processors.engine.instants import from_us, to_us
+from slaclock.processors.engine.instants import from_us, to_us
 
 Period = str  # "YYYY-MM"
 

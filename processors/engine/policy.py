@@ -14,10 +14,10 @@ from fractions import Fraction
 from types import MappingProxyType
 from zoneinfo import ZoneInfo
 
-from processors.engine.calendar import BusinessCalendar, calendar_from_spec
-from processors.engine.instants import US_PER_SECOND, to_us
-from processors.engine.periods import local_start_of_day
-from schemas.policy import Contract, CreditTerms, Policy
+from slaclock.processors.engine.calendar import BusinessCalendar, calendar_from_spec
+from slaclock.processors.engine.instants import US_PER_SECOND, to_us
+from slaclock.processors.engine.periods import local_start_of_day
+from slaclock.schemas.policy import Contract, CreditTerms, Policy
 
 
 @dataclass(frozen=True, slots=True)

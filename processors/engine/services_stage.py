@@ -22,15 +22,15 @@ from collections.abc import Mapping, MutableMapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from processors.engine.availability import (
+from slaclock.processors.engine.availability import (
     AvailabilityClock,
     Output,
     ServicePolicy,
     ServiceState,
 )
-from processors.engine.ticket import Rejected
-from processors.engine.timers import TimerIndex
-from schemas.services import ServiceEvent
+from slaclock.processors.engine.timers import TimerIndex
+from slaclock.schemas.rejection import Rejected
+from slaclock.schemas.services import ServiceEvent
 
 
 @dataclass

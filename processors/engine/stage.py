@@ -20,9 +20,10 @@ from __future__ import annotations
 from collections.abc import MutableMapping
 from dataclasses import dataclass, field
 
-from processors.engine.ticket import Output, Rejected, TicketEngine, TicketState, Verdict
-from processors.engine.timers import TimerIndex
-from schemas.events import TicketCreated, TicketEvent
+from slaclock.processors.engine.ticket import Output, TicketEngine, TicketState, Verdict
+from slaclock.processors.engine.timers import TimerIndex
+from slaclock.schemas.events import TicketCreated, TicketEvent
+from slaclock.schemas.rejection import Rejected
 
 DAY_US = 86_400 * 1_000_000
 

@@ -21,11 +21,11 @@ from __future__ import annotations
 
 from typing import Literal, TypedDict
 
-from processors.engine.clock import MetricClock, Phase
-from processors.engine.instants import format_us, seconds_value
-from processors.engine.policy import CompiledPolicy, CompiledTier
-from processors.engine.ticket import TicketState
-from schemas.common import METRIC_ORDER
+from slaclock.processors.engine.clock import MetricClock, Phase
+from slaclock.processors.engine.instants import format_us, seconds_value
+from slaclock.processors.engine.policy import CompiledPolicy, CompiledTier
+from slaclock.processors.engine.ticket import TicketState
+from slaclock.schemas.common import METRIC_ORDER
 
 MetricState = Literal["running", "paused", "met", "breached", "cancelled"]
 

@@ -18,22 +18,22 @@ from collections.abc import Sequence
 from enum import Enum
 from typing import TYPE_CHECKING, Any, NamedTuple
 
-from processors.engine.clock import MetricClock, Phase
-from processors.engine.ids import output_event_id
-from processors.engine.instants import format_us, seconds_value
-from processors.engine.outputs import (
+from slaclock.processors.engine.clock import MetricClock, Phase
+from slaclock.processors.engine.ids import output_event_id
+from slaclock.processors.engine.instants import format_us, seconds_value
+from slaclock.processors.engine.outputs import (
     BreachOutput,
     CompletedOutput,
     TicketOutputBase,
     WarningOutput,
     as_output,
 )
-from processors.engine.outputs import (
+from slaclock.processors.engine.outputs import (
     Output as Output,  # re-exported: the generic output type the runtimes import from here
 )
-from processors.engine.policy import CompiledPolicy, CompiledTier
-from schemas.common import METRIC_ORDER
-from schemas.events import (
+from slaclock.processors.engine.policy import CompiledPolicy, CompiledTier
+from slaclock.schemas.common import METRIC_ORDER
+from slaclock.schemas.events import (
     AgentReplied,
     Assigned,
     CustomerReplied,
@@ -42,9 +42,10 @@ from schemas.events import (
     TicketCreated,
     TicketEvent,
 )
+from slaclock.schemas.rejection import Rejected
 
 if TYPE_CHECKING:
-    from processors.engine.contracts import ContractBook
+    from slaclock.processors.engine.contracts import ContractBook
 
 
 FIRST_RESPONSE = "first_response"
@@ -62,15 +63,6 @@ class Verdict(Enum):
     APPLIED = "applied"
     DUPLICATE = "duplicate"  # repeated event_id for the ticket: dropped (SPEC 8)
     IGNORED_CLOSED = "ignored_closed"  # the ticket is closed: ignored (SPEC 3)
-
-
-class Rejected(Exception):
-    """An input the engine cannot apply; the runtime sends it to the dead-letter topic."""
-
-    def __init__(self, error_class: str, message: str) -> None:
-        super().__init__(message)
-        self.error_class = error_class
-        self.message = message
 
 
 def event_fingerprint(event_id: str) -> int:
@@ -181,7 +173,7 @@ class TicketEngine:
     """Applies events and time to `TicketState`s under one compiled policy."""
 
     def __init__(self, policy: CompiledPolicy, contracts: ContractBook | None = None) -> None:
-        from processors.engine.contracts import ContractBook
+        from slaclock.processors.engine.contracts import ContractBook
 
         self.policy = policy
         # Contracts in force at each instant; a ticket's tier is its contract's at creation.

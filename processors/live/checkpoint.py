@@ -25,7 +25,7 @@ from typing import Any
 
 import orjson
 
-from processors.live.store import remove_tree
+from slaclock.processors.live.store import remove_tree
 
 log = logging.getLogger(__name__)
 

@@ -21,11 +21,11 @@ import time
 from confluent_kafka import OFFSET_BEGINNING, Consumer, KafkaError, TopicPartition
 from pydantic import ValidationError
 
-from processors.engine.contracts import ContractBook
-from processors.engine.ticket import Rejected
-from schemas.policy import parse_contract
-from slaclock.kafka_client import with_logging
-from slaclock.settings import Settings
+from slaclock.client.librdkafka_log import with_logging
+from slaclock.processors.engine.contracts import ContractBook
+from slaclock.processors.settings import Settings
+from slaclock.schemas.policy import parse_contract
+from slaclock.schemas.rejection import Rejected
 
 log = logging.getLogger(__name__)
 

@@ -23,7 +23,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from slaclock.settings import Settings
+from slaclock.processors.settings import Settings
 
 log = logging.getLogger(__name__)
 

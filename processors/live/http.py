@@ -45,16 +45,16 @@ from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from prometheus_client.core import GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector, CollectorRegistry
 
-from processors.engine.instants import US_PER_SECOND
-from processors.engine.policy import CompiledPolicy
-from processors.engine.status import TicketStatus, ticket_status
-from processors.engine.ticket import TicketState
-from processors.live.records import ledger_partition
-from slaclock.kafka_client import with_logging
-from slaclock.settings import Settings
+from slaclock.client.librdkafka_log import with_logging
+from slaclock.processors.engine.instants import US_PER_SECOND
+from slaclock.processors.engine.policy import CompiledPolicy
+from slaclock.processors.engine.status import TicketStatus, ticket_status
+from slaclock.processors.engine.ticket import TicketState
+from slaclock.processors.live.records import ledger_partition
+from slaclock.processors.settings import Settings
 
 if TYPE_CHECKING:
-    from processors.live.worker import Worker
+    from slaclock.processors.live.worker import Worker
 
 log = logging.getLogger(__name__)
 

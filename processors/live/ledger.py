@@ -17,13 +17,13 @@ from typing import Any
 import orjson
 from confluent_kafka import Message
 
-from processors.engine.contracts import ContractBook
-from processors.engine.ledger import AvailabilityPercent, LedgerStage, Output
-from processors.engine.ledger_view import customer_view
-from processors.engine.policy import CompiledPolicy
-from processors.live.contracts import ContractsFollower
-from processors.live.metrics import Metrics
-from processors.live.records import (
+from slaclock.processors.engine.contracts import ContractBook
+from slaclock.processors.engine.ledger import AvailabilityPercent, LedgerStage, Output
+from slaclock.processors.engine.ledger_view import customer_view
+from slaclock.processors.engine.policy import CompiledPolicy
+from slaclock.processors.live.contracts import ContractsFollower
+from slaclock.processors.live.metrics import Metrics
+from slaclock.processors.live.records import (
     KIND_AVAILABILITY,
     KIND_OUTCOME,
     KIND_WATERMARK,
@@ -35,8 +35,8 @@ from processors.live.records import (
     header_value,
     ledger_partition,
 )
-from processors.live.txloop import TransactionalLoop
-from slaclock.settings import Settings
+from slaclock.processors.live.txloop import TransactionalLoop
+from slaclock.processors.settings import Settings
 
 log = logging.getLogger(__name__)
 

@@ -12,7 +12,7 @@ from typing import Any
 import orjson
 from confluent_kafka import Message
 
-from processors.engine.ticket import Output
+from slaclock.processors.engine.ticket import Output
 
 Headers = list[tuple[str, bytes]]
 

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from processors.engine.instants import US_PER_SECOND
+from slaclock.processors.engine.instants import US_PER_SECOND
 
 
 class TickSchedule:

@@ -26,12 +26,11 @@ from typing import TYPE_CHECKING, Any
 import orjson
 from confluent_kafka import Message, TopicPartition
 
-from processors.engine.availability import REPORT, Output, ServicePolicy, ServiceState
-from processors.engine.instants import US_PER_SECOND, to_us
-from processors.engine.services_stage import ServiceStage
-from processors.engine.ticket import Rejected
-from processors.live.metrics import Metrics
-from processors.live.records import (
+from slaclock.processors.engine.availability import REPORT, Output, ServicePolicy, ServiceState
+from slaclock.processors.engine.instants import US_PER_SECOND, to_us
+from slaclock.processors.engine.services_stage import ServiceStage
+from slaclock.processors.live.metrics import Metrics
+from slaclock.processors.live.records import (
     KIND_AVAILABILITY,
     KIND_WATERMARK,
     META_KEY,
@@ -42,13 +41,14 @@ from processors.live.records import (
     dead_letter_headers,
     encode_output,
 )
-from processors.live.txloop import TransactionalLoop
-from processors.services_intake import decode_service_event
-from slaclock.settings import Settings
+from slaclock.processors.live.txloop import TransactionalLoop
+from slaclock.processors.services_intake import decode_service_event
+from slaclock.processors.settings import Settings
+from slaclock.schemas.rejection import Rejected
 
 if TYPE_CHECKING:
-    from processors.live.worker import Ticker
-    from slaclock.kafka_client import BrokerState
+    from slaclock.processors.broker import BrokerState
+    from slaclock.processors.live.worker import Ticker
 
 log = logging.getLogger(__name__)
 
@@ -299,7 +299,7 @@ def service_ticker(
     broker: BrokerState,
 ) -> Ticker:
     """The worker's ticker, for the partitions of `services.events` and their clock topic."""
-    from processors.live.worker import Ticker  # here: the worker module imports this one
+    from slaclock.processors.live.worker import Ticker  # here: the worker module imports this one
 
     class ServiceTicker(Ticker):
         def _tick(self) -> None:

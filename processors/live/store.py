@@ -46,7 +46,7 @@ from typing import TYPE_CHECKING, ClassVar
 
 import orjson
 
-from processors.engine.ticket import TicketState
+from slaclock.processors.engine.ticket import TicketState
 
 if TYPE_CHECKING:
     from rocksdict import Rdict

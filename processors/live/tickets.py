@@ -19,22 +19,22 @@ from typing import Any
 import orjson
 from confluent_kafka import Message, TopicPartition
 
-from processors.engine.contracts import ContractBook
-from processors.engine.instants import US_PER_SECOND, parse_instant, to_us
-from processors.engine.ledger import ledger_input
-from processors.engine.policy import CompiledPolicy
-from processors.engine.stage import TicketStage
-from processors.engine.ticket import Output, Rejected, TicketEngine
-from processors.intake import decode_record
-from processors.live.checkpoint import (
+from slaclock.processors.engine.contracts import ContractBook
+from slaclock.processors.engine.instants import US_PER_SECOND, parse_instant, to_us
+from slaclock.processors.engine.ledger import ledger_input
+from slaclock.processors.engine.policy import CompiledPolicy
+from slaclock.processors.engine.stage import TicketStage
+from slaclock.processors.engine.ticket import Output, TicketEngine
+from slaclock.processors.intake import decode_record
+from slaclock.processors.live.checkpoint import (
     StoreCheckpoint,
     store_path,
     take_checkpoints,
     write_checkpoint,
 )
-from processors.live.contracts import ContractsFollower
-from processors.live.metrics import Metrics
-from processors.live.records import (
+from slaclock.processors.live.contracts import ContractsFollower
+from slaclock.processors.live.metrics import Metrics
+from slaclock.processors.live.records import (
     KIND_OUTCOME,
     KIND_WATERMARK,
     META_KEY,
@@ -47,16 +47,17 @@ from processors.live.records import (
     ledger_partition,
     output_key,
 )
-from processors.live.store import (
+from slaclock.processors.live.store import (
     MemoryTicketStore,
     Record,
     RocksTicketStore,
     TicketStore,
     require_rocksdict,
 )
-from processors.live.txloop import TransactionalLoop
-from schemas.events import TicketEvent
-from slaclock.settings import Settings
+from slaclock.processors.live.txloop import TransactionalLoop
+from slaclock.processors.settings import Settings
+from slaclock.schemas.events import TicketEvent
+from slaclock.schemas.rejection import Rejected
 
 log = logging.getLogger(__name__)
 

@@ -44,9 +44,10 @@ from confluent_kafka import (
     TopicPartition,
 )
 
-from processors.live.testcrash import AFTER_COMMITS, BETWEEN_PRODUCE_AND_COMMIT, CrashPoint
-from slaclock.kafka_client import Backoff, BrokerState, is_outage, with_logging
-from slaclock.settings import Settings
+from slaclock.client.librdkafka_log import with_logging
+from slaclock.processors.broker import Backoff, BrokerState, is_outage
+from slaclock.processors.live.testcrash import AFTER_COMMITS, BETWEEN_PRODUCE_AND_COMMIT, CrashPoint
+from slaclock.processors.settings import Settings
 
 log = logging.getLogger(__name__)
 

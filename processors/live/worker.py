@@ -17,20 +17,21 @@ from types import FrameType
 
 from confluent_kafka import Consumer, KafkaError, KafkaException, Producer, TopicPartition
 
-from processors.engine.availability import compile_services, ledger_availability_percent
-from processors.engine.instants import US_PER_SECOND
-from processors.engine.policy import compile_policy
-from processors.live.http import StatusServer
-from processors.live.ledger import LedgerProcessor
-from processors.live.metrics import Metrics
-from processors.live.records import Tick
-from processors.live.schedule import TickSchedule
-from processors.live.services import ServiceProcessor, service_ticker
-from processors.live.tickets import TicketProcessor
-from schemas.policy import load_policy
-from slaclock.kafka_client import BrokerState, is_outage, with_logging
-from slaclock.settings import Settings
-from slaclock.topics import TopicError, services_partition_count, worker_partition_counts
+from slaclock.client.librdkafka_log import with_logging
+from slaclock.processors.broker import BrokerState, is_outage
+from slaclock.processors.engine.availability import compile_services, ledger_availability_percent
+from slaclock.processors.engine.instants import US_PER_SECOND
+from slaclock.processors.engine.policy import compile_policy
+from slaclock.processors.live.http import StatusServer
+from slaclock.processors.live.ledger import LedgerProcessor
+from slaclock.processors.live.metrics import Metrics
+from slaclock.processors.live.records import Tick
+from slaclock.processors.live.schedule import TickSchedule
+from slaclock.processors.live.services import ServiceProcessor, service_ticker
+from slaclock.processors.live.tickets import TicketProcessor
+from slaclock.processors.settings import Settings
+from slaclock.processors.topics import TopicError, services_partition_count, worker_partition_counts
+from slaclock.schemas.policy import load_policy
 
 log = logging.getLogger(__name__)
 

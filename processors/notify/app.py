@@ -33,10 +33,10 @@ import faust
 from faust.types import EventT
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
 
-from processors.notify.config import NotifyConfig
-from processors.notify.driver import ReadCommittedApp, isolation_level
-from processors.notify.render import Request, render, signed_headers
-from processors.notify.retry import (
+from slaclock.processors.notify.config import NotifyConfig
+from slaclock.processors.notify.driver import ReadCommittedApp, isolation_level
+from slaclock.processors.notify.render import Request, render, signed_headers
+from slaclock.processors.notify.retry import (
     SECOND,
     Attempt,
     DeadLetter,
@@ -47,8 +47,8 @@ from processors.notify.retry import (
     expired,
     still_remembered,
 )
-from processors.notify.routing import route
-from processors.notify.status import NotifyStatus
+from slaclock.processors.notify.routing import route
+from slaclock.processors.notify.status import NotifyStatus
 
 log = logging.getLogger("slaclock.notify")
 

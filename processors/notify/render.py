@@ -21,7 +21,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from processors.notify.config import (
+from slaclock.processors.notify.config import (
     AnyTarget,
     PagerDutyTarget,
     SlackTarget,

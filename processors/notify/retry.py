@@ -9,7 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from email.utils import parsedate_to_datetime
 
-from processors.notify.config import Delivery
+from slaclock.processors.notify.config import Delivery
 
 SECOND = 1_000_000
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from processors.notify.config import Match, NotifyConfig
+from slaclock.processors.notify.config import Match, NotifyConfig
 
 # match field -> output field
 _FIELDS = {

@@ -19,9 +19,9 @@ from datetime import date, datetime, timedelta
 from decimal import ROUND_HALF_UP, Decimal
 from zoneinfo import ZoneInfo
 
-from processors.engine.instants import format_us, from_us, parse_instant, to_us
-from processors.report.outputs import Output, Outputs, ReportInputError
-from schemas.common import Metric, Priority
+from slaclock.processors.engine.instants import format_us, from_us, parse_instant, to_us
+from slaclock.processors.report.outputs import Output, Outputs, ReportInputError
+from slaclock.schemas.common import Metric, Priority
 
 METRICS: tuple[str, ...] = tuple(m.value for m in Metric)
 PRIORITIES: tuple[str, ...] = tuple(p.value for p in Priority)

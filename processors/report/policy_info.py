@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from decimal import Decimal
 
-from processors.report.figures import ContractInfo, PolicyInfo, TierInfo
-from schemas.policy import Policy
+from slaclock.processors.report.figures import ContractInfo, PolicyInfo, TierInfo
+from slaclock.schemas.policy import Policy
 
 
 def policy_info(policy: Policy) -> PolicyInfo:

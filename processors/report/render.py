@@ -20,8 +20,8 @@ from typing import Any
 import jinja2
 import orjson
 
-from processors.report import charts
-from processors.report.figures import (
+from slaclock.processors.report import charts
+from slaclock.processors.report.figures import (
     METRICS,
     PRIORITIES,
     CreditFigures,

@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 from decimal import Decimal
 from typing import Any
 
-from processors.report.figures import METRICS, PRIORITIES, ZERO, ratio4
+from slaclock.processors.report.figures import METRICS, PRIORITIES, ZERO, ratio4
 
 NaturalKey = tuple[str, str, int | str]
 GroupKey = tuple[str, str, str, str]  # customer, tier, metric, priority

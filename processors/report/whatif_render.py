@@ -11,10 +11,10 @@ from typing import Any
 
 import orjson
 
-from processors.report import charts
-from processors.report.figures import METRICS, PRIORITIES, ZERO, ratio4
-from processors.report.render import _ENV, TEMPLATES, percent_text, text
-from processors.report.whatif import Comparison, Side
+from slaclock.processors.report import charts
+from slaclock.processors.report.figures import METRICS, PRIORITIES, ZERO, ratio4
+from slaclock.processors.report.render import _ENV, TEMPLATES, percent_text, text
+from slaclock.processors.report.whatif import Comparison, Side
 
 HTML_CHANGE_ROWS = 300
 GROUP_COLUMNS = (

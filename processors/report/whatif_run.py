@@ -5,10 +5,10 @@ from __future__ import annotations
 from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 
-from processors.engine.policy import compile_policy
-from processors.replay import Rejection, replay
-from processors.report.whatif import KeyOutcome, NaturalKey, OutcomeCollector
-from schemas.policy import load_policy
+from slaclock.processors.engine.policy import compile_policy
+from slaclock.processors.replay import Rejection, replay
+from slaclock.processors.report.whatif import KeyOutcome, NaturalKey, OutcomeCollector
+from slaclock.schemas.policy import load_policy
 
 
 def replay_outcomes(

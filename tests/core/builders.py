@@ -11,11 +11,11 @@ from typing import Any
 
 import orjson
 
-from processors.engine.instants import parse_instant
-from processors.engine.policy import CompiledPolicy, compile_policy
-from processors.engine.ticket import Rejected
-from processors.replay import Rejection, Replayer
-from schemas.policy import parse_policy
+from slaclock.processors.engine.instants import parse_instant
+from slaclock.processors.engine.policy import CompiledPolicy, compile_policy
+from slaclock.processors.replay import Rejection, Replayer
+from slaclock.schemas.policy import parse_policy
+from slaclock.schemas.rejection import Rejected
 
 # Named instants (2026-03-02 is a Monday; Berlin is UTC+1 until 2026-03-29).
 MON_0900_UTC = "2026-03-02T09:00:00Z"

@@ -12,12 +12,12 @@ from typing import Any
 
 import orjson
 
-from processors.engine.availability import ServicePolicy, compile_services
-from processors.engine.instants import US_PER_SECOND, format_us, parse_instant
-from processors.engine.services_stage import ServiceStage
-from processors.engine.ticket import Rejected
-from processors.services_intake import decode_service_event
-from schemas.policy import parse_policy
+from slaclock.processors.engine.availability import ServicePolicy, compile_services
+from slaclock.processors.engine.instants import US_PER_SECOND, format_us, parse_instant
+from slaclock.processors.engine.services_stage import ServiceStage
+from slaclock.processors.services_intake import decode_service_event
+from slaclock.schemas.policy import parse_policy
+from slaclock.schemas.rejection import Rejected
 
 # April 2026 in UTC: 30 days = 2,592,000 s; a 99.5 % target leaves a 12,960 s (3h36m) budget.
 APR_1 = "2026-04-01T00:00:00Z"

@@ -14,8 +14,8 @@ from typing import Any
 
 import orjson
 
-from processors.engine.policy import compile_policy
-from schemas.policy import load_policy
+from slaclock.processors.engine.policy import compile_policy
+from slaclock.schemas.policy import load_policy
 from tests.core.builders import Harness, created
 
 ROOT = Path(__file__).resolve().parents[2]

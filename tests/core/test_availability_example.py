@@ -5,12 +5,12 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from processors.engine.availability import compile_services
-from processors.engine.instants import parse_instant
-from processors.engine.services_stage import ServiceStage
-from processors.engine.ticket import Rejected
-from processors.services_intake import decode_service_event
-from schemas.policy import load_policy
+from slaclock.processors.engine.availability import compile_services
+from slaclock.processors.engine.instants import parse_instant
+from slaclock.processors.engine.services_stage import ServiceStage
+from slaclock.processors.services_intake import decode_service_event
+from slaclock.schemas.policy import load_policy
+from slaclock.schemas.rejection import Rejected
 
 EXAMPLES = Path(__file__).resolve().parents[2] / "examples"
 

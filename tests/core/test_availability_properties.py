@@ -11,14 +11,14 @@ import orjson
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from processors.engine.availability import (
+from slaclock.processors.engine.availability import (
     SCALE,
     ServiceState,
     period_of,
     report_credit_percent,
 )
-from processors.engine.instants import US_PER_SECOND, format_us, parse_instant
-from processors.engine.services_stage import ServiceStage
+from slaclock.processors.engine.instants import US_PER_SECOND, format_us, parse_instant
+from slaclock.processors.engine.services_stage import ServiceStage
 from tests.core.service_builders import (
     APR_1,
     ServiceHarness,

@@ -8,14 +8,14 @@ from fractions import Fraction
 import orjson
 import pytest
 
-from processors.engine.availability import (
+from slaclock.processors.engine.availability import (
     ServiceState,
     credit_percent,
     format_percent,
     report_credit_percent,
 )
-from processors.engine.instants import US_PER_SECOND, parse_instant
-from processors.engine.services_stage import ServiceStage
+from slaclock.processors.engine.instants import US_PER_SECOND, parse_instant
+from slaclock.processors.engine.services_stage import ServiceStage
 from tests.core.service_builders import (
     APR_1,
     APR_BUDGET_S,

@@ -8,7 +8,7 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
-from processors.engine.calendar import BusinessCalendar, calendar_from_spec
+from slaclock.processors.engine.calendar import BusinessCalendar, calendar_from_spec
 
 US = 1_000_000
 MINUTE = 60 * US

@@ -14,7 +14,7 @@ from zoneinfo import ZoneInfo
 from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
 
-from processors.engine.calendar import BusinessCalendar
+from slaclock.processors.engine.calendar import BusinessCalendar
 
 US = 1_000_000
 MINUTE = 60 * US

@@ -8,9 +8,9 @@ from __future__ import annotations
 
 from typing import Any
 
-from processors.engine.contracts import ContractBook
-from processors.engine.instants import parse_instant
-from processors.engine.ledger import LedgerStage
+from slaclock.processors.engine.contracts import ContractBook
+from slaclock.processors.engine.instants import parse_instant
+from slaclock.processors.engine.ledger import LedgerStage
 from tests.core.builders import POLICY_YAML, Harness, breach_record, created, make_policy
 
 T0 = "2026-03-02T09:00:00Z"

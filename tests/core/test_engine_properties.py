@@ -21,10 +21,11 @@ import orjson
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from processors.engine.instants import parse_instant
-from processors.engine.policy import CompiledPolicy
-from processors.engine.ticket import Rejected, TicketState
-from processors.replay import Rejection, Replayer, replay
+from slaclock.processors.engine.instants import parse_instant
+from slaclock.processors.engine.policy import CompiledPolicy
+from slaclock.processors.engine.ticket import TicketState
+from slaclock.processors.replay import Rejection, Replayer, replay
+from slaclock.schemas.rejection import Rejected
 from tests.core.builders import make_policy
 from tests.core.reference_model import REF_POLICY_YAML, Scenario, random_scenario
 

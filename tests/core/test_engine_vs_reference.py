@@ -22,7 +22,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from processors.engine.policy import CompiledPolicy
+from slaclock.processors.engine.policy import CompiledPolicy
 from tests.core.builders import Harness, created, make_policy, status
 from tests.core.reference_model import (
     REF_POLICY_YAML,

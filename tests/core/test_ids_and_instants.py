@@ -8,8 +8,8 @@ from datetime import UTC, datetime
 from hypothesis import given
 from hypothesis import strategies as st
 
-from processors.engine.ids import NAMESPACE, output_event_id
-from processors.engine.instants import format_us, parse_instant, to_us
+from slaclock.processors.engine.ids import NAMESPACE, output_event_id
+from slaclock.processors.engine.instants import format_us, parse_instant, to_us
 
 
 @given(st.text(min_size=1, max_size=20), st.integers(min_value=0, max_value=99))

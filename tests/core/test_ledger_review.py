@@ -13,13 +13,13 @@ from typing import Any
 
 import orjson
 
-from processors.engine.availability import compile_services, ledger_availability_percent
-from processors.engine.contracts import ContractBook
-from processors.engine.instants import parse_instant
-from processors.engine.ledger import LedgerStage
-from processors.engine.policy import CompiledPolicy
-from processors.engine.services_stage import ServiceStage
-from processors.services_intake import decode_service_event
+from slaclock.processors.engine.availability import compile_services, ledger_availability_percent
+from slaclock.processors.engine.contracts import ContractBook
+from slaclock.processors.engine.instants import parse_instant
+from slaclock.processors.engine.ledger import LedgerStage
+from slaclock.processors.engine.policy import CompiledPolicy
+from slaclock.processors.engine.services_stage import ServiceStage
+from slaclock.processors.services_intake import decode_service_event
 from tests.core.builders import (
     POLICY_YAML,
     Harness,

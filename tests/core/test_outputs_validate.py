@@ -21,10 +21,10 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from processors.engine.instants import parse_instant
-from processors.engine.policy import CompiledPolicy
-from processors.replay import Rejection, replay
-from schemas.outputs import parse_output_event
+from slaclock.processors.engine.instants import parse_instant
+from slaclock.processors.engine.policy import CompiledPolicy
+from slaclock.processors.replay import Rejection, replay
+from slaclock.schemas.outputs import parse_output_event
 from tests.core.builders import Harness, agent_reply, created, make_policy, status
 from tests.core.reference_model import REF_POLICY_YAML, Scenario, random_scenario
 

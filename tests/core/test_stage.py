@@ -4,10 +4,11 @@ from __future__ import annotations
 
 import pytest
 
-from processors.engine.instants import US_PER_SECOND, parse_instant
-from processors.engine.stage import TicketStage
-from processors.engine.ticket import Rejected, TicketEngine, TicketState
-from schemas.events import parse_ticket_event_obj
+from slaclock.processors.engine.instants import US_PER_SECOND, parse_instant
+from slaclock.processors.engine.stage import TicketStage
+from slaclock.processors.engine.ticket import TicketEngine, TicketState
+from slaclock.schemas.events import parse_ticket_event_obj
+from slaclock.schemas.rejection import Rejected
 from tests.core.builders import agent_reply, created, customer_reply, make_policy
 
 T0 = "2026-03-02T09:00:00Z"

@@ -18,12 +18,13 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from processors.engine.instants import US_PER_SECOND, parse_instant
-from processors.engine.policy import CompiledPolicy
-from processors.engine.stage import TicketStage
-from processors.engine.ticket import Rejected, TicketEngine, TicketState
-from processors.replay import Replayer
-from schemas.events import parse_ticket_event_obj
+from slaclock.processors.engine.instants import US_PER_SECOND, parse_instant
+from slaclock.processors.engine.policy import CompiledPolicy
+from slaclock.processors.engine.stage import TicketStage
+from slaclock.processors.engine.ticket import TicketEngine, TicketState
+from slaclock.processors.replay import Replayer
+from slaclock.schemas.events import parse_ticket_event_obj
+from slaclock.schemas.rejection import Rejected
 from tests.core.builders import created, customer_reply, make_policy, status
 from tests.core.reference_model import (
     REF_POLICY_YAML,

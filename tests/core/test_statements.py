@@ -14,7 +14,7 @@ from typing import Any
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from processors.engine.policy import CompiledPolicy
+from slaclock.processors.engine.policy import CompiledPolicy
 from tests.core.builders import (
     POLICY_YAML,
     Harness,
@@ -298,7 +298,7 @@ def test_statement_totals_are_the_sums_of_their_parts(seed: int, tickets: int) -
 
 
 def test_customer_view_counts_the_open_period_as_of_the_watermark() -> None:
-    from processors.engine.ledger_view import customer_view
+    from slaclock.processors.engine.ledger_view import customer_view
 
     h = Harness(policy())
     breached_ticket(h, "2026-10-06T09:00:00Z", "T1")
@@ -326,7 +326,7 @@ def test_customer_view_counts_the_open_period_as_of_the_watermark() -> None:
 
 
 def test_customer_view_of_an_unknown_customer_is_none() -> None:
-    from processors.engine.ledger_view import customer_view
+    from slaclock.processors.engine.ledger_view import customer_view
 
     h = Harness(policy())
     met_ticket(h, "2026-10-05T09:00:00Z", "T1")
@@ -334,7 +334,7 @@ def test_customer_view_of_an_unknown_customer_is_none() -> None:
 
 
 def test_customer_view_says_when_a_months_credits_were_earned_back() -> None:
-    from processors.engine.ledger_view import customer_view
+    from slaclock.processors.engine.ledger_view import customer_view
 
     h = Harness(policy())
     breached_ticket(h, "2026-10-06T09:00:00Z", "T1")

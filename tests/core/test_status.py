@@ -7,8 +7,8 @@ Enterprise tier (24x7, UTC): first_response high 1h, resolution high 8h, warning
 
 from __future__ import annotations
 
-from processors.engine.instants import parse_instant
-from processors.engine.status import TicketStatus, ticket_status
+from slaclock.processors.engine.instants import parse_instant
+from slaclock.processors.engine.status import TicketStatus, ticket_status
 from tests.core.builders import (
     Harness,
     _event,

@@ -9,10 +9,11 @@ from __future__ import annotations
 
 import pytest
 
-from processors.engine.instants import US_PER_SECOND, parse_instant
-from processors.engine.stage import TicketStage
-from processors.engine.ticket import Rejected, TicketEngine, TicketState
-from schemas.events import parse_ticket_event_obj
+from slaclock.processors.engine.instants import US_PER_SECOND, parse_instant
+from slaclock.processors.engine.stage import TicketStage
+from slaclock.processors.engine.ticket import TicketEngine, TicketState
+from slaclock.schemas.events import parse_ticket_event_obj
+from slaclock.schemas.rejection import Rejected
 from tests.core.builders import created, customer_reply, make_policy
 
 GRACE_US = 2 * US_PER_SECOND

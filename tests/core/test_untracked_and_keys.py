@@ -11,8 +11,8 @@ from __future__ import annotations
 import orjson
 import pytest
 
-from processors.engine.ticket import Rejected
-from processors.intake import decode_record
+from slaclock.processors.intake import decode_record
+from slaclock.schemas.rejection import Rejected
 from tests.core.builders import Harness, created, customer_reply
 
 T0 = "2026-03-02T09:00:00Z"

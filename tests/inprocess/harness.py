@@ -16,13 +16,13 @@ from typing import Any
 
 import orjson
 
-from processors.engine.contracts import ContractBook
-from processors.engine.instants import parse_instant, to_us
-from processors.engine.ledger import LedgerStage, ledger_input
-from processors.engine.policy import CompiledPolicy
-from processors.engine.stage import TicketStage
-from processors.engine.ticket import Output, TicketEngine
-from processors.intake import decode_event
+from slaclock.processors.engine.contracts import ContractBook
+from slaclock.processors.engine.instants import parse_instant, to_us
+from slaclock.processors.engine.ledger import LedgerStage, ledger_input
+from slaclock.processors.engine.policy import CompiledPolicy
+from slaclock.processors.engine.stage import TicketStage
+from slaclock.processors.engine.ticket import Output, TicketEngine
+from slaclock.processors.intake import decode_event
 
 Record = tuple[str, Any]  # ("outcome", output) | ("watermark", (clock, first))
 

@@ -17,9 +17,9 @@ import orjson
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from processors.engine.instants import parse_instant
-from processors.engine.policy import CompiledPolicy
-from processors.replay import Replayer
+from slaclock.processors.engine.instants import parse_instant
+from slaclock.processors.engine.policy import CompiledPolicy
+from slaclock.processors.replay import Replayer
 from tests.core.builders import created, make_policy
 from tests.core.reference_model import REF_POLICY_YAML, random_scenario
 from tests.inprocess.harness import Pipeline, partition_of

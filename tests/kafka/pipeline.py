@@ -38,14 +38,14 @@ from confluent_kafka import (
     TopicPartition,
 )
 
-from processors.engine.instants import US_PER_SECOND, format_us, parse_instant
-from processors.engine.policy import compile_policy
-from processors.live.records import KIND_WATERMARK, Tick, Watermark, header_value
-from processors.live.testcrash import BETWEEN_PRODUCE_AND_COMMIT
-from processors.replay import replay
-from schemas.policy import load_policy
-from slaclock.settings import Settings
-from slaclock.topics import ensure_topics
+from slaclock.processors.engine.instants import US_PER_SECOND, format_us, parse_instant
+from slaclock.processors.engine.policy import compile_policy
+from slaclock.processors.live.records import KIND_WATERMARK, Tick, Watermark, header_value
+from slaclock.processors.live.testcrash import BETWEEN_PRODUCE_AND_COMMIT
+from slaclock.processors.replay import replay
+from slaclock.processors.settings import Settings
+from slaclock.processors.topics import ensure_topics
+from slaclock.schemas.policy import load_policy
 
 ROOT = Path(__file__).resolve().parents[2]
 TOPIC_SETTINGS = tuple(name for name in Settings.model_fields if name.startswith("topic_"))

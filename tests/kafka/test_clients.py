@@ -21,14 +21,14 @@ from confluent_kafka.admin import AdminClient
 from confluent_kafka.admin._config import ConfigResource
 from typer.testing import CliRunner
 
-from processors.engine.ticket import Rejected
-from processors.live.http import partition_for
-from schemas.outputs import SlaBreach, SlaCompleted, SlaCredit, SlaWarning
 from slaclock.cli_live import live_app_commands
-from slaclock.publisher import TicketEventPublisher
-from slaclock.settings import Settings, load_settings
-from slaclock.subscriber import OutputSubscriber, SubscriberError, collect
-from slaclock.topics import TopicError, ensure_topics, topic_specs
+from slaclock.client.publisher import TicketEventPublisher
+from slaclock.client.subscriber import OutputSubscriber, SubscriberError, collect
+from slaclock.processors.live.http import partition_for
+from slaclock.processors.settings import Settings, load_settings
+from slaclock.processors.topics import TopicError, ensure_topics, topic_specs
+from slaclock.schemas.outputs import SlaBreach, SlaCompleted, SlaCredit, SlaWarning
+from slaclock.schemas.rejection import Rejected
 
 pytestmark = pytest.mark.kafka
 

@@ -18,7 +18,7 @@ import orjson
 import pytest
 from confluent_kafka import Producer
 
-from processors.engine.instants import parse_instant
+from slaclock.processors.engine.instants import parse_instant
 from tests.kafka.pipeline import LivePipeline, compare, replay_cli
 from tests.kafka.test_live_pipeline import FINAL_CLOCK, keyed, workload
 

@@ -11,8 +11,8 @@ from typing import Any
 import orjson
 import pytest
 
-from processors.engine.instants import parse_instant
-from processors.live.records import ledger_partition
+from slaclock.processors.engine.instants import parse_instant
+from slaclock.processors.live.records import ledger_partition
 from tests.kafka.pipeline import GRACE_S, LivePipeline
 from tests.kafka.test_http import get, start_http_worker, wait_for
 

@@ -15,11 +15,11 @@ import orjson
 import pytest
 from confluent_kafka.admin import AdminClient
 
-from processors.engine.instants import US_PER_SECOND, format_us, parse_instant
-from processors.engine.policy import compile_policy
-from processors.replay import replay
-from schemas.policy import load_policy
 from slaclock.demo import DEMO_POLICY, LiveWorkload
+from slaclock.processors.engine.instants import US_PER_SECOND, format_us, parse_instant
+from slaclock.processors.engine.policy import compile_policy
+from slaclock.processors.replay import replay
+from slaclock.schemas.policy import load_policy
 
 ROOT = Path(__file__).resolve().parents[2]
 

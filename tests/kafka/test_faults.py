@@ -20,7 +20,7 @@ from pathlib import Path
 
 import pytest
 
-from processors.live.testcrash import AFTER_COMMITS, BETWEEN_PRODUCE_AND_COMMIT
+from slaclock.processors.live.testcrash import AFTER_COMMITS, BETWEEN_PRODUCE_AND_COMMIT
 from tests.kafka.pipeline import LivePipeline, WorkerProcess, assert_whole_output_equals_replay
 from tests.kafka.test_live_pipeline import FINAL_CLOCK, keyed, with_poison, workload
 

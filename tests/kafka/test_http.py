@@ -22,8 +22,8 @@ import pytest
 from confluent_kafka import Producer
 from prometheus_client.parser import text_string_to_metric_families
 
-from processors.engine.instants import US_PER_SECOND, format_us, parse_instant
-from processors.live.http import partition_for
+from slaclock.processors.engine.instants import US_PER_SECOND, format_us, parse_instant
+from slaclock.processors.live.http import partition_for
 from tests.conftest import CreateTopics
 from tests.kafka.pipeline import ROOT, LivePipeline, WorkerProcess
 

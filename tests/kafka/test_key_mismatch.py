@@ -17,7 +17,7 @@ from pathlib import Path
 import orjson
 import pytest
 
-from processors.engine.instants import parse_instant
+from slaclock.processors.engine.instants import parse_instant
 from tests.kafka.pipeline import LivePipeline
 
 pytestmark = [pytest.mark.kafka]

@@ -26,7 +26,7 @@ import pytest
 from confluent_kafka import Consumer, Producer, TopicPartition
 from confluent_kafka.admin import AdminClient
 
-from processors.engine.instants import US_PER_SECOND, format_us, parse_instant
+from slaclock.processors.engine.instants import US_PER_SECOND, format_us, parse_instant
 from slaclock.workload import WorkloadShape, ticket_events
 from tests.kafka.pipeline import (
     LivePipeline,

@@ -25,8 +25,9 @@ from confluent_kafka import Producer
 from confluent_kafka.admin import AdminClient
 from confluent_kafka.cimpl import NewTopic
 
-from slaclock.kafka_client import LIBRDKAFKA_LOG, BrokerState
+from slaclock.client.librdkafka_log import LIBRDKAFKA_LOG
 from slaclock.local_kafka import BrokerConfig, LocalKafka, free_port, render_server_properties
+from slaclock.processors.broker import BrokerState
 from tests.kafka.pipeline import ROOT, LivePipeline, assert_whole_output_equals_replay
 from tests.kafka.test_live_pipeline import FINAL_CLOCK, keyed, workload
 
@@ -90,7 +91,7 @@ def test_an_outage_is_logged_once_when_it_starts_and_once_when_it_ends(
 ) -> None:
     now = [1000.0]
     state = BrokerState("kafka-1:9092", clock=lambda: now[0])
-    with caplog.at_level(logging.INFO, logger="slaclock.kafka_client"):
+    with caplog.at_level(logging.INFO, logger="slaclock.processors.broker"):
         for component in ("tickets", "ledger", "ticker"):
             state.down(component, TimeoutError("no answer"))
         assert not state.is_up

@@ -27,9 +27,9 @@ from confluent_kafka.admin import (
     ResourceType,
 )
 
+from slaclock.client.publisher import TicketEventPublisher
 from slaclock.local_kafka import LocalKafka, free_port
-from slaclock.publisher import TicketEventPublisher
-from slaclock.settings import Settings
+from slaclock.processors.settings import Settings
 from tests.kafka.pipeline import ROOT
 from tests.kafka.test_live_pipeline import workload
 from tests.kafka.test_outage import CLI

@@ -20,13 +20,13 @@ import pytest
 from confluent_kafka import OFFSET_BEGINNING, Consumer, KafkaError, Producer, TopicPartition
 from confluent_kafka.admin import AdminClient
 
-from processors.engine.instants import US_PER_SECOND, parse_instant
-from processors.engine.services_stage import ServiceStage
-from processors.live.records import KIND_AVAILABILITY, KIND_WATERMARK, Tick, Watermark
-from processors.live.services import ServiceProcessor
-from processors.services_intake import decode_service_event
-from slaclock.settings import Settings
-from slaclock.topics import ensure_topics, topic_specs
+from slaclock.processors.engine.instants import US_PER_SECOND, parse_instant
+from slaclock.processors.engine.services_stage import ServiceStage
+from slaclock.processors.live.records import KIND_AVAILABILITY, KIND_WATERMARK, Tick, Watermark
+from slaclock.processors.live.services import ServiceProcessor
+from slaclock.processors.services_intake import decode_service_event
+from slaclock.processors.settings import Settings
+from slaclock.processors.topics import ensure_topics, topic_specs
 from tests.core.service_builders import make_services, scheduled, status_changed
 
 pytestmark = pytest.mark.kafka

@@ -23,8 +23,8 @@ import orjson
 import pytest
 from confluent_kafka import Producer, TopicPartition
 
-from processors.engine.instants import US_PER_SECOND, format_us, parse_instant
-from processors.live.records import KIND_WATERMARK, Tick, Watermark, header_value
+from slaclock.processors.engine.instants import US_PER_SECOND, format_us, parse_instant
+from slaclock.processors.live.records import KIND_WATERMARK, Tick, Watermark, header_value
 from slaclock.workload import WorkloadShape, ticket_events
 from tests.kafka.pipeline import GRACE_S, LivePipeline, difference, replay_outputs
 

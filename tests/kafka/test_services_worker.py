@@ -19,7 +19,7 @@ import orjson
 import pytest
 from confluent_kafka import Producer
 
-from processors.engine.instants import format_us, parse_instant, to_us
+from slaclock.processors.engine.instants import format_us, parse_instant, to_us
 from tests.core.service_builders import SERVICES_YAML
 from tests.kafka.pipeline import LivePipeline
 from tests.kafka.test_http import TOKEN, free_port, get, wait_for

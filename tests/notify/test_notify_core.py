@@ -10,8 +10,8 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from processors.notify.config import NotifyConfig, NotifyConfigError, parse_notify_config
-from processors.notify.render import (
+from slaclock.processors.notify.config import NotifyConfig, NotifyConfigError, parse_notify_config
+from slaclock.processors.notify.render import (
     dedup_key,
     overrun_seconds,
     render,
@@ -19,7 +19,7 @@ from processors.notify.render import (
     signed_headers,
     slack_text,
 )
-from processors.notify.retry import (
+from slaclock.processors.notify.retry import (
     SECOND,
     Attempt,
     DeadLetter,
@@ -32,7 +32,7 @@ from processors.notify.retry import (
     parse_retry_after,
     still_remembered,
 )
-from processors.notify.routing import route
+from slaclock.processors.notify.routing import route
 from tests.notify.harness import credit_output, ticket_output
 
 ENV = {"HOOK_SECRET": "k3y", "SLACK_URL": "https://hooks.slack.test/T/B/X", "PD_KEY": "pd"}

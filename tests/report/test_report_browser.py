@@ -13,11 +13,11 @@ from pathlib import Path
 import pytest
 from PIL import Image
 
-from processors.report.figures import ReportRequest, build_report
-from processors.report.outputs import outputs_from_records
-from processors.report.policy_info import policy_info
-from processors.report.render import chart_ids, report_html
-from schemas.policy import parse_policy
+from slaclock.processors.report.figures import ReportRequest, build_report
+from slaclock.processors.report.outputs import outputs_from_records
+from slaclock.processors.report.policy_info import policy_info
+from slaclock.processors.report.render import chart_ids, report_html
+from slaclock.schemas.policy import parse_policy
 from tests.report.spec_outputs import story
 from tests.report.workload import POLICY_YAML, known_events, replay_outputs
 
@@ -142,8 +142,8 @@ def test_every_chart_is_present_and_visible_in_chromium(
 
 
 def test_whatif_page_shows_its_charts_in_chromium(tmp_path: Path) -> None:
-    from processors.report.whatif import compare, outcomes_by_key
-    from processors.report.whatif_render import whatif_html
+    from slaclock.processors.report.whatif import compare, outcomes_by_key
+    from slaclock.processors.report.whatif_render import whatif_html
     from tests.report.workload import policy_yaml
 
     events = known_events()

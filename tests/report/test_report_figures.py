@@ -15,11 +15,11 @@ from zoneinfo import ZoneInfo
 import orjson
 import pytest
 
-from processors.report.figures import METRICS, PRIORITIES, ReportRequest, build_report
-from processors.report.outputs import outputs_from_records
-from processors.report.policy_info import policy_info
-from processors.report.render import report_csv, report_html, report_json
-from schemas.policy import parse_policy
+from slaclock.processors.report.figures import METRICS, PRIORITIES, ReportRequest, build_report
+from slaclock.processors.report.outputs import outputs_from_records
+from slaclock.processors.report.policy_info import policy_info
+from slaclock.processors.report.render import report_csv, report_html, report_json
+from slaclock.schemas.policy import parse_policy
 from slaclock.workload import WorkloadShape, ticket_events
 from tests.report.workload import (
     CUSTOMERS,

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 from decimal import Decimal
 
-from processors.report.figures import ReportRequest, Section, build_report
-from processors.report.outputs import outputs_from_records
-from processors.report.policy_info import policy_info
-from schemas.policy import parse_policy
+from slaclock.processors.report.figures import ReportRequest, Section, build_report
+from slaclock.processors.report.outputs import outputs_from_records
+from slaclock.processors.report.policy_info import policy_info
+from slaclock.schemas.policy import parse_policy
 from tests.report.spec_outputs import breach, completed, story
 from tests.report.workload import POLICY_YAML
 
@@ -109,9 +109,9 @@ def test_availability_from_a_real_replay_of_the_services_example() -> None:
     """The engine's own availability outputs (examples/services-*) slot into the report."""
     from pathlib import Path
 
-    from processors.engine.policy import compile_policy
-    from processors.replay import replay
-    from schemas.policy import load_policy
+    from slaclock.processors.engine.policy import compile_policy
+    from slaclock.processors.replay import replay
+    from slaclock.schemas.policy import load_policy
 
     root = Path(__file__).resolve().parents[2] / "examples"
     policy_file = root / "services-policy.yaml"

@@ -13,9 +13,9 @@ import orjson
 import pytest
 from confluent_kafka import Producer
 
-from processors.report.figures import ReportRequest, build_report
-from processors.report.outputs import outputs_from_records
-from processors.report.render import report_json
+from slaclock.processors.report.figures import ReportRequest, build_report
+from slaclock.processors.report.outputs import outputs_from_records
+from slaclock.processors.report.render import report_json
 from tests.report.workload import known_events, replay_outputs
 
 pytestmark = pytest.mark.kafka
@@ -93,6 +93,6 @@ def test_report_from_topics_equals_the_report_from_the_file_and_skips_aborted_re
 
 
 def _no_policy() -> Any:
-    from processors.report.figures import PolicyInfo
+    from slaclock.processors.report.figures import PolicyInfo
 
     return PolicyInfo()

@@ -12,7 +12,7 @@ from typing import Any
 import orjson
 import pytest
 
-from processors.report.whatif import compare, outcomes_by_key
+from slaclock.processors.report.whatif import compare, outcomes_by_key
 from slaclock.workload import WorkloadShape, ticket_events
 from tests.report.workload import policy_yaml, replay_outputs, write_jsonl
 

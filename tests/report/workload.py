@@ -16,10 +16,10 @@ from typing import Any
 
 import orjson
 
-from processors.engine.instants import format_us, parse_instant
-from processors.engine.policy import compile_policy
-from processors.replay import Rejection, replay
-from schemas.policy import parse_policy
+from slaclock.processors.engine.instants import format_us, parse_instant
+from slaclock.processors.engine.policy import compile_policy
+from slaclock.processors.replay import Rejection, replay
+from slaclock.schemas.policy import parse_policy
 
 POLICY_YAML = """
 default_tier: gold

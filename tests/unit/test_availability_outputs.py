@@ -4,13 +4,13 @@ from __future__ import annotations
 
 import orjson
 
-from schemas.availability import (
+from slaclock.schemas.availability import (
     AvailabilityBreach,
     AvailabilityReport,
     AvailabilityWarning,
     parse_availability_event,
 )
-from schemas.export import json_schemas
+from slaclock.schemas.export import json_schemas
 from tests.core.service_builders import MAY_1, ServiceHarness, T, plus, status_changed
 
 MODELS = {

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from processors.live.checkpoint import (
+from slaclock.processors.live.checkpoint import (
     StoreCheckpoint,
     store_path,
     take_checkpoints,

@@ -7,8 +7,8 @@ from pathlib import Path
 import typer
 from typer.testing import CliRunner
 
-from schemas.export import SCHEMA_FILES
 from slaclock.cli_schemas import policy_app, schemas_app
+from slaclock.schemas.export import SCHEMA_FILES
 
 ROOT = Path(__file__).resolve().parents[2]
 

@@ -17,13 +17,14 @@ import re
 import subprocess
 import sys
 import tomllib
+import zipfile
 from pathlib import Path
 from typing import Any
 
 import pytest
 import yaml
 
-from processors.live.http import murmur2, partition_for
+from slaclock.processors.live.http import murmur2, partition_for
 
 ROOT = Path(__file__).resolve().parents[2]
 HERE = Path(__file__).resolve().parent
@@ -306,3 +307,50 @@ def test_make_test_fast_runs_the_core_and_unit_tiers() -> None:
     makefile = (ROOT / "Makefile").read_text()
     target = makefile[makefile.index("\ntest-fast:") :].split("\n\n")[0]
     assert "tests/core tests/unit" in target and "tests/kafka" not in target
+
+
+def test_the_wheel_installs_one_import_name_with_its_data_files(tmp_path: Path) -> None:
+    """What the image installs: `slaclock` only (schemas and processors below it, real files
+    rather than links), the report templates and JSON Schemas included, and every module
+    importable from the wheel alone."""
+    built = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "pip",
+            "wheel",
+            "--quiet",
+            "--no-deps",
+            "-w",
+            str(tmp_path),
+            str(ROOT),
+        ],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert built.returncode == 0, built.stderr
+    (wheel,) = tmp_path.glob("slaclock-*.whl")
+    with zipfile.ZipFile(wheel) as archive:
+        names = archive.namelist()
+        archive.extractall(tmp_path / "site")
+    top = {name.split("/")[0] for name in names if not name.startswith("slaclock-")}
+    assert top == {"slaclock"}
+    assert "slaclock/schemas/json/output-event.schema.json" in names
+    assert "slaclock/processors/report/templates/report.html.j2" in names
+    assert "slaclock/client/publisher.py" in names
+    probe = (
+        "import importlib, pkgutil, sys, slaclock; "
+        "assert slaclock.__file__.startswith(sys.argv[1]), slaclock.__file__; "
+        "[importlib.import_module(m.name) for m in pkgutil.walk_packages(slaclock.__path__, 'slaclock.')]; "
+        "assert not [m for m in sys.modules if m.split('.')[0] in ('processors', 'schemas')]"
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", probe, str(tmp_path / "site")],
+        env={**os.environ, "PYTHONPATH": str(tmp_path / "site")},
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert result.returncode == 0, result.stderr

@@ -12,9 +12,9 @@ import pytest
 from pydantic.fields import FieldInfo
 
 import slaclock.cli  # noqa: F401 - every command's settings class, so all names are known
-from processors.live.http import InputLagCollector
-from processors.live.metrics import Metrics
-from slaclock.settings import (
+from slaclock.processors.live.http import InputLagCollector
+from slaclock.processors.live.metrics import Metrics
+from slaclock.processors.settings import (
     FILE_SUFFIX,
     OTHER_NAMES,
     TEST_NAMES,

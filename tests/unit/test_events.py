@@ -11,8 +11,8 @@ from hypothesis import assume, given
 from hypothesis import strategies as st
 from pydantic import ValidationError
 
-from schemas.common import Priority, Status
-from schemas.events import (
+from slaclock.schemas.common import Priority, Status
+from slaclock.schemas.events import (
     AgentReplied,
     Assigned,
     CustomerReplied,

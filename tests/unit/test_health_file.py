@@ -7,8 +7,13 @@ import json
 from pathlib import Path
 from typing import Any
 
-from processors.live.health_file import MAX_AGE_S, HealthFile, check_health_file, health_path
-from slaclock.settings import load_settings
+from slaclock.processors.live.health_file import (
+    MAX_AGE_S,
+    HealthFile,
+    check_health_file,
+    health_path,
+)
+from slaclock.processors.settings import load_settings
 from tests.unit.test_cli_errors import run_cli
 
 NOW = 1_800_000_000.0

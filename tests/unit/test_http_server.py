@@ -17,21 +17,21 @@ import pytest
 from prometheus_client import CollectorRegistry
 from prometheus_client.parser import text_string_to_metric_families
 
-from processors.engine.instants import parse_instant
-from processors.engine.policy import CompiledPolicy
-from processors.engine.stage import TicketStage
-from processors.engine.ticket import TicketEngine
-from processors.intake import decode_event
-from processors.live.http import (
+from slaclock.processors.engine.instants import parse_instant
+from slaclock.processors.engine.policy import CompiledPolicy
+from slaclock.processors.engine.stage import TicketStage
+from slaclock.processors.engine.ticket import TicketEngine
+from slaclock.processors.intake import decode_event
+from slaclock.processors.live.http import (
     LiveWorkerView,
     StatusServer,
     TicketSnapshot,
     WorkerView,
     partition_for,
 )
-from processors.live.metrics import Metrics
-from processors.live.store import MemoryTicketStore, RocksTicketStore, TicketStore
-from slaclock.settings import Settings, load_settings
+from slaclock.processors.live.metrics import Metrics
+from slaclock.processors.live.store import MemoryTicketStore, RocksTicketStore, TicketStore
+from slaclock.processors.settings import Settings, load_settings
 from tests.core.builders import Harness, agent_reply, created, make_policy
 
 POLICY = make_policy()

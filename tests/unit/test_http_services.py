@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from processors.engine.services_stage import ServiceStage
+from slaclock.processors.engine.services_stage import ServiceStage
 from tests.core.service_builders import HOUR, ServiceHarness, T, plus, status_changed
 from tests.unit.test_http_server import FakeView, request, serve, view
 

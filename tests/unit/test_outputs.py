@@ -10,8 +10,8 @@ from typing import Any
 import pytest
 from pydantic import ValidationError
 
-from schemas.common import Metric, Priority
-from schemas.outputs import (
+from slaclock.schemas.common import Metric, Priority
+from slaclock.schemas.outputs import (
     SlaBreach,
     SlaCompleted,
     SlaCredit,

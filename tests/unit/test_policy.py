@@ -14,8 +14,8 @@ from hypothesis import given
 from hypothesis import strategies as st
 from pydantic import ValidationError
 
-from schemas.common import Metric, Priority, Status
-from schemas.policy import (
+from slaclock.schemas.common import Metric, Priority, Status
+from slaclock.schemas.policy import (
     CalendarSpec,
     Contract,
     Policy,

@@ -9,7 +9,7 @@ from typing import Any
 import pytest
 import yaml
 
-from schemas.policy import Policy, PolicyError, parse_contract, parse_policy
+from slaclock.schemas.policy import Policy, PolicyError, parse_contract, parse_policy
 
 BASE: dict[str, Any] = {
     "default_tier": "t",

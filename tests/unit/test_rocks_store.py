@@ -12,14 +12,15 @@ import orjson
 import pytest
 from confluent_kafka import TopicPartition
 
-from processors.engine.instants import to_us
-from processors.engine.stage import TicketStage
-from processors.engine.ticket import Output, Rejected, TicketEngine, TicketState
-from processors.intake import decode_event
-from processors.live.records import META_KEY
-from processors.live.store import RocksTicketStore, StoreClosedError
-from processors.live.tickets import TicketProcessor, TicketStore, TrackingStore
-from slaclock.settings import load_settings
+from slaclock.processors.engine.instants import to_us
+from slaclock.processors.engine.stage import TicketStage
+from slaclock.processors.engine.ticket import Output, TicketEngine, TicketState
+from slaclock.processors.intake import decode_event
+from slaclock.processors.live.records import META_KEY
+from slaclock.processors.live.store import RocksTicketStore, StoreClosedError
+from slaclock.processors.live.tickets import TicketProcessor, TicketStore, TrackingStore
+from slaclock.processors.settings import load_settings
+from slaclock.schemas.rejection import Rejected
 from slaclock.workload import WorkloadShape, ticket_events
 from tests.core.builders import (
     MON_0900_UTC,

@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from schemas.export import SCHEMA_FILES, export_json_schemas, json_schemas
+from slaclock.schemas.export import SCHEMA_FILES, export_json_schemas, json_schemas
 
 COMMITTED = Path(__file__).resolve().parents[2] / "schemas" / "json"
 REGENERATE = "JSON Schemas are out of date: run `slaclock schemas export schemas/json`"

@@ -11,7 +11,7 @@ import typer
 from typer.testing import CliRunner
 
 from slaclock.cli_live import live_app_commands
-from slaclock.settings import (
+from slaclock.processors.settings import (
     SettingsError,
     load_settings,
     unknown_setting_names,

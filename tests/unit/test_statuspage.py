@@ -10,8 +10,8 @@ import orjson
 import pytest
 from typer.testing import CliRunner
 
-from processors.services_intake import decode_service_event
 from slaclock.cli import app
+from slaclock.processors.services_intake import decode_service_event
 from slaclock.statuspage import StatuspageError, convert_payload
 
 COMPONENT_UPDATE: dict[str, Any] = {

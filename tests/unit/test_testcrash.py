@@ -9,7 +9,7 @@ import sys
 
 import pytest
 
-from processors.live.testcrash import (
+from slaclock.processors.live.testcrash import (
     AFTER_COMMITS,
     BETWEEN_PRODUCE_AND_COMMIT,
     ENV_VAR,
@@ -60,7 +60,7 @@ def test_a_malformed_crash_point_is_refused_in_one_line(value: str) -> None:
 
 
 CHILD = """
-from processors.live.testcrash import CrashPoint
+from slaclock.processors.live.testcrash import CrashPoint
 
 class Producer:
     def flush(self, timeout):

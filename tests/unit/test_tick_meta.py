@@ -8,11 +8,11 @@ from __future__ import annotations
 
 import orjson
 
-from processors.engine.instants import US_PER_SECOND, parse_instant
-from processors.engine.stage import TicketStage
-from processors.engine.ticket import TicketEngine
-from processors.live.tickets import TicketProcessor, TicketTask, TrackingStore
-from schemas.events import parse_ticket_event_obj
+from slaclock.processors.engine.instants import US_PER_SECOND, parse_instant
+from slaclock.processors.engine.stage import TicketStage
+from slaclock.processors.engine.ticket import TicketEngine
+from slaclock.processors.live.tickets import TicketProcessor, TicketTask, TrackingStore
+from slaclock.schemas.events import parse_ticket_event_obj
 from tests.core.builders import created, make_policy
 
 GRACE_US = 2 * US_PER_SECOND

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from processors.live.schedule import TickSchedule
+from slaclock.processors.live.schedule import TickSchedule
 
 START = 1_000.0  # wall-clock seconds
 GRACE = 2.0

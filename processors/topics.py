@@ -21,8 +21,8 @@ from confluent_kafka import KafkaError, KafkaException
 from confluent_kafka.admin import AdminClient
 from confluent_kafka.cimpl import NewTopic
 
-from slaclock.kafka_client import with_logging
-from slaclock.settings import Settings
+from slaclock.client.librdkafka_log import with_logging
+from slaclock.processors.settings import Settings
 
 __all__ = ["TopicError", "TopicSpec", "ensure_topics", "topic_specs", "worker_partition_counts"]
 

@@ -1,11 +1,9 @@
-"""What every slaclock Kafka client shares: librdkafka's log through Python logging, the
-classification of broker errors, and a quick reachability probe with a one-line error.
+"""What the worker and the commands share about the broker: the classification of broker
+errors (an outage to ride out, or not), the broker-up state, retry backoff, and a quick
+reachability probe with a one-line error that names the address and the setting.
 
-librdkafka prints its own log lines (`%3|1795989764.171|FAIL|rdkafka#producer-1| ...`) to
-stderr unless a `logger` is configured; a broker that is down makes it print one per
-connection attempt per client. `LIBRDKAFKA_LOG` routes them to the `librdkafka` Python
-logger instead, with connection failures demoted to DEBUG: the worker and the commands
-report an unreachable broker themselves, once, naming the address and the setting.
+librdkafka's own log goes through Python logging (`slaclock.client.librdkafka_log`), with
+connection failures demoted to DEBUG: this module reports an unreachable broker once.
 """
 
 from __future__ import annotations
@@ -15,25 +13,24 @@ import os
 import re
 import threading
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 from confluent_kafka import KafkaError, KafkaException
 
+from slaclock.client.librdkafka_log import with_logging
+
 if TYPE_CHECKING:
-    from slaclock.settings import Settings
+    from slaclock.processors.settings import Settings
 
 __all__ = [
     "BOOTSTRAP_ENV",
-    "LIBRDKAFKA_LOG",
     "Backoff",
     "BrokerState",
     "BrokerUnreachable",
-    "LibrdkafkaLog",
     "bootstrap_origin",
     "ensure_reachable",
     "is_outage",
-    "with_logging",
 ]
 
 BOOTSTRAP_ENV = "SLACLOCK_BOOTSTRAP_SERVERS"
@@ -43,53 +40,6 @@ PROBE_TIMEOUT_S = 5.0
 SETTLED_S = 30.0  # an outage this soon after the last one ended is logged at INFO
 EARLY_S = 1.5  # every broker refused for this long: no point waiting the whole timeout
 _HOPELESS = frozenset({KafkaError._AUTHENTICATION, KafkaError._SSL, KafkaError._RESOLVE})
-
-# syslog levels (librdkafka's) to Python logging levels
-_LEVELS = {
-    0: logging.CRITICAL,
-    1: logging.CRITICAL,
-    2: logging.CRITICAL,
-    3: logging.ERROR,
-    4: logging.WARNING,
-    5: logging.INFO,
-    6: logging.INFO,
-    7: logging.DEBUG,
-}
-
-# Connection trouble, reported by our own code once per outage: not worth a line per attempt.
-_CONNECTION_NOISE = re.compile(
-    r"Connect to |Connection refused|Disconnected|Broker transport failure|"
-    r"Connection reset|timed out|Timed out|all broker connections are down|"
-    r"Coordinator load in progress|Failed to acquire .*PID|not available|"
-    r"No route to host|Name or service not known",
-)
-_NOISY_FACILITIES = frozenset({"FAIL", "REQTMOUT", "GETPID", "COORDFAIL", "TXNERR", "ERROR"})
-
-
-class LibrdkafkaLog:
-    """A `logger` for confluent-kafka clients: librdkafka calls `log(level, fmt, fac,
-    name, message)` with syslog levels, from the client's poll calls."""
-
-    def __init__(self, name: str = "librdkafka") -> None:
-        self.logger = logging.getLogger(name)
-
-    def log(self, level: int, fmt: str, *args: Any) -> None:
-        python_level = _LEVELS.get(level, logging.DEBUG)
-        facility = str(args[0]) if args else ""
-        message = str(args[-1]) if args else ""
-        if facility in _NOISY_FACILITIES and _CONNECTION_NOISE.search(message):
-            python_level = logging.DEBUG
-        if self.logger.isEnabledFor(python_level):
-            self.logger.log(python_level, fmt, *args)
-
-
-LIBRDKAFKA_LOG = LibrdkafkaLog()
-
-
-def with_logging(config: Mapping[str, Any]) -> dict[str, Any]:
-    """`config` plus the Python-logging `logger` (unless it has one)."""
-    return {"logger": LIBRDKAFKA_LOG, **config}
-
 
 # -- errors ---------------------------------------------------------------------------------
 

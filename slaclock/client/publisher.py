@@ -2,7 +2,7 @@
 
 `TicketEventPublisher` wraps an idempotent confluent-kafka producer (`acks=all`,
 `enable.idempotence=true`): librdkafka's retries never duplicate or reorder records of a
-partition. Every event is validated with the engine's own `decode_event`, so what the
+partition. Every event is validated with the engine's own `decode_event` (`slaclock.schemas.rejection`), so what the
 publisher accepts is exactly what the worker accepts (apart from the checks that need
 state, such as an event for a ticket never created, or the worker's clock). An invalid
 event raises `Rejected` and nothing is sent. Records are keyed by `ticket_id`, so all
@@ -25,10 +25,9 @@ from typing import Any, Self
 import orjson
 from confluent_kafka import KafkaError, Message, Producer
 
-from processors.engine.ticket import Rejected
-from processors.intake import decode_event
-from slaclock.kafka_client import with_logging
-from slaclock.settings import Settings
+from slaclock.client.librdkafka_log import with_logging
+from slaclock.client.settings import ClientSettings
+from slaclock.schemas.rejection import Rejected, decode_event
 
 __all__ = [
     "DEFAULT_TOPIC",
@@ -88,22 +87,23 @@ class PublishReport:
 class TicketEventPublisher:
     """Validating, idempotent producer of ticket events; a context manager.
 
-    `source` is either `Settings` (connection settings, topic `settings.topic_events`) or
-    a librdkafka configuration dict (topic `tickets.events` unless `topic` is given).
+    `source` is either slaclock's settings (`load_settings()`: connection settings, topic
+    `topic_events`; see `ClientSettings`) or a librdkafka configuration dict (topic
+    `tickets.events` unless `topic` is given).
     """
 
     def __init__(
         self,
-        source: Settings | Mapping[str, Any],
+        source: ClientSettings | Mapping[str, Any],
         topic: str | None = None,
     ) -> None:
-        if isinstance(source, Settings):
+        if isinstance(source, Mapping):
+            config = dict(source)
+            self.topic = topic or DEFAULT_TOPIC
+        else:
             config = source.kafka_config()
             config.setdefault("client.id", f"{source.app_id}-publisher")
             self.topic = topic or source.topic_events
-        else:
-            config = dict(source)
-            self.topic = topic or DEFAULT_TOPIC
         config.update(PRODUCER_GUARANTEES)
         self._producer = Producer(with_logging(config))  # librdkafka's log: Python logging
         self.delivered = 0

@@ -35,9 +35,9 @@ from confluent_kafka import (
 )
 from pydantic import ValidationError
 
-from schemas.outputs import OutputEvent, parse_output_event
-from slaclock.kafka_client import with_logging
-from slaclock.settings import Settings
+from slaclock.client.librdkafka_log import with_logging
+from slaclock.client.settings import ClientSettings
+from slaclock.schemas.outputs import OutputEvent, parse_output_event
 
 __all__ = [
     "InvalidRecord",
@@ -53,7 +53,7 @@ class SubscriberError(Exception):
     """The subscription cannot go on (an unknown topic, a fatal client error)."""
 
 
-def output_topics(settings: Settings) -> list[str]:
+def output_topics(settings: ClientSettings) -> list[str]:
     """The four output topics: warnings, breaches, completions, credits."""
     return [
         settings.topic_warnings,
@@ -125,7 +125,7 @@ class OutputSubscriber:
 
     def __init__(
         self,
-        settings: Settings,
+        settings: ClientSettings,
         topics: Sequence[str] | None = None,
         group_id: str | None = None,
         from_beginning: bool = True,
@@ -231,7 +231,7 @@ class OutputSubscriber:
 
 
 def collect(
-    settings: Settings,
+    settings: ClientSettings,
     topics: Sequence[str] | None = None,
     until_idle_seconds: float = 2.0,
     group_id: str | None = None,
