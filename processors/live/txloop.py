@@ -62,6 +62,8 @@ MAX_PRODUCER_RESETS = 5  # fatal producer errors in a row (no commit between) be
 
 CONSUMER_RESETS_WINDOW_S = 600.0  # more than MAX_CONSUMER_RESETS fences in this window: stop
 MAX_CONSUMER_RESETS = 5
+COMMITTED_TIMEOUT_S = 10.0  # one attempt to read the committed offsets in a rewind
+COMMITTED_ATTEMPTS = 3  # then the consumer is replaced (a stale coordinator, see _rewind)
 
 
 class ConsumerFailed(Exception):
@@ -524,13 +526,15 @@ class TransactionalLoop(ABC):
         ] + [now]
         if len(self.consumer_resets) > MAX_CONSUMER_RESETS:
             raise KafkaException(error)
-        log.warning(
-            "%s: consumer failed (%s); rejoining with a new consumer (if this repeats, "
-            "another worker may use SLACLOCK_INSTANCE_ID=%s)",
-            self.name,
-            error.str(),
-            self.settings.instance_id,
+        self._replace_consumer_for(
+            f"consumer failed ({error.str()}); if this repeats, another worker may use "
+            f"SLACLOCK_INSTANCE_ID={self.settings.instance_id}"
         )
+
+    def _replace_consumer_for(self, reason: str) -> None:
+        """Close the consumer, drop every task, and join the group with a new consumer;
+        the tasks come back, restored from their changelogs, with its assignment."""
+        log.warning("%s: rejoining the group with a new consumer (%s)", self.name, reason)
         old = self.consumer
         with contextlib.suppress(KafkaException, RuntimeError):
             old.close()
@@ -545,14 +549,38 @@ class TransactionalLoop(ABC):
         )
 
     def _rewind(self) -> None:
-        """After an abort: rebuild every task from its changelog and seek to committed."""
+        """After an abort: rebuild every task from its changelog and seek to committed.
+
+        The committed offsets come from the group coordinator. After a broker restart
+        librdkafka can keep asking a coordinator that is gone (confluentinc/librdkafka#5456,
+        #5511): `committed()` then times out however often it is retried. So after
+        `COMMITTED_ATTEMPTS` timeouts the consumer is replaced instead: the new one looks
+        the coordinator up afresh, and its assignment restores the tasks and starts from
+        the committed offsets by itself.
+        """
         assignment = self.consumer.assignment()
         with self.assigned_lock:
             tasks = sorted(self.assigned)
         for task in tasks:
             self.drop_task(task)
-            self.restore_task(task, self._read_changelog(task))
-        committed = self.consumer.committed(assignment, timeout=30)
+            self.restore_task(task, self._retry("restore", partial(self._read_changelog, task)))
+        committed: list[TopicPartition] | None = None
+        for _ in range(COMMITTED_ATTEMPTS):
+            try:
+                committed = self.consumer.committed(assignment, timeout=COMMITTED_TIMEOUT_S)
+                break
+            except KafkaException as error:
+                if not is_outage(error):
+                    raise
+                self.outage_seen = True
+                self.broker.down(f"{self.name}: committed offsets", error)
+                if self.stop.wait(1.0):
+                    raise Stopping("committed offsets") from None
+        if committed is None:
+            self._replace_consumer_for(
+                f"no committed offsets from the group coordinator in {COMMITTED_ATTEMPTS} tries"
+            )
+            return
         for tp in committed:
             if tp.offset < 0:
                 tp.offset = OFFSET_BEGINNING

@@ -1,0 +1,112 @@
+"""The transactional loop's rewind when the group coordinator does not answer.
+
+After a broker restart librdkafka can keep asking a coordinator that is gone, and
+`committed()` then times out every time. The rewind must not retry that forever: after a
+few timeouts it joins the group with a new consumer, whose assignment restores the tasks
+and starts from the committed offsets. No broker is needed: the consumer that stands in
+for the stuck one answers as librdkafka does then, and the loop's own clients never
+connect (their bootstrap address is a port nobody listens on).
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Iterable
+
+import pytest
+from confluent_kafka import Consumer, KafkaError, KafkaException, Message, TopicPartition
+
+from slaclock.local_kafka import free_port
+from slaclock.processors.live import txloop
+from slaclock.processors.live.txloop import TransactionalLoop
+from slaclock.processors.settings import load_settings
+
+
+class RecordingLoop(TransactionalLoop):
+    """Tasks are partition numbers; restoring and dropping is recorded."""
+
+    def __init__(self) -> None:
+        settings = load_settings(bootstrap_servers=f"127.0.0.1:{free_port()}", app_id="rewind")
+        super().__init__(settings, "tickets", ["in"], "in", "changelog")
+        self.stop = threading.Event()
+        self.events: list[str] = []
+
+    def restore_task(
+        self, partition: int, records: list[tuple[bytes, bytes]], warm: bool = False
+    ) -> None:
+        self.events.append(f"restore {partition}")
+
+    def warm_offset(self, partition: int) -> int | None:
+        return None
+
+    def drop_task(self, partition: int) -> None:
+        self.events.append(f"drop {partition}")
+
+    def process(self, message: Message) -> None:
+        raise AssertionError("no records in this test")
+
+    def flush_state(self) -> Iterable[tuple[int, bytes, bytes | None]]:
+        return []
+
+    def _read_changelog(self, partition: int) -> list[tuple[bytes, bytes]]:
+        return []
+
+
+class CoordinatorGone:
+    """A consumer whose `committed()` times out `failures` times, then answers."""
+
+    def __init__(self, failures: int) -> None:
+        self.failures = failures
+        self.committed_calls = 0
+        self.seeks: list[tuple[str, int, int]] = []
+        self.closed = False
+
+    def assignment(self) -> list[TopicPartition]:
+        return [TopicPartition("in", 0), TopicPartition("in", 1)]
+
+    def committed(self, partitions: list[TopicPartition], timeout: float) -> list[TopicPartition]:
+        self.committed_calls += 1
+        if self.committed_calls <= self.failures:
+            raise KafkaException(KafkaError(KafkaError._TIMED_OUT, "Timed out"))
+        return [TopicPartition("in", 0, 42), TopicPartition("in", 1, -1001)]
+
+    def seek(self, partition: TopicPartition) -> None:
+        self.seeks.append((partition.topic, partition.partition, partition.offset))
+
+    def close(self) -> None:
+        self.closed = True
+
+
+@pytest.fixture
+def loop(monkeypatch: pytest.MonkeyPatch) -> RecordingLoop:
+    monkeypatch.setattr(txloop, "COMMITTED_TIMEOUT_S", 0.01)
+    made = RecordingLoop()
+    made.assigned = {0, 1}
+    return made
+
+
+def test_rewind_seeks_to_committed_offsets_once_the_coordinator_answers(
+    loop: RecordingLoop,
+) -> None:
+    stuck = CoordinatorGone(failures=txloop.COMMITTED_ATTEMPTS - 1)
+    loop.consumer = stuck  # type: ignore[assignment]
+    loop._rewind()
+    assert loop.consumer is stuck and not stuck.closed
+    assert loop.events == ["drop 0", "restore 0", "drop 1", "restore 1"]
+    # no committed offset yet: from the beginning (OFFSET_BEGINNING is -2)
+    assert stuck.seeks == [("in", 0, 42), ("in", 1, -2)]
+
+
+def test_rewind_rejoins_with_a_new_consumer_when_the_coordinator_never_answers(
+    loop: RecordingLoop,
+) -> None:
+    stuck = CoordinatorGone(failures=10**6)
+    loop.consumer = stuck  # type: ignore[assignment]
+    loop._rewind()
+    assert stuck.committed_calls == txloop.COMMITTED_ATTEMPTS
+    assert stuck.closed and stuck.seeks == []
+    assert isinstance(loop.consumer, Consumer)
+    # the tasks were dropped; the new consumer's assignment restores them
+    assert loop.events[-2:] == ["drop 0", "drop 1"] and loop.assigned == set()
+    assert loop.outage_seen  # the producer is replaced before the next transaction
+    loop.consumer.close()
