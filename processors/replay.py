@@ -1,6 +1,6 @@
 """The replay adapter: a JSONL file of events in, a JSONL stream of outputs out.
 
-SPEC 7: events in file order; before an event at t every timer due before t fires; at
+docs/semantics.md: Time: events in file order; before an event at t every timer due before t fires; at
 the end the clock advances to `until` inclusive (default: the last event's instant).
 Replay is the live rule with grace = 0 and no wall clock, so it is also the oracle the
 Kafka tests compare against. Same input, same bytes out.

@@ -140,7 +140,7 @@ class Settings(BaseSettings):
             )
         return self
 
-    # -- derived names (internal topics are prefixed with the app id, SPEC 9) ----------------
+    # -- derived names (internal topics are prefixed with the app id, docs/operations.md: What runs) ----------------
 
     @property
     def topic_clock(self) -> str:

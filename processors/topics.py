@@ -1,4 +1,4 @@
-"""The topics slaclock reads and writes (SPEC 9), and `ensure_topics` to create them.
+"""The topics slaclock reads and writes (docs/operations.md: What runs), and `ensure_topics` to create them.
 
 Two groups of topics must be *co-partitioned* (same partition count), because a worker
 owns partition p of each topic in the group together:
@@ -56,7 +56,7 @@ class TopicSpec:
 
 
 def topic_specs(settings: Settings) -> list[TopicSpec]:
-    """Every topic of SPEC 9 plus the internal ones, in a stable order."""
+    """Every topic of docs/operations.md: What runs plus the internal ones, in a stable order."""
     n = settings.partitions
     events, ledger = "events", "ledger"
     return [

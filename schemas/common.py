@@ -22,7 +22,7 @@ class Status(StrEnum):
 
 
 class Metric(StrEnum):
-    """SLA metrics, declared in their canonical order (used to order credits, SPEC 5)."""
+    """SLA metrics, declared in their canonical order (used to order credits, docs/semantics.md: Credits)."""
 
     FIRST_RESPONSE = "first_response"
     NEXT_RESPONSE = "next_response"

@@ -1,4 +1,4 @@
-"""Input: ticket lifecycle events on `tickets.events` (SPEC 1).
+"""Input: ticket lifecycle events on `tickets.events` (docs/semantics.md: Inputs).
 
 `parse_ticket_event` is on the replay/stream hot path (100k+ events/s), so validation is
 left to pydantic-core built-ins: a discriminated union picks the model from `type` in one

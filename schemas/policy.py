@@ -1,4 +1,4 @@
-"""The policy file: calendars, tiers and customer contracts (SPEC 2).
+"""The policy file: calendars, tiers and customer contracts (docs/semantics.md: Policies).
 
 A policy is read once at start and must be either fully valid or refused with every
 problem listed (file, path inside it, what is wrong). So:

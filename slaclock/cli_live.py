@@ -88,7 +88,7 @@ def _kafka_failure(exc: Exception) -> typer.Exit:
 
 
 def topics_create(bootstrap: BootstrapOption = None) -> None:
-    """Create every topic slaclock uses (SPEC 9) that does not exist yet.
+    """Create every topic slaclock uses (docs/operations.md: What runs) that does not exist yet.
 
     Existing topics are left alone; co-partitioned ones must already have
     SLACLOCK_PARTITIONS partitions.

@@ -30,7 +30,7 @@ A 24x7 calendar without holidays (`is_always`) needs none of this: counted time 
 time (`b - a`, `start + counted`), so a 1-day target is 24 real hours even across DST.
 A weekly pattern of 00:00-24:00 on all seven days without holidays is recognised as 24x7.
 
-Local time -> instant (SPEC 2)
+Local time -> instant (docs/semantics.md: Policies)
 ------------------------------
 Every local interval is turned into real instants on each local date with `zoneinfo`, so on
 a DST day an interval's length is the real time between its ends: 09:00-17:00 is 8 h unless
@@ -47,7 +47,7 @@ This map is non-decreasing in `n`, so the images of the ordered local intervals 
 and disjoint, and consecutive local days (and weeks) tile the real time line with no
 overlap. An interval that lies entirely inside a gap has no real time and is dropped.
 
-Decisions where SPEC 2 is silent
+Decisions the calendar rules leave open
 --------------------------------
 - Holidays on a 24x7 calendar apply: a 24x7 calendar with holidays counts every real
   instant except those of its holiday dates (each holiday is the real span from its local

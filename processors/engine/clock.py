@@ -3,7 +3,7 @@
 A clock keeps the instants at which it ran as a flat list of segment ends
 `[start0, end0, start1, end1, ..., startN]`: an odd length means it is running now.
 Keeping the segments (not just a running total) is what lets a priority change find
-the exact past instant at which a new, shorter target was reached (SPEC 4).
+the exact past instant at which a new, shorter target was reached (docs/semantics.md: Warnings, breaches and time order).
 """
 
 from __future__ import annotations
@@ -73,10 +73,10 @@ class MetricClock:
             self.segments.append(now)
 
     def stop(self, calendar: BusinessCalendar, now: int) -> None:
-        """Stop counting with no timer: a stopped metric is not running (SPEC 3).
+        """Stop counting with no timer: a stopped metric is not running (docs/semantics.md: Metrics).
 
         Unlike a pause, a stop exactly at a threshold or deadline instant warns / breaches
-        nothing; whatever resumes the clock recomputes it (a reopen, SPEC 4).
+        nothing; whatever resumes the clock recomputes it (a reopen, docs/semantics.md: Warnings, breaches and time order).
         """
         self.pause(calendar, now)
         self.due = None
@@ -108,7 +108,7 @@ class MetricClock:
 
         A paused clock still has a timer if it stopped exactly at (or past) the point: a
         pause at the deadline instant is applied first, then the breach due at that same
-        instant fires (SPEC 4: events at t before timers at t).
+        instant fires (docs/semantics.md: Warnings, breaches and time order: events at t before timers at t).
         """
         if self.phase is not Phase.ACTIVE or self.breached:
             self.due = None

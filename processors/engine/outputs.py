@@ -1,4 +1,4 @@
-"""Typed output records of stage 1: `sla.warning`, `sla.breach`, `sla.completed` (SPEC 6).
+"""Typed output records of stage 1: `sla.warning`, `sla.breach`, `sla.completed` (docs/semantics.md: Outputs).
 
 The engine builds each output as one of these TypedDicts, so mypy checks every field name
 and type where the output is made; the key order of the literal is the wire order. Past

@@ -1,6 +1,6 @@
 """Stage 1 as a pure object: one partition's clock, due-timer index and ticket states.
 
-This is where the time rules of SPEC 7 live, once, for every runtime:
+This is where the time rules (docs/semantics.md: Time) live, once, for every runtime:
 - an event at t first advances the clock C to t - grace and fires the timers due
   strictly before that (events at an instant come before timers at that instant);
 - an event older than C is applied as of C (late event);
@@ -132,7 +132,7 @@ class TicketStage:
     # -- inputs -------------------------------------------------------------------------
 
     def on_tick(self, now: int, end_offset: int, position: int) -> list[Output]:
-        """A clock tick `{now, end_offset}` of this partition (SPEC 7's tick rule).
+        """A clock tick `{now, end_offset}` of this partition (the tick rule (docs/semantics.md: Time)).
 
         `position` is the input offset before which every record of the partition has been
         processed (applied, dropped or rejected alike). Caught up (`position >= end_offset`):
@@ -204,7 +204,7 @@ class TicketStage:
                 untracked = self.counters.untracked
                 untracked[reason] = untracked.get(reason, 0) + 1
         else:
-            # SPEC 4/7: timers of this ticket due before the event fire first, whatever the
+            # docs/semantics.md: Warnings, breaches and time order; Time: timers of this ticket due before the event fire first, whatever the
             # grace: grace delays other tickets' timers, never this ticket's own outcome.
             fired = self.engine.fire_due(state, at - 1)
             outputs.extend(fired)

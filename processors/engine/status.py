@@ -13,7 +13,7 @@ States of a metric (its current cycle):
 - `breached`: the deadline passed while it ran; it may still be counting (`completed`
   false) or have completed late (`completed` true);
 - `met`: completed at or before its deadline;
-- `cancelled`: stopped without an outcome (SPEC 3); `counted_seconds` is then null,
+- `cancelled`: stopped without an outcome (docs/semantics.md: Metrics); `counted_seconds` is then null,
   because the engine does not keep the instant a running metric was cancelled at.
 """
 
@@ -61,7 +61,7 @@ class TicketStatus(TypedDict):
 
 
 def ticket_status(state: TicketState, policy: CompiledPolicy, now_us: int) -> TicketStatus:
-    """The status of every tracked metric of `state` as of `now_us`, in SPEC metric order."""
+    """The status of every tracked metric of `state` as of `now_us`, in the canonical metric order."""
     tier = policy.tiers[state.tier]
     ordered = sorted(state.metrics.values(), key=lambda c: METRIC_ORDER[c.metric])
     return {

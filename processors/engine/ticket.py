@@ -1,4 +1,4 @@
-"""The per-ticket SLA state machine (SPEC sections 3 and 4).
+"""The per-ticket SLA state machine (docs/semantics.md: Metrics; Warnings, breaches and time order).
 
 Pure and deterministic: it learns time only from the instants it is given and does no
 I/O. For speed the state object is updated in place and the outputs are returned; a
@@ -6,7 +6,7 @@ caller that needs the previous state keeps a snapshot (`TicketState.to_record`).
 
 Contract with the runtime (replay, Kafka, tests):
 - before applying an event at instant t, call `fire_due(state, limit)` for every timer
-  strictly before t (events at t come before timers at t, SPEC 4);
+  strictly before t (events at t come before timers at t, docs/semantics.md: Warnings, breaches and time order);
 - after any call, `state.next_due()` is the instant of the next timer, or None;
 - `fire_due(state, now)` fires every timer due at or before `now`, in time order.
 """
@@ -61,8 +61,8 @@ OPEN = "open"
 
 class Verdict(Enum):
     APPLIED = "applied"
-    DUPLICATE = "duplicate"  # repeated event_id for the ticket: dropped (SPEC 8)
-    IGNORED_CLOSED = "ignored_closed"  # the ticket is closed: ignored (SPEC 3)
+    DUPLICATE = "duplicate"  # repeated event_id for the ticket: dropped (docs/semantics.md: Duplicates and invalid input)
+    IGNORED_CLOSED = "ignored_closed"  # the ticket is closed: ignored (docs/semantics.md: Metrics)
 
 
 def event_fingerprint(event_id: str) -> int:
@@ -312,10 +312,12 @@ class TicketEngine:
                 self._cancel(first)
                 state.closed_at = at
             elif first is not None and first.phase is Phase.ACTIVE:
-                first.stop(tier.calendar, at)  # not running until a reopen (SPEC 3)
+                first.stop(
+                    tier.calendar, at
+                )  # not running until a reopen (docs/semantics.md: Metrics)
             return
         paused = status in tier.pause_on
-        if previous == SOLVED:  # a reopen (SPEC 3)
+        if previous == SOLVED:  # a reopen (docs/semantics.md: Metrics)
             resolution = metrics.get(RESOLUTION)
             if resolution is not None and resolution.phase is Phase.COMPLETED:
                 resolution.phase = Phase.ACTIVE
@@ -411,7 +413,7 @@ class TicketEngine:
         at: int,
         outputs: list[Output],
     ) -> None:
-        """SPEC 4 recomputation at instant `at` for the ticket's current priority.
+        """Recomputation (docs/semantics.md: Warnings, breaches and time order) at instant `at` for the ticket's current priority.
 
         The target of the current priority applies from the metric's original start with
         the counted time it has; thresholds crossed strictly before `at` are not warned; a
@@ -467,7 +469,7 @@ class TicketEngine:
 def _common(
     state: TicketState, clock: MetricClock, kind: str, at: int, *key: object
 ) -> TicketOutputBase:
-    """The fields every ticket output has (SPEC 6), in their fixed order.
+    """The fields every ticket output has (docs/semantics.md: Outputs), in their fixed order.
 
     The event id is the UUIDv5 of (kind, ticket, metric, cycle, *key): a threshold for a
     warning, the completion number for a completion, nothing more for a breach.
@@ -486,7 +488,7 @@ def _common(
 
 
 def _stopped(clock: MetricClock) -> bool:
-    """A `first_response` stopped by `solved` (SPEC 3: stopped is not running).
+    """A `first_response` stopped by `solved` (docs/semantics.md: Metrics: stopped is not running).
 
     `first_response` never pauses, so an active one that is not counting is stopped: it
     has no timer and a priority change leaves it alone; a reopen recomputes it.
@@ -495,7 +497,7 @@ def _stopped(clock: MetricClock) -> bool:
 
 
 def _earliest(state: TicketState) -> MetricClock | None:
-    """The clock with the earliest timer; ties go to the earlier metric (SPEC 5 order)."""
+    """The clock with the earliest timer; ties go to the earlier metric (the metric order of docs/semantics.md: Credits)."""
     best: MetricClock | None = None
     best_key = (0, 0)
     for clock in state.metrics.values():

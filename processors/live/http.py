@@ -7,7 +7,7 @@ needs no event loop and no extra dependency.
 
 Routing of `/tickets/{ticket_id}`: a ticket lives in partition
 `toPositive(murmur2(ticket_id)) % N` of the events topic (the partitioner of Java clients
-and of confluent-kafka's `murmur2_random`, which publishers must use, SPEC 1). If this
+and of confluent-kafka's `murmur2_random`, which publishers must use, docs/semantics.md: Inputs). If this
 worker holds the ticket it answers; if it owns the partition and has no such ticket,
 404; otherwise it looks the partition's owner up in the stage-1 consumer group (each
 worker's stage-1 consumer carries its advertised URL as `client.id`) and answers

@@ -29,7 +29,7 @@ META_KEY = b"\x00meta"  # changelog key of a partition's clock record
 
 
 def cloudevents_headers(output: Output, source: str) -> Headers:
-    """CloudEvents binary-mode headers (SPEC 6) for an output event."""
+    """CloudEvents binary-mode headers (docs/semantics.md: Outputs) for an output event."""
     return [
         ("ce_specversion", CE_SPECVERSION),
         ("ce_id", output["event_id"].encode()),
@@ -124,7 +124,7 @@ class Watermark:
 def dead_letter_headers(
     error_class: str, message: str, topic: str, partition: int, offset: int
 ) -> Headers:
-    """SPEC 8: the error class, a readable message and where the record came from."""
+    """docs/semantics.md: Duplicates and invalid input: the error class, a readable message and where the record came from."""
     return [
         ("error_class", error_class.encode()),
         ("error_message", message.encode()),

@@ -1,7 +1,7 @@
-"""Stage 1 on Kafka: ticket events + clock ticks in, SLA outputs out (SPEC 7, 8).
+"""Stage 1 on Kafka: ticket events + clock ticks in, SLA outputs out (docs/semantics.md: Time; Duplicates and invalid input).
 
 One task per partition of `tickets.events`; its clock-topic partition is co-assigned.
-All SLA logic, the SPEC 7 tick rule included, is in `TicketStage`; this adapter decodes
+All SLA logic, the tick rule (docs/semantics.md: Time) included, is in `TicketStage`; this adapter decodes
 records (checking their key), tells the stage how far the partition is processed, and
 routes what comes out: outputs with CloudEvents headers, rejected records to
 the dead-letter topic, creditable breaches (re-keyed by customer) and clock watermarks
@@ -220,7 +220,7 @@ class TicketProcessor(TransactionalLoop):
         """Note, per task, the consumer position and the batch's last input offset.
 
         A transactional publisher's commit markers occupy offsets no consumer ever sees, so
-        "processed up to end_offset" (SPEC 7) is judged by the consumer's position, which
+        "processed up to end_offset" (docs/semantics.md: Time) is judged by the consumer's position, which
         librdkafka moves past them, once every input record of the batch is processed.
         """
         self.catch_up_contracts()
@@ -353,7 +353,7 @@ class TicketProcessor(TransactionalLoop):
         )
 
     def after_batch(self) -> None:
-        """Send each task's clock progress to every ledger partition (SPEC 5 watermarks)."""
+        """Send each task's clock progress to every ledger partition (watermarks, docs/semantics.md: Credits)."""
         for kind, count in self.events_seen.items():
             self.metrics.event(kind, count)
         for kind, count in self.outputs_seen.items():

@@ -37,7 +37,7 @@ log = logging.getLogger(__name__)
 
 
 class Ticker:
-    """Every `tick_interval`, one tick {now, end_offset} per owned input partition (SPEC 7).
+    """Every `tick_interval`, one tick {now, end_offset} per owned input partition (docs/semantics.md: Time).
 
     With `timer_ticks`, it also ticks when the earliest pending timer of its partitions
     falls due (at its instant + grace), at most once per `TIMER_TICK_MIN_GAP`: a breach then
@@ -124,7 +124,9 @@ class Ticker:
             self.offsets.list_topics(self.settings.topic_events, timeout=2)
             self.broker.up()
         for partition in owned:
-            now = int(self.wall_clock() * US_PER_SECOND)  # before the end offset, see SPEC 7
+            now = int(
+                self.wall_clock() * US_PER_SECOND
+            )  # before the end offset, see docs/semantics.md: Time
             _, high = self.offsets.get_watermark_offsets(
                 TopicPartition(self.settings.topic_events, partition), timeout=5, cached=False
             )

@@ -1,4 +1,4 @@
-"""Publish ticket lifecycle events to `tickets.events` (SPEC 1), validated before sending.
+"""Publish ticket lifecycle events to `tickets.events` (docs/semantics.md: Inputs), validated before sending.
 
 `TicketEventPublisher` wraps an idempotent confluent-kafka producer (`acks=all`,
 `enable.idempotence=true`): librdkafka's retries never duplicate or reorder records of a

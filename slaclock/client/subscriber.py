@@ -1,4 +1,4 @@
-"""Read the output topics (SPEC 6) as typed events, seeing committed transactions only.
+"""Read the output topics (docs/semantics.md: Outputs) as typed events, seeing committed transactions only.
 
 The worker writes outputs inside Kafka transactions; a consumer with
 `isolation.level=read_committed` (always set here) never sees the records of an aborted

@@ -1,4 +1,4 @@
-"""A brute-force reference model of SPEC sections 3-5, and random scenarios to feed it.
+"""A brute-force reference model of docs/semantics.md: Metrics; Warnings, breaches and time order; Credits, and random scenarios to feed it.
 
 The model is deliberately slow and independent of `processors.engine`: it reads the policy
 YAML with pyyaml, steps time one minute at a time and decides whether a minute is working
@@ -9,8 +9,8 @@ every instant of interest is on a minute boundary, so the policy used with it
 (`REF_POLICY_YAML`) has minute-granular targets, thresholds and working intervals, and all
 events happen on minute boundaries.
 
-Reading of SPEC where it needs a decision (each one is the reading that keeps every sentence
-of SPEC 3/4 true at once):
+Readings of the rules where it needs a decision (each one is the reading that keeps every sentence
+of those rules true at once):
 - "running" means started and without an outcome yet (not completed, not cancelled) and
   not stopped; a metric paused by `pause_on` is still running. So a threshold or deadline
   reached at the very instant the metric pauses is still warned / breached at that instant
@@ -165,7 +165,7 @@ class RefCalendar:
         return datetime.fromtimestamp(minute * 60, UTC).astimezone(self.tz).replace(tzinfo=None)
 
     def first_instant_at_or_after(self, day: date, wall_minute: int) -> int:
-        """SPEC 2: local time -> instant, as the first instant whose wall time is >= it.
+        """docs/semantics.md: Policies: local time -> instant, as the first instant whose wall time is >= it.
 
         That one rule gives an ordinary time its only instant, a time in a spring-forward
         gap the instant the gap ends, and an ambiguous time its first occurrence. Found by
@@ -588,7 +588,7 @@ class ReferenceModel:
                 clock.counting = not paused
 
     def _recompute(self, ticket: RefTicket, clock: RefClock, t: int) -> None:
-        """SPEC 4 at instant t for the ticket's current priority."""
+        """docs/semantics.md: Warnings, breaches and time order at instant t for the ticket's current priority."""
         target = ticket.tier.target(clock.metric, ticket.priority)
         if target is None:
             self._cancel(clock)
@@ -606,7 +606,7 @@ class ReferenceModel:
         if deadline is not None and deadline < t:
             self._breach(ticket, clock, deadline, t)
 
-    # -- credits (SPEC 5) -----------------------------------------------------------------
+    # -- credits (docs/semantics.md: Credits) -----------------------------------------------------------------
 
     def _credits(self) -> list[Row]:
         rows: list[Row] = []

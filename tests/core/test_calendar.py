@@ -1,4 +1,4 @@
-"""Business-hours calendar arithmetic: named instants, behaviour by name (SPEC 2)."""
+"""Business-hours calendar arithmetic: named instants, behaviour by name (docs/semantics.md: Policies)."""
 
 from __future__ import annotations
 
@@ -45,7 +45,7 @@ def hours(*spans: str) -> list[tuple[int, int]]:
     return out
 
 
-# The SPEC 2 example calendar.
+# The example calendar of docs/semantics.md: Policies.
 BERLIN_OFFICE_WEEK = {
     0: hours("09:00-17:00"),
     1: hours("09:00-17:00"),

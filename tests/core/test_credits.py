@@ -1,4 +1,4 @@
-"""Credit ledger behaviour (SPEC 5).
+"""Credit ledger behaviour (docs/semantics.md: Credits).
 
 acme: enterprise, fee 1000.00 EUR, Europe/Berlin; first_response 1% (10.00),
 resolution 2.5% (25.00), monthly cap 5% (50.00).

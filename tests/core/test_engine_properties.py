@@ -2,10 +2,10 @@
 
 Whatever the events: at most one breach per (ticket, metric, cycle) and no warning after
 it, at most one warning per threshold, credits within the cap with consistent running
-totals and money as decimal strings, no output dated after the final clock (SPEC 4, 5, 7);
+totals and money as decimal strings, no output dated after the final clock (docs/semantics.md: Warnings, breaches and time order; Credits; Time);
 a replay is byte-for-byte repeatable; and a snapshot of every ticket state and customer
 ledger taken at any point, round-tripped through JSON, continues exactly like the
-uninterrupted run (what recovery from the changelog relies on, SPEC 8).
+uninterrupted run (what recovery from the changelog relies on, docs/semantics.md: Duplicates and invalid input).
 """
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""One behaviour test per rule of SPEC sections 3 and 4 (metrics, pauses, reopen, recompute).
+"""One behaviour test per rule of docs/semantics.md: Metrics; Warnings, breaches and time order (metrics, pauses, reopen, recompute).
 
 Enterprise tier (24x7, UTC): first_response high 1h, next_response high 2h,
 periodic_update high 4h, resolution high 8h; warnings at 0.5 and 0.75.

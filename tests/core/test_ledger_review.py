@@ -1,4 +1,4 @@
-"""Review of the credit ledger (SPEC 5, 10, 11): edge cases the other ledger tests miss.
+"""Review of the credit ledger (docs/semantics.md: Credits; Statements and earn-back; Service availability): edge cases the other ledger tests miss.
 
 Found in review: each of the first tests showed a divergence from the product contract
 before it was fixed; the others pin edge cases that hold. Policies: tests/core/builders.py (acme:
@@ -86,7 +86,7 @@ def test_an_event_exactly_at_the_month_end_closes_the_month_after_its_availabili
     h.until("2026-12-02T00:00:00Z")
     acme = [o for o in h.outputs if o.get("customer_id") == "acme" and o["type"] != "sla.warning"]
     november = [(o["type"], o.get("metric")) for o in acme if o.get("period") == "2026-11"]
-    # SPEC 10 order: the availability credits of the period ending at E, then the statement
+    # the order of docs/semantics.md: Statements and earn-back: the availability credits of the period ending at E, then the statement
     assert november == [
         ("sla.credit", "availability"),
         ("sla.statement", None),

@@ -1,4 +1,4 @@
-"""The SPEC 7 time rules of `TicketStage` (shared by replay and the Kafka worker)."""
+"""The time rules (docs/semantics.md: Time) of `TicketStage` (shared by replay and the Kafka worker)."""
 
 from __future__ import annotations
 

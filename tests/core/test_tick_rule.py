@@ -1,4 +1,4 @@
-"""SPEC 7's tick rule in the pure stage: `TicketStage.on_tick(now, end_offset, position)`.
+"""The tick rule (docs/semantics.md: Time) in the pure stage: `TicketStage.on_tick(now, end_offset, position)`.
 
 Caught up (every record before the tick's end offset processed): C := now - grace. Otherwise
 C := stream_time - grace (the newest `occurred_at` accepted), never backwards, and nothing

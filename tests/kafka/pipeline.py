@@ -390,7 +390,7 @@ class LivePipeline:
         """Tick towards `clock` every `every` seconds while the block runs (manual_clock).
 
         Until a partition has processed its input, a tick moves its clock only to its
-        stream time (SPEC 7); the first tick after it caught up moves it to `clock`.
+        stream time (docs/semantics.md: Time); the first tick after it caught up moves it to `clock`.
         """
         assert self.manual_clock, "ticking needs LivePipeline(manual_clock=True)"
         stop = threading.Event()

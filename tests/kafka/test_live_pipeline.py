@@ -1,6 +1,6 @@
 """The live pipeline against a real broker, compared with `replay` of the same input.
 
-SPEC 7's invariant: for a log in time order, the live outputs equal the replay outputs
+The invariant of docs/semantics.md: Time: for a log in time order, the live outputs equal the replay outputs
 of the same events with `--until` = the final clock. The test drives the clock itself
 (`manual_clock`): every tick says FINAL_CLOCK, so once a partition has processed its
 input its clock stops exactly there, after everything the workload decides. Then the

@@ -30,8 +30,23 @@ USER_DOCS = [README, *DOCS]
 NONE = ("\u2013", "-")  # how a table says "no default"
 
 
-@pytest.mark.parametrize("path", USER_DOCS, ids=lambda p: p.name)
-def test_user_docs_cite_no_document_outside_the_repository(path: Path) -> None:
+# what a reader of the repository sees: the docs, and the docstrings and comments of the code
+READABLE = [
+    *USER_DOCS,
+    *(
+        path
+        for folder in ("processors", "schemas", "slaclock", "tests", "benchmarks", "examples")
+        for path in sorted((ROOT / folder).rglob("*"))
+        if path.suffix in (".py", ".yaml", ".md")
+        and not path.is_relative_to(ROOT / "slaclock" / "processors")
+        and not path.is_relative_to(ROOT / "slaclock" / "schemas")
+        and path != Path(__file__)
+    ),
+]
+
+
+@pytest.mark.parametrize("path", READABLE, ids=lambda p: str(p.relative_to(ROOT)))
+def test_docs_and_code_cite_no_document_outside_the_repository(path: Path) -> None:
     text = path.read_text()
     cited = re.findall(r"\b(?:SPEC|DESIGN)\b(?:\s*(?:§|section)?\s*\d+)?", text)
     assert cited == [], f"{path.name} cites {cited}: say it in the project's own words"

@@ -1,4 +1,4 @@
-"""Input event parsing (SPEC 1)."""
+"""Input event parsing (docs/semantics.md: Inputs)."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""The policy file (SPEC 2): parsing, every validation rule, and complete problem reports."""
+"""The policy file (docs/semantics.md: Policies): parsing, every validation rule, and complete problem reports."""
 
 from __future__ import annotations
 
