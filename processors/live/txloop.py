@@ -62,12 +62,18 @@ MAX_PRODUCER_RESETS = 5  # fatal producer errors in a row (no commit between) be
 
 CONSUMER_RESETS_WINDOW_S = 600.0  # more than MAX_CONSUMER_RESETS fences in this window: stop
 MAX_CONSUMER_RESETS = 5
+STUCK_AFTER_S = 3 * CALL_TIMEOUT_S  # a transactional call still running then is stuck
 COMMITTED_TIMEOUT_S = 10.0  # one attempt to read the committed offsets in a rewind
 COMMITTED_ATTEMPTS = 3  # then the consumer is replaced (a stale coordinator, see _rewind)
 
 
 class ConsumerFailed(Exception):
     """The consumer hit a fatal error (fenced static member): it must be replaced."""
+
+
+class CallStuck(Exception):
+    """A transactional call did not return long after its own timeout: its producer is
+    abandoned (see `TransactionalLoop._bounded`)."""
 
 
 class Stopping(Exception):
@@ -98,6 +104,7 @@ class TransactionalLoop(ABC):
         self.broker = BrokerState(settings.bootstrap_servers)
         self.stop = threading.Event()  # the run's stop event, set by `run`
         self.producer_resets = 0  # fatal producer errors since the last commit
+        self.stuck_calls = 0  # transactional calls abandoned (`_bounded`)
         self.outages_at_commit = 0  # the broker state's outage count at the last commit
         # This loop's clients lost their broker: the producer is replaced before its
         # next transaction (see `_replace_producer`).
@@ -412,15 +419,24 @@ class TransactionalLoop(ABC):
             offsets = [TopicPartition(t, p, o + 1) for (t, p), o in last_offsets.items()]
             if self.exactly_once:
                 metadata = self.consumer.consumer_group_metadata()
+                producer = self.producer
                 self._retry(
                     "send offsets",
-                    lambda: self.producer.send_offsets_to_transaction(
-                        offsets, metadata, CALL_TIMEOUT_S
+                    lambda: self._bounded(
+                        "send offsets",
+                        lambda: producer.send_offsets_to_transaction(
+                            offsets, metadata, CALL_TIMEOUT_S
+                        ),
                     ),
                 )
                 if self.test_crash is not None:  # test-only
                     self.test_crash.reached(BETWEEN_PRODUCE_AND_COMMIT, self.producer)
-                self._retry("commit", lambda: self.producer.commit_transaction(CALL_TIMEOUT_S))
+                self._retry(
+                    "commit",
+                    lambda: self._bounded(
+                        "commit", lambda: producer.commit_transaction(CALL_TIMEOUT_S)
+                    ),
+                )
             else:
                 self._retry("flush", self._flush_all)
                 self._retry(
@@ -430,7 +446,13 @@ class TransactionalLoop(ABC):
             if self.test_crash is not None:  # test-only
                 self.test_crash.reached(AFTER_COMMITS, self.producer)
         except KafkaException as error:
-            self._recover(error)
+            try:
+                self._recover(error)
+            except CallStuck as stuck:
+                self._abandon_producer(stuck)
+            return
+        except CallStuck as stuck:
+            self._abandon_producer(stuck)
             return
         self.producer_resets = 0
         self.broker.up()
@@ -474,7 +496,13 @@ class TransactionalLoop(ABC):
         elif kafka_error is not None and kafka_error.txn_requires_abort():
             log.warning("%s: transaction aborted (%s); rewinding", self.name, kafka_error)
             try:
-                self._retry("abort", lambda: self.producer.abort_transaction(CALL_TIMEOUT_S))
+                producer = self.producer
+                self._retry(
+                    "abort",
+                    lambda: self._bounded(
+                        "abort", lambda: producer.abort_transaction(CALL_TIMEOUT_S)
+                    ),
+                )
             except KafkaException as abort_error:
                 failed = _kafka_error(abort_error)
                 if failed is None or not (failed.fatal() or is_outage(abort_error)):
@@ -484,7 +512,47 @@ class TransactionalLoop(ABC):
             raise error
         self._retry("rewind", self._rewind)
 
-    def _replace_producer(self, reason: str) -> None:
+    def _bounded(self, what: str, call: Callable[[], T]) -> T:
+        """`call()` on a helper thread; `CallStuck` if it has not returned after
+        `STUCK_AFTER_S`.
+
+        librdkafka's transactional calls take a timeout, but `send_offsets_to_transaction`
+        can block past it for good when the group coordinator it cached is gone after a
+        broker restart (confluentinc/librdkafka#5456, #5511), and an abort or commit can
+        block during a broker roll (#3779). The loop must not block with it: the caller
+        abandons the producer (`_abandon_producer`), and a new one under the same
+        transactional id fences it and aborts its transaction. The stuck call keeps its
+        producer alive (it is never destroyed under a running call).
+        """
+        outcome: list[T] = []
+        failure: list[BaseException] = []
+        done = threading.Event()
+
+        def run() -> None:
+            try:
+                outcome.append(call())
+            except BaseException as error:  # handed to the loop's thread
+                failure.append(error)
+            finally:
+                done.set()
+
+        threading.Thread(target=run, name=f"{self.name}: {what}", daemon=True).start()
+        if not done.wait(STUCK_AFTER_S):
+            self.stuck_calls += 1
+            raise CallStuck(what)
+        if failure:
+            raise failure[0]
+        return outcome[0]
+
+    def _abandon_producer(self, stuck: CallStuck) -> None:
+        """After a stuck call: a new producer takes over, then rewind to what was committed."""
+        self.broker.down(f"{self.name}: {stuck}", TimeoutError(f"{stuck} did not return"))
+        self._replace_producer(
+            f"{stuck} did not return within {STUCK_AFTER_S:.0f} s", purge_old=False
+        )
+        self._retry("rewind", self._rewind)
+
+    def _replace_producer(self, reason: str, purge_old: bool = True) -> None:
         """A new transactional producer under the same transactional id.
 
         Its `init_transactions` fences the old one and aborts whatever transaction it left
@@ -504,8 +572,9 @@ class TransactionalLoop(ABC):
         )
         self.outage_seen = False
         old, self.producer = self.producer, Producer(self._producer_config)
-        with contextlib.suppress(KafkaException, RuntimeError):
-            old.purge(in_queue=True, in_flight=True)
+        if purge_old:  # not under a call that is still running on it
+            with contextlib.suppress(KafkaException, RuntimeError):
+                old.purge(in_queue=True, in_flight=True)
         del old
         self._retry("init transactions", self._init_transactions)
 

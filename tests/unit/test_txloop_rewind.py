@@ -110,3 +110,62 @@ def test_rewind_rejoins_with_a_new_consumer_when_the_coordinator_never_answers(
     assert loop.events[-2:] == ["drop 0", "drop 1"] and loop.assigned == set()
     assert loop.outage_seen  # the producer is replaced before the next transaction
     loop.consumer.close()
+
+
+class SendOffsetsNeverReturns:
+    """A transactional producer whose `send_offsets_to_transaction` blocks past its timeout
+    for good, as librdkafka's does with a stale group coordinator (#5456, #5511)."""
+
+    def __init__(self) -> None:
+        self.release = threading.Event()
+        self.committed = False
+
+    def begin_transaction(self) -> None:
+        pass
+
+    def produce(self, *args: object, **kwargs: object) -> None:
+        pass
+
+    def send_offsets_to_transaction(self, *args: object) -> None:
+        self.release.wait()
+
+    def commit_transaction(self, timeout: float) -> None:
+        self.committed = True
+
+
+class FakeMessage:
+    def topic(self) -> str:
+        return "in"
+
+    def partition(self) -> int:
+        return 0
+
+    def offset(self) -> int:
+        return 7
+
+
+def test_a_transactional_call_stuck_past_its_timeout_abandons_the_producer(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setattr(txloop, "STUCK_AFTER_S", 0.2)
+    loop = RecordingLoop()
+    assert loop.exactly_once
+    loop.process = lambda message: None  # type: ignore[method-assign]
+    initialised: list[object] = []
+    loop._init_transactions = lambda: initialised.append(loop.producer)  # type: ignore[method-assign]
+    rewinds: list[object] = []
+    loop._rewind = lambda: rewinds.append(loop.producer)  # type: ignore[method-assign]
+    stuck = SendOffsetsNeverReturns()
+    loop.producer = stuck  # type: ignore[assignment]
+    try:
+        loop._process_batch([FakeMessage()])  # type: ignore[list-item]
+        # a new producer under the same transactional id took over (fencing the stuck
+        # one), nothing was committed, and the tasks were rewound to what was committed
+        assert loop.producer is not stuck and initialised == [loop.producer]
+        assert not stuck.committed
+        assert rewinds == [loop.producer]
+        assert loop.stuck_calls == 1
+        assert not loop.broker.is_up
+    finally:
+        stuck.release.set()
+        loop.consumer.close()
