@@ -628,11 +628,6 @@ class TransactionalLoop(ABC):
         the committed offsets by itself.
         """
         assignment = self.consumer.assignment()
-        with self.assigned_lock:
-            tasks = sorted(self.assigned)
-        for task in tasks:
-            self.drop_task(task)
-            self.restore_task(task, self._retry("restore", partial(self._read_changelog, task)))
         committed: list[TopicPartition] | None = None
         for _ in range(COMMITTED_ATTEMPTS):
             try:
@@ -650,6 +645,11 @@ class TransactionalLoop(ABC):
                 f"no committed offsets from the group coordinator in {COMMITTED_ATTEMPTS} tries"
             )
             return
+        with self.assigned_lock:
+            tasks = sorted(self.assigned)
+        for task in tasks:
+            self.drop_task(task)
+            self.restore_task(task, self._retry("restore", partial(self._read_changelog, task)))
         for tp in committed:
             if tp.offset < 0:
                 tp.offset = OFFSET_BEGINNING

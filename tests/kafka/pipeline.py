@@ -38,6 +38,7 @@ from confluent_kafka import (
     TopicPartition,
 )
 
+from slaclock.client.librdkafka_log import LIBRDKAFKA_LOG
 from slaclock.processors.engine.instants import US_PER_SECOND, format_us, parse_instant
 from slaclock.processors.engine.policy import compile_policy
 from slaclock.processors.live.records import KIND_WATERMARK, Tick, Watermark, header_value
@@ -227,6 +228,7 @@ class LivePipeline:
     def publish(self, records: Iterable[tuple[bytes | None, bytes]]) -> int:
         producer = Producer(
             {
+                "logger": LIBRDKAFKA_LOG,  # connection chatter at DEBUG, as in the worker
                 "bootstrap.servers": self.bootstrap,
                 "enable.idempotence": True,
                 "partitioner": "murmur2_random",
@@ -252,6 +254,7 @@ class LivePipeline:
         """A read_committed consumer in a group of its own, committing nothing."""
         return Consumer(
             {
+                "logger": LIBRDKAFKA_LOG,  # connection chatter at DEBUG, as in the worker
                 "bootstrap.servers": self.bootstrap,
                 "group.id": f"{self.prefix}reader-{time.monotonic_ns()}",
                 "enable.auto.commit": False,
@@ -293,6 +296,7 @@ class LivePipeline:
         """Stage 1's committed input records and its lag (records not yet committed)."""
         consumer = Consumer(
             {
+                "logger": LIBRDKAFKA_LOG,  # connection chatter at DEBUG, as in the worker
                 "bootstrap.servers": self.bootstrap,
                 "group.id": f"{self.names['app_id']}-tickets",
                 # read_committed would make the offset fetch wait for a stable offset:
@@ -397,7 +401,9 @@ class LivePipeline:
         failures: list[BaseException] = []
 
         def run() -> None:
-            producer = Producer({"bootstrap.servers": self.bootstrap, "linger.ms": 0})
+            producer = Producer(
+                {"bootstrap.servers": self.bootstrap, "linger.ms": 0, "logger": LIBRDKAFKA_LOG}
+            )
             try:
                 while not stop.is_set():
                     self.tick(clock, producer)
@@ -441,6 +447,7 @@ class LivePipeline:
     def _committed_past(self, group: str, topic: str, ends: dict[int, int]) -> bool:
         consumer = Consumer(
             {
+                "logger": LIBRDKAFKA_LOG,  # connection chatter at DEBUG, as in the worker
                 "bootstrap.servers": self.bootstrap,
                 "group.id": group,
                 "isolation.level": "read_uncommitted",  # see unprocessed_input
