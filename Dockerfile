@@ -15,8 +15,12 @@ COPY schemas ./schemas
 COPY processors ./processors
 COPY slaclock ./slaclock
 # constraints.txt pins every dependency (`make lock`): the same versions as CI, every build.
+# EXTRAS=reports adds matplotlib for `slaclock report` / `whatif` (about 150 MB more); the
+# worker does not need it. pip and setuptools leave the runtime virtualenv once done.
+ARG EXTRAS=""
 RUN python -m venv /opt/venv \
-    && /opt/venv/bin/pip install --no-compile -c constraints.txt . \
+    && /opt/venv/bin/pip install --no-compile -c constraints.txt ".${EXTRAS:+[$EXTRAS]}" \
+    && /opt/venv/bin/pip uninstall --quiet --yes pip setuptools \
     && /opt/venv/bin/python -m compileall -q /opt/venv/lib
 
 # -- runtime ---------------------------------------------------------------------------

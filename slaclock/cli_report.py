@@ -183,6 +183,7 @@ def report_command(
     ] = Path("report"),
 ) -> None:
     """An SLA report for a period: HTML (self-contained, printable), CSV and JSON."""
+    _require_charts("report")
     from slaclock.processors.report.render import write_report
 
     try:
@@ -209,6 +210,19 @@ def report_command(
     )
 
 
+def _require_charts(command: str) -> None:
+    """One line instead of a traceback where matplotlib (the `reports` extra) is missing,
+    as in the worker image."""
+    try:
+        import matplotlib  # noqa: F401 - only whether it is there
+    except ImportError:
+        raise _fail(
+            f"{command} draws charts with matplotlib, which this installation lacks (the "
+            "worker image leaves it out): pip install 'slaclock[reports]', or build the "
+            "image with --build-arg EXTRAS=reports"
+        ) from None
+
+
 def whatif_command(
     events: Annotated[Path, typer.Option(help="Events, one JSON object per line.")],
     policy: Annotated[
@@ -225,6 +239,7 @@ def whatif_command(
     ] = False,
 ) -> None:
     """Replay the same events under two policies and compare the outcomes side by side."""
+    _require_charts("whatif")
     from slaclock.processors.report.whatif import compare
     from slaclock.processors.report.whatif_render import write_whatif
     from slaclock.processors.report.whatif_run import replay_both

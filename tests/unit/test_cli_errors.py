@@ -131,3 +131,38 @@ def test_a_misspelled_setting_is_warned_about_with_a_suggestion(
     assert warning == [f"warning: unknown setting {name} is ignored; did you mean {suggestion}?"], (
         result.stderr
     )
+
+
+@pytest.mark.parametrize("command", ["report", "whatif"])
+def test_report_without_matplotlib_names_the_extra_in_one_line(
+    command: str, tmp_path: Path
+) -> None:
+    """The worker image leaves matplotlib out (the `reports` extra): the chart commands say
+    so and how to get it."""
+    no_matplotlib = "import sys; sys.modules['matplotlib'] = None; "
+    args = {
+        "report": ["--policy", str(POLICY), "--outputs", str(EVENTS)],
+        "whatif": ["--events", str(EVENTS), "--policy", str(POLICY), "--policy", str(POLICY)],
+    }[command]
+    clean = {k: v for k, v in os.environ.items() if not k.startswith("SLACLOCK_")}
+    result = subprocess.run(
+        [
+            sys.executable,
+            "-c",
+            no_matplotlib + "from slaclock.cli import main; main()",
+            command,
+            *args,
+            "--out",
+            str(tmp_path / "r"),
+        ],
+        capture_output=True,
+        text=True,
+        env=clean,
+        timeout=60,
+        check=False,
+    )
+    assert result.returncode == 1
+    (line,) = error_lines(result.stderr)
+    assert "matplotlib" in line and "pip install 'slaclock[reports]'" in line
+    assert "--build-arg EXTRAS=reports" in line
+    assert not list(tmp_path.iterdir())

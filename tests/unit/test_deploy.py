@@ -115,9 +115,23 @@ def test_image_installs_runtime_dependencies_only() -> None:
     installs = re.findall(r"pip install ([^&]*)", runs)
     assert installs, "the package must be pip-installed"
     for args in installs:
-        extras = re.findall(r"\[([^\]]*)\]", args)
-        assert all(e == "rocksdb" for e in extras), f"only the rocksdb extra in the image: {args}"
-        assert "requirements-dev" not in args and "pytest" not in args
+        assert "requirements-dev" not in args and "pytest" not in args and "dev" not in args
+    # the package spec as the build's shell expands it: no extra by default, `reports` on demand
+    (spec,) = re.findall(r'constraints\.txt ("[^"]*")', runs)
+    arg = next(rest for k, rest in dockerfile_instructions() if k == "ARG" and "EXTRAS" in rest)
+    assert arg == 'EXTRAS=""'
+    for extras, expected in (("", "."), ("reports", ".[reports]")):
+        expanded = subprocess.run(
+            ["sh", "-c", f"printf %s {spec}"],
+            env={"EXTRAS": extras},
+            capture_output=True,
+            text=True,
+            check=True,
+        ).stdout
+        assert expanded == expected
+    project = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
+    assert "matplotlib" not in requirement_names(project["dependencies"])
+    assert "matplotlib" in requirement_names(project["optional-dependencies"]["reports"])
     copied = [rest for k, rest in final_stage() if k == "COPY"]
     assert all("tests" not in c and "benchmarks" not in c for c in copied)
 
@@ -231,16 +245,18 @@ def requirement_names(requirements: list[str]) -> list[str]:
 def test_constraints_pin_every_dependency_and_the_venv_and_image_use_them() -> None:
     project = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
     pins = pinned()
-    wanted = requirement_names(project["dependencies"]) + requirement_names(
-        project["optional-dependencies"]["dev"]
-    )
+    wanted = requirement_names(project["dependencies"]) + [
+        name
+        for extra in ("dev", "reports")
+        for name in requirement_names(project["optional-dependencies"][extra])
+    ]
     unpinned = [name for name in wanted if not pins.get(name)]
     assert unpinned == [], f"run `make lock`: {unpinned} not in constraints.txt"
     assert "tzdata" in requirement_names(project["dependencies"])
     makefile = (ROOT / "Makefile").read_text()
-    assert "pip install --quiet -c constraints.txt -e '.[dev]'" in makefile
+    assert "pip install --quiet -c constraints.txt -e '.[dev,reports]'" in makefile
     runs = " ".join(rest for k, rest in dockerfile_instructions() if k == "RUN")
-    assert "pip install --no-compile -c constraints.txt ." in runs
+    assert "pip install --no-compile -c constraints.txt \".${EXTRAS:+[$EXTRAS]}\"" in runs
 
 
 def test_the_image_takes_time_zones_from_the_pinned_tzdata_not_the_host() -> None:
