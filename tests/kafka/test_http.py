@@ -143,8 +143,10 @@ def test_ready_metrics_and_ticket_status_follow_the_worker_through_a_breach(
     pipeline: LivePipeline,
 ) -> None:
     worker, url = start_http_worker(pipeline, "w1")
+    # 503 until every task is restored is checked without timing in the unit tier
+    # (test_http_server.py); here a warm broker can assign and restore before the first GET
     first = wait_for("the HTTP server", lambda: get(f"{url}/ready"), worker)
-    assert first[0] == 503, "not ready before the assignment is restored"
+    assert first[0] in (503, 200)
     assert wait_for("liveness", lambda: get(f"{url}/health"), worker)[0] == 200
     wait_for("readiness", lambda: get(f"{url}/ready")[0] == 200, worker)  # type: ignore[index]
     ready = json.loads(get(f"{url}/ready")[2])  # type: ignore[index]
