@@ -256,7 +256,7 @@ def test_constraints_pin_every_dependency_and_the_venv_and_image_use_them() -> N
     makefile = (ROOT / "Makefile").read_text()
     assert "pip install --quiet -c constraints.txt -e '.[dev,reports]'" in makefile
     runs = " ".join(rest for k, rest in dockerfile_instructions() if k == "RUN")
-    assert "pip install --no-compile -c constraints.txt \".${EXTRAS:+[$EXTRAS]}\"" in runs
+    assert 'pip install --no-compile -c constraints.txt ".${EXTRAS:+[$EXTRAS]}"' in runs
 
 
 def test_the_image_takes_time_zones_from_the_pinned_tzdata_not_the_host() -> None:
