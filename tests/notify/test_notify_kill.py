@@ -57,7 +57,9 @@ def test_sigkill_five_times_loses_nothing_routed_and_resolves_every_incident(
             try:
                 wait_for(lambda b=before: total() >= b + 5, 120, f"progress, kill {round_ + 1}")
             except TimeoutError as error:
-                raise AssertionError(f"{error}; notify's logs:\n{run.log_text()}") from None
+                raise AssertionError(
+                    f"{error}; status {run.status()}; notify's logs:\n{run.log_text()}"
+                ) from None
             run.kill()
 
     expected = {f"sla.warning:{t}:" for t in tickets}  # prefixes; metric varies
