@@ -625,7 +625,8 @@ class TransactionalLoop(ABC):
         #5511): `committed()` then times out however often it is retried. So after
         `COMMITTED_ATTEMPTS` timeouts the consumer is replaced instead: the new one looks
         the coordinator up afresh, and its assignment restores the tasks and starts from
-        the committed offsets by itself.
+        the committed offsets by itself. (A long outage leads there too; the new consumer
+        is assigned once the broker is back, which restores the same way.)
         """
         assignment = self.consumer.assignment()
         committed: list[TopicPartition] | None = None
