@@ -62,6 +62,13 @@ class Metrics:
             "1 while the worker reaches the Kafka broker, 0 during an outage (it retries)",
             registry=r,
         )
+        self.abandoned_calls = Counter(
+            "slaclock_transactional_calls_abandoned",
+            "Transactional calls still running long after their timeout; their producer was "
+            "replaced (a librdkafka hang after a broker restart)",
+            ["loop"],
+            registry=r,
+        )
         self.breach_delay_seconds = Histogram(
             "slaclock_breach_emission_delay_seconds",
             "Wall time of emission minus the breach instant",

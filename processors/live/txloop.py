@@ -105,6 +105,7 @@ class TransactionalLoop(ABC):
         self.stop = threading.Event()  # the run's stop event, set by `run`
         self.producer_resets = 0  # fatal producer errors since the last commit
         self.stuck_calls = 0  # transactional calls abandoned (`_bounded`)
+        self.on_abandoned: Callable[[str], None] = lambda what: None  # a metric, by the worker
         self.outages_at_commit = 0  # the broker state's outage count at the last commit
         # This loop's clients lost their broker: the producer is replaced before its
         # next transaction (see `_replace_producer`).
@@ -546,6 +547,7 @@ class TransactionalLoop(ABC):
 
     def _abandon_producer(self, stuck: CallStuck) -> None:
         """After a stuck call: a new producer takes over, then rewind to what was committed."""
+        self.on_abandoned(str(stuck))
         self.broker.down(f"{self.name}: {stuck}", TimeoutError(f"{stuck} did not return"))
         self._replace_producer(
             f"{stuck} did not return within {STUCK_AFTER_S:.0f} s", purge_old=False

@@ -16,6 +16,7 @@ from collections.abc import Callable
 from types import FrameType
 
 from confluent_kafka import Consumer, KafkaError, KafkaException, Producer, TopicPartition
+from prometheus_client import Counter
 
 from slaclock.client.librdkafka_log import with_logging
 from slaclock.processors.broker import BrokerState, is_outage
@@ -29,6 +30,7 @@ from slaclock.processors.live.records import Tick
 from slaclock.processors.live.schedule import TickSchedule
 from slaclock.processors.live.services import ServiceProcessor, service_ticker
 from slaclock.processors.live.tickets import TicketProcessor
+from slaclock.processors.live.txloop import TransactionalLoop
 from slaclock.processors.settings import Settings
 from slaclock.processors.topics import TopicError, services_partition_count, worker_partition_counts
 from slaclock.schemas.policy import load_policy
@@ -175,6 +177,7 @@ class Worker:
         self.tickets.broker = self.broker
         self.ledger.broker = self.broker
         self.metrics.broker_up.set_function(lambda: 1.0 if self.broker.is_up else 0.0)
+        self._count_abandoned_calls(self.tickets, self.ledger)
         self.ticker = Ticker(
             settings,
             self.tickets.owned_partitions,
@@ -198,6 +201,7 @@ class Worker:
             self.ledger.sources.extend(f"services/{p}" for p in range(service_partitions))
             self.ledger.availability_percent = ledger_availability_percent(services)
             self.services.broker = self.broker
+            self._count_abandoned_calls(self.services)
             self.service_ticker = service_ticker(
                 settings,
                 self.services.owned_partitions,
@@ -250,6 +254,15 @@ class Worker:
             if http is not None:
                 http.stop()
         return 1 if self.failure is not None else 0
+
+    def _count_abandoned_calls(self, *loops: TransactionalLoop) -> None:
+        for loop in loops:
+            counter = self.metrics.abandoned_calls.labels(loop.name)
+
+            def count(what: str, counter: Counter = counter) -> None:
+                counter.inc()
+
+            loop.on_abandoned = count
 
     @property
     def broker_up(self) -> bool:

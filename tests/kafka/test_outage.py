@@ -261,6 +261,11 @@ def test_worker_rides_out_broker_kills_and_its_committed_output_equals_replay(
             )
             assert "slaclock_broker_up 1.0" in http_get(metrics)[1]
         pipeline.settle(FINAL_CLOCK, timeout=600)
+    abandoned = sum(
+        float(line.rsplit(" ", 1)[1])
+        for line in http_get(metrics)[1].splitlines()
+        if line.startswith("slaclock_transactional_calls_abandoned_total{")
+    )
     assert worker.process.poll() is None, worker.log_tail()
     assert worker.stop() == 0, worker.log_tail()
     assert mid_stream >= 1, "no kill came while input was still unprocessed"
@@ -271,5 +276,6 @@ def test_worker_rides_out_broker_kills_and_its_committed_output_equals_replay(
     print(
         f"broker kills: {OUTAGES} x {OUTAGE_S:.0f} s (mid-stream {mid_stream}); "
         f"outputs expected {outputs.expected}, live {outputs.live}, missing "
-        f"{len(outputs.missing)}, duplicated {len(outputs.duplicated)}"
+        f"{len(outputs.missing)}, duplicated {len(outputs.duplicated)}; stuck transactional "
+        f"calls abandoned {abandoned:.0f}"
     )

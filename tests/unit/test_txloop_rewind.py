@@ -155,6 +155,8 @@ def test_a_transactional_call_stuck_past_its_timeout_abandons_the_producer(
     loop._init_transactions = lambda: initialised.append(loop.producer)  # type: ignore[method-assign]
     rewinds: list[object] = []
     loop._rewind = lambda: rewinds.append(loop.producer)  # type: ignore[method-assign]
+    abandoned: list[str] = []
+    loop.on_abandoned = abandoned.append
     stuck = SendOffsetsNeverReturns()
     loop.producer = stuck  # type: ignore[assignment]
     try:
@@ -164,7 +166,7 @@ def test_a_transactional_call_stuck_past_its_timeout_abandons_the_producer(
         assert loop.producer is not stuck and initialised == [loop.producer]
         assert not stuck.committed
         assert rewinds == [loop.producer]
-        assert loop.stuck_calls == 1
+        assert loop.stuck_calls == 1 and abandoned == ["send offsets"]
         assert not loop.broker.is_up
     finally:
         stuck.release.set()
