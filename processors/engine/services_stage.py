@@ -28,7 +28,7 @@ from slaclock.processors.engine.availability import (
     ServicePolicy,
     ServiceState,
 )
-from slaclock.processors.engine.timers import TimerIndex
+from slaclock.processors.engine.timers import PartitionClock, TimerIndex
 from slaclock.schemas.rejection import Rejected
 from slaclock.schemas.services import ServiceEvent
 
@@ -50,7 +50,7 @@ class ServiceCounters:
             self.by_output_type[kind] = self.by_output_type.get(kind, 0) + 1
 
 
-class ServiceStage:
+class ServiceStage(PartitionClock[Output]):
     def __init__(
         self,
         services: Mapping[str, ServicePolicy],
@@ -119,19 +119,6 @@ class ServiceStage:
         return outputs
 
     # -- inputs ------------------------------------------------------------------------------
-
-    def advance_to(self, instant: int) -> list[Output]:
-        """A clock tick: C := max(C, instant); fire every timer due at or before C."""
-        if self.clock is None or instant > self.clock:
-            self.clock = instant
-        outputs = self._fire(self.clock, inclusive=True)
-        self.fired_through = self.clock
-        return outputs
-
-    def _fired_before(self, instant: int) -> None:
-        """Every timer due before `instant` has fired (see `fired_through`)."""
-        if self.fired_through is None or instant - 1 > self.fired_through:
-            self.fired_through = instant - 1
 
     def advance_before(self, instant: int) -> list[Output]:
         """C := max(C, instant); fire every timer due strictly before `instant`.

@@ -21,7 +21,7 @@ from collections.abc import MutableMapping
 from dataclasses import dataclass, field
 
 from slaclock.processors.engine.ticket import Output, TicketEngine, TicketState, Verdict
-from slaclock.processors.engine.timers import TimerIndex
+from slaclock.processors.engine.timers import PartitionClock, TimerIndex
 from slaclock.schemas.events import TicketCreated, TicketEvent
 from slaclock.schemas.rejection import Rejected
 
@@ -48,7 +48,7 @@ class StageCounters:
             self.by_output_type[kind] = self.by_output_type.get(kind, 0) + 1
 
 
-class TicketStage:
+class TicketStage(PartitionClock[Output]):
     def __init__(
         self,
         engine: TicketEngine,
@@ -147,19 +147,6 @@ class TicketStage:
         else:
             return []
         return self.advance_to(target)
-
-    def advance_to(self, instant: int) -> list[Output]:
-        """A clock tick: C := max(C, instant); fire every timer due at or before C."""
-        if self.clock is None or instant > self.clock:
-            self.clock = instant
-        outputs = self._fire(self.clock, inclusive=True)
-        self.fired_through = self.clock
-        return outputs
-
-    def _fired_before(self, instant: int) -> None:
-        """Every timer due before `instant` has fired."""
-        if self.fired_through is None or instant - 1 > self.fired_through:
-            self.fired_through = instant - 1
 
     def on_event(self, event: TicketEvent, occurred_at: int) -> list[Output]:
         """Apply one validated event. Raises `Rejected` for an input to dead-letter.

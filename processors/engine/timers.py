@@ -1,4 +1,5 @@
-"""A partition's due-timer index: one pending instant per key, earliest first.
+"""A partition's due-timer index (one pending instant per key, earliest first) and its
+clock rule (`PartitionClock`).
 
 Shared by the ticket stage and the services stage. A heap of (due, key) with a dict of
 each key's current instant: rescheduling pushes a new entry and leaves the old one to be
@@ -8,7 +9,11 @@ skipped when it surfaces (cheaper than removing it from the heap).
 from __future__ import annotations
 
 import heapq
+from abc import ABC, abstractmethod
 from collections.abc import Iterator, Mapping
+from typing import Generic, TypeVar
+
+OutputT = TypeVar("OutputT")
 
 
 class TimerIndex:
@@ -67,3 +72,33 @@ class TimerIndex:
     def clear(self) -> None:
         self._heap = []
         self._due = {}
+
+
+class PartitionClock(ABC, Generic[OutputT]):
+    """A stage's partition clock C and how far its timers have fired, for the ticket and
+    the service stage alike.
+
+    `fired_through`: every timer due at or before this instant has fired (the clock after
+    a tick; one microsecond less after an event, whose own instant's timers are still
+    due), which is what the ledger may take as the partition's watermark.
+    """
+
+    clock: int | None
+    fired_through: int | None
+
+    @abstractmethod
+    def _fire(self, limit: int, inclusive: bool) -> list[OutputT]:
+        """Fire the timers due before `limit` (at or before, when `inclusive`)."""
+
+    def advance_to(self, instant: int) -> list[OutputT]:
+        """A clock tick: C := max(C, instant); fire every timer due at or before C."""
+        if self.clock is None or instant > self.clock:
+            self.clock = instant
+        outputs = self._fire(self.clock, inclusive=True)
+        self.fired_through = self.clock
+        return outputs
+
+    def _fired_before(self, instant: int) -> None:
+        """Every timer due before `instant` has fired."""
+        if self.fired_through is None or instant - 1 > self.fired_through:
+            self.fired_through = instant - 1
