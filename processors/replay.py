@@ -141,7 +141,9 @@ class Replayer:
         self.store: dict[str, TicketState] = {}
         self.stage = TicketStage(self.engine, self.store, 0, closed_retention_us)
         services = compile_services(policy.raw) if policy.raw is not None else {}
-        self.services = ServiceStage(services, {}) if services else None
+        self.services = (
+            ServiceStage(services, {}, sources=[self.SOURCE]) if services else None
+        )
         self.ledger = LedgerStage(
             policy,
             self.book,
@@ -174,14 +176,24 @@ class Replayer:
                 )
             at = to_us(service_event.occurred_at)
             before = self.stage.advance_to(at - 1)  # ticket timers due before the event
-            self._publish(before + self.services.on_event(service_event, at))
+            applied = self.services.on_event(service_event, at)
+            self._publish(before + applied + self._settle_services())
             return
         event = decode_event(raw)
         occurred = to_us(event.occurred_at)
         outputs = self.stage.on_event(event, occurred)
         if self.services is not None:
-            outputs = self.services.advance_before(occurred) + outputs
+            outputs = self.services.advance_before(occurred) + outputs + self._settle_services()
         self._publish(outputs)
+
+    def _settle_services(self) -> list[Output]:
+        """Tell the services stage how far the replay got: the earliest input instant is
+        settled as soon as it is applied (one clock), and every service is reported from
+        its period (docs/availability.md: Quiet services)."""
+        fired, first = self.fired_through(), self.first_applied()
+        if self.services is None or fired is None:
+            return []
+        return self.services.on_watermark(self.SOURCE, fired, first)
 
     def finish(self, until: int | None) -> None:
         until = self.clock() if until is None else until

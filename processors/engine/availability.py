@@ -189,6 +189,7 @@ class ServiceState:
         "due",
         "excused",
         "measured",
+        "origin",
         "period",
         "period_end",
         "period_start",
@@ -219,6 +220,9 @@ class ServiceState:
         # in the order applied (a service's instants never go back)
         self.seen: dict[int, int] = {}
         self.due: int = end
+        # the start of the first period this state reports (None: restored from a record
+        # written before it was kept); periods before it are reported by `quiet_reports`
+        self.origin: int | None = start
 
     def to_record(self) -> list[object]:
         return [
@@ -237,6 +241,7 @@ class ServiceState:
             {mid: list(window) for mid, window in sorted(self.windows.items())},
             [[fingerprint, at] for fingerprint, at in self.seen.items()],
             self.due,
+            self.origin,
         ]
 
     @classmethod
@@ -257,7 +262,8 @@ class ServiceState:
             windows,
             seen,
             due,
-        ) = record
+        ) = record[:15]
+        origin = record[15] if len(record) > 15 else None
         state = cls(str(service_id), int(start), int(end), str(period), int(measured))
         state.status = str(status)
         state.status_since = None if status_since is None else int(status_since)
@@ -269,6 +275,7 @@ class ServiceState:
         state.windows = {str(k): [int(x) for x in v] for k, v in windows.items()}
         state.seen = {int(fingerprint): int(at) for fingerprint, at in seen}
         state.due = int(due)
+        state.origin = None if origin is None else int(origin)
         return state
 
     def copy(self) -> ServiceState:
@@ -295,6 +302,19 @@ class AvailabilityClock:
         )
         self._refresh_due(policy, state)
         return state
+
+    def quiet_reports(self, state: ServiceState, first: int) -> list[Output]:
+        """The reports of the periods from the one containing `first` up to the state's
+        origin: a service is operational before its first event, so each is a whole quiet
+        period (uptime 100, met). The state's origin moves back to that period's start."""
+        if state.origin is None:
+            return []
+        quiet = self.new_state(state.service_id, first)
+        if quiet.period_start >= state.origin:
+            return []
+        outputs = self.fire_due(quiet, state.origin)  # each period ending at or before it
+        state.origin = quiet.origin
+        return outputs
 
     def is_duplicate(self, state: ServiceState, event_id: str, occurred_at: int) -> bool:
         """The event id was applied to this service within the horizon before `occurred_at`."""

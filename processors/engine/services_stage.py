@@ -12,13 +12,24 @@ The same time rules as the ticket stage (`processors.engine.stage.TicketStage`):
   partition is caught up with its input, else only to the newest applied
   `occurred_at` - grace.
 
+Every service is reported (docs/availability.md: Quiet services): each service the policy
+defines that this stage owns is reported for every period whose end is after the earliest
+input instant F (ticket or service event), whether or not it ever had an event. A stage
+learns F from its own events and from the progress of the other inputs (`on_watermark`:
+replay's single clock, or live every ticket and services partition); F is *settled* once
+every declared source has fired through F - 1 (so no input before F is still to come, for a
+log in time order). Then every owned service without a state gets one, operational from
+the start of its period containing F, and its timers run like any other service's. A state
+created earlier by an event (F not yet settled) keeps its `origin`; the quiet periods
+between F's and its origin are reported when F settles (`AvailabilityClock.quiet_reports`).
+
 Replay uses it with grace = 0; the Kafka worker uses one per partition of
 `services.events`. The store is any mutable mapping of service id -> ServiceState.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping, MutableMapping
+from collections.abc import Callable, Collection, Iterable, Mapping, MutableMapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -50,16 +61,39 @@ class ServiceCounters:
             self.by_output_type[kind] = self.by_output_type.get(kind, 0) + 1
 
 
+def _owns_every_service(_service_id: str) -> bool:
+    return True
+
+
+ServicesAt = Callable[[int], Collection[str]]
+"""The ids of the services the policy in force at an instant defines."""
+
+
 class ServiceStage(PartitionClock[Output]):
     def __init__(
         self,
         services: Mapping[str, ServicePolicy],
         store: MutableMapping[str, ServiceState],
         grace_us: int = 0,
+        *,
+        sources: Iterable[str] = (),
+        owns: Callable[[str], bool] = _owns_every_service,
+        services_at: ServicesAt | None = None,
     ) -> None:
+        """`sources`: the other inputs whose progress (`on_watermark`) settles the earliest
+        input instant (none: this stage's own events only); `owns`: whether a service is
+        this stage's to report (live: its partition's); `services_at`: the services defined
+        at an instant (default: those of `services`; policy versions pass the version in
+        force)."""
         self.availability = AvailabilityClock(services)
         self.store = store
         self.grace_us = grace_us
+        self.sources = frozenset(sources)
+        self.owns = owns
+        self.services_at: ServicesAt = services_at or self._policy_services
+        # source -> (how far it fired its timers, the least instant it applied)
+        self.marks: dict[str, tuple[int, int | None]] = {}
+        self.first_input: int | None = None  # the settled earliest input instant F
         self.clock: int | None = None
         self.stream_time: int | None = None  # newest occurred_at applied
         self.first_applied: int | None = None  # the least instant an event was applied at
@@ -76,6 +110,8 @@ class ServiceStage(PartitionClock[Output]):
             "stream_time": self.stream_time,
             "first_applied": self.first_applied,
             "fired_through": self.fired_through,
+            "first_input": self.first_input,
+            "marks": {source: list(mark) for source, mark in sorted(self.marks.items())},
         }
 
     def restore_meta(self, meta: Mapping[str, Any]) -> None:
@@ -86,6 +122,12 @@ class ServiceStage(PartitionClock[Output]):
         self.first_applied = None if first is None else int(first)
         fired = meta.get("fired_through", None if clock is None else int(clock) - 1)
         self.fired_through = None if fired is None else int(fired)
+        first_input = meta.get("first_input")
+        self.first_input = None if first_input is None else int(first_input)
+        self.marks = {
+            str(source): (int(mark[0]), None if mark[1] is None else int(mark[1]))
+            for source, mark in dict(meta.get("marks") or {}).items()
+        }
 
     # -- timers ------------------------------------------------------------------------------
 
@@ -131,7 +173,11 @@ class ServiceStage(PartitionClock[Output]):
             self.clock = instant
         outputs = self._fire(instant, inclusive=False)
         self._fired_before(instant)
-        return outputs
+        return outputs + self._settle()
+
+    def advance_to(self, instant: int) -> list[Output]:
+        """A clock tick: C := max(C, instant); fire every timer due at or before C."""
+        return super().advance_to(instant) + self._settle()
 
     def on_tick(self, now: int, caught_up: bool) -> list[Output]:
         """The live tick rule (see the module doc); nothing before the first event."""
@@ -174,7 +220,10 @@ class ServiceStage(PartitionClock[Output]):
 
         state = self.store.get(event.service_id)
         if state is None:
-            state = self.availability.new_state(event.service_id, at)
+            # from F's period if an earlier input is known (settled or not: never too early)
+            known = self.earliest_known()
+            start = at if known is None else min(at, known)
+            state = self.availability.new_state(event.service_id, start)
         # This service's own timers due before the event fire first, whatever the grace.
         fired = self.availability.fire_due(state, at - 1)
         self.counters.count_outputs(fired)
@@ -188,6 +237,80 @@ class ServiceStage(PartitionClock[Output]):
             self.counters.ignored_cancels += 1
         self.store[event.service_id] = state
         self._schedule(state)
+        return outputs + self._settle()
+
+    # -- every service is reported -------------------------------------------------------------
+
+    def _policy_services(self, _at: int) -> Collection[str]:
+        return self.availability.services.keys()
+
+    def on_watermark(self, source: str, fired_through: int, first: int | None) -> list[Output]:
+        """Progress of another input: it fired every timer due at or before
+        `fired_through`, and the least instant it applied is `first` (None: none yet)."""
+        mark = self.marks.get(source)
+        if mark is not None:
+            fired_through = max(fired_through, mark[0])
+            if first is None or (mark[1] is not None and mark[1] < first):
+                first = mark[1]
+        if mark != (fired_through, first):
+            self.marks[source] = (fired_through, first)
+        return self._settle()
+
+    def earliest_known(self) -> int | None:
+        """The least input instant known (from this stage and the other inputs), settled
+        or not."""
+        known = [m[1] for m in self.marks.values() if m[1] is not None]
+        if self.first_applied is not None:
+            known.append(self.first_applied)
+        return min(known) if known else None
+
+    def settled_through(self) -> int | None:
+        """Every input (this stage and each declared source) fired through this instant:
+        none of them can still apply an input at or before it."""
+        if self.fired_through is None:
+            return None
+        through = self.fired_through
+        for source in self.sources:
+            mark = self.marks.get(source)
+            if mark is None:
+                return None
+            through = min(through, mark[0])
+        return through
+
+    def _settle(self) -> list[Output]:
+        """Adopt the earliest input instant F once it is settled (or an earlier one, after
+        a late input): every owned service is reported from its period containing F."""
+        first = self.earliest_known()
+        if first is None or (self.first_input is not None and first >= self.first_input):
+            return []
+        through = self.settled_through()
+        if through is None or first > through + 1:
+            return []
+        self.first_input = first
+        return self.report_every_service(first)
+
+    def report_every_service(self, first: int) -> list[Output]:
+        """Every service defined at `first` that this stage owns is reported from its
+        period containing `first`: a state for each one without, and the quiet periods
+        before the origin of each one that has one. Timers already due (this stage's clock
+        may be past them) fire now."""
+        outputs: list[Output] = []
+        for service_id in sorted(self.services_at(first)):
+            if not self.owns(service_id):
+                continue
+            state = self.store.get(service_id)
+            if state is None:
+                state = self.availability.new_state(service_id, first)
+            else:
+                quiet = self.availability.quiet_reports(state, first)
+                if not quiet:
+                    continue
+                self.counters.count_outputs(quiet)
+                outputs.extend(quiet)
+            self.store[service_id] = state
+            self._schedule(state)
+        if self.fired_through is not None:
+            outputs.extend(self._fire(self.fired_through, inclusive=True))
         return outputs
 
     def status(self, service_id: str, now: int | None = None) -> dict[str, Any] | None:

@@ -6,7 +6,12 @@ decodes records, routes what comes out and keeps the changelog:
 - outputs to `sla.availability` (key service_id) with CloudEvents headers;
 - each `sla.availability_report` also to EVERY ledger partition (header kind
   `availability`): the ledger credits each customer whose contract lists the service;
-- the task clocks as watermarks (source `services`) to every ledger partition;
+- the task clocks as watermarks (source `services`) to every ledger partition, and to every
+  other partition of the services clock topic;
+- watermarks read from the services clock topic (header kind `watermark`: every ticket
+  and services partition sends them) settle the earliest input instant, so the owner of a
+  service's partition reports it even when the partition never saw an event
+  (`ServiceStage.on_watermark`; docs/availability.md: Quiet services);
 - rejected records to the dead-letter topic, as for tickets;
 - changed service states and the task's meta record to the services changelog,
   all in the batch's transaction (exactly-once like stage 1).
@@ -19,7 +24,7 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -29,6 +34,7 @@ from confluent_kafka import Message, TopicPartition
 from slaclock.processors.engine.availability import REPORT, Output, ServicePolicy, ServiceState
 from slaclock.processors.engine.instants import US_PER_SECOND, to_us
 from slaclock.processors.engine.services_stage import ServiceStage
+from slaclock.processors.live.http import partition_for
 from slaclock.processors.live.metrics import Metrics
 from slaclock.processors.live.records import (
     KIND_AVAILABILITY,
@@ -40,6 +46,7 @@ from slaclock.processors.live.records import (
     coordinates,
     dead_letter_headers,
     encode_output,
+    header_value,
 )
 from slaclock.processors.live.txloop import TransactionalLoop
 from slaclock.processors.services_intake import decode_service_event
@@ -91,7 +98,12 @@ class ServiceProcessor(TransactionalLoop):
         ledger_partitions: int,
         metrics: Metrics | None = None,
         wall_clock: Callable[[], float] = time.time,
+        sources: Iterable[str] | None = None,
+        partitions: int | None = None,
     ) -> None:
+        """`partitions`: of `services.events` (default `settings.partitions`); `sources`:
+        every input partition whose progress settles the earliest input instant (default:
+        the services partitions only; the worker adds its ticket partitions)."""
         super().__init__(
             settings,
             "services",
@@ -107,6 +119,28 @@ class ServiceProcessor(TransactionalLoop):
         self.grace_us = int(settings.grace * US_PER_SECOND)
         self.skew_us = int(settings.max_future_skew * US_PER_SECOND)
         self.source = f"slaclock/{settings.app_id}"
+        self.partitions = settings.partitions if partitions is None else partitions
+        self.sources = (
+            [f"{SOURCE}/{p}" for p in range(self.partitions)]
+            if sources is None
+            else list(sources)
+        )
+
+    def new_stage(self, partition: int, store: ServiceStore) -> ServiceStage:
+        """The stage of one partition: it reports the services whose key lands there."""
+        own = f"{SOURCE}/{partition}"
+        count = self.partitions
+
+        def owns(service_id: str) -> bool:
+            return partition_for(service_id, count) == partition
+
+        return ServiceStage(
+            self.services,
+            store,
+            self.grace_us,
+            sources=[s for s in self.sources if s != own],
+            owns=owns,
+        )
 
     # -- state ---------------------------------------------------------------------------------
 
@@ -114,7 +148,7 @@ class ServiceProcessor(TransactionalLoop):
         self, partition: int, records: list[tuple[bytes, bytes]], warm: bool = False
     ) -> None:
         store = ServiceStore()
-        task = ServiceTask(partition, ServiceStage(self.services, store, self.grace_us), store)
+        task = ServiceTask(partition, self.new_stage(partition, store), store)
         for key, value in records:
             if key == META_KEY:
                 meta = orjson.loads(value)
@@ -184,6 +218,8 @@ class ServiceProcessor(TransactionalLoop):
         if topic == self.settings.topic_services:
             task.processed_offset = offset + 1
             self._on_event(task, message)
+        elif header_value(message.headers(), "kind") == KIND_WATERMARK:
+            self._on_watermark(task, message)
         else:
             self._on_tick(task, message)
         task.meta_dirty = True
@@ -227,6 +263,16 @@ class ServiceProcessor(TransactionalLoop):
             return
         self._emit(task.stage.on_tick(tick.now, self._caught_up(task, tick.end_offset)))
 
+    def _on_watermark(self, task: ServiceTask, message: Message) -> None:
+        try:
+            mark = Watermark.decode(message.value() or b"")
+        except (orjson.JSONDecodeError, KeyError, TypeError, ValueError):
+            log.warning(
+                "services[%d]: unreadable watermark at offset %d", task.partition, message.offset()
+            )
+            return
+        self._emit(task.stage.on_watermark(mark.source_id, mark.clock, mark.first))
+
     def _emit(self, outputs: list[Output]) -> None:
         for output in outputs:
             value = encode_output(output)
@@ -249,7 +295,8 @@ class ServiceProcessor(TransactionalLoop):
                     )
 
     def after_batch(self) -> None:
-        """Send each task's clock progress to every ledger partition (source `services`)."""
+        """Send each task's clock progress to every ledger partition (source `services`)
+        and to the other services partitions."""
         for task in self.tasks.values():
             clock = task.stage.fired_through  # not `clock`: timers at the clock may be due
             if clock is None or clock == task.clock_sent:
@@ -263,6 +310,14 @@ class ServiceProcessor(TransactionalLoop):
                     headers=[("kind", KIND_WATERMARK)],
                     partition=ledger_partition,
                 )
+            for partition in range(self.partitions):
+                if partition != task.partition:
+                    self.produce(
+                        self.settings.topic_services_clock,
+                        record,
+                        headers=[("kind", KIND_WATERMARK)],
+                        partition=partition,
+                    )
 
     # -- readers on other threads ------------------------------------------------------------------
 
@@ -283,12 +338,22 @@ class ServiceProcessor(TransactionalLoop):
         for partition, task in list(self.tasks.items()):
             record, clock = task.published.get(service_id), task.published_clock
             if record is None:
+                if service_id in self.services and task.stage.owns(service_id):
+                    return {**self._quiet_view(task, service_id), "partition": partition}
                 continue
             state = ServiceState.from_record(orjson.loads(record))
             now = clock if clock is not None else state.accounted_to
             view = task.stage.availability.view(state, now)
             return {**view, "partition": partition}
         return None
+
+    def _quiet_view(self, task: ServiceTask, service_id: str) -> dict[str, Any]:
+        """A service of this task that has no state yet (no input anywhere so far): it is
+        operational, with the whole period ahead of it, as of the task's clock (else now)."""
+        clock = task.published_clock
+        now = clock if clock is not None else int(self.wall_clock() * US_PER_SECOND)
+        availability = task.stage.availability
+        return availability.view(availability.new_state(service_id, now), now)
 
 
 def service_ticker(

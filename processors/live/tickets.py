@@ -99,6 +99,9 @@ class TicketProcessor(TransactionalLoop):
         # contract changes, read on this thread before each batch (see processors.live.contracts)
         self.contracts_feed: ContractsFollower | None = None
         self.ledger_partitions = ledger_partitions
+        # partitions of the services clock topic that also get each task's watermark (the
+        # services stage settles the earliest input instant with them); 0: no services
+        self.services_clock_partitions = 0
         self.metrics = metrics or Metrics()
         self.wall_clock = wall_clock
         self.tasks: dict[int, TicketTask] = {}
@@ -371,6 +374,13 @@ class TicketProcessor(TransactionalLoop):
             for target in range(self.ledger_partitions):
                 self.produce(
                     self.settings.topic_ledger_input,
+                    record,
+                    headers=[("kind", KIND_WATERMARK)],
+                    partition=target,
+                )
+            for target in range(self.services_clock_partitions):
+                self.produce(
+                    self.settings.topic_services_clock,
                     record,
                     headers=[("kind", KIND_WATERMARK)],
                     partition=target,

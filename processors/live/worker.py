@@ -24,7 +24,7 @@ from slaclock.processors.engine.availability import compile_services, ledger_ava
 from slaclock.processors.engine.instants import US_PER_SECOND
 from slaclock.processors.engine.policy import compile_policy
 from slaclock.processors.live.http import StatusServer
-from slaclock.processors.live.ledger import LedgerProcessor
+from slaclock.processors.live.ledger import LedgerProcessor, ticket_sources
 from slaclock.processors.live.metrics import Metrics
 from slaclock.processors.live.records import Tick
 from slaclock.processors.live.schedule import TickSchedule
@@ -194,11 +194,20 @@ class Worker:
                 service_partitions = services_partition_count(settings)
             except TopicError as error:
                 raise StartupError(str(error)) from None
+            service_sources = [f"services/{p}" for p in range(service_partitions)]
             self.services = ServiceProcessor(
-                settings, services, ledger_partitions, self.metrics, wall_clock
+                settings,
+                services,
+                ledger_partitions,
+                self.metrics,
+                wall_clock,
+                # every input settles the earliest input instant (quiet services)
+                sources=[*ticket_sources(events_partitions), *service_sources],
+                partitions=service_partitions,
             )
+            self.tickets.services_clock_partitions = service_partitions
             # the ledger waits for the services' clocks too, and credits their reports
-            self.ledger.sources.extend(f"services/{p}" for p in range(service_partitions))
+            self.ledger.sources.extend(service_sources)
             self.ledger.availability_percent = ledger_availability_percent(services)
             self.services.broker = self.broker
             self._count_abandoned_calls(self.services)

@@ -163,9 +163,9 @@ class ServiceHarness:
             and (service is None or o["service_id"] == service)
         ]
 
-    def one(
-        self, kind: str, service: str | None = None, period: str | None = None
-    ) -> dict[str, Any]:
+    def one(self, kind: str, service: str = "portal", period: str | None = None) -> dict[str, Any]:
+        """The one output of `kind` for `service` (default: portal, the builders' default
+        service; every service the policy defines is reported, quiet ones too)."""
         found = [o for o in self.of(kind, service) if period is None or o["period"] == period]
         assert len(found) == 1, f"expected one {kind}, got {found}"
         return found[0]

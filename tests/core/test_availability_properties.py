@@ -142,7 +142,7 @@ def test_downtime_never_exceeds_measured_time_and_matches_a_brute_force_count(
     service, events = history
     h = run(service, events)
     expected = reference_downtime(service, events)
-    for report in h.of("report"):
+    for report in h.of("report", service):
         assert report["downtime_seconds"] + report["excused_seconds"] <= report["measured_seconds"]
         exact = expected[report["period"]]
         assert report["downtime_seconds"] == _seconds(-((-exact * 1).__floor__()))
