@@ -27,13 +27,22 @@ from slaclock.processors.live.services import ServiceProcessor
 from slaclock.processors.services_intake import decode_service_event
 from slaclock.processors.settings import Settings
 from slaclock.processors.topics import ensure_topics, topic_specs
-from tests.core.service_builders import make_services, scheduled, status_changed
+from tests.core.service_builders import SERVICES_YAML, make_services, scheduled, status_changed
 
 pytestmark = pytest.mark.kafka
 
 GRACE_S = 1
 PARTITIONS = 2
 FINAL = parse_instant("2026-06-01T00:00:00Z")
+# the test policy plus `webshop`, which never has an event and lands alone in partition 1
+# (portal, office-app and the quiet `seasonal` land in partition 0): both quiet services
+# are reported every month, the second by a partition that never sees an event
+LIVE_YAML = SERVICES_YAML.replace(
+    "services:\n",
+    'services:\n  webshop:\n    timezone: Asia/Tokyo\n    target: "99.9"\n',
+    1,
+)
+QUIET = ("seasonal", "webshop")
 
 
 def history() -> list[dict[str, Any]]:
@@ -65,7 +74,7 @@ def replay(raw: list[bytes]) -> list[dict[str, Any]]:
 
 def replay_until(raw: list[bytes], until: int) -> list[dict[str, Any]]:
     """The replay of these service events (grace 0) up to `until` inclusive."""
-    stage = ServiceStage(make_services(), {}, 0)
+    stage = ServiceStage(make_services(LIVE_YAML), {}, 0)
     outputs: list[dict[str, Any]] = []
     for line in raw:
         try:
@@ -85,7 +94,10 @@ class Running:
         # a wall clock just past the events: none of them is "ahead of the worker's clock"
         # whatever day the test runs
         self.processor = ServiceProcessor(
-            settings, make_services(), PARTITIONS, wall_clock=lambda: FINAL / 1_000_000 + 60
+            settings,
+            make_services(LIVE_YAML),
+            PARTITIONS,
+            wall_clock=lambda: FINAL / 1_000_000 + 60,
         )
         self.stop = threading.Event()
         self.thread = threading.Thread(target=self.processor.run, args=(self.stop,), daemon=True)
@@ -231,9 +243,15 @@ def test_live_services_stage_equals_replay_across_a_restart(settings: Settings) 
         "sla.availability_report",
     }
     assert Counter(orjson.dumps(o) for o in live) == Counter(orjson.dumps(o) for o in expected)
-    for service in ("portal", "office-app"):
+    for service in ("portal", "office-app", *QUIET):
         assert [o for o in live if o["service_id"] == service] == [
             o for o in expected if o["service_id"] == service
+        ]
+    for service in QUIET:  # every month since the first event (April 1), quiet ones too
+        quiet = [o for o in live if o["service_id"] == service]
+        assert [(o["period"], o["uptime_percent"], o["met"]) for o in quiet] == [
+            ("2026-04", "100.0000", True),
+            ("2026-05", "100.0000", True),
         ]
 
     dead = read_committed(settings, settings.topic_dlq)

@@ -20,10 +20,9 @@ import pytest
 from confluent_kafka import Producer
 
 from slaclock.processors.engine.instants import format_us, parse_instant, to_us
-from tests.core.service_builders import SERVICES_YAML
 from tests.kafka.pipeline import LivePipeline
 from tests.kafka.test_http import TOKEN, free_port, get, wait_for
-from tests.kafka.test_services_live import history, replay_until
+from tests.kafka.test_services_live import LIVE_YAML, QUIET, history, replay_until
 
 pytestmark = pytest.mark.kafka
 
@@ -50,7 +49,7 @@ def recent_history() -> tuple[list[bytes], int, str]:
 @pytest.fixture
 def pipeline(kafka_bootstrap: str, topic_prefix: str, tmp_path: Path) -> Iterator[LivePipeline]:
     policy = tmp_path / "services.yaml"
-    policy.write_text(SERVICES_YAML)
+    policy.write_text(LIVE_YAML)
     live = LivePipeline(kafka_bootstrap, topic_prefix, tmp_path, policy_path=policy, partitions=2)
     yield live
     live.close()
@@ -102,6 +101,20 @@ def test_a_worker_runs_the_services_stage_and_answers_for_a_service(
     assert view["status"] == "operational"
     assert view["period"] > previous_month
     assert view["budget_exhausted_at"] is None
+    for service in QUIET:  # reported every month, and answered for, without any event
+        assert {o["period"] for o in live if o["service_id"] == service} >= {previous_month}
+        quiet = wait_for(
+            f"GET /services/{service}", lambda: get(f"{url}/services/{service}"), worker
+        )
+        status, _, body = quiet
+        assert status == 200, body
+        view = orjson.loads(body)
+        assert (view["status"], view["downtime_seconds"], view["breached"]) == (
+            "operational",
+            0,
+            False,
+        )
+        assert view["period"] > previous_month
     missing = get(f"{url}/services/ghost")
     assert missing is not None and missing[0] == 404
     assert worker.process.poll() is None, worker.log_tail()
