@@ -141,9 +141,7 @@ class Replayer:
         self.store: dict[str, TicketState] = {}
         self.stage = TicketStage(self.engine, self.store, 0, closed_retention_us)
         services = compile_services(policy.raw) if policy.raw is not None else {}
-        self.services = (
-            ServiceStage(services, {}, sources=[self.SOURCE]) if services else None
-        )
+        self.services = ServiceStage(services, {}, sources=[self.SOURCE]) if services else None
         self.ledger = LedgerStage(
             policy,
             self.book,

@@ -11,6 +11,7 @@ from slaclock.cli_demo import register_demo
 from slaclock.cli_kafka import kafka_app
 from slaclock.cli_live import live_app_commands
 from slaclock.cli_notify import register_notify
+from slaclock.cli_policy_diff import register_policy_diff
 from slaclock.cli_replay import register_replay
 from slaclock.cli_report import register_report
 from slaclock.cli_schemas import policy_app, schemas_app
@@ -22,6 +23,7 @@ app = typer.Typer(no_args_is_help=True, add_completion=False, help="slaclock: SL
 app.add_typer(kafka_app, name="kafka")
 app.add_typer(schemas_app, name="schemas")
 app.add_typer(policy_app, name="policy")
+register_policy_diff(policy_app)
 app.add_typer(services_app, name="services")
 register_replay(app)
 register_report(app)

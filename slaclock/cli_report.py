@@ -240,8 +240,9 @@ def whatif_command(
 ) -> None:
     """Replay the same events under two policies and compare the outcomes side by side."""
     _require_charts("whatif")
+    from slaclock.processors.policy_diff import diff_policies
     from slaclock.processors.report.whatif import compare
-    from slaclock.processors.report.whatif_render import write_whatif
+    from slaclock.processors.report.whatif_render import whatif_text, write_whatif
     from slaclock.processors.report.whatif_run import replay_both
 
     try:
@@ -280,6 +281,7 @@ def whatif_command(
             "give a file of ticket events (`slaclock generate` writes one)"
         )
     comparison = compare(a, b)
+    comparison.rule_changes = diff_policies(load_policy(policy[0]), load_policy(policy[1]))
     meta = {
         "policy_a": str(policy[0]),
         "policy_b": str(policy[1]),
@@ -290,8 +292,11 @@ def whatif_command(
     }
     paths = write_whatif(comparison, meta, out)
     total = time.perf_counter() - began
+    sys.stdout.write(whatif_text(comparison))
     print(
-        f"whatif: {len(comparison.changes)} outcome(s) changed; replays {replayed:.1f} s, "
+        f"whatif: {len(comparison.rule_changes)} rule(s) differ, "
+        f"{len(comparison.changes)} outcome(s) changed, "
+        f"{len(comparison.moves)} deadline(s) moved; replays {replayed:.1f} s, "
         f"total {total:.1f} s -> " + ", ".join(str(p) for p in paths),
         file=sys.stderr,
     )

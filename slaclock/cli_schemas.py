@@ -25,7 +25,7 @@ from slaclock.schemas.policy import (
 )
 
 schemas_app = typer.Typer(no_args_is_help=True, help="Export JSON Schemas.")
-policy_app = typer.Typer(no_args_is_help=True, help="Validate policy files.")
+policy_app = typer.Typer(no_args_is_help=True, help="Validate and compare policy files.")
 
 
 @schemas_app.command("export")

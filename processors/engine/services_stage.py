@@ -221,8 +221,8 @@ class ServiceStage(PartitionClock[Output]):
         state = self.store.get(event.service_id)
         if state is None:
             # from F's period if an earlier input is known (settled or not: never too early)
-            known = self.earliest_known()
-            start = at if known is None else min(at, known)
+            earliest = self.earliest_known()
+            start = at if earliest is None else min(at, earliest)
             state = self.availability.new_state(event.service_id, start)
         # This service's own timers due before the event fire first, whatever the grace.
         fired = self.availability.fire_due(state, at - 1)

@@ -121,9 +121,7 @@ class ServiceProcessor(TransactionalLoop):
         self.source = f"slaclock/{settings.app_id}"
         self.partitions = settings.partitions if partitions is None else partitions
         self.sources = (
-            [f"{SOURCE}/{p}" for p in range(self.partitions)]
-            if sources is None
-            else list(sources)
+            [f"{SOURCE}/{p}" for p in range(self.partitions)] if sources is None else list(sources)
         )
 
     def new_stage(self, partition: int, store: ServiceStore) -> ServiceStage:

@@ -7,7 +7,12 @@ from pathlib import Path
 
 from slaclock.processors.engine.policy import compile_policy
 from slaclock.processors.replay import Rejection, replay
-from slaclock.processors.report.whatif import KeyOutcome, NaturalKey, OutcomeCollector
+from slaclock.processors.report.whatif import (
+    KeyOutcome,
+    NaturalKey,
+    OutcomeCollector,
+    calendar_projection,
+)
 from slaclock.schemas.policy import load_policy
 
 
@@ -16,7 +21,7 @@ def replay_outcomes(
 ) -> tuple[dict[NaturalKey, KeyOutcome], str]:
     """One replay of `events_path` under `policy_path`: outcomes by key and a summary line."""
     compiled = compile_policy(load_policy(policy_path))
-    collector = OutcomeCollector()
+    collector = OutcomeCollector(calendar_projection(compiled))
     rejected = [0]
 
     def reject(_rejection: Rejection) -> None:

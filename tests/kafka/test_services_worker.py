@@ -104,7 +104,7 @@ def test_a_worker_runs_the_services_stage_and_answers_for_a_service(
     for service in QUIET:  # reported every month, and answered for, without any event
         assert {o["period"] for o in live if o["service_id"] == service} >= {previous_month}
         quiet = wait_for(
-            f"GET /services/{service}", lambda: get(f"{url}/services/{service}"), worker
+            f"GET /services/{service}", lambda s=service: get(f"{url}/services/{s}"), worker
         )
         status, _, body = quiet
         assert status == 200, body
