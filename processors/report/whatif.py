@@ -135,8 +135,10 @@ class OutcomeCollector:
         return {key: KeyOutcome(*entry) for key, entry in self.outcomes.items()}
 
 
-def outcomes_by_key(outputs: Iterable[dict[str, Any]]) -> dict[NaturalKey, KeyOutcome]:
-    collector = OutcomeCollector()
+def outcomes_by_key(
+    outputs: Iterable[dict[str, Any]], project: ProjectDeadline | None = None
+) -> dict[NaturalKey, KeyOutcome]:
+    collector = OutcomeCollector(project)
     for output in outputs:
         collector(output)
     return collector.result()

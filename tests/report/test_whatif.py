@@ -12,7 +12,16 @@ from typing import Any
 import orjson
 import pytest
 
-from slaclock.processors.report.whatif import compare, outcomes_by_key
+from slaclock.processors.engine.instants import parse_instant
+from slaclock.processors.engine.policy import compile_policy
+from slaclock.processors.replay import replay
+from slaclock.processors.report.whatif import (
+    calendar_projection,
+    compare,
+    outcomes_by_key,
+    shift_bucket,
+)
+from slaclock.schemas.policy import parse_policy
 from slaclock.workload import WorkloadShape, ticket_events
 from tests.report.workload import policy_yaml, replay_outputs, write_jsonl
 
@@ -167,3 +176,126 @@ def test_whatif_command_writes_the_same_comparison_as_html_csv_and_json(
     for row in document["groups"]:
         key = f"{row['customer_id']}|{row['tier']}|{row['metric']}|{row['priority']}"
         assert f'data-k="{key}/breached_b">{row["breached_b"]}<' in html
+
+
+# -- deadlines moved and the rules that differ ----------------------------------------------
+
+ROOT = Path(__file__).resolve().parents[2]
+EXAMPLE_POLICY = ROOT / "examples" / "policy.yaml"
+EXAMPLE_EVENTS = ROOT / "examples" / "events.jsonl"
+
+
+def test_doubling_a_target_moves_deadlines_without_flipping_outcomes_and_the_report_says_so(
+    tmp_path: Path,
+) -> None:
+    # the example's two urgent enterprise tickets: T-1001 is answered in time under 15m and
+    # 30m alike, T-1002 breaches under both (its breach decided 15 minutes later under B)
+    doubled = tmp_path / "doubled.yaml"
+    doubled.write_text(EXAMPLE_POLICY.read_text().replace("urgent: 15m", "urgent: 30m"))
+    done = subprocess.run(
+        [
+            sys.executable,
+            "-c",
+            "from slaclock.cli import main; main()",
+            "whatif",
+            "--events",
+            str(EXAMPLE_EVENTS),
+            "--policy",
+            str(EXAMPLE_POLICY),
+            "--policy",
+            str(doubled),
+            "--out",
+            str(tmp_path / "w"),
+            "--serial",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=240,
+    )
+    assert done.returncode == 0, done.stderr
+    assert "1 rule(s) differ, 0 outcome(s) changed, 2 deadline(s) moved" in done.stderr
+    # the text output: the rule, then what it did
+    assert "enterprise · first_response · urgent: 15m → 30m (longer)" in done.stdout
+    assert "Outcomes changed: 0" in done.stdout
+    assert "Deadlines moved: 2 (2 without changing the outcome; 0 earlier, 2 later)" in done.stdout
+    assert "later by up to an hour: 2" in done.stdout
+
+    document = orjson.loads((tmp_path / "w.json").read_bytes())
+    assert document["changes"] == []
+    assert [r["text"] for r in document["rule_changes"]] == [
+        "enterprise · first_response · urgent: 15m → 30m (longer)"
+    ]
+    moved = document["deadlines_moved"]
+    assert (moved["count"], moved["outcome_unchanged"], moved["later"]) == (2, 2, 2)
+    assert moved["median_shift_seconds"] == 900
+    assert {d["shift"]: d["count"] for d in moved["distribution"]}["later by up to an hour"] == 2
+    moves = document["moves"]
+    assert [(m["ticket_id"], m["metric"], m["cycle"], m["shift"]) for m in moves] == [
+        ("T-1001", "first_response", "1", "+15m"),
+        ("T-1002", "first_response", "1", "+15m"),
+    ]
+    for m in moves:
+        a, b = parse_instant(m["deadline_a"]), parse_instant(m["deadline_b"])
+        assert b - a == 900 * 1_000_000
+    assert [(m["outcome_a"], m["outcome_b"]) for m in moves] == [
+        ("met", "met"),
+        ("breached", "breached"),
+    ]
+
+    deadlines_csv = (tmp_path / "w-deadlines.csv").read_text().splitlines()
+    assert deadlines_csv[0].startswith("ticket_id,metric,cycle,")
+    assert len(deadlines_csv) == 3
+    rules_csv = (tmp_path / "w-rules.csv").read_text().splitlines()
+    assert len(rules_csv) == 2 and "15m" in rules_csv[1]
+    html = (tmp_path / "w.html").read_text()
+    assert 'data-k="moves">2<' in html
+    assert 'data-rule="tiers.enterprise.targets.first_response.urgent"' in html
+    assert 'data-move="T-1001|first_response|1"' in html
+    assert "No outcome changed, but 2 deadline(s) moved" in html
+
+
+def test_a_policy_compared_with_itself_moves_no_deadline() -> None:
+    project = calendar_projection(
+        compile_policy(parse_policy(EXAMPLE_POLICY.read_text(), "policy.yaml"))
+    )
+    outputs: list[dict[str, Any]] = []
+    compiled = compile_policy(parse_policy(EXAMPLE_POLICY.read_text(), "policy.yaml"))
+    replay(compiled, EXAMPLE_EVENTS.read_bytes().splitlines(), outputs.append, lambda r: None)
+    assert any(o["type"] == "sla.warning" for o in outputs)
+    comparison = compare(outcomes_by_key(outputs, project), outcomes_by_key(outputs, project))
+    assert comparison.moves == [] and comparison.changes == []
+
+
+def test_a_met_cycles_deadline_is_projected_from_its_completion_on_the_tier_calendar(
+    replays: tuple[list[dict[str, Any]], list[dict[str, Any]]],
+) -> None:
+    a, _ = replays
+    compiled = compile_policy(parse_policy(policy_yaml(), "a.yaml"))
+    outcomes = outcomes_by_key(a, calendar_projection(compiled))
+    last_completion = {
+        (o["ticket_id"], o["metric"], o["cycle"]): o for o in a if o["type"] == "sla.completed"
+    }
+    met = [o for key, o in last_completion.items() if outcomes[key].outcome == "met"]
+    assert len(met) > 50
+    for done in met:
+        key = (done["ticket_id"], done["metric"], done["cycle"])
+        calendar = compiled.tiers[done["tier"]].calendar
+        left = round((done["target_seconds"] - done["elapsed_seconds"]) * 1_000_000)
+        assert outcomes[key].deadline == calendar.instant_after(parse_instant(done["at"]), left)
+
+
+@pytest.mark.parametrize(
+    ("shift_s", "bucket"),
+    [
+        (-90_000, "earlier by more than a day"),
+        (-86_400, "earlier by 1 hour to a day"),
+        (-3_600, "earlier by up to an hour"),
+        (-1, "earlier by up to an hour"),
+        (1, "later by up to an hour"),
+        (3_600, "later by up to an hour"),
+        (3_601, "later by 1 hour to a day"),
+        (86_401, "later by more than a day"),
+    ],
+)
+def test_shift_buckets(shift_s: int, bucket: str) -> None:
+    assert shift_bucket(shift_s * 1_000_000) == bucket
