@@ -141,13 +141,46 @@ def test_every_chart_is_present_and_visible_in_chromium(
     assert probe["text"] > 2000
 
 
+WHATIF_PROBE = """
+<script>
+(function () {
+  function rows(selector) {
+    return Array.prototype.map.call(document.querySelectorAll(selector), function (r) {
+      var box = r.getBoundingClientRect();
+      return {key: r.getAttribute("data-rule") || r.getAttribute("data-move"),
+              width: box.width, height: box.height, text: r.innerText};
+    });
+  }
+  var sections = Array.prototype.map.call(document.querySelectorAll("section"), function (s) {
+    return s.getAttribute("data-section") || (s.querySelector("h2") || {}).innerText;
+  });
+  var out = document.createElement("pre");
+  out.id = "whatif-probe";
+  out.textContent = JSON.stringify({sections: sections, rules: rows("tr[data-rule]"),
+                                    moves: rows("tr[data-move]")});
+  document.body.appendChild(out);
+})();
+</script>
+"""
+
+
 def test_whatif_page_shows_its_charts_in_chromium(tmp_path: Path) -> None:
-    from slaclock.processors.report.whatif import compare, outcomes_by_key
+    from slaclock.processors.engine.policy import compile_policy
+    from slaclock.processors.policy_diff import diff_policies
+    from slaclock.processors.report.whatif import calendar_projection, compare, outcomes_by_key
     from slaclock.processors.report.whatif_render import whatif_html
     from tests.report.workload import policy_yaml
 
     events = known_events()
     a, b = replay_outputs(events), replay_outputs(events, policy_yaml("30m"))
+    policy_a = parse_policy(POLICY_YAML, "a.yaml")
+    policy_b = parse_policy(policy_yaml("30m"), "b.yaml")
+    comparison = compare(
+        outcomes_by_key(a, calendar_projection(compile_policy(policy_a))),
+        outcomes_by_key(b, calendar_projection(compile_policy(policy_b))),
+    )
+    comparison.rule_changes = diff_policies(policy_a, policy_b)
+    assert comparison.moves and comparison.rule_changes
     meta = {
         "policy_a": "a.yaml",
         "policy_b": "b.yaml",
@@ -157,8 +190,8 @@ def test_whatif_page_shows_its_charts_in_chromium(tmp_path: Path) -> None:
         "summary_b": "",
     }
     page = tmp_path / "whatif.html"
-    html = whatif_html(compare(outcomes_by_key(a), outcomes_by_key(b)), meta)
-    page.write_text(html.replace("</body>", PROBE + "</body>"), encoding="utf-8")
+    html = whatif_html(comparison, meta)
+    page.write_text(html.replace("</body>", PROBE + WHATIF_PROBE + "</body>"), encoding="utf-8")
     done = run_chromium(
         tmp_path,
         "--window-size=1280,2000",
@@ -178,3 +211,17 @@ def test_whatif_page_shows_its_charts_in_chromium(tmp_path: Path) -> None:
         "whatif-credits",
     ]
     assert all(c["visible"] and c["width"] > 200 and c["height"] > 80 for c in probe["charts"])
+    # the rules that differ come first; the deadlines moved are listed next to the flipped
+    # outcomes, one visible row per moved (ticket, metric, cycle)
+    found = re.search(r'<pre id="whatif-probe">(.*?)</pre>', done.stdout, re.DOTALL)
+    assert found is not None
+    whatif = json.loads(
+        found.group(1).replace("&quot;", '"').replace("&amp;", "&").replace("&gt;", ">")
+    )
+    assert whatif["sections"][0] == "rules"
+    assert whatif["sections"].index("deadlines") > 0
+    assert [r["key"] for r in whatif["rules"]] == ["tiers.gold.targets.first_response.urgent"]
+    assert "15m" in whatif["rules"][0]["text"] and "30m" in whatif["rules"][0]["text"]
+    expected = [f"{m.ticket_id}|{m.metric}|{m.cycle}" for m in comparison.moves]
+    assert [r["key"] for r in whatif["moves"]] == expected
+    assert all(r["width"] > 200 and r["height"] > 5 for r in whatif["rules"] + whatif["moves"])
