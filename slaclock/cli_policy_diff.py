@@ -86,7 +86,9 @@ def policy_diff_command(
     console.print(f"[bold]{policy_a}[/] → [bold]{policy_b}[/]")
     if not changes:
         console.print("No rule changes: both files give the same outcomes.")
-    for area, grouped in groupby(changes, key=lambda c: c.area):
+    order = list(Area)
+    by_area = sorted(changes, key=lambda c: order.index(c.area))  # stable: document order
+    for area, grouped in groupby(by_area, key=lambda c: c.area):
         items = list(grouped)
         console.print(f"\n[bold]{AREA_TITLES[area]}[/] ({len(items)})")
         for change in items:
