@@ -214,6 +214,14 @@ def test_live_services_stage_equals_replay_across_a_restart(settings: Settings) 
     half_clock = parse_instant("2026-04-20T00:00:00Z")
 
     running = Running(settings)
+    # before any input: GET /services/webshop answers for the quiet service all the same
+    deadline = time.monotonic() + 60
+    while len(running.processor.tasks) < PARTITIONS and time.monotonic() < deadline:
+        time.sleep(0.1)
+    quiet = running.processor.service_status("webshop")
+    assert quiet is not None
+    assert (quiet["partition"], quiet["status"], quiet["downtime_seconds"]) == (1, "operational", 0)
+    assert quiet["budget_left_seconds"] == quiet["budget_seconds"] > 0
     publish(settings, [*first, bad])
     running.wait_for_clock(settings, half_clock)
     running.close()
