@@ -291,27 +291,32 @@ class ServiceStage(PartitionClock[Output]):
 
     def report_every_service(self, first: int) -> list[Output]:
         """Every service defined at `first` that this stage owns is reported from its
-        period containing `first`: a state for each one without, and the quiet periods
-        before the origin of each one that has one. Timers already due (this stage's clock
-        may be past them) fire now."""
+        period containing `first` (`ensure_reported`). Timers already due (this stage's
+        clock may be past them) fire now."""
         outputs: list[Output] = []
         for service_id in sorted(self.services_at(first)):
-            if not self.owns(service_id):
-                continue
-            state = self.store.get(service_id)
-            if state is None:
-                state = self.availability.new_state(service_id, first)
-            else:
-                quiet = self.availability.quiet_reports(state, first)
-                if not quiet:
-                    continue
-                self.counters.count_outputs(quiet)
-                outputs.extend(quiet)
-            self.store[service_id] = state
-            self._schedule(state)
+            if self.owns(service_id):
+                outputs.extend(self.ensure_reported(service_id, first))
         if self.fired_through is not None:
             outputs.extend(self._fire(self.fired_through, inclusive=True))
         return outputs
+
+    def ensure_reported(self, service_id: str, first: int) -> list[Output]:
+        """`service_id` is reported from its period containing `first`: a state from that
+        period if it has none, else the quiet periods between that one and its origin
+        (returned). Its own timers already due are left to the caller to fire."""
+        state = self.store.get(service_id)
+        quiet: list[Output] = []
+        if state is None:
+            state = self.availability.new_state(service_id, first)
+        else:
+            quiet = self.availability.quiet_reports(state, first)
+            if not quiet:
+                return []
+            self.counters.count_outputs(quiet)
+        self.store[service_id] = state
+        self._schedule(state)
+        return quiet
 
     def status(self, service_id: str, now: int | None = None) -> dict[str, Any] | None:
         """The status view of a service as of `now` (default: this stage's clock)."""
