@@ -4,6 +4,13 @@ A clock keeps the instants at which it ran as a flat list of segment ends
 `[start0, end0, start1, end1, ..., startN]`: an odd length means it is running now.
 Keeping the segments (not just a running total) is what lets a priority change find
 the exact past instant at which a new, shorter target was reached (docs/semantics.md: Warnings, breaches and time order).
+
+For explanations (docs/semantics.md: Explanations) a clock also keeps, small and apart from
+the counting, *why* its condition changed: `marks`, one `(at, code, event_id)` each time it
+began counting (`run`), was paused (`paused:<status>`), stopped (`stopped:<status>`),
+completed (`completed:<status>`) or cancelled (`cancelled:<reason>`), and `history`, one
+`(at, priority, policy_version, target, event_id)` for its first target and each change of
+it. Neither is read when counting: the timeline takes its intervals from `segments`.
 """
 
 from __future__ import annotations
@@ -14,6 +21,14 @@ from typing import Any, NamedTuple
 
 from slaclock.processors.engine.calendar import BusinessCalendar
 from slaclock.processors.engine.policy import Threshold
+
+
+RUN = "run"
+"""Mark codes (see the module doc): counting began; the others carry a status or reason."""
+PAUSED = "paused:"
+STOPPED = "stopped:"
+COMPLETED = "completed:"
+CANCELLED = "cancelled:"
 
 
 class Phase(IntEnum):
@@ -31,6 +46,8 @@ class MetricClock:
         "completions",
         "cycle",
         "due",
+        "history",
+        "marks",
         "metric",
         "next_threshold",
         "phase",
@@ -51,6 +68,25 @@ class MetricClock:
         self.phase = Phase.ACTIVE
         self.completions = 0
         self.due: int | None = None  # next timer instant (warning or breach), derived
+        # why the condition changed: (at, code, event_id); see the module doc
+        self.marks: list[tuple[int, str, str]] = []
+        # (at, priority, policy_version, target, event_id): the first target and each change
+        self.history: list[tuple[int, str, str, int, str]] = []
+
+    # -- explanation notes (never read when counting) --------------------------------------
+
+    def mark(self, at: int, code: str, cause: str) -> None:
+        """Note why the clock's condition changed at `at` (`code`: see the module doc)."""
+        self.marks.append((at, code, cause))
+
+    def note_target(self, at: int, priority: str, version: str, cause: str) -> None:
+        """Note the clock's target as of `at` when it is the first or differs from the last."""
+        history = self.history
+        if history:
+            last = history[-1]
+            if last[1] == priority and last[2] == version and last[3] == self.target:
+                return
+        history.append((at, priority, version, self.target, cause))
 
     # -- counting -----------------------------------------------------------------------
 
@@ -139,13 +175,24 @@ class MetricClock:
                 int(self.phase),
                 self.completions,
                 self.due,
+                [list(m) for m in self.marks],
+                [list(h) for h in self.history],
             )
         )
 
     @classmethod
     def from_record(cls, record: Sequence[Any]) -> MetricClock:
-        """Rebuild a clock from `to_record`'s array (decoded JSON; its arity is checked)."""
-        r = MetricRecord._make(record)
+        """Rebuild a clock from `to_record`'s array (decoded JSON; its arity is checked).
+
+        A record written before explanations (11 fields, no marks nor history) loads with
+        both empty: its timeline shows no causes.
+        """
+        if not MIN_METRIC_FIELDS <= len(record) <= len(MetricRecord._fields):
+            raise TypeError(
+                f"a metric record has {MIN_METRIC_FIELDS} to {len(MetricRecord._fields)} "
+                f"fields, not {len(record)}"
+            )
+        r = MetricRecord(*record)
         clock = cls(r.metric, r.cycle, r.started, r.target)
         clock.segments = list(r.segments)
         clock.closed_counted = r.closed_counted
@@ -154,6 +201,8 @@ class MetricClock:
         clock.phase = Phase(r.phase)
         clock.completions = r.completions
         clock.due = r.due
+        clock.marks = [(m[0], m[1], m[2]) for m in r.marks]
+        clock.history = [(h[0], h[1], h[2], h[3], h[4]) for h in r.history]
         return clock
 
 
@@ -171,3 +220,9 @@ class MetricRecord(NamedTuple):
     phase: int  # `Phase`
     completions: int
     due: int | None  # next timer instant
+    marks: Sequence[Sequence[Any]] = ()  # [at, code, event_id] (explanations)
+    history: Sequence[Sequence[Any]] = ()  # [at, priority, policy_version, target, event_id]
+
+
+MIN_METRIC_FIELDS = 11
+"""Fields of a metric record written before explanations: it still loads."""
