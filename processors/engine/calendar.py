@@ -287,7 +287,9 @@ class BusinessCalendar:
             i = max(0, bisect_right(ends, a))
             while i < len(starts) and starts[i] < b:
                 lo, hi = max(starts[i], a), min(ends[i], b)
-                if lo < hi:
+                if spans and spans[-1][1] == lo:  # touching across a week's end
+                    spans[-1] = (spans[-1][0], hi)
+                elif lo < hi:
                     spans.append((lo, hi))
                 i += 1
             if week.end >= b:

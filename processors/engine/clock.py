@@ -22,7 +22,6 @@ from typing import Any, NamedTuple
 from slaclock.processors.engine.calendar import BusinessCalendar
 from slaclock.processors.engine.policy import Threshold
 
-
 RUN = "run"
 """Mark codes (see the module doc): counting began; the others carry a status or reason."""
 PAUSED = "paused:"

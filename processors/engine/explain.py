@@ -296,10 +296,10 @@ def _gap(clock: MetricClock, a: int, b: int) -> list[Piece]:
         return [Piece(a, b, kind, None)]
     labels: list[tuple[int, str, Cause]] = []
     current: tuple[str, Cause] | None = None
-    for at, code, cause in clock.marks:
+    for at, code, event_id in clock.marks:
         if code == RUN:
             continue
-        label = _gap_label(code, cause)
+        label = _gap_label(code, event_id)
         if at <= a:
             current = label
         elif at < b:
@@ -307,11 +307,11 @@ def _gap(clock: MetricClock, a: int, b: int) -> list[Piece]:
     if current is None:
         current = (PAUSED_KIND, {"event_id": None})
     pieces: list[Piece] = []
-    cursor, (kind, cause) = a, current
+    cursor, (kind, label_cause) = a, current
     for at, next_kind, next_cause in labels:
-        pieces.append(Piece(cursor, at, kind, cause))
-        cursor, kind, cause = at, next_kind, next_cause
-    pieces.append(Piece(cursor, b, kind, cause))
+        pieces.append(Piece(cursor, at, kind, label_cause))
+        cursor, kind, label_cause = at, next_kind, next_cause
+    pieces.append(Piece(cursor, b, kind, label_cause))
     return pieces
 
 

@@ -436,9 +436,7 @@ class TicketEngine:
             cycle = state.pu_cycles
         self._start(state, tier, metric, cycle, at)
 
-    def _cancel(
-        self, state: TicketState, clock: MetricClock | None, at: int, reason: str
-    ) -> None:
+    def _cancel(self, state: TicketState, clock: MetricClock | None, at: int, reason: str) -> None:
         if clock is not None and clock.phase is Phase.ACTIVE:
             clock.phase = Phase.CANCELLED
             clock.due = None
