@@ -5,7 +5,8 @@ Replay "to T" applies the lines in file order up to the first one whose `occurre
 after T (the replay clock would pass T there, so everything after it is later than T in
 the log), then advances the clock to T inclusive, firing the timers due by then. Without
 T it replays the whole file and T is the last event's instant, as `slaclock replay`
-without `--until`. Rejected lines are skipped as `slaclock replay` skips them. Closed
+without `--until` (the report asks for at least the latest instant of its outputs, as a
+replay `--until` then). Rejected lines are skipped as `slaclock replay` skips them. Closed
 tickets are kept (no retention), so any ticket of the file can be explained.
 """
 
@@ -25,10 +26,11 @@ FOREVER_US = 1 << 62
 
 
 def replay_to(
-    policy: CompiledPolicy, lines: Iterable[bytes], at: int | None
+    policy: CompiledPolicy, lines: Iterable[bytes], at: int | None, at_least: int | None = None
 ) -> tuple[Replayer, int | None]:
     """The replayer with every ticket's state as of `at` (default: the last event's
-    instant), and that instant (None when nothing valid was read)."""
+    instant, or `at_least` if that is later), and that instant (None when nothing valid
+    was read)."""
     replayer = Replayer(policy, _discard, closed_retention_us=FOREVER_US)
     for raw in lines:
         line = raw.rstrip(b"\r\n")
@@ -42,6 +44,10 @@ def replay_to(
             replayer.on_line(line)
         except Rejected:
             continue
+    if at is None and at_least is not None:
+        clock = replayer.clock()
+        if clock is not None:
+            at = max(clock, at_least)
     replayer.finish(at)
     return replayer, at if at is not None else replayer.clock()
 
