@@ -7,10 +7,12 @@ the exact past instant at which a new, shorter target was reached (docs/semantic
 
 For explanations (docs/semantics.md: Explanations) a clock also keeps, small and apart from
 the counting, *why* its condition changed: `marks`, one `(at, code, event_id)` each time it
-began counting (`run`), was paused (`paused:<status>`), stopped (`stopped:<status>`),
-completed (`completed:<status>`) or cancelled (`cancelled:<reason>`), and `history`, one
+began counting (`r`), was paused (`p:<status>`), stopped (`s:<status>`), completed
+(`c:<status>`) or cancelled (`x:<reason>`), and `history`, one
 `(at, priority, policy_version, target, event_id)` for its first target and each change of
-it. Neither is read when counting: the timeline takes its intervals from `segments`.
+it. Neither is read when counting: the timeline takes its intervals from `segments`. In the
+record both are flat arrays, instants as offsets from `started`, event ids as indexes into
+the ticket's table of event ids (most name the same few events).
 """
 
 from __future__ import annotations
@@ -22,12 +24,19 @@ from typing import Any, NamedTuple
 from slaclock.processors.engine.calendar import BusinessCalendar
 from slaclock.processors.engine.policy import Threshold
 
-RUN = "run"
+RUN = "r"
 """Mark codes (see the module doc): counting began; the others carry a status or reason."""
-PAUSED = "paused:"
-STOPPED = "stopped:"
-COMPLETED = "completed:"
-CANCELLED = "cancelled:"
+PAUSED = "p:"
+STOPPED = "s:"
+COMPLETED = "c:"
+CANCELLED = "x:"
+_CODES: dict[str, str] = {}
+
+
+def mark_code(kind: str, detail: str = "") -> str:
+    """A mark code (`PAUSED`, "pending" -> "p:pending"), one shared string per code."""
+    code = kind + detail
+    return _CODES.setdefault(code, code)
 
 
 class Phase(IntEnum):
@@ -74,9 +83,9 @@ class MetricClock:
 
     # -- explanation notes (never read when counting) --------------------------------------
 
-    def mark(self, at: int, code: str, cause: str) -> None:
-        """Note why the clock's condition changed at `at` (`code`: see the module doc)."""
-        self.marks.append((at, code, cause))
+    def mark(self, at: int, kind: str, detail: str, cause: str) -> None:
+        """Note why the clock's condition changed at `at` (`kind` + `detail`: a mark code)."""
+        self.marks.append((at, mark_code(kind, detail), cause))
 
     def note_target(self, at: int, priority: str, version: str, cause: str) -> None:
         """Note the clock's target as of `at` when it is the first or differs from the last."""
@@ -159,8 +168,19 @@ class MetricClock:
 
     # -- snapshot -------------------------------------------------------------------------
 
-    def to_record(self) -> list[object]:
-        """The clock as the changelog holds it: a JSON array laid out as `MetricRecord`."""
+    def to_record(self, ids: dict[str, int] | None = None) -> list[object]:
+        """The clock as the changelog holds it: a JSON array laid out as `MetricRecord`.
+
+        `ids`: the ticket's table of event ids (id -> index), extended with the ones this
+        clock names; without it the ids are written out.
+        """
+        started = self.started
+        marks: list[object] = []
+        for at, code, cause in self.marks:
+            marks += (at - started, code, _ref(ids, cause))
+        history: list[object] = []
+        for at, priority, version, target, cause in self.history:
+            history += (at - started, priority, version, target, _ref(ids, cause))
         return list(
             MetricRecord(
                 self.metric,
@@ -174,13 +194,13 @@ class MetricClock:
                 int(self.phase),
                 self.completions,
                 self.due,
-                [list(m) for m in self.marks],
-                [list(h) for h in self.history],
+                marks,
+                history,
             )
         )
 
     @classmethod
-    def from_record(cls, record: Sequence[Any]) -> MetricClock:
+    def from_record(cls, record: Sequence[Any], ids: Sequence[str] = ()) -> MetricClock:
         """Rebuild a clock from `to_record`'s array (decoded JSON; its arity is checked).
 
         A record written before explanations (11 fields, no marks nor history) loads with
@@ -200,9 +220,28 @@ class MetricClock:
         clock.phase = Phase(r.phase)
         clock.completions = r.completions
         clock.due = r.due
-        clock.marks = [(m[0], m[1], m[2]) for m in r.marks]
-        clock.history = [(h[0], h[1], h[2], h[3], h[4]) for h in r.history]
+        started = r.started
+        m = r.marks
+        clock.marks = [
+            (started + m[i], mark_code(m[i + 1]), _deref(ids, m[i + 2]))
+            for i in range(0, len(m), 3)
+        ]
+        h = r.history
+        clock.history = [
+            (started + h[i], h[i + 1], h[i + 2], h[i + 3], _deref(ids, h[i + 4]))
+            for i in range(0, len(h), 5)
+        ]
         return clock
+
+
+def _ref(ids: dict[str, int] | None, event_id: str) -> int | str:
+    if ids is None:
+        return event_id
+    return ids.setdefault(event_id, len(ids))
+
+
+def _deref(ids: Sequence[str], ref: int | str) -> str:
+    return ids[ref] if isinstance(ref, int) else ref
 
 
 class MetricRecord(NamedTuple):
@@ -219,8 +258,10 @@ class MetricRecord(NamedTuple):
     phase: int  # `Phase`
     completions: int
     due: int | None  # next timer instant
-    marks: Sequence[Sequence[Any]] = ()  # [at, code, event_id] (explanations)
-    history: Sequence[Sequence[Any]] = ()  # [at, priority, policy_version, target, event_id]
+    # explanations, flat: at - started, code, event id (or its index in the ticket's table)
+    marks: Sequence[Any] = ()
+    # the same for targets: at - started, priority, policy_version, target, event id
+    history: Sequence[Any] = ()
 
 
 MIN_METRIC_FIELDS = 11

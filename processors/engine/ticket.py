@@ -140,6 +140,9 @@ class TicketState:
 
     def to_record(self) -> list[object]:
         """The state as the changelog holds it: a JSON array laid out as `TicketRecord`."""
+        ids: dict[str, int] = {}
+        metrics = [clock.to_record(ids) for clock in self.metrics.values()]
+        finished = [clock.to_record(ids) for clock in self.finished]
         return list(
             TicketRecord(
                 self.ticket_id,
@@ -151,11 +154,12 @@ class TicketState:
                 self.closed_at,
                 self.nr_cycles,
                 self.pu_cycles,
-                [clock.to_record() for clock in self.metrics.values()],
+                metrics,
                 sorted(self.seen),
                 self.assignee,
                 self.group,
-                [clock.to_record() for clock in self.finished],
+                finished,
+                list(ids),
             )
         )
 
@@ -174,13 +178,14 @@ class TicketState:
         state.closed_at = r.closed_at
         state.nr_cycles = r.nr_cycles
         state.pu_cycles = r.pu_cycles
+        ids = r.event_ids
         for clock_record in r.metrics:
-            clock = MetricClock.from_record(clock_record)
+            clock = MetricClock.from_record(clock_record, ids)
             state.metrics[clock.metric] = clock
         state.seen = set(r.seen)
         state.assignee = r.assignee
         state.group = r.group
-        state.finished = [MetricClock.from_record(clock) for clock in r.finished]
+        state.finished = [MetricClock.from_record(clock, ids) for clock in r.finished]
         return state
 
 
@@ -201,6 +206,7 @@ class TicketRecord(NamedTuple):
     assignee: str | None
     group: str | None
     finished: Sequence[Sequence[Any]] = ()  # `MetricRecord` arrays of replaced cycles
+    event_ids: Sequence[str] = ()  # the event ids the clocks' notes name, by index
 
 
 MIN_TICKET_FIELDS = 13
@@ -358,7 +364,7 @@ class TicketEngine:
                 first.stop(
                     tier.calendar, at
                 )  # not running until a reopen (docs/semantics.md: Metrics)
-                first.mark(at, STOPPED + status, state.cause)
+                first.mark(at, STOPPED, status, state.cause)
             return
         paused = status in tier.pause_on
         if previous == SOLVED:  # a reopen (docs/semantics.md: Metrics)
@@ -367,12 +373,14 @@ class TicketEngine:
                 resolution.phase = Phase.ACTIVE
                 if not paused:
                     resolution.resume(at)
-                resolution.mark(at, PAUSED + status if paused else RUN, state.cause)
+                resolution.mark(
+                    at, PAUSED if paused else RUN, status if paused else "", state.cause
+                )
                 self._retarget(state, tier, resolution, at, outputs)
             first = metrics.get(FIRST_RESPONSE)
             if first is not None and first.phase is Phase.ACTIVE:
                 first.resume(at)
-                first.mark(at, RUN, state.cause)
+                first.mark(at, RUN, "", state.cause)
                 self._retarget(state, tier, first, at, outputs)
             self._start_cycle(state, tier, PERIODIC_UPDATE, at)
             return
@@ -382,10 +390,10 @@ class TicketEngine:
                 continue
             if paused:
                 clock.pause(tier.calendar, at)
-                clock.mark(at, PAUSED + status, state.cause)
+                clock.mark(at, PAUSED, status, state.cause)
             elif not clock.running:
                 clock.resume(at)
-                clock.mark(at, RUN, state.cause)
+                clock.mark(at, RUN, "", state.cause)
             clock.refresh_due(tier.calendar, tier.thresholds)
 
     def _change_priority(
@@ -411,9 +419,9 @@ class TicketEngine:
         pausable = metric in (RESOLUTION, PERIODIC_UPDATE)
         if not (pausable and state.status in tier.pause_on):
             clock.resume(at)
-            clock.mark(at, RUN, state.cause)
+            clock.mark(at, RUN, "", state.cause)
         else:
-            clock.mark(at, PAUSED + state.status, state.cause)
+            clock.mark(at, PAUSED, state.status, state.cause)
         clock.note_target(at, state.priority, self.version, state.cause)
         clock.refresh_due(tier.calendar, tier.thresholds)
         replaced = state.metrics.get(metric)
@@ -440,7 +448,7 @@ class TicketEngine:
         if clock is not None and clock.phase is Phase.ACTIVE:
             clock.phase = Phase.CANCELLED
             clock.due = None
-            clock.mark(at, CANCELLED + reason, state.cause)
+            clock.mark(at, CANCELLED, reason, state.cause)
 
     def _complete(
         self,
@@ -455,7 +463,7 @@ class TicketEngine:
         clock.phase = Phase.COMPLETED
         clock.due = None
         clock.completions += 1
-        clock.mark(at, COMPLETED + state.status, state.cause)
+        clock.mark(at, COMPLETED, state.status, state.cause)
         completed: CompletedOutput = {
             **_common(state, clock, "sla.completed", at, clock.completions),
             "outcome": "breached" if clock.breached else "met",
