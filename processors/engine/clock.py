@@ -19,7 +19,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from enum import IntEnum
-from typing import Any, NamedTuple
+from typing import Any, NamedTuple, cast
 
 from slaclock.processors.engine.calendar import BusinessCalendar
 from slaclock.processors.engine.policy import Threshold
@@ -76,25 +76,44 @@ class MetricClock:
         self.phase = Phase.ACTIVE
         self.completions = 0
         self.due: int | None = None  # next timer instant (warning or breach), derived
-        # why the condition changed: (at, code, event_id); see the module doc
-        self.marks: list[tuple[int, str, str]] = []
-        # (at, priority, policy_version, target, event_id): the first target and each change
-        self.history: list[tuple[int, str, str, int, str]] = []
+        # Flat (fewer objects per ticket): at, code, event_id, ... (`mark_list`)
+        self.marks: list[int | str] = []
+        # Flat: at, priority, policy_version, target, event_id, ... (`target_list`)
+        self.history: list[int | str] = []
 
     # -- explanation notes (never read when counting) --------------------------------------
 
     def mark(self, at: int, kind: str, detail: str, cause: str) -> None:
         """Note why the clock's condition changed at `at` (`kind` + `detail`: a mark code)."""
-        self.marks.append((at, mark_code(kind, detail), cause))
+        self.marks += (at, mark_code(kind, detail), cause)
 
     def note_target(self, at: int, priority: str, version: str, cause: str) -> None:
         """Note the clock's target as of `at` when it is the first or differs from the last."""
         history = self.history
-        if history:
-            last = history[-1]
-            if last[1] == priority and last[2] == version and last[3] == self.target:
-                return
-        history.append((at, priority, version, self.target, cause))
+        if history and history[-4:-1] == [priority, version, self.target]:
+            return
+        history += (at, priority, version, self.target, cause)
+
+    def mark_list(self) -> list[tuple[int, str, str]]:
+        """The marks as (at, code, event_id), oldest first."""
+        m = self.marks
+        return [
+            (cast(int, m[i]), cast(str, m[i + 1]), cast(str, m[i + 2])) for i in range(0, len(m), 3)
+        ]
+
+    def target_list(self) -> list[tuple[int, str, str, int, str]]:
+        """The targets as (at, priority, policy_version, target, event_id), oldest first."""
+        h = self.history
+        return [
+            (
+                cast(int, h[i]),
+                cast(str, h[i + 1]),
+                cast(str, h[i + 2]),
+                cast(int, h[i + 3]),
+                cast(str, h[i + 4]),
+            )
+            for i in range(0, len(h), 5)
+        ]
 
     # -- counting -----------------------------------------------------------------------
 
@@ -176,11 +195,16 @@ class MetricClock:
         """
         started = self.started
         marks: list[object] = []
-        for at, code, cause in self.marks:
+        for at, code, cause in self.mark_list():
             marks += (at - started, code, _ref(ids, cause))
         history: list[object] = []
-        for at, priority, version, target, cause in self.history:
-            history += (at - started, priority, version, target, _ref(ids, cause))
+        targets = self.target_list()
+        if len(targets) == 1 and targets[0][0] == started and targets[0][3] == self.target:
+            first = targets[0]
+            history += (first[1], first[2], _ref(ids, first[4]))  # the short form
+        else:
+            for at, priority, version, target, cause in targets:
+                history += (at - started, priority, version, target, _ref(ids, cause))
         return list(
             MetricRecord(
                 self.metric,
@@ -222,15 +246,15 @@ class MetricClock:
         clock.due = r.due
         started = r.started
         m = r.marks
-        clock.marks = [
-            (started + m[i], mark_code(m[i + 1]), _deref(ids, m[i + 2]))
-            for i in range(0, len(m), 3)
-        ]
+        for i in range(0, len(m), 3):
+            clock.marks += (started + m[i], mark_code(m[i + 1]), _deref(ids, m[i + 2]))
         h = r.history
-        clock.history = [
-            (started + h[i], h[i + 1], h[i + 2], h[i + 3], _deref(ids, h[i + 4]))
-            for i in range(0, len(h), 5)
-        ]
+        if len(h) == 3:  # the short form: one target, set at the start
+            clock.history += (started, h[0], h[1], clock.target, _deref(ids, h[2]))
+        else:
+            for i in range(0, len(h), 5):
+                at = started + h[i]
+                clock.history += (at, h[i + 1], h[i + 2], h[i + 3], _deref(ids, h[i + 4]))
         return clock
 
 
@@ -260,7 +284,8 @@ class MetricRecord(NamedTuple):
     due: int | None  # next timer instant
     # explanations, flat: at - started, code, event id (or its index in the ticket's table)
     marks: Sequence[Any] = ()
-    # the same for targets: at - started, priority, policy_version, target, event id
+    # the same for targets: at - started, priority, policy_version, target, event id; or
+    # just priority, policy_version, event id for a clock whose one target was set at start
     history: Sequence[Any] = ()
 
 

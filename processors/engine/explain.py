@@ -156,10 +156,10 @@ def cycle_timeline(
     """
     start = clock.started
     segments = clock.segments
-    marks = clock.marks
+    marks = clock.mark_list()
     ended = clock.phase is not Phase.ACTIVE
     if ended:
-        end = _end_mark(clock)
+        end = _end_mark(clock, marks)
     else:
         known = [start, *segments, *(m[0] for m in marks)]
         end = max(at, *known)
@@ -179,13 +179,13 @@ def cycle_timeline(
     cursor = start
     for run_start, run_end in runs:
         if cursor < run_start:
-            pieces.extend(_gap(clock, cursor, run_start))
-        pieces.extend(_run(clock, calendar_for, run_start, run_end))
+            pieces.extend(_gap(clock, marks, cursor, run_start))
+        pieces.extend(_run(clock, marks, calendar_for, run_start, run_end))
         cursor = run_end
     if cursor < end:
-        pieces.extend(_gap(clock, cursor, end))
+        pieces.extend(_gap(clock, marks, cursor, end))
 
-    history = list(clock.history) or [(start, priority, version, clock.target, "")]
+    history = clock.target_list() or [(start, priority, version, clock.target, "")]
     target = clock.target
     counted = 0
     deadline: int | None = None
@@ -217,7 +217,7 @@ def cycle_timeline(
 
     return CycleTimeline(
         clock,
-        _state(clock),
+        _state(clock, marks),
         start,
         end,
         ended,
@@ -229,15 +229,15 @@ def cycle_timeline(
     )
 
 
-def _end_mark(clock: MetricClock) -> int:
-    for at, code, _cause in reversed(clock.marks):
+def _end_mark(clock: MetricClock, marks: list[tuple[int, str, str]]) -> int:
+    for at, code, _cause in reversed(marks):
         if code.startswith((COMPLETED, CANCELLED)):
             return at
     # a clock written before explanations: a completion closed its last segment
     return clock.segments[-1] if clock.segments else clock.started
 
 
-def _state(clock: MetricClock) -> str:
+def _state(clock: MetricClock, marks: list[tuple[int, str, str]]) -> str:
     if clock.phase is Phase.CANCELLED:
         return "cancelled"
     if clock.breached:
@@ -246,7 +246,7 @@ def _state(clock: MetricClock) -> str:
         return "met"
     if clock.running:
         return "running"
-    for _at, code, _cause in reversed(clock.marks):
+    for _at, code, _cause in reversed(marks):
         if code.startswith(STOPPED):
             return "stopped"
         if code.startswith(PAUSED):
@@ -254,15 +254,21 @@ def _state(clock: MetricClock) -> str:
     return "stopped" if clock.metric == FIRST_RESPONSE else "paused"
 
 
-def _run(clock: MetricClock, calendar_for: CalendarFor, a: int, b: int) -> list[Piece]:
+def _run(
+    clock: MetricClock,
+    marks: list[tuple[int, str, str]],
+    calendar_for: CalendarFor,
+    a: int,
+    b: int,
+) -> list[Piece]:
     """A run split by the calendar: counted, outside its hours, on its holidays."""
     began: str | None = None
-    for at, code, cause in clock.marks:
+    for at, code, cause in marks:
         if at > a:
             break
         if code == RUN:
             began = cause or None
-    counted_cause: Cause | None = None if not clock.marks else {"event_id": began}
+    counted_cause: Cause | None = None if not marks else {"event_id": began}
     name, calendar = calendar_for(clock, a)
     pieces: list[Piece] = []
     cursor = a
@@ -288,15 +294,15 @@ def _off_hours(name: str, calendar: BusinessCalendar, a: int, b: int) -> list[Pi
     return pieces
 
 
-def _gap(clock: MetricClock, a: int, b: int) -> list[Piece]:
+def _gap(clock: MetricClock, marks: list[tuple[int, str, str]], a: int, b: int) -> list[Piece]:
     """Time the clock did not run, labelled by the marks in force (a status change while
     paused splits it)."""
-    if not clock.marks:
+    if not marks:
         kind = STOPPED_KIND if clock.metric == FIRST_RESPONSE else PAUSED_KIND
         return [Piece(a, b, kind, None)]
     labels: list[tuple[int, str, Cause]] = []
     current: tuple[str, Cause] | None = None
-    for at, code, event_id in clock.marks:
+    for at, code, event_id in marks:
         if code == RUN:
             continue
         label = _gap_label(code, event_id)
