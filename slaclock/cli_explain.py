@@ -86,8 +86,11 @@ def explain_command(
 
 def _print_cycle(console: Console, cycle: CycleExplanation) -> None:
     target = _duration(cycle["target_seconds"])
+    state = cycle["state"]
+    if cycle["breached"] and state != "breached":
+        state += " after its breach"
     title = (
-        f"{cycle['metric']} #{cycle['cycle']}: {cycle['state']}, "
+        f"{cycle['metric']} #{cycle['cycle']}: {state}, "
         f"{_duration(cycle['counted_seconds'])} counted of {target} "
         f"({cycle['priority']}, policy {cycle['policy_version']})"
     )

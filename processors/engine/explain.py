@@ -94,6 +94,7 @@ class CycleExplanation(TypedDict):
     cycle: int
     group: str | None
     state: str
+    breached: bool
     priority: str
     policy_version: str
     target_seconds: int | float
@@ -376,6 +377,7 @@ def cycle_json(timeline: CycleTimeline) -> CycleExplanation:
         "cycle": clock.cycle,
         "group": None,
         "state": timeline.state,
+        "breached": clock.breached,
         "priority": last[1],
         "policy_version": last[2],
         "target_seconds": seconds_value(clock.target),

@@ -148,3 +148,20 @@ def test_explain_over_http_needs_the_token_and_redirects_with_the_flag() -> None
         assert status_code == 400 and b"explain must be true or false" in body
     finally:
         server.stop()
+
+
+def test_the_readme_example_is_what_explain_prints() -> None:
+    root = Path(__file__).resolve().parents[2]
+    readme = (root / "README.md").read_text()
+    command = "slaclock explain --policy examples/policy.yaml --events examples/events.jsonl"
+    example = readme.split(f"$ {command} --ticket T-2001\n", 1)[1].split("```", 1)[0]
+    code, out, _ = cli(
+        "--policy",
+        str(root / "examples" / "policy.yaml"),
+        "--events",
+        str(root / "examples" / "events.jsonl"),
+        "--ticket",
+        "T-2001",
+    )
+    assert code == 0
+    assert [line.rstrip() for line in out.splitlines()] == example.splitlines()
