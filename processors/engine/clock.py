@@ -34,7 +34,8 @@ _CODES: dict[str, str] = {}
 
 
 def mark_code(kind: str, detail: str = "") -> str:
-    """A mark code (`PAUSED`, "pending" -> "p:pending"), one shared string per code."""
+    """A mark code (`PAUSED`, "pending" -> "p:pending"), one shared string per code (also
+    used to share a restored clock's priority and version strings)."""
     code = kind + detail
     return _CODES.setdefault(code, code)
 
@@ -244,17 +245,29 @@ class MetricClock:
         clock.phase = Phase(r.phase)
         clock.completions = r.completions
         clock.due = r.due
-        started = r.started
+        started = clock.started
+        # share the objects the clock already holds (a restored store holds many states)
+        instants = {t: t for t in clock.segments}
+        instants[started] = started
         m = r.marks
         for i in range(0, len(m), 3):
-            clock.marks += (started + m[i], mark_code(m[i + 1]), _deref(ids, m[i + 2]))
+            at = started + m[i]
+            clock.marks += (instants.get(at, at), mark_code(m[i + 1]), _deref(ids, m[i + 2]))
         h = r.history
         if len(h) == 3:  # the short form: one target, set at the start
-            clock.history += (started, h[0], h[1], clock.target, _deref(ids, h[2]))
+            priority, version = mark_code(h[0]), mark_code(h[1])
+            clock.history += (started, priority, version, clock.target, _deref(ids, h[2]))
         else:
             for i in range(0, len(h), 5):
                 at = started + h[i]
-                clock.history += (at, h[i + 1], h[i + 2], h[i + 3], _deref(ids, h[i + 4]))
+                target = clock.target if h[i + 3] == clock.target else h[i + 3]
+                clock.history += (
+                    instants.get(at, at),
+                    mark_code(h[i + 1]),
+                    mark_code(h[i + 2]),
+                    target,
+                    _deref(ids, h[i + 4]),
+                )
         return clock
 
 
