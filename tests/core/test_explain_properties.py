@@ -42,7 +42,7 @@ from tests.core.builders import make_policy
 from tests.core.reference_model import REF_POLICY_YAML, Scenario, random_scenario
 
 SETTINGS = settings(
-    max_examples=80,
+    max_examples=150,
     deadline=None,
     suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large],
 )
