@@ -19,6 +19,7 @@ change that moves a clock to another calendar splits its run at that instant.
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
+from contextlib import suppress
 from typing import NamedTuple, TypedDict
 
 from slaclock.processors.engine.calendar import BusinessCalendar
@@ -214,7 +215,8 @@ def cycle_timeline(
             if change[0] <= first_run:
                 in_force = change
         calendar = calendar_for(clock, first_run).calendar
-        original = calendar.instant_after(first_run, in_force[3])
+        with suppress(ValueError):  # a calendar without working time: no such instant
+            original = calendar.instant_after(first_run, in_force[3])
 
     return CycleTimeline(
         clock,
