@@ -114,11 +114,16 @@ def timeline_svg(timeline: CycleTimeline, chart_id: str) -> str:
             f"<title>{escape(title)}</title></rect>"
         )
         if piece.kind == "holiday":
-            middle = round((left + right) / 2, 2)
             parts.append(
-                f'<text x="{middle}" y="{BAR_Y + BAR_HEIGHT + 10}" text-anchor="middle" '
-                f'fill="#a0406f">{escape(str(cause.get("holiday", "")))}</text>'
+                f'<line x1="{left}" x2="{left}" y1="{BAR_Y}" y2="{BAR_Y + BAR_HEIGHT}" '
+                'stroke="#a0406f" stroke-width="1"/>'
             )
+            if right - left >= 48:  # the date inside the bar, where it fits
+                middle = round((left + right) / 2, 2)
+                parts.append(
+                    f'<text x="{middle}" y="{BAR_Y + BAR_HEIGHT / 2 + 3}" text-anchor="middle" '
+                    f'fill="#7a2150">{escape(str(cause.get("holiday", "")))}</text>'
+                )
     if timeline.deadline is not None:
         line = x(timeline.deadline)
         parts.append(
