@@ -7,6 +7,7 @@ from __future__ import annotations
 from typing import Any
 
 import orjson
+import pytest
 
 from slaclock.processors.engine.explain import CycleExplanation, explain_with_policy
 from slaclock.processors.engine.instants import parse_instant
@@ -314,3 +315,13 @@ def test_a_state_written_before_explanations_loads_and_explains_without_causes()
     ]
     assert resolution["counted_seconds"] == 1800
     assert resolution["target_history"][0]["cause"] is None
+
+
+def test_a_record_with_too_many_fields_is_refused() -> None:
+    h = Harness(POLICY).feed(created("2026-03-02T09:00:00Z", tier="ent", customer="x"))
+    record = orjson.loads(orjson.dumps(h.replayer.store["T1"].to_record()))
+    with pytest.raises(TypeError, match="fields, not 16"):
+        TicketState.from_record([*record, None])
+    clock = record[9][0]
+    with pytest.raises(TypeError, match="fields, not 14"):
+        TicketState.from_record([*record[:9], [[*clock, None]], *record[10:]])
