@@ -4,6 +4,7 @@ gives; `slaclock report --events` replays the events to get them."""
 
 from __future__ import annotations
 
+import json
 import re
 from pathlib import Path
 from typing import Any
@@ -21,6 +22,7 @@ from slaclock.processors.report.timelines import BreachKey, breach_timelines
 from slaclock.schemas.policy import parse_policy
 from tests.core.builders import Harness, created, status
 from tests.core.test_explain import POLICY, POLICY_YAML
+from tests.report.test_report_browser import console_messages, run_chromium
 
 AT = "2026-12-29T12:00:00Z"
 
@@ -106,3 +108,59 @@ def test_report_events_flag_adds_the_timelines_and_needs_the_policy(tmp_path: Pa
     assert html.count('<figure class="timeline"') == 6
     done = runner.invoke(app, [*args, "--events", str(events)])
     assert done.exit_code == 1 and "--events needs --policy" in done.stderr
+
+
+TIMELINE_PROBE = """
+<script>
+(function () {
+  var strips = Array.prototype.map.call(document.querySelectorAll("figure.timeline"), function (f) {
+    var svg = f.querySelector("svg");
+    var box = svg ? svg.getBoundingClientRect() : {width: 0, height: 0};
+    var line = svg ? svg.querySelector("line.deadline") : null;
+    var lineBox = line ? line.getBoundingClientRect() : {height: 0};
+    var kinds = {};
+    Array.prototype.forEach.call(svg ? svg.querySelectorAll("rect.seg") : [], function (r) {
+      var kind = r.getAttribute("class").split(" ")[1];
+      kinds[kind] = (kinds[kind] || 0) + r.getBoundingClientRect().width;
+    });
+    var link = document.querySelector('a[href="#' + f.getAttribute("data-timeline") + '"]');
+    return {id: f.getAttribute("data-timeline"), width: box.width, height: box.height,
+            visible: !!svg && getComputedStyle(svg).visibility === "visible",
+            deadline: lineBox.height, kinds: kinds, linked: !!link};
+  });
+  var out = document.createElement("pre");
+  out.id = "probe";
+  out.textContent = JSON.stringify(strips);
+  document.body.appendChild(out);
+})();
+</script>
+"""
+
+
+def test_breach_timelines_are_drawn_and_linked_in_chromium(tmp_path: Path) -> None:
+    html, timelines = report_page()
+    page = tmp_path / "timelines.html"
+    page.write_text(html.replace("</body>", TIMELINE_PROBE + "</body>"), encoding="utf-8")
+    done = run_chromium(
+        tmp_path,
+        "--window-size=1280,2000",
+        "--enable-logging=stderr",
+        "--v=0",
+        "--dump-dom",
+        page.as_uri(),
+    )
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert console_messages(done.stderr) == []
+    match = re.search(r'<pre id="probe">(.*?)</pre>', done.stdout, re.DOTALL)
+    assert match is not None, done.stdout[-2000:]
+    strips = json.loads(match.group(1).replace("&quot;", '"').replace("&amp;", "&"))
+    assert len(strips) == 2 * len(timelines)
+    for strip in strips:
+        assert strip["visible"] and strip["linked"], strip
+        assert strip["width"] > 300 and strip["height"] > 30, strip
+        assert strip["deadline"] > 10, strip  # the deadline line is drawn
+        assert strip["kinds"].get("counted", 0) > 1, strip
+    holidays = [s for s in strips if "H-1-first_response" in s["id"]]
+    assert holidays and all(s["kinds"].get("holiday", 0) > 50 for s in holidays)
+    paused = [s for s in strips if "P-1-resolution" in s["id"]]
+    assert paused and all(s["kinds"].get("paused", 0) > 5 for s in paused)
