@@ -11,8 +11,10 @@ the file (as of `--at`); 2 for a bad flag value.
 from __future__ import annotations
 
 import sys
+from datetime import datetime
 from pathlib import Path
 from typing import Annotated, NoReturn
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import orjson
 import typer
@@ -51,6 +53,10 @@ def explain_command(
     as_json: Annotated[
         bool, typer.Option("--json", help="The JSON of GET /tickets/{id}?explain=true.")
     ] = False,
+    timezone: Annotated[
+        str,
+        typer.Option(help="Show the table's instants in this IANA zone (the JSON stays UTC)."),
+    ] = "UTC",
 ) -> None:
     """Explain a ticket's deadlines: every cycle's segments, counted or not, and why."""
     try:
@@ -58,6 +64,10 @@ def explain_command(
     except PolicyError as error:
         print(f"explain: policy refused\n{error}", file=sys.stderr)
         raise typer.Exit(1) from None
+    try:
+        zone = ZoneInfo(timezone)
+    except (ZoneInfoNotFoundError, ValueError):
+        _fail(f"--timezone {timezone!r}: not an IANA time zone name (e.g. Europe/Berlin)", 2)
     at_us = None
     if at is not None:
         try:
@@ -78,13 +88,14 @@ def explain_command(
         sys.stdout.buffer.write(orjson.dumps(explanation) + b"\n")
         return
     console = Console(highlight=False, width=None if sys.stdout.isatty() else 120)
-    console.print(f"[bold]{explanation['ticket_id']}[/bold] as of {explanation['at']}")
+    as_of = _short(explanation["at"], zone)
+    console.print(f"[bold]{explanation['ticket_id']}[/bold] as of {as_of} ({zone.key})")
     for cycle in explanation["cycles"]:
         console.print()
-        _print_cycle(console, cycle)
+        _print_cycle(console, cycle, zone)
 
 
-def _print_cycle(console: Console, cycle: CycleExplanation) -> None:
+def _print_cycle(console: Console, cycle: CycleExplanation, zone: ZoneInfo) -> None:
     target = _duration(cycle["target_seconds"])
     state = cycle["state"]
     if cycle["breached"] and state != "breached":
@@ -95,8 +106,8 @@ def _print_cycle(console: Console, cycle: CycleExplanation) -> None:
         f"({cycle['priority']}, policy {cycle['policy_version']})"
     )
     table = Table(title=title, title_justify="left", title_style="bold", expand=False)
-    table.add_column("from (UTC)", no_wrap=True)
-    table.add_column("to (UTC)", no_wrap=True)
+    table.add_column(f"from ({zone.key})", no_wrap=True)
+    table.add_column(f"to ({zone.key})", no_wrap=True)
     table.add_column("length", justify="right", no_wrap=True)
     table.add_column("kind", no_wrap=True)
     table.add_column("counted", justify="right", no_wrap=True)
@@ -109,24 +120,25 @@ def _print_cycle(console: Console, cycle: CycleExplanation) -> None:
             counted += length
         style = KIND_STYLES.get(kind, "")
         table.add_row(
-            _short(segment["from"]),
-            _short(segment["to"]),
+            _short(segment["from"], zone),
+            _short(segment["to"], zone),
             _duration(length),
             f"[{style}]{kind}[/{style}]",
             _duration(counted),
             _cause_text(segment["cause"]),
         )
     console.print(table)
-    deadline = cycle["deadline"] or "none"
+    deadline, original = cycle["deadline"], cycle["original_deadline"]
     console.print(
-        f"  deadline {deadline}; as first computed {cycle['original_deadline'] or 'none'}"
+        f"  deadline {_short(deadline, zone) if deadline else 'none'}; as first computed "
+        f"{_short(original, zone) if original else 'none'}"
     )
     history = cycle["target_history"]
     if len(history) > 1:
         for change in history:
             event = (change["cause"] or {}).get("event_id") or "?"
             console.print(
-                f"  from {change['at']}: {_duration(change['target_seconds'])} "
+                f"  from {_short(change['at'], zone)}: {_duration(change['target_seconds'])} "
                 f"({change['priority']}, policy {change['policy_version']}; event {event})"
             )
 
@@ -146,12 +158,14 @@ def _cause_text(cause: object) -> str:
     return ", ".join(parts)
 
 
-def _short(instant: str) -> str:
-    """2026-03-02T09:00:00Z -> 2026-03-02 09:00 (seconds only when there are any)."""
-    day, _, time = instant.rstrip("Z").partition("T")
-    if time.endswith(":00") and "." not in time:
-        time = time[:-3]
-    return f"{day} {time}"
+def _short(instant: str, zone: ZoneInfo) -> str:
+    """2026-03-02T09:00:00Z -> 2026-03-02 09:00 in `zone` (seconds only when there are any;
+    the weekday too outside UTC, where office hours are read)."""
+    local = datetime.fromisoformat(instant).astimezone(zone)
+    text = local.strftime("%Y-%m-%d %H:%M")
+    if local.second or local.microsecond:
+        text += f":{local.second:02d}" + (f".{local.microsecond:06d}" if local.microsecond else "")
+    return text if zone.key == "UTC" else f"{local:%a} {text}"
 
 
 def _seconds_between(start: str, end: str) -> float:

@@ -113,7 +113,7 @@ def test_explain_prints_a_table_per_cycle(tmp_path: Path) -> None:
     policy, events = files(tmp_path)
     code, out, _ = cli("--policy", str(policy), "--events", str(events), "--ticket", "T-7")
     assert code == 0
-    assert "T-7 as of 2026-03-10T09:00:00Z" in out
+    assert "T-7 as of 2026-03-10 09:00 (UTC)" in out
     assert "resolution #1" in out and "first_response #1" in out
     assert "status pending, event p1" in out
     assert "not working time of berlin-office" in out
@@ -132,6 +132,10 @@ def test_explain_of_an_unknown_ticket_or_a_bad_instant_is_one_line(tmp_path: Pat
         "--policy", str(policy), "--events", str(events), "--ticket", "T-7", "--at", "yesterday"
     )
     assert code == 2 and err.startswith("explain: error: --at 'yesterday'")
+    code, _, err = cli(
+        "--policy", str(policy), "--events", str(events), "--ticket", "T-7", "--timezone", "Mars"
+    )
+    assert code == 2 and err.startswith("explain: error: --timezone 'Mars'")
 
 
 def test_explain_over_http_needs_the_token_and_redirects_with_the_flag() -> None:
@@ -154,7 +158,8 @@ def test_the_readme_example_is_what_explain_prints() -> None:
     root = Path(__file__).resolve().parents[2]
     readme = (root / "README.md").read_text()
     command = "slaclock explain --policy examples/policy.yaml --events examples/events.jsonl"
-    example = readme.split(f"$ {command} --ticket T-2001\n", 1)[1].split("```", 1)[0]
+    flags = "--ticket T-2001 --timezone Europe/Berlin"
+    example = readme.split(f"$ {command} {flags}\n", 1)[1].split("```", 1)[0]
     code, out, _ = cli(
         "--policy",
         str(root / "examples" / "policy.yaml"),
@@ -162,6 +167,8 @@ def test_the_readme_example_is_what_explain_prints() -> None:
         str(root / "examples" / "events.jsonl"),
         "--ticket",
         "T-2001",
+        "--timezone",
+        "Europe/Berlin",
     )
     assert code == 0
     assert [line.rstrip() for line in out.splitlines()] == example.splitlines()
