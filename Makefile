@@ -88,7 +88,7 @@ report-example: venv
 	@mkdir -p build
 	cat $(EXAMPLE_EVENTS) > build/example-events.jsonl
 	$(BIN)/slaclock replay --policy examples/policy.yaml --events build/example-events.jsonl --until 2027-01-01T00:00:00Z --out build/example-outputs.jsonl --dlq build/example-rejected.jsonl
-	$(BIN)/slaclock report --outputs build/example-outputs.jsonl --policy examples/policy.yaml $(if $(REPORT_PERIOD),--period $(REPORT_PERIOD),) --out build/example-report
+	$(BIN)/slaclock report --outputs build/example-outputs.jsonl --policy examples/policy.yaml --events build/example-events.jsonl $(if $(REPORT_PERIOD),--period $(REPORT_PERIOD),) --out build/example-report
 	$(if $(wildcard examples/services-events.jsonl),$(BIN)/slaclock replay --policy examples/services-policy.yaml --events examples/services-events.jsonl --out build/example-services-outputs.jsonl --dlq build/example-services-rejected.jsonl,)
 	$(if $(wildcard examples/services-events.jsonl),$(BIN)/slaclock report --outputs build/example-services-outputs.jsonl --policy examples/services-policy.yaml --out build/example-services-report,)
 

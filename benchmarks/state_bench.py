@@ -17,7 +17,14 @@
    the last deadline, every `sla.breach` is read with its record timestamp (CreateTime, set
    by the worker's producer at emission): delay = timestamp - (at + grace).
 
-Without --bootstrap a local broker is started on free ports and stopped at the end.
+4. State records (no broker; `--skip scale,timers` runs only this part): the shared
+   workload (`slaclock.workload`, the replay benchmark's) is replayed under
+   examples/policy.yaml; then the changelog record of every ticket (`to_record`, as JSON)
+   is measured, open and closed tickets apart, and the Python heap the store holds per
+   ticket (tracemalloc). Run it on two commits to see what a change adds per ticket.
+
+Without --bootstrap a local broker is started on free ports and stopped at the end (only
+when the scale or timer part runs).
 """
 
 from __future__ import annotations
@@ -393,6 +400,46 @@ def timer_precision(
     return delays
 
 
+def state_records(tickets: int, seed: int) -> None:
+    """Part 4: bytes of state per ticket, serialised and in memory, after a replay."""
+    import gc
+    import tracemalloc
+
+    from slaclock.processors.engine.policy import compile_policy
+    from slaclock.processors.replay import Replayer
+    from slaclock.schemas.policy import load_policy
+    from slaclock.schemas.rejection import Rejected
+    from slaclock.workload import WorkloadShape, ticket_events
+
+    policy = compile_policy(load_policy(ROOT / "examples" / "policy.yaml"))
+    shape = WorkloadShape(tickets=tickets, customers=(*policy.contracts, "walk-in"), seed=seed)
+    lines = [orjson.dumps(event) for event in ticket_events(shape)]
+    gc.collect()
+    tracemalloc.start()
+    before = tracemalloc.get_traced_memory()[0]
+    replayer = Replayer(policy, lambda output: None, closed_retention_us=1 << 62)
+    for line in lines:
+        with contextlib.suppress(Rejected):
+            replayer.on_line(line)
+    replayer.finish(None)
+    gc.collect()
+    held = tracemalloc.get_traced_memory()[0] - before
+    tracemalloc.stop()
+    states = list(replayer.store.values())
+    sizes: dict[str, list[int]] = {"open": [], "closed": []}
+    for state in states:
+        kind = "open" if state.closed_at is None else "closed"
+        sizes[kind].append(len(orjson.dumps(state.to_record())))
+    every = sizes["open"] + sizes["closed"]
+    print(
+        f"[records] {tickets} tickets, {len(lines)} events (seed {seed}): serialised state "
+        f"{sum(every) / max(1, len(every)):.0f} B/ticket "
+        f"(open {sum(sizes['open']) / max(1, len(sizes['open'])):.0f} B over "
+        f"{len(sizes['open'])}, closed {sum(sizes['closed']) / max(1, len(sizes['closed'])):.0f} B "
+        f"over {len(sizes['closed'])}); in memory {held / max(1, len(states)):.0f} B/ticket"
+    )
+
+
 def pct(values: list[float], q: float) -> float:
     ordered = sorted(values)
     return ordered[min(len(ordered) - 1, int(q * len(ordered)))]
@@ -407,12 +454,18 @@ def main() -> None:
     parser.add_argument(
         "--timer-seconds", type=float, default=135, help="how long the steady trickle runs"
     )
-    parser.add_argument("--skip", default="", help="comma list of: scale, timers")
+    parser.add_argument("--skip", default="", help="comma list of: scale, timers, records")
+    parser.add_argument("--record-tickets", type=int, default=20_000)
+    parser.add_argument("--seed", type=int, default=7)
     parser.add_argument("--bootstrap")
     args = parser.parse_args()
     steps = [int(s) for s in args.scale.split(",")]
     skip = set(filter(None, args.skip.split(",")))
     print(f"load average at start: {os.getloadavg()}")
+    if "records" not in skip:
+        state_records(args.record_tickets, args.seed)
+    if {"scale", "timers"} <= skip:
+        return
     with broker(args.bootstrap) as bootstrap, tempfile.TemporaryDirectory() as tmp:
         workdir = Path(tmp)
         if "scale" not in skip:

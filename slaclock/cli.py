@@ -8,6 +8,7 @@ from __future__ import annotations
 import typer
 
 from slaclock.cli_demo import register_demo
+from slaclock.cli_explain import register_explain
 from slaclock.cli_kafka import kafka_app
 from slaclock.cli_live import live_app_commands
 from slaclock.cli_notify import register_notify
@@ -26,6 +27,7 @@ app.add_typer(policy_app, name="policy")
 register_policy_diff(policy_app)
 app.add_typer(services_app, name="services")
 register_replay(app)
+register_explain(app)
 register_report(app)
 register_worker(app)
 live_app_commands(app)

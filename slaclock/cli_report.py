@@ -13,9 +13,11 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 import orjson
 import typer
 
+from slaclock.processors.engine.explain import CycleTimeline
 from slaclock.processors.engine.instants import format_us, parse_instant, to_us
 from slaclock.processors.report.figures import (
     PolicyInfo,
+    Report,
     ReportRequest,
     build_report,
     latest_period,
@@ -27,6 +29,7 @@ from slaclock.processors.report.outputs import (
     outputs_from_records,
     read_outputs,
 )
+from slaclock.processors.report.timelines import BreachKey
 from slaclock.schemas.policy import PolicyError, load_policy
 
 
@@ -181,6 +184,13 @@ def report_command(
         Path,
         typer.Option(help="Prefix of the files written: PREFIX.html/.json/.csv/-breaches.csv."),
     ] = Path("report"),
+    events: Annotated[
+        Path | None,
+        typer.Option(
+            help="The events the outputs came from (needs --policy): each breach of the HTML "
+            "list gets its timeline, as `slaclock explain` shows it."
+        ),
+    ] = None,
 ) -> None:
     """An SLA report for a period: HTML (self-contained, printable), CSV and JSON."""
     _require_charts("report")
@@ -199,7 +209,8 @@ def report_command(
         if request.period is None and request.start_us is None:
             request = replace(request, period=latest_period(data, request.timezone))
         report = build_report(data, request, info, source)
-        paths = write_report(report, out)
+        timelines = _timelines(report, data, policy, events) if events is not None else None
+        paths = write_report(report, out, timelines)
     except ReportInputError as error:
         raise _fail(str(error)) from None
     elapsed = time.perf_counter() - began
@@ -208,6 +219,46 @@ def report_command(
         + ", ".join(str(p) for p in paths),
         file=sys.stderr,
     )
+
+
+def _timelines(
+    report: Report, data: Outputs, policy: Path | None, events: Path
+) -> dict[BreachKey, CycleTimeline]:
+    """Replay `events` under `policy` (to the last event, or the latest instant of the
+    outputs if later, as their replay's `--until`) and explain each breach the HTML lists."""
+    from slaclock.processors.engine.policy import compile_policy
+    from slaclock.processors.explain_replay import replay_to
+    from slaclock.processors.report.render import HTML_BREACH_ROWS
+    from slaclock.processors.report.timelines import breach_timelines
+
+    if policy is None:
+        raise ReportInputError(
+            "--events needs --policy: the timelines are counted under the policy's calendars"
+        )
+    compiled = compile_policy(load_policy(policy))  # already validated by _policy_info
+    try:
+        with events.open("rb") as source:
+            replayer, at = replay_to(compiled, source, None, _latest(data))
+    except OSError as error:
+        raise ReportInputError(f"--events {events}: cannot read ({error.strerror})") from None
+    if at is None:
+        raise ReportInputError(f"--events {events}: no valid event")
+    keys = [
+        (row.ticket_id, row.metric, row.cycle)
+        for section in report.sections
+        for row in section.breaches[:HTML_BREACH_ROWS]
+    ]
+    return breach_timelines(compiled, replayer.store, keys, at)
+
+
+def _latest(data: Outputs) -> int | None:
+    instants = [
+        parse_instant(output[name])
+        for output in (*data.breaches, *data.completions)
+        for name in ("at", "decided_at")
+        if isinstance(output.get(name), str)
+    ]
+    return max(instants) if instants else None
 
 
 def _require_charts(command: str) -> None:

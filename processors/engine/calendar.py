@@ -271,6 +271,54 @@ class BusinessCalendar:
         j = bisect_left(week.cum, target)
         return week.ends[j] - (week.cum[j] - target)
 
+    # -- the intervals themselves (explanations) -------------------------------------------
+
+    def working_spans(self, a: int, b: int) -> list[tuple[int, int]]:
+        """The working time in `[a, b)` as disjoint, ordered `[start, end)` instants: the
+        very intervals `counted_between` sums (so their lengths add up to it exactly)."""
+        if b <= a:
+            return []
+        if self._always:
+            return [(a, b)]
+        spans: list[tuple[int, int]] = []
+        week = self._locate(a)
+        while True:
+            starts, ends = week.starts, week.ends
+            i = max(0, bisect_right(ends, a))
+            while i < len(starts) and starts[i] < b:
+                lo, hi = max(starts[i], a), min(ends[i], b)
+                if spans and spans[-1][1] == lo:  # touching across a week's end
+                    spans[-1] = (spans[-1][0], hi)
+                elif lo < hi:
+                    spans.append((lo, hi))
+                i += 1
+            if week.end >= b:
+                return spans
+            index = week.index + 1
+            week = self._weeks.get(index) or self._build(index)
+
+    def holidays_in(self, a: int, b: int) -> list[tuple[int, int, date]]:
+        """The parts of `[a, b)` on a holiday of the calendar: `(start, end, local date)`,
+        each holiday being the real span from its local 00:00 to the next local 00:00."""
+        if b <= a or not self._holidays:
+            return []
+        first = datetime.fromtimestamp(a // US_PER_SECOND, self._tz).date().toordinal()
+        last = datetime.fromtimestamp((b - 1) // US_PER_SECOND, self._tz).date().toordinal()
+        if not any(first <= day <= last for day in self._holidays):
+            return []
+        found: list[tuple[int, int, date]] = []
+        ordinal = first
+        while True:
+            day_start = self._to_utc_s(ordinal, 0) * US_PER_SECOND
+            if day_start >= b:
+                return found
+            if ordinal in self._holidays:
+                day_end = self._to_utc_s(ordinal + 1, 0) * US_PER_SECOND
+                lo, hi = max(a, day_start), min(b, day_end)
+                if lo < hi:
+                    found.append((lo, hi, date.fromordinal(ordinal)))
+            ordinal += 1
+
     # -- weeks ---------------------------------------------------------------------------
 
     def _locate(self, t: int) -> _Week:

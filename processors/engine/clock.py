@@ -4,16 +4,40 @@ A clock keeps the instants at which it ran as a flat list of segment ends
 `[start0, end0, start1, end1, ..., startN]`: an odd length means it is running now.
 Keeping the segments (not just a running total) is what lets a priority change find
 the exact past instant at which a new, shorter target was reached (docs/semantics.md: Warnings, breaches and time order).
+
+For explanations (docs/semantics.md: Explanations) a clock also keeps, small and apart from
+the counting, *why* its condition changed: `marks`, one `(at, code, event_id)` each time it
+began counting (`r`), was paused (`p:<status>`), stopped (`s:<status>`), completed
+(`c:<status>`) or cancelled (`x:<reason>`), and `history`, one
+`(at, priority, policy_version, target, event_id)` for its first target and each change of
+it. Neither is read when counting: the timeline takes its intervals from `segments`. In the
+record both are flat arrays, instants as offsets from `started`, event ids as indexes into
+the ticket's table of event ids (most name the same few events).
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
 from enum import IntEnum
-from typing import Any, NamedTuple
+from typing import Any, NamedTuple, cast
 
 from slaclock.processors.engine.calendar import BusinessCalendar
 from slaclock.processors.engine.policy import Threshold
+
+RUN = "r"
+"""Mark codes (see the module doc): counting began; the others carry a status or reason."""
+PAUSED = "p:"
+STOPPED = "s:"
+COMPLETED = "c:"
+CANCELLED = "x:"
+_CODES: dict[str, str] = {}
+
+
+def mark_code(kind: str, detail: str = "") -> str:
+    """A mark code (`PAUSED`, "pending" -> "p:pending"), one shared string per code (also
+    used to share a restored clock's priority and version strings)."""
+    code = kind + detail
+    return _CODES.setdefault(code, code)
 
 
 class Phase(IntEnum):
@@ -31,6 +55,8 @@ class MetricClock:
         "completions",
         "cycle",
         "due",
+        "history",
+        "marks",
         "metric",
         "next_threshold",
         "phase",
@@ -51,6 +77,44 @@ class MetricClock:
         self.phase = Phase.ACTIVE
         self.completions = 0
         self.due: int | None = None  # next timer instant (warning or breach), derived
+        # Flat (fewer objects per ticket): at, code, event_id, ... (`mark_list`)
+        self.marks: list[int | str] = []
+        # Flat: at, priority, policy_version, target, event_id, ... (`target_list`)
+        self.history: list[int | str] = []
+
+    # -- explanation notes (never read when counting) --------------------------------------
+
+    def mark(self, at: int, kind: str, detail: str, cause: str) -> None:
+        """Note why the clock's condition changed at `at` (`kind` + `detail`: a mark code)."""
+        self.marks += (at, mark_code(kind, detail), cause)
+
+    def note_target(self, at: int, priority: str, version: str, cause: str) -> None:
+        """Note the clock's target as of `at` when it is the first or differs from the last."""
+        history = self.history
+        if history and history[-4:-1] == [priority, version, self.target]:
+            return
+        history += (at, priority, version, self.target, cause)
+
+    def mark_list(self) -> list[tuple[int, str, str]]:
+        """The marks as (at, code, event_id), oldest first."""
+        m = self.marks
+        return [
+            (cast(int, m[i]), cast(str, m[i + 1]), cast(str, m[i + 2])) for i in range(0, len(m), 3)
+        ]
+
+    def target_list(self) -> list[tuple[int, str, str, int, str]]:
+        """The targets as (at, priority, policy_version, target, event_id), oldest first."""
+        h = self.history
+        return [
+            (
+                cast(int, h[i]),
+                cast(str, h[i + 1]),
+                cast(str, h[i + 2]),
+                cast(int, h[i + 3]),
+                cast(str, h[i + 4]),
+            )
+            for i in range(0, len(h), 5)
+        ]
 
     # -- counting -----------------------------------------------------------------------
 
@@ -124,8 +188,24 @@ class MetricClock:
 
     # -- snapshot -------------------------------------------------------------------------
 
-    def to_record(self) -> list[object]:
-        """The clock as the changelog holds it: a JSON array laid out as `MetricRecord`."""
+    def to_record(self, ids: dict[str, int] | None = None) -> list[object]:
+        """The clock as the changelog holds it: a JSON array laid out as `MetricRecord`.
+
+        `ids`: the ticket's table of event ids (id -> index), extended with the ones this
+        clock names; without it the ids are written out.
+        """
+        started = self.started
+        marks: list[object] = []
+        for at, code, cause in self.mark_list():
+            marks += (at - started, code, _ref(ids, cause))
+        history: list[object] = []
+        targets = self.target_list()
+        if len(targets) == 1 and targets[0][0] == started and targets[0][3] == self.target:
+            first = targets[0]
+            history += (first[1], first[2], _ref(ids, first[4]))  # the short form
+        else:
+            for at, priority, version, target, cause in targets:
+                history += (at - started, priority, version, target, _ref(ids, cause))
         return list(
             MetricRecord(
                 self.metric,
@@ -139,13 +219,24 @@ class MetricClock:
                 int(self.phase),
                 self.completions,
                 self.due,
+                marks,
+                history,
             )
         )
 
     @classmethod
-    def from_record(cls, record: Sequence[Any]) -> MetricClock:
-        """Rebuild a clock from `to_record`'s array (decoded JSON; its arity is checked)."""
-        r = MetricRecord._make(record)
+    def from_record(cls, record: Sequence[Any], ids: Sequence[str] = ()) -> MetricClock:
+        """Rebuild a clock from `to_record`'s array (decoded JSON; its arity is checked).
+
+        A record written before explanations (11 fields, no marks nor history) loads with
+        both empty: its timeline shows no causes.
+        """
+        if not MIN_METRIC_FIELDS <= len(record) <= len(MetricRecord._fields):
+            raise TypeError(
+                f"a metric record has {MIN_METRIC_FIELDS} to {len(MetricRecord._fields)} "
+                f"fields, not {len(record)}"
+            )
+        r = MetricRecord(*record)
         clock = cls(r.metric, r.cycle, r.started, r.target)
         clock.segments = list(r.segments)
         clock.closed_counted = r.closed_counted
@@ -154,7 +245,40 @@ class MetricClock:
         clock.phase = Phase(r.phase)
         clock.completions = r.completions
         clock.due = r.due
+        started = clock.started
+        # share the objects the clock already holds (a restored store holds many states)
+        instants = {t: t for t in clock.segments}
+        instants[started] = started
+        m = r.marks
+        for i in range(0, len(m), 3):
+            at = started + m[i]
+            clock.marks += (instants.get(at, at), mark_code(m[i + 1]), _deref(ids, m[i + 2]))
+        h = r.history
+        if len(h) == 3:  # the short form: one target, set at the start
+            priority, version = mark_code(h[0]), mark_code(h[1])
+            clock.history += (started, priority, version, clock.target, _deref(ids, h[2]))
+        else:
+            for i in range(0, len(h), 5):
+                at = started + h[i]
+                target = clock.target if h[i + 3] == clock.target else h[i + 3]
+                clock.history += (
+                    instants.get(at, at),
+                    mark_code(h[i + 1]),
+                    mark_code(h[i + 2]),
+                    target,
+                    _deref(ids, h[i + 4]),
+                )
         return clock
+
+
+def _ref(ids: dict[str, int] | None, event_id: str) -> int | str:
+    if ids is None:
+        return event_id
+    return ids.setdefault(event_id, len(ids))
+
+
+def _deref(ids: Sequence[str], ref: int | str) -> str:
+    return ids[ref] if isinstance(ref, int) else ref
 
 
 class MetricRecord(NamedTuple):
@@ -171,3 +295,12 @@ class MetricRecord(NamedTuple):
     phase: int  # `Phase`
     completions: int
     due: int | None  # next timer instant
+    # explanations, flat: at - started, code, event id (or its index in the ticket's table)
+    marks: Sequence[Any] = ()
+    # the same for targets: at - started, priority, policy_version, target, event id; or
+    # just priority, policy_version, event id for a clock whose one target was set at start
+    history: Sequence[Any] = ()
+
+
+MIN_METRIC_FIELDS = 11
+"""Fields of a metric record written before explanations: it still loads."""

@@ -18,7 +18,15 @@ from collections.abc import Sequence
 from enum import Enum
 from typing import TYPE_CHECKING, Any, NamedTuple
 
-from slaclock.processors.engine.clock import MetricClock, Phase
+from slaclock.processors.engine.clock import (
+    CANCELLED,
+    COMPLETED,
+    PAUSED,
+    RUN,
+    STOPPED,
+    MetricClock,
+    Phase,
+)
 from slaclock.processors.engine.ids import output_event_id
 from slaclock.processors.engine.instants import format_us, seconds_value
 from slaclock.processors.engine.outputs import (
@@ -65,6 +73,15 @@ class Verdict(Enum):
     IGNORED_CLOSED = "ignored_closed"  # the ticket is closed: ignored (docs/semantics.md: Metrics)
 
 
+DEFAULT_POLICY_VERSION = "1"
+
+
+def policy_version(policy: CompiledPolicy) -> str:
+    """The policy's `version` id (docs/semantics.md: Explanations); "1" for a file without one."""
+    version = getattr(policy.raw, "version", None)
+    return version if isinstance(version, str) and version else DEFAULT_POLICY_VERSION
+
+
 def event_fingerprint(event_id: str) -> int:
     """64-bit digest of an event id, kept per ticket to drop repeats in little space."""
     return int.from_bytes(hashlib.blake2b(event_id.encode(), digest_size=8).digest(), "big")
@@ -75,8 +92,10 @@ class TicketState:
 
     __slots__ = (
         "assignee",
+        "cause",
         "closed_at",
         "customer_id",
+        "finished",
         "group",
         "metrics",
         "nr_cycles",
@@ -105,6 +124,12 @@ class TicketState:
         self.seen: set[int] = set()
         self.assignee: str | None = None
         self.group: str | None = None
+        # cycles replaced by a later cycle of their metric, oldest first (explanations show
+        # every cycle a ticket has had; docs/semantics.md: Explanations)
+        self.finished: list[MetricClock] = []
+        # the event_id of the input being applied ("" between inputs): what the clocks note
+        # as the cause of a change; never stored
+        self.cause = ""
 
     def next_due(self) -> int | None:
         due: int | None = None
@@ -115,6 +140,9 @@ class TicketState:
 
     def to_record(self) -> list[object]:
         """The state as the changelog holds it: a JSON array laid out as `TicketRecord`."""
+        ids: dict[str, int] = {}
+        metrics = [clock.to_record(ids) for clock in self.metrics.values()]
+        finished = [clock.to_record(ids) for clock in self.finished]
         return list(
             TicketRecord(
                 self.ticket_id,
@@ -126,28 +154,38 @@ class TicketState:
                 self.closed_at,
                 self.nr_cycles,
                 self.pu_cycles,
-                [clock.to_record() for clock in self.metrics.values()],
+                metrics,
                 sorted(self.seen),
                 self.assignee,
                 self.group,
+                finished,
+                list(ids),
             )
         )
 
     @classmethod
     def from_record(cls, record: Sequence[Any]) -> TicketState:
-        """Rebuild a state from `to_record`'s array (decoded JSON; its arity is checked)."""
-        r = TicketRecord._make(record)
+        """Rebuild a state from `to_record`'s array (decoded JSON; its arity is checked;
+        a record written before explanations, without `finished`, still loads)."""
+        if not MIN_TICKET_FIELDS <= len(record) <= len(TicketRecord._fields):
+            raise TypeError(
+                f"a ticket record has {MIN_TICKET_FIELDS} to {len(TicketRecord._fields)} "
+                f"fields, not {len(record)}"
+            )
+        r = TicketRecord(*record)
         state = cls(r.ticket_id, r.customer_id, r.tier, r.priority, r.status)
         state.replied = bool(r.replied)
         state.closed_at = r.closed_at
         state.nr_cycles = r.nr_cycles
         state.pu_cycles = r.pu_cycles
+        ids = r.event_ids
         for clock_record in r.metrics:
-            clock = MetricClock.from_record(clock_record)
+            clock = MetricClock.from_record(clock_record, ids)
             state.metrics[clock.metric] = clock
         state.seen = set(r.seen)
         state.assignee = r.assignee
         state.group = r.group
+        state.finished = [MetricClock.from_record(clock, ids) for clock in r.finished]
         return state
 
 
@@ -167,6 +205,12 @@ class TicketRecord(NamedTuple):
     seen: list[int]  # fingerprints of the event ids applied (`event_fingerprint`)
     assignee: str | None
     group: str | None
+    finished: Sequence[Sequence[Any]] = ()  # `MetricRecord` arrays of replaced cycles
+    event_ids: Sequence[str] = ()  # the event ids the clocks' notes name, by index
+
+
+MIN_TICKET_FIELDS = 13
+"""Fields of a ticket record written before explanations: it still loads."""
 
 
 class TicketEngine:
@@ -178,6 +222,7 @@ class TicketEngine:
         self.policy = policy
         # Contracts in force at each instant; a ticket's tier is its contract's at creation.
         self.contracts = contracts if contracts is not None else ContractBook.from_policy(policy)
+        self.version = policy_version(policy)  # what the clocks note their targets came from
 
     # -- entry points ---------------------------------------------------------------------
 
@@ -213,11 +258,13 @@ class TicketEngine:
             event.ticket_id, event.customer_id, tier_name, str(event.priority), "new"
         )
         state.seen.add(event_fingerprint(event.event_id))
+        state.cause = event.event_id
         outputs: list[Output] = []
         for metric in (FIRST_RESPONSE, RESOLUTION):
             self._start(state, tier, metric, 1, at)
         if str(event.status) != "new":
             self._change_status(state, tier, str(event.status), at, outputs)
+        state.cause = ""
         return state, outputs
 
     def apply(
@@ -232,6 +279,7 @@ class TicketEngine:
         if state.closed_at is not None:
             return Verdict.IGNORED_CLOSED, []
         state.seen.add(fingerprint)
+        state.cause = event.event_id
         tier = self.policy.tiers[state.tier]
         outputs: list[Output] = []
         if isinstance(event, AgentReplied):
@@ -246,6 +294,7 @@ class TicketEngine:
         elif isinstance(event, Assigned):
             state.assignee = event.assignee
             state.group = event.group
+        state.cause = ""
         return Verdict.APPLIED, outputs
 
     def is_duplicate(self, state: TicketState, event_id: str) -> bool:
@@ -303,18 +352,19 @@ class TicketEngine:
         metrics = state.metrics
         if status in (SOLVED, CLOSED):
             for metric in (NEXT_RESPONSE, PERIODIC_UPDATE):
-                self._cancel(metrics.get(metric))
+                self._cancel(state, metrics.get(metric), at, status)
             resolution = metrics.get(RESOLUTION)
             if resolution is not None and resolution.phase is Phase.ACTIVE:
                 self._complete(state, tier, resolution, at, outputs)
             first = metrics.get(FIRST_RESPONSE)
             if status == CLOSED:
-                self._cancel(first)
+                self._cancel(state, first, at, status)
                 state.closed_at = at
             elif first is not None and first.phase is Phase.ACTIVE:
                 first.stop(
                     tier.calendar, at
                 )  # not running until a reopen (docs/semantics.md: Metrics)
+                first.mark(at, STOPPED, status, state.cause)
             return
         paused = status in tier.pause_on
         if previous == SOLVED:  # a reopen (docs/semantics.md: Metrics)
@@ -323,10 +373,14 @@ class TicketEngine:
                 resolution.phase = Phase.ACTIVE
                 if not paused:
                     resolution.resume(at)
+                resolution.mark(
+                    at, PAUSED if paused else RUN, status if paused else "", state.cause
+                )
                 self._retarget(state, tier, resolution, at, outputs)
             first = metrics.get(FIRST_RESPONSE)
             if first is not None and first.phase is Phase.ACTIVE:
                 first.resume(at)
+                first.mark(at, RUN, "", state.cause)
                 self._retarget(state, tier, first, at, outputs)
             self._start_cycle(state, tier, PERIODIC_UPDATE, at)
             return
@@ -336,8 +390,10 @@ class TicketEngine:
                 continue
             if paused:
                 clock.pause(tier.calendar, at)
-            else:
+                clock.mark(at, PAUSED, status, state.cause)
+            elif not clock.running:
                 clock.resume(at)
+                clock.mark(at, RUN, "", state.cause)
             clock.refresh_due(tier.calendar, tier.thresholds)
 
     def _change_priority(
@@ -363,13 +419,22 @@ class TicketEngine:
         pausable = metric in (RESOLUTION, PERIODIC_UPDATE)
         if not (pausable and state.status in tier.pause_on):
             clock.resume(at)
+            clock.mark(at, RUN, "", state.cause)
+        else:
+            clock.mark(at, PAUSED, state.status, state.cause)
+        clock.note_target(at, state.priority, self.version, state.cause)
         clock.refresh_due(tier.calendar, tier.thresholds)
+        replaced = state.metrics.get(metric)
+        if replaced is not None:
+            state.finished.append(replaced)
         state.metrics[metric] = clock
 
     def _start_cycle(self, state: TicketState, tier: CompiledTier, metric: str, at: int) -> None:
         """Start the next tracked cycle of next_response or periodic_update."""
         if tier.target(metric, state.priority) is None:
-            state.metrics.pop(metric, None)
+            replaced = state.metrics.pop(metric, None)
+            if replaced is not None:
+                state.finished.append(replaced)
             return
         if metric == NEXT_RESPONSE:
             state.nr_cycles += 1
@@ -379,10 +444,11 @@ class TicketEngine:
             cycle = state.pu_cycles
         self._start(state, tier, metric, cycle, at)
 
-    def _cancel(self, clock: MetricClock | None) -> None:
+    def _cancel(self, state: TicketState, clock: MetricClock | None, at: int, reason: str) -> None:
         if clock is not None and clock.phase is Phase.ACTIVE:
             clock.phase = Phase.CANCELLED
             clock.due = None
+            clock.mark(at, CANCELLED, reason, state.cause)
 
     def _complete(
         self,
@@ -397,6 +463,7 @@ class TicketEngine:
         clock.phase = Phase.COMPLETED
         clock.due = None
         clock.completions += 1
+        clock.mark(at, COMPLETED, state.status, state.cause)
         completed: CompletedOutput = {
             **_common(state, clock, "sla.completed", at, clock.completions),
             "outcome": "breached" if clock.breached else "met",
@@ -421,10 +488,11 @@ class TicketEngine:
         """
         target = tier.target(clock.metric, state.priority)
         if target is None:
-            self._cancel(clock)
+            self._cancel(state, clock, at, "no_target")
             return
         calendar = tier.calendar
         clock.target = target
+        clock.note_target(at, state.priority, self.version, state.cause)
         if not clock.breached:
             thresholds = tier.thresholds
             while clock.next_threshold < len(thresholds):

@@ -1,5 +1,9 @@
 """The worker's HTTP server: /health, /ready, /metrics and /tickets/{ticket_id}.
 
+`/tickets/{ticket_id}?explain=true` answers the ticket's timelines instead of its status
+(docs/semantics.md: Explanations), as of the same partition clock, under the same access and
+routing rules.
+
 Why the standard library's `ThreadingHTTPServer` (not faust's web server, nor aiohttp):
 the worker is plain threads, every answer is a few dictionary reads, and the one slow
 call (asking the broker who owns a partition) is blocking anyway; a thread per request
@@ -46,6 +50,7 @@ from prometheus_client.core import GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector, CollectorRegistry
 
 from slaclock.client.librdkafka_log import with_logging
+from slaclock.processors.engine.explain import explain_with_policy
 from slaclock.processors.engine.instants import US_PER_SECOND
 from slaclock.processors.engine.policy import CompiledPolicy
 from slaclock.processors.engine.status import TicketStatus, ticket_status
@@ -422,10 +427,10 @@ class StatusServer:
 
     # -- the answers (status, headers, body) -----------------------------------------------
 
-    def answer(self, path: str, authorization: str | None = None) -> Response:
+    def answer(self, path: str, authorization: str | None = None, query: str = "") -> Response:
         """Access control first (generic: every path but the open ones), then `route`."""
         refused = self.refuse(path, authorization)
-        return refused if refused is not None else self.route(path)
+        return refused if refused is not None else self.route(path, query)
 
     def refuse(self, path: str, authorization: str | None) -> Response | None:
         """None when the request may see `path`, else the refusal."""
@@ -456,7 +461,7 @@ class StatusServer:
             challenge += ', error="invalid_token"'
         return status, {**response_headers, "WWW-Authenticate": challenge}, body
 
-    def route(self, path: str) -> Response:
+    def route(self, path: str, query: str = "") -> Response:
         if path == "/health":
             ok, body = self.view.health()
             return _json(HTTPStatus.OK if ok else HTTPStatus.SERVICE_UNAVAILABLE, body)
@@ -467,21 +472,33 @@ class StatusServer:
             payload = generate_latest(self.view.registry)
             return HTTPStatus.OK, {"Content-Type": CONTENT_TYPE_LATEST}, payload
         if path.startswith("/tickets/") and len(path) > len("/tickets/"):
-            return self.ticket(path, urllib.parse.unquote(path[len("/tickets/") :]))
+            explain = _explain_flag(query)
+            if explain is None:
+                return _json(
+                    HTTPStatus.BAD_REQUEST,
+                    {"error": "explain must be true or false (GET /tickets/{id}?explain=true)"},
+                )
+            return self.ticket(path, urllib.parse.unquote(path[len("/tickets/") :]), explain)
         if path.startswith("/customers/") and len(path) > len("/customers/"):
             return self.customer(path, urllib.parse.unquote(path[len("/customers/") :]))
         if path.startswith("/services/") and len(path) > len("/services/"):
             return self.service(path, urllib.parse.unquote(path[len("/services/") :]))
         return _json(HTTPStatus.NOT_FOUND, {"error": f"no such endpoint: {path}"})
 
-    def ticket(self, path: str, ticket_id: str) -> Response:
-        found = self.local_status(ticket_id)
+    def ticket(self, path: str, ticket_id: str, explain: bool = False) -> Response:
+        """The ticket's status, or with `explain` its timelines (docs/semantics.md:
+        Explanations), if a task here holds it; else 404 or a 307 to its owner (the
+        redirect keeps `?explain=true`)."""
+        answer = self.local_explanation if explain else self.local_status
+        found = answer(ticket_id)
         if found is not None:
             return _json(HTTPStatus.OK, found)
+        if explain:
+            path += "?explain=true"
         try:
             partition = partition_for(ticket_id, self.directory.partitions())
             if partition in self.view.owned_partitions():
-                found = self.local_status(ticket_id)  # restored in the meantime?
+                found = answer(ticket_id)  # restored in the meantime?
                 if found is not None:
                     return _json(HTTPStatus.OK, found)
                 return _json(
@@ -569,6 +586,18 @@ class StatusServer:
             orjson.dumps({"location": owner + path, "partition": partition}),
         )
 
+    def local_explanation(self, ticket_id: str) -> dict[str, Any] | None:
+        """The ticket's explanation as of its task's clock, if a task here holds it: the
+        same JSON as `slaclock explain --json` for that instant."""
+        snapshot = self.view.ticket_snapshot(ticket_id)
+        if snapshot is None:
+            return None
+        state = TicketState.from_record(orjson.loads(snapshot.record))
+        now = snapshot.clock
+        if now is None:
+            now = int(time.time() * US_PER_SECOND)
+        return dict(explain_with_policy(state, self.view.policy, now))
+
     def local_status(self, ticket_id: str) -> dict[str, Any] | None:
         """The ticket's status if a task of this worker holds it, as of that task's clock
         (both from the end of the task's last batch)."""
@@ -581,6 +610,19 @@ class StatusServer:
             now = int(time.time() * US_PER_SECOND)
         status: TicketStatus = ticket_status(state, self.view.policy, now)
         return {**status, "partition": snapshot.partition}
+
+
+def _explain_flag(query: str) -> bool | None:
+    """`explain` of a query string: False when absent, None when not a boolean."""
+    values = urllib.parse.parse_qs(query, keep_blank_values=True).get("explain")
+    if not values:
+        return False
+    value = values[-1].lower()
+    if value in ("true", "1", ""):
+        return True
+    if value in ("false", "0"):
+        return False
+    return None
 
 
 def _json(status: int, body: object) -> Response:
@@ -612,9 +654,10 @@ class _Handler(BaseHTTPRequestHandler):
 
     def _respond(self, with_body: bool) -> None:
         app = cast(_Server, self.server).app
-        path = urllib.parse.urlsplit(self.path).path
+        split = urllib.parse.urlsplit(self.path)
+        path = split.path
         try:
-            status, headers, body = app.answer(path, self.headers.get("Authorization"))
+            status, headers, body = app.answer(path, self.headers.get("Authorization"), split.query)
         except Exception as error:  # answer 500, keep serving
             log.exception("http: %s %s failed", self.command, path)
             status, headers, body = _json(HTTPStatus.INTERNAL_SERVER_ERROR, {"error": str(error)})

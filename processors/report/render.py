@@ -11,7 +11,7 @@ from __future__ import annotations
 import csv
 import io
 import re
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import asdict, is_dataclass
 from decimal import Decimal
 from pathlib import Path
@@ -20,16 +20,19 @@ from typing import Any
 import jinja2
 import orjson
 
+from slaclock.processors.engine.explain import CycleTimeline
 from slaclock.processors.report import charts
 from slaclock.processors.report.figures import (
     METRICS,
     PRIORITIES,
+    BreachRow,
     CreditFigures,
     Report,
     Section,
     Tally,
     format_duration,
 )
+from slaclock.processors.report.timelines import BreachKey, timeline_id, timeline_svg
 
 ALL = "(all)"
 HTML_BREACH_ROWS = 200
@@ -281,17 +284,21 @@ def _draw(section: Section, kind: str, chart_id: str) -> str:
     )
 
 
-def report_html(report: Report) -> str:
+def report_html(report: Report, timelines: Mapping[BreachKey, CycleTimeline] | None = None) -> str:
+    """The page; with `timelines` (`slaclock report --events`) each breach of the list
+    links to an SVG strip of its cycle's timeline."""
     pages = []
     for section in report.sections:
+        shown = section.breaches[:HTML_BREACH_ROWS]
         pages.append(
             {
                 "s": section,
                 "key": customer_key(section),
                 "title": "All customers" if section.customer_id is None else section.customer_id,
                 "charts": section_charts(section),
-                "breaches": section.breaches[:HTML_BREACH_ROWS],
+                "breaches": shown,
                 "more_breaches": max(0, len(section.breaches) - HTML_BREACH_ROWS),
+                "strips": _strips(section, shown, timelines or {}),
             }
         )
     template = _ENV.get_template("report.html.j2")
@@ -307,6 +314,21 @@ def report_html(report: Report) -> str:
     )
 
 
+def _strips(
+    section: Section, shown: Sequence[BreachRow], timelines: Mapping[BreachKey, CycleTimeline]
+) -> list[tuple[str, str] | None]:
+    """(id, SVG) of each shown breach's timeline strip, None where it has none."""
+    strips: list[tuple[str, str] | None] = []
+    for row in shown:
+        timeline = timelines.get((row.ticket_id, row.metric, row.cycle))
+        if timeline is None:
+            strips.append(None)
+            continue
+        strip_id = timeline_id(_slug(section), row.ticket_id, row.metric, row.cycle)
+        strips.append((strip_id, timeline_svg(timeline, strip_id)))
+    return strips
+
+
 def percent_text(value: Decimal | None) -> str:
     """A 4-place ratio as a percentage for people: 0.9583 -> 95.83%."""
     if value is None:
@@ -314,7 +336,9 @@ def percent_text(value: Decimal | None) -> str:
     return f"{(value * 100).quantize(Decimal('0.01'))}%"
 
 
-def write_report(report: Report, prefix: Path) -> list[Path]:
+def write_report(
+    report: Report, prefix: Path, timelines: Mapping[BreachKey, CycleTimeline] | None = None
+) -> list[Path]:
     """Write PREFIX.html, PREFIX.json, PREFIX.csv and PREFIX-breaches.csv."""
     prefix.parent.mkdir(parents=True, exist_ok=True)
     paths = [
@@ -323,7 +347,7 @@ def write_report(report: Report, prefix: Path) -> list[Path]:
         prefix.with_name(prefix.name + ".csv"),
         prefix.with_name(prefix.name + "-breaches.csv"),
     ]
-    paths[0].write_text(report_html(report), encoding="utf-8")
+    paths[0].write_text(report_html(report, timelines), encoding="utf-8")
     paths[1].write_bytes(report_json(report))
     paths[2].write_text(report_csv(report), encoding="utf-8")
     paths[3].write_text(breaches_csv(report), encoding="utf-8")

@@ -37,6 +37,7 @@ SHORT_POLICY = (
     "  fast:\n"
     "    calendar: always\n"
     "    targets: {first_response: {urgent: 4s}, resolution: {urgent: 1h}}\n"
+    "    pause_on: [pending]\n"
     "    warnings: [0.5]\n"
 )
 
@@ -246,3 +247,49 @@ def test_partitioner_agrees_with_confluent_kafka_murmur2_random(
         producer.produce(topic, b"{}", key=key.encode(), on_delivery=delivered)
     assert producer.flush(30) == 0
     assert landed == {key: partition_for(key, 7) for key in keys}
+
+
+def test_explain_from_a_live_worker_is_the_cli_explanation_at_the_same_instant(
+    pipeline: LivePipeline, tmp_path: Path
+) -> None:
+    """docs/semantics.md: Explanations: the same JSON from HTTP and from `slaclock explain`.
+
+    The events are stamped a few seconds ahead, so each is applied at its own instant (none
+    is late); the worker's answer is as of its partition clock, which the CLI replays to.
+    """
+    from typer.testing import CliRunner
+
+    from slaclock.cli import app
+
+    worker, url = start_http_worker(pipeline, "w1")
+    wait_for("readiness", lambda: (get(f"{url}/ready") or (0,))[0] == 200, worker)
+    start = int(time.time() * US_PER_SECOND) + 5 * US_PER_SECOND
+    events = [
+        {**orjson.loads(created_event("T-why", start)[1]), "event_id": "w1"},
+        {"event_id": "w2", "type": "ticket.status_changed", "ticket_id": "T-why",
+         "occurred_at": format_us(start + 1_500_000), "status": "pending"},
+        {"event_id": "w3", "type": "ticket.status_changed", "ticket_id": "T-why",
+         "occurred_at": format_us(start + 2_250_000), "status": "open"},
+    ]  # fmt: skip
+    pipeline.publish([(b"T-why", orjson.dumps(e)) for e in events])
+
+    def explained() -> bytes | None:
+        response = get(f"{url}/tickets/T-why?explain=true")
+        if response is None or response[0] != 200:
+            return None
+        body = json.loads(response[2])
+        return response[2] if parse_instant(body["at"]) > start + 3 * US_PER_SECOND else None
+
+    answer = wait_for("an explanation past the events", explained, worker, timeout=60)
+    policy = tmp_path / "short.yaml"
+    policy.write_text(SHORT_POLICY)
+    lines = tmp_path / "events.jsonl"
+    lines.write_bytes(b"".join(orjson.dumps(e) + b"\n" for e in events))
+    at = json.loads(answer)["at"]
+    args = ["--policy", str(policy), "--events", str(lines), "--ticket", "T-why", "--at", at]
+    result = CliRunner().invoke(app, ["explain", *args, "--json"])
+    assert result.exit_code == 0, result.stderr
+    assert result.stdout.encode().rstrip(b"\n") == answer
+    resolution = next(c for c in json.loads(answer)["cycles"] if c["metric"] == "resolution")
+    assert [s["kind"] for s in resolution["segments"]] == ["counted", "paused", "counted"]
+    assert worker.stop() == 0, worker.log_tail()

@@ -26,6 +26,32 @@ def test_replay_benchmark_reports_rate_memory_and_state_size() -> None:
     assert re.search(r"serialised state \d+ B/ticket", out), out
 
 
+def test_explain_benchmark_reports_the_cost_per_ticket() -> None:
+    done = subprocess.run(
+        [sys.executable, str(ROOT / "benchmarks" / "explain_bench.py"), "--tickets", "100"],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        cwd=ROOT,
+    )
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert re.search(r"core explanation: \d+ us/ticket", done.stdout), done.stdout
+    assert re.search(r"HTTP path .*: \d+ us/ticket", done.stdout), done.stdout
+
+
+def test_state_benchmark_measures_records_without_a_broker() -> None:
+    command = [sys.executable, str(ROOT / "benchmarks" / "state_bench.py")]
+    done = subprocess.run(
+        [*command, "--skip", "scale,timers", "--record-tickets", "100"],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        cwd=ROOT,
+    )
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert re.search(r"serialised state \d+ B/ticket .* in memory \d+ B/ticket", done.stdout)
+
+
 def test_stack_summary_counts_self_and_inclusive_shares() -> None:
     raw = [
         "run (a.py:1);work (a.py:5);parse (b.py:9) 30",
