@@ -1,0 +1,246 @@
+"""Fixtures of the container tier: the engine, the images, the compose stack.
+
+Every test here is `slow` (run by `make test-containers`, never by `make test`) and is
+skipped with one line when no container engine answers. `scripts/containers-setup.sh`
+(run by `make test-containers`) installs Podman, runc, mmdebstrap and the Docker Compose
+plugin and makes the stand-in base images; the fixtures build slaclock's image, start
+Podman's Docker API service on a private socket, run docker-compose.yml unchanged under
+the project name `slaclock-ctest` and remove everything they started at the end.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import secrets
+import time
+import urllib.error
+import urllib.request
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from tests.containers import kafka_io
+from tests.containers.engine import (
+    ROOT,
+    SETUP,
+    Compose,
+    HealthTicker,
+    Podman,
+    PodmanService,
+    engine_problem,
+    needs_health_ticker,
+    wait_for,
+)
+
+PROJECT = "slaclock-ctest"
+HOST_BOOTSTRAP = "127.0.0.1:29092"  # the broker's HOST listener, published by the compose file
+STANDIN_PYTHON = "localhost/slaclock-python-standin:3.11-bookworm"
+REAL_PYTHON = "docker.io/library/python:3.11-slim-bookworm"
+CA_BUNDLE = Path("/etc/ssl/certs/ca-certificates.crt")
+RESULTS = ROOT / "build" / "containers"
+
+COMPOSE_IMAGE = "slaclock:local"  # what docker-compose.yml runs
+VARIANTS: dict[str, tuple[str, dict[str, str]]] = {
+    "default": (COMPOSE_IMAGE, {}),
+    "reports": ("slaclock:local-reports", {"EXTRAS": "reports"}),
+    # A compiled-core variant is one more line: its tag and build arguments.
+}
+"""Image variants built and measured: name -> (tag, build arguments)."""
+
+
+@pytest.fixture(scope="session")
+def podman() -> Podman:
+    problem = engine_problem()
+    if problem is not None:
+        pytest.skip(problem)
+    return Podman()
+
+
+def python_base(podman: Podman) -> str:
+    """The Dockerfile's PYTHON_IMAGE: SLACLOCK_TEST_PYTHON_IMAGE, else the real
+    python:3.11-slim-bookworm if it is here, else the stand-in made by the setup script."""
+    chosen = os.environ.get("SLACLOCK_TEST_PYTHON_IMAGE")
+    if chosen:
+        return chosen
+    for image in (REAL_PYTHON, STANDIN_PYTHON):
+        if podman.image_exists(image):
+            return image
+    pytest.skip(f"no Python base image ({REAL_PYTHON} or {STANDIN_PYTHON}): run `bash {SETUP}`")
+
+
+@dataclass
+class BuiltImage:
+    tag: str
+    size: int  # bytes, as `podman image inspect` reports it
+    build_seconds: float
+    layers: list[dict[str, Any]]  # newest first: size (bytes) and the instruction
+
+
+@dataclass
+class Images:
+    base: str
+    base_size: int
+    built: dict[str, BuiltImage] = field(default_factory=dict)
+
+
+def _layers(podman: Podman, image: str) -> list[dict[str, Any]]:
+    history = json.loads(podman.run("history", "--format", "json", image))
+    return [
+        {"size": int(h.get("size", 0)), "created_by": str(h.get("CreatedBy", ""))[:160]}
+        for h in history
+    ]
+
+
+@pytest.fixture(scope="session")
+def images(podman: Podman) -> Images:
+    """Every variant of VARIANTS built from this checkout's Dockerfile; sizes recorded in
+    build/containers/images.json."""
+    base = python_base(podman)
+    found = Images(base, int(podman.run("image", "inspect", "--format", "{{.Size}}", base)))
+    for name, (tag, args) in VARIANTS.items():
+        command = ["build", "--format", "docker", "--network", "host", "--quiet", "-t", tag]
+        # HEALTHCHECK needs the docker format: OCI images cannot carry it (Podman's default)
+        if CA_BUNDLE.is_file():  # pip inside the build verifies PyPI with the host's CAs
+            command += ["-v", f"{CA_BUNDLE}:{CA_BUNDLE}:ro"]
+        command += ["--build-arg", f"PYTHON_IMAGE={base}"]
+        for key, value in args.items():
+            command += ["--build-arg", f"{key}={value}"]
+        started = time.monotonic()
+        podman.run(*command, ".", timeout=900)
+        seconds = time.monotonic() - started
+        size = int(podman.run("image", "inspect", "--format", "{{.Size}}", tag))
+        found.built[name] = BuiltImage(tag, size, seconds, _layers(podman, tag))
+    RESULTS.mkdir(parents=True, exist_ok=True)
+    (RESULTS / "images.json").write_text(
+        json.dumps(
+            {
+                "base": {"image": found.base, "size": found.base_size},
+                "variants": {
+                    name: {
+                        "tag": b.tag,
+                        "size": b.size,
+                        "build_seconds": round(b.build_seconds, 1),
+                        "layers": b.layers,
+                    }
+                    for name, b in found.built.items()
+                },
+            },
+            indent=2,
+        )
+        + "\n"
+    )
+    return found
+
+
+@pytest.fixture(scope="session")
+def service(podman: Podman, tmp_path_factory: pytest.TempPathFactory) -> Iterator[PodmanService]:
+    """Podman's Docker API on a private socket, for the docker CLI and docker compose."""
+    started = PodmanService(tmp_path_factory.mktemp("podman"), podman).start()
+    try:
+        yield started
+    finally:
+        started.stop()
+
+
+@dataclass
+class Stack:
+    """The compose project as the tests drive it; `published` is every input record sent."""
+
+    compose: Compose
+    ticker: HealthTicker
+    token: str
+    workdir: Path
+    published: list[tuple[bytes | None, bytes]] = field(default_factory=list)
+
+    @property
+    def bootstrap(self) -> str:
+        return HOST_BOOTSTRAP
+
+    def workers(self) -> list[str]:
+        return self.compose.containers("worker")
+
+    def publish(self, records: list[tuple[bytes | None, bytes]]) -> None:
+        kafka_io.publish(self.bootstrap, records)
+        self.published += records
+
+    def http(self, worker: str, path: str, token: str | None = None) -> tuple[int, Any]:
+        """(status, JSON body) of GET `path` on a worker's published HTTP port."""
+        request = urllib.request.Request(f"http://{self.compose.published(worker, 6066)}{path}")
+        if token is not None:
+            request.add_header("Authorization", f"Bearer {token}")
+        try:
+            with urllib.request.urlopen(request, timeout=5) as response:
+                return response.status, json.loads(response.read() or b"null")
+        except urllib.error.HTTPError as error:
+            return error.code, None
+
+    def readiness(self, worker: str) -> dict[str, Any] | None:
+        try:
+            status, body = self.http(worker, "/ready")
+        except (OSError, ValueError):
+            return None
+        return body if status == 200 else None
+
+    def tickets_partitions(self, worker: str) -> list[int] | None:
+        ready = self.readiness(worker)
+        return None if ready is None else list(ready["stages"]["tickets"]["partitions"])
+
+    def wait_ready(self, workers: list[str], timeout: float = 180) -> dict[str, list[int]]:
+        """Until every worker is ready and they own all six partitions between them."""
+
+        def split() -> dict[str, list[int]] | None:
+            owned = {w: self.tickets_partitions(w) for w in workers}
+            if any(not p for p in owned.values()):
+                return None
+            every = sorted(p for parts in owned.values() for p in parts or [])
+            return owned if every == list(range(6)) else None
+
+        result: dict[str, list[int]] = wait_for(f"{workers} ready", split, timeout)
+        return result
+
+
+@pytest.fixture(scope="module")
+def stack(
+    images: Images, service: PodmanService, podman: Podman, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[Stack]:
+    """docker-compose.yml up: the broker and the topics first, then the example events
+    published from the host, then two workers (they start on a backlog, as after an outage
+    of theirs). Everything the project created is removed afterwards."""
+    workdir = tmp_path_factory.mktemp("stack")
+    token = secrets.token_hex(32)
+    token_file = workdir / "http-token"
+    token_file.write_text(token + "\n")
+    token_file.chmod(0o644)  # readable by the image's uid 10001, as `make compose-secrets`
+    env = service.docker_env(SLACLOCK_HTTP_TOKEN_SECRET=str(token_file))
+    for name in ("SLACLOCK_POLICY_FILE", "COMPOSE_PROFILES", "COMPOSE_FILE"):
+        env.pop(name, None)  # the compose file's defaults, whatever the caller's shell says
+    compose = Compose(PROJECT, env)
+    compose.run("down", "--volumes", "--remove-orphans", check=False)  # a previous run's leftovers
+    ticker = HealthTicker(podman, PROJECT, enabled=needs_health_ticker()).start()
+    stack = Stack(compose, ticker, token, workdir)
+    try:
+        compose.run("up", "--detach", "--no-build", "topics", timeout=600)
+        (topics,) = compose.containers("topics")
+        wait_for(
+            "the topics container to exit",
+            lambda: compose.inspect(topics)["State"]["Status"] == "exited",
+            timeout=180,
+        )
+        stack.publish(
+            kafka_io.keyed((ROOT / "examples" / "events.jsonl").read_bytes().splitlines())
+        )
+        compose.run("up", "--detach", "--no-build", "--scale", "worker=2", timeout=600)
+        stack.wait_ready(stack.workers())
+        yield stack
+    finally:
+        try:
+            (workdir / "compose-logs.txt").write_text(
+                compose.run("logs", "--no-color", check=False)
+            )
+            compose.run("down", "--volumes", "--remove-orphans", "--timeout", "30", check=False)
+        finally:
+            ticker.stop()
