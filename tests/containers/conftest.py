@@ -11,9 +11,7 @@ the project name `slaclock-ctest` and remove everything they started at the end.
 from __future__ import annotations
 
 import json
-import os
 import secrets
-import time
 import urllib.error
 import urllib.request
 from collections.abc import Iterator
@@ -25,22 +23,25 @@ import pytest
 
 from tests.containers import kafka_io
 from tests.containers.engine import (
+    REAL_PYTHON,
     ROOT,
     SETUP,
+    STANDIN_PYTHON,
     Compose,
     HealthTicker,
     Podman,
     PodmanService,
+    build_image,
     engine_problem,
+    image_layers,
+    image_size,
     needs_health_ticker,
+    python_base,
     wait_for,
 )
 
 PROJECT = "slaclock-ctest"
 HOST_BOOTSTRAP = "127.0.0.1:29092"  # the broker's HOST listener, published by the compose file
-STANDIN_PYTHON = "localhost/slaclock-python-standin:3.11-bookworm"
-REAL_PYTHON = "docker.io/library/python:3.11-slim-bookworm"
-CA_BUNDLE = Path("/etc/ssl/certs/ca-certificates.crt")
 RESULTS = ROOT / "build" / "containers"
 
 COMPOSE_IMAGE = "slaclock:local"  # what docker-compose.yml runs
@@ -60,18 +61,6 @@ def podman() -> Podman:
     return Podman()
 
 
-def python_base(podman: Podman) -> str:
-    """The Dockerfile's PYTHON_IMAGE: SLACLOCK_TEST_PYTHON_IMAGE, else the real
-    python:3.11-slim-bookworm if it is here, else the stand-in made by the setup script."""
-    chosen = os.environ.get("SLACLOCK_TEST_PYTHON_IMAGE")
-    if chosen:
-        return chosen
-    for image in (REAL_PYTHON, STANDIN_PYTHON):
-        if podman.image_exists(image):
-            return image
-    pytest.skip(f"no Python base image ({REAL_PYTHON} or {STANDIN_PYTHON}): run `bash {SETUP}`")
-
-
 @dataclass
 class BuiltImage:
     tag: str
@@ -87,33 +76,19 @@ class Images:
     built: dict[str, BuiltImage] = field(default_factory=dict)
 
 
-def _layers(podman: Podman, image: str) -> list[dict[str, Any]]:
-    history = json.loads(podman.run("history", "--format", "json", image))
-    return [
-        {"size": int(h.get("size", 0)), "created_by": str(h.get("CreatedBy", ""))[:160]}
-        for h in history
-    ]
-
-
 @pytest.fixture(scope="session")
 def images(podman: Podman) -> Images:
     """Every variant of VARIANTS built from this checkout's Dockerfile; sizes recorded in
     build/containers/images.json."""
     base = python_base(podman)
-    found = Images(base, int(podman.run("image", "inspect", "--format", "{{.Size}}", base)))
+    if base is None:
+        pytest.skip(f"no Python base image ({REAL_PYTHON} or {STANDIN_PYTHON}): run `bash {SETUP}`")
+    found = Images(base, image_size(podman, base))
     for name, (tag, args) in VARIANTS.items():
-        command = ["build", "--format", "docker", "--network", "host", "--quiet", "-t", tag]
-        # HEALTHCHECK needs the docker format: OCI images cannot carry it (Podman's default)
-        if CA_BUNDLE.is_file():  # pip inside the build verifies PyPI with the host's CAs
-            command += ["-v", f"{CA_BUNDLE}:{CA_BUNDLE}:ro"]
-        command += ["--build-arg", f"PYTHON_IMAGE={base}"]
-        for key, value in args.items():
-            command += ["--build-arg", f"{key}={value}"]
-        started = time.monotonic()
-        podman.run(*command, ".", timeout=900)
-        seconds = time.monotonic() - started
-        size = int(podman.run("image", "inspect", "--format", "{{.Size}}", tag))
-        found.built[name] = BuiltImage(tag, size, seconds, _layers(podman, tag))
+        seconds = build_image(podman, tag, base, args)
+        found.built[name] = BuiltImage(
+            tag, image_size(podman, tag), seconds, image_layers(podman, tag)
+        )
     RESULTS.mkdir(parents=True, exist_ok=True)
     (RESULTS / "images.json").write_text(
         json.dumps(

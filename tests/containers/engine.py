@@ -69,6 +69,53 @@ class Podman:
         return _run(["podman", "image", "exists", image], self.env, check=False).returncode == 0
 
 
+STANDIN_PYTHON = "localhost/slaclock-python-standin:3.11-bookworm"  # the setup script's
+REAL_PYTHON = "docker.io/library/python:3.11-slim-bookworm"  # the Dockerfile's default
+
+
+def python_base(podman: Podman) -> str | None:
+    """The Dockerfile's PYTHON_IMAGE here: SLACLOCK_TEST_PYTHON_IMAGE, else the real
+    python:3.11-slim-bookworm if it is here, else the stand-in; None if neither is."""
+    chosen = os.environ.get("SLACLOCK_TEST_PYTHON_IMAGE")
+    if chosen:
+        return chosen
+    return next((i for i in (REAL_PYTHON, STANDIN_PYTHON) if podman.image_exists(i)), None)
+
+
+CA_BUNDLE = Path("/etc/ssl/certs/ca-certificates.crt")
+
+
+def build_image(podman: Podman, tag: str, python_image: str, args: dict[str, str]) -> float:
+    """Build the repository's Dockerfile as `tag`; returns the seconds it took.
+
+    `--format docker`: Podman's default OCI format cannot carry HEALTHCHECK and drops it
+    with a warning. The host's CA bundle is mounted for pip (PyPI over TLS), `--network
+    host` as the image registry-less machines need it.
+    """
+    command = ["build", "--format", "docker", "--network", "host", "--quiet", "-t", tag]
+    if CA_BUNDLE.is_file():
+        command += ["-v", f"{CA_BUNDLE}:{CA_BUNDLE}:ro"]
+    command += ["--build-arg", f"PYTHON_IMAGE={python_image}"]
+    for key, value in args.items():
+        command += ["--build-arg", f"{key}={value}"]
+    started = time.monotonic()
+    podman.run(*command, str(ROOT), timeout=900)
+    return time.monotonic() - started
+
+
+def image_size(podman: Podman, image: str) -> int:
+    return int(podman.run("image", "inspect", "--format", "{{.Size}}", image))
+
+
+def image_layers(podman: Podman, image: str) -> list[dict[str, Any]]:
+    """Newest first: each layer's size in bytes and the instruction that made it."""
+    history = json.loads(podman.run("history", "--format", "json", image))
+    return [
+        {"size": int(h.get("size", 0)), "created_by": str(h.get("CreatedBy", ""))[:200]}
+        for h in history
+    ]
+
+
 def engine_problem() -> str | None:
     """None if Podman, the docker CLI and its compose plugin answer; else why not, in a line."""
     if shutil.which("podman") is None:
@@ -260,9 +307,10 @@ class Compose:
         return found[0]
 
     def exec(
-        self, name: str, *command: str, check: bool = True
+        self, name: str, *command: str, user: str | None = None, check: bool = True
     ) -> subprocess.CompletedProcess[str]:
-        return _run(["docker", "exec", name, *command], self.env, 60, check)
+        as_user = ["--user", user] if user is not None else []
+        return _run(["docker", "exec", *as_user, name, *command], self.env, 60, check)
 
     def published(self, name: str, port: int) -> str:
         """host:port where a container's port is published."""

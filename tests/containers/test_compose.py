@@ -210,10 +210,20 @@ def test_policy_is_mounted_read_only_and_so_is_the_root_file_system(stack: Stack
     worker = stack.workers()[0]
     shown = stack.compose.exec(worker, "cat", "/etc/slaclock/policy.yaml").stdout
     assert shown == POLICY.read_text()
+    mounts = {
+        fields[4]: fields[5].split(",")
+        for fields in (
+            line.split()
+            for line in stack.compose.exec(worker, "cat", "/proc/1/mountinfo").stdout.splitlines()
+        )
+    }
+    assert "ro" in mounts["/"] and "ro" in mounts["/etc/slaclock/policy.yaml"], mounts
+    # even root in the container, who owns those files, cannot write them
     for path in ("/etc/slaclock/policy.yaml", "/opt/venv/probe", "/etc/probe"):
-        done = stack.compose.exec(worker, "sh", "-c", f"echo x >> {path}", check=False)
+        done = stack.compose.exec(worker, "sh", "-c", f"echo x >> {path}", user="0", check=False)
         assert done.returncode != 0 and "Read-only file system" in done.stderr, (path, done)
-    # the state volume and /tmp are where it may write
+    # the state volume and /tmp are where the worker may write
+    assert "ro" not in mounts["/var/lib/slaclock"] and "ro" not in mounts["/tmp"], mounts
     for path in ("/var/lib/slaclock/probe", "/tmp/probe"):
         stack.compose.exec(worker, "sh", "-c", f"echo x > {path} && rm {path}")
 
