@@ -91,7 +91,7 @@ def start_to_ready(compose: Compose, runs: int) -> dict[str, list[float]]:
     }
     for run in range(runs):
         if run:
-            compose.run("rm", "--stop", "--force", "worker")
+            compose.run("rm", "--stop", "--force", "--volumes", "worker")  # and its state volume
             time.sleep(12)  # the removed worker's static membership expires (10 s)
         started = time.monotonic()
         compose.run("up", "--detach", "--no-build", "--no-deps", "worker")
