@@ -32,6 +32,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from tests.containers.engine import (  # noqa: E402
+    VARIANTS,
     Compose,
     HealthTicker,
     Podman,
@@ -46,10 +47,6 @@ from tests.containers.engine import (  # noqa: E402
 )
 
 PROJECT = "slaclock-cbench"
-VARIANTS = {
-    "default": ("slaclock:local", {}),
-    "reports": ("slaclock:local-reports", {"EXTRAS": "reports"}),
-}
 MIB = 2**20
 
 

@@ -27,6 +27,7 @@ from tests.containers.engine import (
     ROOT,
     SETUP,
     STANDIN_PYTHON,
+    VARIANTS,
     Compose,
     HealthTicker,
     Podman,
@@ -43,14 +44,6 @@ from tests.containers.engine import (
 PROJECT = "slaclock-ctest"
 HOST_BOOTSTRAP = "127.0.0.1:29092"  # the broker's HOST listener, published by the compose file
 RESULTS = ROOT / "build" / "containers"
-
-COMPOSE_IMAGE = "slaclock:local"  # what docker-compose.yml runs
-VARIANTS: dict[str, tuple[str, dict[str, str]]] = {
-    "default": (COMPOSE_IMAGE, {}),
-    "reports": ("slaclock:local-reports", {"EXTRAS": "reports"}),
-    # A compiled-core variant is one more line: its tag and build arguments.
-}
-"""Image variants built and measured: name -> (tag, build arguments)."""
 
 
 @pytest.hookimpl(trylast=True)  # after `-m "not slow"` has deselected them under `make test`

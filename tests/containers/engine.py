@@ -82,6 +82,13 @@ def python_base(podman: Podman) -> str | None:
     return next((i for i in (REAL_PYTHON, STANDIN_PYTHON) if podman.image_exists(i)), None)
 
 
+COMPOSE_IMAGE = "slaclock:local"  # what docker-compose.yml runs
+VARIANTS: dict[str, tuple[str, dict[str, str]]] = {
+    "default": (COMPOSE_IMAGE, {}),
+    "reports": ("slaclock:local-reports", {"EXTRAS": "reports"}),
+    # A compiled-core variant is one more line: its tag and build arguments.
+}
+"""Image variants built and measured: name -> (tag, build arguments)."""
 CA_BUNDLE = Path("/etc/ssl/certs/ca-certificates.crt")
 
 

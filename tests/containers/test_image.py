@@ -5,8 +5,8 @@ from __future__ import annotations
 
 import pytest
 
-from tests.containers.conftest import VARIANTS, Images
-from tests.containers.engine import Podman
+from tests.containers.conftest import Images
+from tests.containers.engine import VARIANTS, Podman
 
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(1800)]
 
