@@ -107,7 +107,7 @@ if ! podman image exists "docker.io/$kafka_image"; then
   cp "$libs"/*.jar "$context/libs/"
   # The broker's health check in docker-compose.yml runs kafka-broker-api-versions.sh,
   # whose class is in kafka-tools (not a dependency of the broker itself).
-  mvn -q -B dependency:copy "-Dartifact=org.apache.kafka:kafka-tools:$version" \
+  mvn -q -B -Dstyle.color=never dependency:copy "-Dartifact=org.apache.kafka:kafka-tools:$version" \
     "-DoutputDirectory=$context/libs" >/dev/null
   nice podman build --quiet --format docker --network host \
     --build-arg "BASE_IMAGE=$PYTHON_STANDIN" --label "$STANDIN_LABEL" \
