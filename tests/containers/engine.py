@@ -57,6 +57,9 @@ def _run(
 class Podman:
     def __init__(self) -> None:
         self.env = {**os.environ, "CONTAINERS_CONF": str(CONTAINERS_CONF)}
+        # Podman also reads DOCKER_CONFIG (for registry logins) and fails when it names a
+        # directory without a config.json: that setting is for the docker CLI only.
+        self.env.pop("DOCKER_CONFIG", None)
 
     def run(self, *args: str, timeout: float = 120, check: bool = True) -> str:
         return _run(["podman", *args], self.env, timeout, check).stdout
