@@ -40,9 +40,8 @@ if ((${#missing[@]})); then
   say "installing ${missing[*]} (apt-get)"
   export DEBIAN_FRONTEND=noninteractive
   apt-get update -qq
-  apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
-  # podman's network stack (netavark, aardvark-dns for the service names) and conmon
-  apt-get install -y -qq podman netavark aardvark-dns conmon >/dev/null
+  # with podman's network stack: netavark, and aardvark-dns to resolve the service names
+  apt-get install -y -qq "${missing[@]}" netavark aardvark-dns >/dev/null
 fi
 
 # -- 2. docker compose ----------------------------------------------------------------------
