@@ -532,10 +532,20 @@ class LedgerStage:
         self.counters.count_credit(credit)
         return [credit]
 
+    def period_contract(self, customer: str, end: int) -> CompiledContract | None:
+        """The contract that governs a period ending at `end` (E): the one in force during
+        the period's last instant, E - 1 us (docs/semantics.md: Statements and earn-back).
+
+        A change effective exactly at E (the usual "from the 1st") governs the next period
+        only, and a withdrawal at E leaves the closing period its statement. Statements,
+        earn-back and availability credits all ask this one question.
+        """
+        return self.book.in_force(customer, end - 1)
+
     def _availability_contract(self, customer: str, end: int) -> CompiledContract | None:
-        """The contract in force at a service period's end E, if the credited month's last
+        """The contract of a service period ending at E, if the credited month's last
         instant (E - 1 us) is inside its term."""
-        contract = self.book.in_force(customer, end)
+        contract = self.period_contract(customer, end)
         if contract is None or not contract.in_term(end - 1):
             return None
         return contract
@@ -581,7 +591,7 @@ class LedgerStage:
         account.closed_through = end
         self._ends.pop(customer, None)
         self.dirty.add(customer)
-        contract = self.book.in_force(customer, end)
+        contract = self.period_contract(customer, end)
         if contract is None:
             return []
         period = period_of(end - 1, contract.timezone)
