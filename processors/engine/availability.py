@@ -41,6 +41,7 @@ from slaclock.processors.engine import periods
 from slaclock.processors.engine.calendar import BusinessCalendar, calendar_from_spec
 from slaclock.processors.engine.ids import output_event_id
 from slaclock.processors.engine.instants import US_PER_SECOND, format_us, seconds_value, to_us
+from slaclock.processors.engine.versions import PolicyBook
 from slaclock.schemas.policy import Policy, ServiceSpec
 from slaclock.schemas.services import (
     MaintenanceCancelled,
@@ -152,13 +153,51 @@ def report_credit_percent(service: ServicePolicy, report: Output) -> Decimal | N
 def ledger_availability_percent(
     services: Mapping[str, ServicePolicy],
 ) -> Callable[[object, Output], Decimal | None]:
-    """The ledger's `availability_percent` hook: (policy, report) -> the band's percent."""
+    """The ledger's `availability_percent` hook: (policy, report) -> the band's percent.
+
+    A report names its band (`credit_percent`, under the terms its period ran with, which
+    a policy version may have changed); older reports are looked up in `services`.
+    """
 
     def percent(_policy: object, report: Output) -> Decimal | None:
+        if "credit_percent" in report:
+            named = report["credit_percent"]
+            return None if named is None else Decimal(named)
         service = services.get(report["service_id"])
         return None if service is None else report_credit_percent(service, report)
 
     return percent
+
+
+class ServiceTerms:
+    """The services of each policy version, compiled once per version.
+
+    A version changes a service's terms from the service's first period that begins at or
+    after its P (docs/semantics.md: Policy changes): the terms of a period are those of the
+    version in force at the period's start.
+    """
+
+    def __init__(
+        self, first: Mapping[str, ServicePolicy], versions: PolicyBook | None = None
+    ) -> None:
+        self.versions = versions
+        self.first_id = versions.first.version_id if versions is not None else "1"
+        self._compiled: dict[str, Mapping[str, ServicePolicy]] = {self.first_id: first}
+
+    def of(self, version_id: str) -> Mapping[str, ServicePolicy]:
+        compiled = self._compiled.get(version_id)
+        if compiled is None:
+            version = None if self.versions is None else self.versions.find(version_id)
+            if version is None or version.policy.raw is None:
+                return self._compiled[self.first_id]
+            compiled = self._compiled[version_id] = compile_services(version.policy.raw)
+        return compiled
+
+    def at(self, instant: int) -> str:
+        """The id of the version in force at `instant`."""
+        return (
+            self.first_id if self.versions is None else self.versions.in_force(instant).version_id
+        )
 
 
 # -- periods ----------------------------------------------------------------------------------
@@ -196,6 +235,7 @@ class ServiceState:
         "service_id",
         "status",
         "status_since",
+        "version",
         "warned",
         "windows",
     )
@@ -219,6 +259,7 @@ class ServiceState:
         # in the order applied (a service's instants never go back)
         self.seen: dict[int, int] = {}
         self.due: int = end
+        self.version = ""  # the policy version whose terms this period runs under
 
     def to_record(self) -> list[object]:
         return [
@@ -237,10 +278,13 @@ class ServiceState:
             {mid: list(window) for mid, window in sorted(self.windows.items())},
             [[fingerprint, at] for fingerprint, at in self.seen.items()],
             self.due,
+            self.version,
         ]
 
     @classmethod
     def from_record(cls, record: list[Any]) -> ServiceState:
+        if len(record) == 15:  # written before policy versions
+            record = [*record, ""]
         (
             service_id,
             status,
@@ -257,6 +301,7 @@ class ServiceState:
             windows,
             seen,
             due,
+            version,
         ) = record
         state = cls(str(service_id), int(start), int(end), str(period), int(measured))
         state.status = str(status)
@@ -269,6 +314,7 @@ class ServiceState:
         state.windows = {str(k): [int(x) for x in v] for k, v in windows.items()}
         state.seen = {int(fingerprint): int(at) for fingerprint, at in seen}
         state.due = int(due)
+        state.version = str(version)
         return state
 
     def copy(self) -> ServiceState:
@@ -281,18 +327,34 @@ class ServiceState:
 class AvailabilityClock:
     """The rules, over `ServiceState`s of the services of one policy."""
 
-    def __init__(self, services: Mapping[str, ServicePolicy]) -> None:
-        self.services = services
+    def __init__(
+        self, services: Mapping[str, ServicePolicy], versions: PolicyBook | None = None
+    ) -> None:
+        self.services = services  # the first version's
+        self.terms = ServiceTerms(services, versions)
+
+    def policy_of(self, state: ServiceState) -> ServicePolicy:
+        """The terms of the service's current period."""
+        return self.terms.of(state.version)[state.service_id]
+
+    def known(self, service_id: str, at: int) -> bool:
+        return service_id in self.terms.of(self.terms.at(at))
 
     # -- lifecycle ------------------------------------------------------------------------
 
     def new_state(self, service_id: str, at: int) -> ServiceState:
-        """A service first seen at `at`: operational since the start of that period."""
-        policy = self.services[service_id]
-        start, end, label = period_of(policy.zone, at)
+        """A service first seen at `at`: operational since the start of that period, under
+        the terms in force when the period began."""
+        zone = self.terms.of(self.terms.at(at))[service_id].zone
+        start, end, label = period_of(zone, at)
+        version = self.terms.at(start)
+        if service_id not in self.terms.of(version):
+            version = self.terms.at(at)
+        policy = self.terms.of(version)[service_id]
         state = ServiceState(
             service_id, start, end, label, policy.calendar.counted_between(start, end)
         )
+        state.version = version
         self._refresh_due(policy, state)
         return state
 
@@ -431,10 +493,9 @@ class AvailabilityClock:
 
     def fire_due(self, state: ServiceState, limit: int) -> list[Output]:
         """Fire every timer due at or before `limit`, in time order."""
-        policy = self.services[state.service_id]
         outputs: list[Output] = []
         while state.due <= limit:
-            outputs.extend(self._fire_at(policy, state, state.due))
+            outputs.extend(self._fire_at(self.policy_of(state), state, state.due))
         return outputs
 
     def _fire_at(self, policy: ServicePolicy, state: ServiceState, at: int) -> list[Output]:
@@ -454,12 +515,18 @@ class AvailabilityClock:
                 outputs.append(self._breach(policy, state, at))
         if at == state.period_end:
             outputs.append(self._report(policy, state))
-            self._roll_over(policy, state)
+            policy = self._roll_over(policy, state)
         self._refresh_due(policy, state)
         return outputs
 
-    def _roll_over(self, policy: ServicePolicy, state: ServiceState) -> None:
+    def _roll_over(self, policy: ServicePolicy, state: ServiceState) -> ServicePolicy:
+        """The next period, under the terms of the version in force at its start (a
+        service the version no longer defines keeps its terms)."""
         previous_start = state.period_start
+        version = self.terms.at(state.period_end)
+        if version != state.version and state.service_id in self.terms.of(version):
+            state.version = version
+            policy = self.terms.of(version)[state.service_id]
         start, end, label = period_of(policy.zone, state.period_end)
         state.period_start, state.period_end, state.period = start, end, label
         state.measured = policy.calendar.counted_between(start, end)
@@ -472,13 +539,14 @@ class AvailabilityClock:
         state.windows = {
             mid: window for mid, window in state.windows.items() if window[1] > previous_start
         }
+        return policy
 
     # -- events -------------------------------------------------------------------------------------
 
     def apply(self, state: ServiceState, event: ServiceEvent, at: int) -> bool:
         """Apply an event at `at` (timers due before `at` fired already). False: a cancel of
         an unknown window, ignored."""
-        policy = self.services[state.service_id]
+        policy = self.policy_of(state)
         self.advance(policy, state, at)
         seen = state.seen
         while seen:  # forget ids applied more than the horizon ago (oldest first)
@@ -516,6 +584,7 @@ class AvailabilityClock:
             "at": format_us(at),
             "target_percent": str(policy.target),
             "budget_seconds": seconds_value(self._budget(policy, state) // SCALE),
+            "policy_version": state.version or self.terms.first_id,
         }
 
     def _warning(
@@ -555,7 +624,7 @@ class AvailabilityClock:
     def view(self, state: ServiceState, now: int) -> dict[str, Any]:
         """Status, downtime so far this period, budget left and the instant the budget runs
         out if nothing changes. Works on a copy; `now` is at or after `accounted_to`."""
-        policy = self.services[state.service_id]
+        policy = self.policy_of(state)
         copy = state.copy()
         self.advance(policy, copy, max(now, copy.accounted_to))
         budget = self._budget(policy, copy)

@@ -4,16 +4,34 @@ A clock keeps the instants at which it ran as a flat list of segment ends
 `[start0, end0, start1, end1, ..., startN]`: an odd length means it is running now.
 Keeping the segments (not just a running total) is what lets a priority change find
 the exact past instant at which a new, shorter target was reached (docs/semantics.md: Warnings, breaches and time order).
+
+A policy version that changes the calendar while the clock runs (docs/semantics.md: Policy
+changes) freezes the segments counted so far into an `Era` that names the version and tier
+whose calendar counted them; the clock goes on under the new calendar from the change. An
+era holds only ids (the state stays small); its calendar is looked up when a past instant
+must be found again (`CalendarOf`).
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from enum import IntEnum
 from typing import Any, NamedTuple
 
 from slaclock.processors.engine.calendar import BusinessCalendar
 from slaclock.processors.engine.policy import Threshold
+
+
+class Era(NamedTuple):
+    """Closed segments counted under an earlier policy version's calendar."""
+
+    version: str
+    tier: str
+    segments: list[int]  # [start0, end0, ...]: closed
+
+
+CalendarOf = Callable[[str, str], BusinessCalendar]
+"""(version id, tier) -> the calendar that tier had in that version."""
 
 
 class Phase(IntEnum):
@@ -31,6 +49,7 @@ class MetricClock:
         "completions",
         "cycle",
         "due",
+        "eras",
         "metric",
         "next_threshold",
         "phase",
@@ -51,6 +70,7 @@ class MetricClock:
         self.phase = Phase.ACTIVE
         self.completions = 0
         self.due: int | None = None  # next timer instant (warning or breach), derived
+        self.eras: list[Era] = []  # segments counted under earlier calendars, oldest first
 
     # -- counting -----------------------------------------------------------------------
 
@@ -81,18 +101,39 @@ class MetricClock:
         self.pause(calendar, now)
         self.due = None
 
-    def instant_reaching(self, calendar: BusinessCalendar, value: int) -> int | None:
+    def freeze(self, version: str, tier: str) -> None:
+        """Keep the (closed) segments so far as counted by `version`'s `tier` calendar."""
+        assert len(self.segments) % 2 == 0, "pause the clock before freezing its segments"
+        if self.segments:
+            self.eras.append(Era(version, tier, self.segments))
+            self.segments = []
+
+    def instant_reaching(
+        self, calendar: BusinessCalendar, value: int, past: CalendarOf | None = None
+    ) -> int | None:
         """The earliest instant at which counted time reached (or will reach) `value`.
 
-        None when the clock is paused below `value` (no projected instant).
+        None when the clock is paused below `value` (no projected instant). `calendar`
+        counts the current segments, `past` the frozen eras' (needed only if it has any).
         """
         if value > self.closed_counted:
             if len(self.segments) % 2 == 1:
                 return calendar.instant_after(self.segments[-1], value - self.closed_counted)
             return None
         if value <= 0:
+            if self.eras:
+                return self.eras[0].segments[0]
             return self.segments[0] if self.segments else self.started
         acc = 0
+        for era in self.eras:
+            assert past is not None, "a clock with eras needs their calendars"
+            era_calendar = past(era.version, era.tier)
+            segments = era.segments
+            for i in range(0, len(segments) - 1, 2):
+                length = era_calendar.counted_between(segments[i], segments[i + 1])
+                if acc + length >= value:
+                    return era_calendar.instant_after(segments[i], value - acc)
+                acc += length
         segments = self.segments
         for i in range(0, len(segments) - 1, 2):
             length = calendar.counted_between(segments[i], segments[i + 1])
@@ -103,7 +144,12 @@ class MetricClock:
 
     # -- timers -------------------------------------------------------------------------
 
-    def refresh_due(self, calendar: BusinessCalendar, thresholds: tuple[Threshold, ...]) -> None:
+    def refresh_due(
+        self,
+        calendar: BusinessCalendar,
+        thresholds: tuple[Threshold, ...],
+        past: CalendarOf | None = None,
+    ) -> None:
         """Recompute the next timer: the next threshold crossing, else the deadline.
 
         A paused clock still has a timer if it stopped exactly at (or past) the point: a
@@ -117,10 +163,10 @@ class MetricClock:
             point = thresholds[self.next_threshold].point(self.target)
         else:
             point = self.target
-        self.due = self.instant_reaching(calendar, point)
+        self.due = self.instant_reaching(calendar, point, past)
 
-    def deadline(self, calendar: BusinessCalendar) -> int | None:
-        return self.instant_reaching(calendar, self.target)
+    def deadline(self, calendar: BusinessCalendar, past: CalendarOf | None = None) -> int | None:
+        return self.instant_reaching(calendar, self.target, past)
 
     # -- snapshot -------------------------------------------------------------------------
 
@@ -139,12 +185,15 @@ class MetricClock:
                 int(self.phase),
                 self.completions,
                 self.due,
+                [[era.version, era.tier, era.segments] for era in self.eras],
             )
         )
 
     @classmethod
     def from_record(cls, record: Sequence[Any]) -> MetricClock:
         """Rebuild a clock from `to_record`'s array (decoded JSON; its arity is checked)."""
+        if len(record) == len(MetricRecord._fields) - 1:  # written before policy versions
+            record = [*record, []]
         r = MetricRecord._make(record)
         clock = cls(r.metric, r.cycle, r.started, r.target)
         clock.segments = list(r.segments)
@@ -154,6 +203,7 @@ class MetricClock:
         clock.phase = Phase(r.phase)
         clock.completions = r.completions
         clock.due = r.due
+        clock.eras = [Era(str(v), str(t), list(segments)) for v, t, segments in r.eras]
         return clock
 
 
@@ -171,3 +221,4 @@ class MetricRecord(NamedTuple):
     phase: int  # `Phase`
     completions: int
     due: int | None  # next timer instant
+    eras: list[list[Any]]  # `Era`s as [version, tier, segments]

@@ -29,6 +29,7 @@ from slaclock.processors.engine.availability import (
     ServiceState,
 )
 from slaclock.processors.engine.timers import PartitionClock, TimerIndex
+from slaclock.processors.engine.versions import PolicyBook
 from slaclock.schemas.rejection import Rejected
 from slaclock.schemas.services import ServiceEvent
 
@@ -56,8 +57,10 @@ class ServiceStage(PartitionClock[Output]):
         services: Mapping[str, ServicePolicy],
         store: MutableMapping[str, ServiceState],
         grace_us: int = 0,
+        versions: PolicyBook | None = None,
     ) -> None:
-        self.availability = AvailabilityClock(services)
+        # a policy version changes a service's terms from its next period (see ServiceTerms)
+        self.availability = AvailabilityClock(services, versions)
         self.store = store
         self.grace_us = grace_us
         self.clock: int | None = None
@@ -148,7 +151,7 @@ class ServiceStage(PartitionClock[Output]):
         before the clock moves.
         """
         services = self.availability.services
-        if event.service_id not in services:
+        if not self.availability.known(event.service_id, occurred_at):
             self.counters.rejected += 1
             known = ", ".join(sorted(services)) or "none"
             raise Rejected(
