@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import copy
 import random
+from pathlib import Path
 from typing import Any
 
 import orjson
@@ -469,3 +470,60 @@ def test_a_version_identical_to_the_one_in_force_changes_no_output(
         r.error_class for r in baseline.rejections
     ]
     assert strip_versions(changed.outputs) == strip_versions(baseline.outputs)
+
+
+# -- stopped, cancelled, services ------------------------------------------------------------------
+
+
+def test_a_stopped_first_response_takes_the_targets_in_force_when_a_reopen_resumes_it() -> None:
+    h = Harness()
+    h.feed(created(f"{MON}T09:00:00Z"), status(f"{MON}T09:20:00Z", "solved"))  # 20 min counted
+    h.feed(policy_changed(f"{MON}T09:30:00Z", "2", with_targets("first_response", high="30m"),
+                          effective_at=f"{MON}T10:00:00Z"))  # fmt: skip
+    h.feed(status(f"{MON}T11:00:00Z", "open"))  # reopen: 10 min left of version 2's 30 min
+    h.until(f"{MON}T12:00:00Z")
+    breach = h.one("breach", "first_response")
+    assert fields(breach, "at", "decided_at", "target_seconds", "policy_version") == (
+        f"{MON}T11:10:00Z",
+        f"{MON}T11:10:00Z",
+        1800,
+        "2",
+    )
+
+
+def test_a_metric_without_a_target_in_the_new_version_ends_without_an_outcome() -> None:
+    doc = document()
+    del doc["tiers"]["enterprise"]["targets"]["periodic_update"]
+    h = Harness()
+    h.feed(created(f"{MON}T09:00:00Z"), agent_reply(f"{MON}T09:05:00Z"))  # update due 13:05
+    h.feed(policy_changed(f"{MON}T09:30:00Z", "2", doc, effective_at=f"{MON}T10:00:00Z"))
+    h.feed(agent_reply(f"{MON}T12:00:00Z"))  # starts no untracked cycle
+    h.until(f"{MON}T20:00:00Z")
+    periodic = [o for o in h.outputs if o.get("metric") == "periodic_update"]
+    assert [o["type"] for o in periodic if o["type"] != "sla.cancelled"] == []
+
+
+SERVICES_POLICY = (
+    Path(__file__).resolve().parents[2] / "examples" / "services-policy.yaml"
+).read_text()
+
+
+def test_a_services_terms_change_at_its_first_period_starting_at_or_after_p() -> None:
+    h = Harness(make_policy(SERVICES_POLICY))
+    stricter = document(SERVICES_POLICY)
+    stricter["services"]["portal"]["target"] = "99.9"
+    outage = {"event_id": "s1", "type": "service.status_changed", "service_id": "portal",
+              "occurred_at": "2026-11-10T00:00:00Z", "status": "major_outage"}  # fmt: skip
+    back = {**outage, "event_id": "s2", "occurred_at": "2026-11-10T01:00:00Z",
+            "status": "operational"}  # fmt: skip
+    h.feed(outage, back)
+    h.feed(policy_changed("2026-11-20T10:00:00Z", "2", stricter))
+    h.until("2027-01-01T00:00:00Z")
+    reports = {
+        r["period"]: (r["target_percent"], r["policy_version"])
+        for r in h.of("sla.availability_report")
+        if r["service_id"] == "portal"
+    }
+    # November was finished under the terms it started with; December runs under version 2
+    assert reports == {"2026-11": ("99.5", "1"), "2026-12": ("99.9", "2")}
+    assert h.rejections == []

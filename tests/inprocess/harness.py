@@ -22,7 +22,9 @@ from slaclock.processors.engine.ledger import LedgerStage, ledger_input
 from slaclock.processors.engine.policy import CompiledPolicy
 from slaclock.processors.engine.stage import TicketStage
 from slaclock.processors.engine.ticket import Output, TicketEngine
+from slaclock.processors.engine.versions import PolicyBook
 from slaclock.processors.intake import decode_event
+from slaclock.processors.policy_versions import decode_policy_change, take_policy_change
 from slaclock.schemas.policy import parse_contract
 
 Record = tuple[str, Any]  # ("outcome", output) | ("watermark", (clock, first))
@@ -42,8 +44,9 @@ class Pipeline:
         self, policy: CompiledPolicy, partitions: int = 2, grace_us: int = 0, ledgers: int = 1
     ) -> None:
         self.partitions = partitions
+        # each loop has its own contract book and policy book, as each live loop has
         self.stages = [
-            TicketStage(TicketEngine(policy, ContractBook.from_policy(policy)), {}, grace_us)
+            TicketStage(TicketEngine(policy, *_books(policy)), {}, grace_us)
             for _ in range(partitions)
         ]
         self.sources = [f"tickets/{p}" for p in range(partitions)]
@@ -53,7 +56,7 @@ class Pipeline:
         self.ledgers = [
             LedgerStage(
                 policy,
-                ContractBook.from_policy(policy),
+                _books(policy)[0],
                 self.sources,
                 owns=lambda customer, index=index: ledger_owner(customer, ledgers) == index,
             )
@@ -82,6 +85,17 @@ class Pipeline:
             stage.engine.contracts.change(customer_id, parsed, at)
         for ledger in self.ledgers:
             ledger.on_contract(customer_id, parsed, at)
+
+    def policy_version(self, line: dict[str, Any]) -> None:
+        """A policy version (a `policy.changed` line), read by every loop's book."""
+        publication = decode_policy_change(orjson.dumps(line))
+        at = to_us(publication.occurred_at)
+        for stage in self.stages:
+            engine = stage.engine
+            take_policy_change(engine.versions, engine.contracts, publication, at)
+        for ledger in self.ledgers:
+            take_policy_change(ledger.versions, ledger.book, publication, at)
+            ledger.contracts_changed()
 
     def tick(self, partition: int, instant: str | int) -> None:
         at = parse_instant(instant) if isinstance(instant, str) else instant
@@ -130,3 +144,8 @@ class Pipeline:
 
     def of(self, kind: str) -> list[Output]:
         return [o for o in self.ledger_outputs + self.ticket_outputs if o["type"] == kind]
+
+
+def _books(policy: CompiledPolicy) -> tuple[ContractBook, PolicyBook]:
+    versions = PolicyBook(policy)
+    return ContractBook.from_policy(policy, versions), versions
