@@ -527,3 +527,27 @@ def test_a_services_terms_change_at_its_first_period_starting_at_or_after_p() ->
     # November was finished under the terms it started with; December runs under version 2
     assert reports == {"2026-11": ("99.5", "1"), "2026-12": ("99.9", "2")}
     assert h.rejections == []
+
+
+def test_the_worked_example_of_the_docs() -> None:
+    root = Path(__file__).resolve().parents[2]
+    h = Harness(make_policy((root / "examples" / "policy.yaml").read_text()))
+    lines = (root / "examples" / "policy-change-events.jsonl").read_bytes().splitlines()
+    h.feed(*lines).until("2026-03-06T18:00:00Z")
+    breach = h.one("breach", "resolution")
+    assert fields(breach, "ticket_id", "at", "decided_at", "target_seconds", "policy_version") == (
+        "T-2001",
+        f"{MON}T11:00:00Z",
+        f"{MON}T12:00:00Z",
+        7200,
+        "2",
+    )
+    assert fields(h.one("credit"), "amount", "decided_at") == ("300.00", f"{MON}T12:00:00Z")
+    warning = h.one("warning", "resolution")
+    assert fields(warning, "ticket_id", "threshold", "at", "policy_version") == (
+        "T-2002",
+        0.75,
+        f"{FRI}T11:00:00Z",
+        "2",
+    )
+    assert len(h.outputs) == 6 and h.rejections == []
