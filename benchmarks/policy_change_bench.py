@@ -102,7 +102,7 @@ def events(tickets: int) -> list[bytes]:
                     "customer_id": "acme",
                     "priority": PRIORITIES[n % 4],
                     "occurred_at": format_us(at),
-                }  # fmt: skip
+                }
             )
         )
         if n % 2 == 0:
@@ -113,7 +113,7 @@ def events(tickets: int) -> list[bytes]:
                         "type": "ticket.agent_replied",
                         "ticket_id": ticket,
                         "occurred_at": format_us(at + 60_000_000),
-                    }  # fmt: skip
+                    }
                 )
             )
         if n % 5 == 0:
@@ -125,7 +125,7 @@ def events(tickets: int) -> list[bytes]:
                         "ticket_id": ticket,
                         "status": "pending",
                         "occurred_at": format_us(at + 120_000_000),
-                    }  # fmt: skip
+                    }
                 )
             )
     lines.sort(key=lambda raw: orjson.loads(raw)["occurred_at"])
