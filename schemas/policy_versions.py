@@ -45,6 +45,13 @@ class PolicyPublication(BaseModel):
         ),
     )
     policy: dict[str, Any] = Field(description="The whole policy document (as in the file).")
+    first: bool = Field(
+        default=False,
+        description=(
+            "The first version: in force from the beginning (the policy file the first "
+            "worker started with; its `customers:` are the first contracts)."
+        ),
+    )
 
 
 class PolicyChanged(PolicyPublication):

@@ -21,8 +21,10 @@ from slaclock.processors.engine.contracts import ContractBook
 from slaclock.processors.engine.ledger import AvailabilityPercent, LedgerStage, Output
 from slaclock.processors.engine.ledger_view import customer_view
 from slaclock.processors.engine.policy import CompiledPolicy
+from slaclock.processors.engine.versions import PolicyBook
 from slaclock.processors.live.contracts import ContractsFollower
 from slaclock.processors.live.metrics import Metrics
+from slaclock.processors.live.policies import PoliciesFollower
 from slaclock.processors.live.records import (
     KIND_AVAILABILITY,
     KIND_OUTCOME,
@@ -63,7 +65,8 @@ class LedgerProcessor(TransactionalLoop):
             settings.topic_ledger_changelog,
         )
         self.policy = policy
-        self.book = ContractBook.from_policy(policy)
+        self.versions = PolicyBook(policy)
+        self.book = ContractBook.from_policy(policy, self.versions)
         self.sources = ticket_sources(sources) if isinstance(sources, int) else list(sources)
         self.metrics = metrics or Metrics()
         self.availability_percent = availability_percent
@@ -71,6 +74,7 @@ class LedgerProcessor(TransactionalLoop):
         self.tasks: dict[int, LedgerStage] = {}
         self.source = f"slaclock/{settings.app_id}"
         self.contracts_feed: ContractsFollower | None = None
+        self.policies_feed: PoliciesFollower | None = None
         self.snapshots: dict[str, bytes] = {}  # customer -> account record (end of batch)
         self.marks: dict[int, tuple[int | None, int | None]] = {}  # watermark, first instant
         self.topics = {
@@ -86,6 +90,7 @@ class LedgerProcessor(TransactionalLoop):
             self.book,
             self.sources,
             owns=lambda customer: ledger_partition(customer, count) == partition,
+            versions=self.versions,
         )
         if self.availability_percent is not None:
             stage.availability_percent = self.availability_percent
@@ -118,9 +123,12 @@ class LedgerProcessor(TransactionalLoop):
                 stage.meta_dirty = False
 
     def before_batch(self, last_offsets: dict[tuple[str, int], int]) -> None:
+        if self.policies_feed is None:
+            self.policies_feed = PoliciesFollower(self.settings, self.book, self.versions, "ledger")
+        changed = self.policies_feed.catch_up()
         if self.contracts_feed is None:
             self.contracts_feed = ContractsFollower(self.settings, self.book, "ledger")
-        if self.contracts_feed.catch_up():
+        if self.contracts_feed.catch_up() or changed:
             for stage in self.tasks.values():
                 stage.contracts_changed()
 
@@ -191,3 +199,5 @@ class LedgerProcessor(TransactionalLoop):
         finally:
             if self.contracts_feed is not None:
                 self.contracts_feed.close()
+            if self.policies_feed is not None:
+                self.policies_feed.close()
