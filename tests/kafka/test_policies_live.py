@@ -71,9 +71,11 @@ def record_first_version(pipeline: LivePipeline) -> None:
     )
 
 
-def test_a_version_published_while_tickets_are_open_gives_replays_outputs_live(
-    pipeline: LivePipeline,
-) -> None:
+def publish_with_version(pipeline: LivePipeline) -> list[tuple[bytes | None, bytes]]:
+    """The first version, events before the publication, version 2, events after it.
+
+    Returns the replay input: the events with version 2 as a `policy.changed` line.
+    """
     events = [orjson.loads(line) for line in workload(240, seed=37)]
     cut = parse_instant(PUBLISHED_AT)
     before = [orjson.dumps(e) for e in events if parse_instant(e["occurred_at"]) < cut]
@@ -86,21 +88,54 @@ def test_a_version_published_while_tickets_are_open_gives_replays_outputs_live(
     pipeline.publish(keyed(after))
     line = orjson.dumps({"type": "policy.changed", "event_id": "v2", "occurred_at": PUBLISHED_AT,
                          **publication})  # fmt: skip
-    replay_input = [*keyed(before), (None, line), *keyed(after)]
+    return [*keyed(before), (None, line), *keyed(after)]
 
-    with pipeline.ticking(FINAL_CLOCK):
-        worker = pipeline.start_worker()
-        pipeline.settle(FINAL_CLOCK)
-    assert worker.stop() == 0, worker.log_tail()
 
+def assert_equals_replay(pipeline: LivePipeline, replay_input: list[Any]) -> list[dict[str, Any]]:
     expected = replay_cli(pipeline.policy_path, replay_input, FINAL_CLOCK, pipeline.workdir)
     live = pipeline.committed_outputs()
     outputs = compare(live, expected.outputs)
     assert outputs.equal, outputs.describe("outputs")
+    return live
+
+
+def test_a_version_published_while_tickets_are_open_gives_replays_outputs_live(
+    pipeline: LivePipeline,
+) -> None:
+    replay_input = publish_with_version(pipeline)
+    with pipeline.ticking(FINAL_CLOCK):
+        worker = pipeline.start_worker()
+        pipeline.settle(FINAL_CLOCK)
+    assert worker.stop() == 0, worker.log_tail()
+    live = assert_equals_replay(pipeline, replay_input)
     # the change mattered: breaches decided at P under version 2, both versions in outputs
     at_p = [o for o in live if o["type"] == "sla.breach" and o["decided_at"] == EFFECTIVE_AT]
     assert at_p and {o["policy_version"] for o in at_p} == {"2"}
     assert {o["policy_version"] for o in live} == {"1", "2"}
+
+
+@pytest.mark.slow
+def test_workers_killed_around_a_version_recover_the_same_versions(
+    pipeline: LivePipeline,
+) -> None:
+    """Kills inside and after the transactions of the backlog, whose batches cross P: a
+    restarted worker reads the same versions and its partitions' restored meta records say
+    which they took, so no version is applied twice or skipped."""
+    replay_input = publish_with_version(pipeline)
+    # batches of 50: 326 records come before P, so the second worker dies with the batch
+    # that crosses P open, the third well after it
+    plan = [
+        "after_commits:1:tickets",
+        "between_produce_and_commit:7:tickets",
+        "after_commits:9:tickets",
+    ]
+    with pipeline.ticking(FINAL_CLOCK):
+        worker, report = pipeline.run_crash_plan(plan, crash_env={"SLACLOCK_MAX_BATCH": "50"})
+        pipeline.settle(FINAL_CLOCK)
+    assert worker.stop() == 0, worker.log_tail()
+    assert len(report.kills) == len(plan)
+    live = assert_equals_replay(pipeline, replay_input)
+    assert any(o["type"] == "sla.breach" and o["decided_at"] == EFFECTIVE_AT for o in live)
 
 
 def slaclock(pipeline: LivePipeline, *args: str) -> subprocess.CompletedProcess[str]:
