@@ -139,12 +139,25 @@ class LedgerProcessor(TransactionalLoop):
         kind = header_value(message.headers(), "kind")
         value = message.value() or b""
         if kind == KIND_OUTCOME:
-            stage.on_outcome(orjson.loads(value))
+            outcome = orjson.loads(value)
+            self._know_version(outcome.get("policy_version"))
+            stage.on_outcome(outcome)
         elif kind == KIND_WATERMARK:
             mark = Watermark.decode(value)
             stage.on_watermark(mark.source_id, mark.clock, mark.first)
         elif kind == KIND_AVAILABILITY:
             stage.on_availability(orjson.loads(value))
+
+    def _know_version(self, version: str | None) -> None:
+        """An outcome decided under a version this loop has not read yet (stage 1 read it
+        first): read `sla.policies` to its end now, so its credit terms are that version's."""
+        if version is None or self.versions.find(version) is not None:
+            return
+        if self.policies_feed is not None:
+            self.policies_feed.checked_at = float("-inf")  # ask the broker for the end now
+            if self.policies_feed.catch_up():
+                for stage in self.tasks.values():
+                    stage.contracts_changed()
 
     def after_batch(self) -> None:
         for partition, stage in self.tasks.items():
