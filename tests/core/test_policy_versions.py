@@ -28,6 +28,7 @@ from tests.core.builders import (
     Harness,
     agent_reply,
     created,
+    customer_reply,
     make_policy,
     priority,
     status,
@@ -551,3 +552,29 @@ def test_the_worked_example_of_the_docs() -> None:
         "2",
     )
     assert len(h.outputs) == 6 and h.rejections == []
+
+
+def test_a_metric_not_tracked_before_p_is_not_started_by_the_version() -> None:
+    doc = document()
+    doc["tiers"]["business"]["targets"]["next_response"] = {"high": "1h"}
+    h = Harness()
+    h.feed(created(f"{MON}T09:00:00Z", ticket="G1", customer="globex"))
+    h.feed(agent_reply(f"{MON}T09:10:00Z", ticket="G1"))
+    h.feed(customer_reply(f"{MON}T09:20:00Z", ticket="G1"))  # business: no next response yet
+    h.feed(policy_changed(f"{MON}T09:30:00Z", "2", doc, effective_at=f"{MON}T10:00:00Z"))
+    h.until(f"{MON}T14:00:00Z")
+    assert [o for o in h.outputs if o.get("metric") == "next_response"] == []
+    h.feed(customer_reply(f"{MON}T14:00:00Z", ticket="G1"))  # a new trigger: tracked now
+    h.until(f"{MON}T16:00:00Z")
+    breach = h.one("breach", "next_response")
+    assert fields(breach, "cycle", "at", "policy_version") == (1, f"{MON}T15:00:00Z", "2")
+
+
+def test_a_version_whose_p_is_after_the_end_of_the_replay_never_took_effect() -> None:
+    h = Harness()
+    h.feed(created(f"{MON}T09:00:00Z"), agent_reply(f"{MON}T09:05:00Z"))
+    h.feed(policy_changed(f"{MON}T10:00:00Z", "2", with_targets("resolution", high="1h"),
+                          effective_at=f"{MON}T20:00:00Z"))  # fmt: skip
+    h.until(f"{MON}T16:00:00Z")
+    assert {o["policy_version"] for o in h.outputs} == {"1"}
+    assert h.of("breach", "resolution") == []
