@@ -132,8 +132,11 @@ class TicketStage(PartitionClock[Output]):
 
     def _next_version(self) -> PolicyVersion | None:
         """The first version (by P, then record order) this partition has not taken."""
-        for version in self.engine.versions.changes():
-            if version.version_id not in self.versions_taken:
+        versions = self.engine.versions.versions
+        taken = self.versions_taken
+        for index in range(1, len(versions)):  # the hot path: one version, no loop
+            version = versions[index]
+            if version.version_id not in taken:
                 return version
         return None
 
@@ -147,7 +150,9 @@ class TicketStage(PartitionClock[Output]):
         """The latest instant at which a version still to take applies, at or before
         `instant` (an event at `instant` must be judged by it)."""
         barrier: int | None = None
-        for version in self.engine.versions.changes():
+        versions = self.engine.versions.versions
+        for index in range(1, len(versions)):
+            version = versions[index]
             if version.version_id in self.versions_taken:
                 continue
             at = self._version_instant(version)

@@ -198,6 +198,8 @@ class TicketEngine:
         self.policy = policy  # the first version
         # Policy versions in time; a ticket runs under the version its state names.
         self.versions = versions if versions is not None else PolicyBook(policy)
+        self._first = self.versions.first  # the hot path: most tickets run under it
+        self._first_id = self._first.version_id
         # Contracts in force at each instant; a ticket's tier is its contract's at creation.
         self.contracts = (
             contracts if contracts is not None else ContractBook.from_policy(policy, self.versions)
@@ -207,6 +209,8 @@ class TicketEngine:
 
     def version_of(self, state: TicketState) -> PolicyVersion:
         """The policy version a ticket runs under (its own: pinned tickets keep theirs)."""
+        if state.version == self._first_id:
+            return self._first
         found = self.versions.find(state.version)
         if found is None:  # a state written before policy versions: the first version
             found = self.versions.first
