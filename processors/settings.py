@@ -71,6 +71,7 @@ class Settings(BaseSettings):
 
     topic_events: str = "tickets.events"
     topic_contracts: str = "sla.contracts"
+    topic_policies: str = "sla.policies"
     topic_warnings: str = "sla.warnings"
     topic_breaches: str = "sla.breaches"
     topic_completions: str = "sla.completions"

@@ -91,6 +91,16 @@ DecimalString = Annotated[
     ),
 ]
 
+PolicyVersionId = Annotated[
+    NonEmptyStr | None,
+    Field(
+        description=(
+            "The id of the policy version whose rules decided this output "
+            "(docs/semantics.md: Policy changes). Every output slaclock writes has it; null "
+            "only on records written before policy versions existed."
+        )
+    ),
+]
 Cycle = Annotated[int, Strict(), Field(ge=1)]
 Seconds = Annotated[int, Strict(), Field(ge=1)]
 
@@ -114,6 +124,7 @@ class TicketOutputBase(OutputBase):
 
     priority: Priority = Field(description="The ticket's current priority.")
     cycle: Cycle
+    policy_version: PolicyVersionId = None
 
 
 class SlaWarning(TicketOutputBase):
@@ -166,6 +177,7 @@ class SlaCredit(BaseModel):
     service_id: NonEmptyStr | None = Field(
         default=None, description="The service of an availability credit; null for a ticket."
     )
+    policy_version: PolicyVersionId = None
 
 
 Compliance4 = Annotated[
@@ -217,6 +229,7 @@ class SlaStatement(BaseModel):
     compliant: bool | None = Field(
         description="Overall compliance >= the earn-back minimum; null without earn-back."
     )
+    policy_version: PolicyVersionId = None
 
 
 class SlaCreditEarnedBack(BaseModel):
@@ -235,6 +248,7 @@ class SlaCreditEarnedBack(BaseModel):
     earned_through: Period
     months: Annotated[int, Strict(), Field(ge=1)]
     min_compliance: DecimalString
+    policy_version: PolicyVersionId = None
 
 
 OutputEvent = Annotated[

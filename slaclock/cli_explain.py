@@ -83,7 +83,7 @@ def explain_command(
     if state is None or instant is None:
         when = f" as of {at}" if at is not None else ""
         _fail(f"ticket {ticket!r} is not in {events}{when} (no valid ticket.created for it)", 1)
-    explanation = explain_with_policy(state, compiled, instant)
+    explanation = explain_with_policy(state, compiled, instant, replayer.versions)
     if as_json:
         sys.stdout.buffer.write(orjson.dumps(explanation) + b"\n")
         return

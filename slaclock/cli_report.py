@@ -248,7 +248,7 @@ def _timelines(
         for section in report.sections
         for row in section.breaches[:HTML_BREACH_ROWS]
     ]
-    return breach_timelines(compiled, replayer.store, keys, at)
+    return breach_timelines(compiled, replayer.store, keys, at, replayer.versions)
 
 
 def _latest(data: Outputs) -> int | None:

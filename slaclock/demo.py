@@ -91,6 +91,7 @@ METRICS = ("first_response", "next_response", "periodic_update", "resolution")
 _TOPIC_FIELDS = (
     "topic_events",
     "topic_contracts",
+    "topic_policies",
     "topic_warnings",
     "topic_breaches",
     "topic_completions",

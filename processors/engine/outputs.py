@@ -29,6 +29,7 @@ class TicketOutputBase(TypedDict):
     metric: str
     cycle: int
     at: str  # RFC 3339 UTC: the instant of the SLA fact
+    policy_version: str  # the version the ticket ran under when this was decided
 
 
 class WarningOutput(TicketOutputBase):

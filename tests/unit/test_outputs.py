@@ -29,7 +29,7 @@ COMMON = {
     "metric": "resolution",
     "at": "2026-03-02T10:00:00Z",
 }
-TICKET = {**COMMON, "priority": "urgent", "cycle": 1}
+TICKET = {**COMMON, "priority": "urgent", "cycle": 1, "policy_version": "1"}
 
 WARNING = {
     **TICKET,
@@ -64,6 +64,7 @@ CREDIT = {
     "breach_event_id": "br-1",
     "decided_at": "2026-03-02T10:05:00Z",
     "service_id": None,
+    "policy_version": "1",
 }
 AVAILABILITY_CREDIT = {
     **CREDIT,
@@ -96,6 +97,7 @@ STATEMENT = {
     },
     "overall": FIGURES,
     "compliant": False,
+    "policy_version": "1",
 }
 EARNED_BACK = {
     "event_id": "eb-1",
@@ -109,6 +111,7 @@ EARNED_BACK = {
     "earned_through": "2026-12",
     "months": 2,
     "min_compliance": "0.95",
+    "policy_version": "2",
 }
 
 FIELDS = {
@@ -118,7 +121,7 @@ FIELDS = {
     "sla.credit": {
         *COMMON,
         *("type", "period", "amount", "currency", "percent", "capped", "period_total"),
-        *("breach_event_id", "decided_at", "service_id"),
+        *("breach_event_id", "decided_at", "service_id", "policy_version"),
     },
     "sla.statement": set(STATEMENT),
     "sla.credit_earned_back": set(EARNED_BACK),
