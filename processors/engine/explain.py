@@ -357,7 +357,8 @@ def _gap(clock: MetricClock, marks: list[tuple[int, str, str]], a: int, b: int) 
     pieces: list[Piece] = []
     cursor, (kind, label_cause) = a, current
     for at, next_kind, next_cause in labels:
-        pieces.append(Piece(cursor, at, kind, label_cause))
+        if at > cursor:  # two changes at one instant: the later labels what follows
+            pieces.append(Piece(cursor, at, kind, label_cause))
         cursor, kind, label_cause = at, next_kind, next_cause
     pieces.append(Piece(cursor, b, kind, label_cause))
     return pieces
