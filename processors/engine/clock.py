@@ -181,18 +181,21 @@ class MetricClock:
         self.due = None
 
     def freeze(self, version: str, tier: str) -> None:
-        """Keep the segments so far as counted by `version`'s `tier` calendar.
-
-        An active clock is paused first (its segments closed). A clock that ended running
-        (cancelled, or a replaced cycle) keeps its open run as it is: it ran until its end
-        (an explanation reads it so) and nothing counts it again.
-        """
-        assert len(self.segments) % 2 == 0 or self.phase is not Phase.ACTIVE, (
-            "pause the clock before freezing its segments"
-        )
+        """Keep the (closed) segments so far as counted by `version`'s `tier` calendar."""
+        assert len(self.segments) % 2 == 0, "pause the clock before freezing its segments"
         if self.segments:
             self.eras.append(Era(version, tier, self.segments))
             self.segments = []
+
+    def ended_at(self) -> int | None:
+        """The instant of its completion or cancellation, as its marks note it (None: not
+        ended, or a clock written before explanations)."""
+        marks = self.marks
+        for i in range(len(marks) - 3, -1, -3):
+            code = cast(str, marks[i + 1])
+            if code.startswith((COMPLETED, CANCELLED)):
+                return cast(int, marks[i])
+        return None
 
     def instant_reaching(
         self, calendar: BusinessCalendar, value: int, past: CalendarOf | None = None

@@ -169,8 +169,7 @@ def version_calendars(versions: PolicyBook, state: TicketState) -> CalendarFor:
     def calendar_for(clock: MetricClock, instant: int) -> CalendarRef:
         for era in clock.eras:
             segments = era.segments
-            # an era is closed, or (a clock that ended running) open to the clock's end
-            if segments and (len(segments) % 2 == 1 or instant < segments[-1]):
+            if segments and instant < segments[-1]:  # eras are closed
                 key = (era.version, era.tier)
                 ref = refs.get(key)
                 if ref is None:

@@ -412,12 +412,12 @@ class TicketEngine:
         state.cause = version_cause(version.version_id)
         if not same_calendar:
             for replaced in state.finished:  # explained under the calendar that counted them
-                replaced.freeze(old_id, old_tier_name)
+                _freeze_ended(replaced, old_tier, old_id, old_tier_name)
         for metric in list(state.metrics):
             clock = state.metrics[metric]
             if clock.phase is Phase.CANCELLED:
                 if not same_calendar:
-                    clock.freeze(old_id, old_tier_name)
+                    _freeze_ended(clock, old_tier, old_id, old_tier_name)
                 continue
             running = clock.running
             stopped = _stopped(clock)
@@ -680,6 +680,18 @@ def _common(
 
 
 _PAUSABLE = (RESOLUTION, PERIODIC_UPDATE)
+
+
+def _freeze_ended(clock: MetricClock, tier: CompiledTier, version: str, tier_name: str) -> None:
+    """Keep an ended cycle's segments under the calendar that counted them (for its
+    explanation). One that ended running (a cancellation leaves its run open) is closed
+    at its end first; one whose end is not noted (an old record) is left as it is."""
+    if len(clock.segments) % 2 == 1:
+        end = clock.ended_at()
+        if end is None or clock.phase is Phase.ACTIVE:
+            return
+        clock.pause(tier.calendar, end)
+    clock.freeze(version, tier_name)
 
 
 def _carried_threshold(
