@@ -295,7 +295,7 @@ class LiveWorkerView:
 
     def service_ids(self) -> list[str]:
         services = getattr(self._worker, "services", None)
-        return [] if services is None else sorted(services.services)
+        return [] if services is None else services.service_ids()
 
     def policy_versions(self) -> dict[str, Any]:
         """As of the latest clock of this worker's ticket partitions (else the wall clock):

@@ -361,7 +361,7 @@ class ServiceProcessor(TransactionalLoop):
         for partition, task in list(self.tasks.items()):
             record, clock = task.published.get(service_id), task.published_clock
             if record is None:
-                if service_id in self.services and task.stage.owns(service_id):
+                if task.stage.owns(service_id) and self._defined_now(task, service_id):
                     return {**self._quiet_view(task, service_id), "partition": partition}
                 continue
             state = ServiceState.from_record(orjson.loads(record))
@@ -370,11 +370,30 @@ class ServiceProcessor(TransactionalLoop):
             return {**view, "partition": partition}
         return None
 
+    def service_ids(self) -> list[str]:
+        """Every service a policy version this worker has read defines (a service a later
+        version adds is known before its first period)."""
+        ids = set(self.services)
+        if self.versions is not None:
+            for version in list(self.versions.versions):
+                raw = version.policy.raw
+                if raw is not None:
+                    ids.update(raw.services)
+        return sorted(ids)
+
+    def _now(self, task: ServiceTask) -> int:
+        clock = task.published_clock
+        return clock if clock is not None else int(self.wall_clock() * US_PER_SECOND)
+
+    def _defined_now(self, task: ServiceTask, service_id: str) -> bool:
+        """The service has a period at the task's clock (a service a version adds: from
+        its first period starting at or after the version's P)."""
+        return task.stage.availability.known(service_id, self._now(task))
+
     def _quiet_view(self, task: ServiceTask, service_id: str) -> dict[str, Any]:
         """A service of this task that has no state yet (no input anywhere so far): it is
         operational, with the whole period ahead of it, as of the task's clock (else now)."""
-        clock = task.published_clock
-        now = clock if clock is not None else int(self.wall_clock() * US_PER_SECOND)
+        now = self._now(task)
         availability = task.stage.availability
         return availability.view(availability.new_state(service_id, now), now)
 
