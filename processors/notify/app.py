@@ -35,6 +35,7 @@ from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, gene
 
 from slaclock.processors.notify.config import NotifyConfig
 from slaclock.processors.notify.driver import ReadCommittedApp, isolation_level
+from slaclock.processors.notify.offsets import OffsetLedger
 from slaclock.processors.notify.render import Request, render, signed_headers
 from slaclock.processors.notify.retry import (
     SECOND,
@@ -121,7 +122,7 @@ class Deliverer:
 
     def __init__(
         self,
-        app: faust.App,
+        app: ReadCommittedApp,
         config: NotifyConfig,
         delivered: Any,  # the faust table
         dlq: faust.TopicT,
@@ -145,6 +146,7 @@ class Deliverer:
         self.session: aiohttp.ClientSession | None = None
         self.tasks: set[asyncio.Task[None]] = set()
         self.marked: dict[str, asyncio.Event] = {}
+        self.offsets: OffsetLedger = app.offsets
 
     # -- the agent's side ------------------------------------------------------------------
 
@@ -154,6 +156,7 @@ class Deliverer:
         self.status.outputs_read += 1
         self.metrics.outputs.inc()
         message = event.message
+        self.offsets.read(message.tp, message.offset)
         try:
             output = json.loads(message.value or b"")
             if not isinstance(output, dict) or not isinstance(output.get("event_id"), str):
@@ -215,6 +218,7 @@ class Deliverer:
 
     def _ack(self, event: EventT[Any]) -> None:
         event.ack()
+        self.offsets.acked(event.message.tp, event.message.offset)
         self.in_flight.release()
 
     # -- the delivered table ---------------------------------------------------------------
@@ -223,12 +227,14 @@ class Deliverer:
         entry = self.delivered.data.get(key)
         return entry is not None and still_remembered(int(entry["at"]), now_us(), self.ttl_us)
 
-    def remember(self, key: str, partition: int) -> None:
+    def remember(self, key: str, partition: int) -> asyncio.Future[Any]:
+        """Remember `key` as delivered; the future is done once its changelog record is."""
         value = {"at": now_us(), "p": partition}
         self.delivered.data[key] = value
-        self.delivered.send_changelog(partition, key, value)
+        sent: asyncio.Future[Any] = self.delivered.send_changelog(partition, key, value)
         if key in self.marked:
             self.marked.pop(key).set()
+        return sent
 
     async def wait_for_mark(self, key: str) -> None:
         """Until `key` is in the delivered table, at most `delivery.resolve_wait_seconds`."""
@@ -289,9 +295,13 @@ class Deliverer:
             result = "ok" if isinstance(decision, Delivered) else str(attempt.status or "error")
             self.metrics.attempts.labels(request.target, result).inc()
             if isinstance(decision, Delivered):
-                self.remember(request.key, partition)
+                remembered = [self.remember(request.key, partition)]
                 if request.marks is not None:
-                    self.remember(request.marks, partition)
+                    remembered.append(self.remember(request.marks, partition))
+                # The output's offset may be committed once this returns: not before the
+                # marks are in the changelog, or a restart would forget them (and its
+                # resolve would wait `resolve_wait_seconds` for a trigger already sent).
+                await asyncio.gather(*remembered)
                 target.delivered += 1
                 self.metrics.delivered.labels(request.target).inc()
                 self.metrics.delay.labels(request.target).observe(max(now - born, 0) / SECOND)
