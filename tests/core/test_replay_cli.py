@@ -35,7 +35,7 @@ def test_replaying_the_same_file_twice_gives_identical_bytes(tmp_path: Path) -> 
 def test_example_shows_every_output_type(tmp_path: Path) -> None:
     data, _ = _replay(tmp_path)
     kinds = {orjson.loads(line)["type"] for line in data.splitlines()}
-    assert kinds == {"sla.warning", "sla.breach", "sla.completed", "sla.credit"}
+    assert kinds == {"sla.warning", "sla.breach", "sla.completed", "sla.cancelled", "sla.credit"}
 
 
 def test_rejected_lines_go_to_dlq_with_line_number_and_reason(tmp_path: Path) -> None:
