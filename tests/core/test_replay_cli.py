@@ -51,6 +51,24 @@ def test_rejected_lines_go_to_dlq_with_line_number_and_reason(tmp_path: Path) ->
     assert "rejected 2, duplicates 1" in stderr
 
 
+def test_rejected_lines_are_shown_with_line_class_and_reason_and_dlq_is_named(
+    tmp_path: Path,
+) -> None:
+    _, stderr = _replay(tmp_path)
+    lines = stderr.splitlines()
+    assert any(line.startswith("replay: line 12: NaiveTimestamp: ") for line in lines)
+    assert any(
+        line.startswith("replay: line 13: UnknownTicket: ") and "T-9999" in line for line in lines
+    )
+    assert "2 rejected lines not kept: --dlq FILE writes them" in stderr
+
+
+def test_rejected_lines_written_with_dlq_say_where(tmp_path: Path) -> None:
+    dlq = tmp_path / "dlq.jsonl"
+    _, stderr = _replay(tmp_path, "--dlq", str(dlq))
+    assert f"2 rejected lines written to {dlq}" in stderr.replace("\n", "")
+
+
 def test_until_advances_the_clock_and_fires_later_timers(tmp_path: Path) -> None:
     short, _ = _replay(tmp_path, name="short.jsonl")
     longer, _ = _replay(tmp_path, "--until", "2026-03-20T00:00:00Z", name="long.jsonl")
