@@ -22,7 +22,7 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
-from confluent_kafka import KafkaException
+from confluent_kafka import KafkaError, KafkaException
 from confluent_kafka.admin import AdminClient
 from confluent_kafka.cimpl import NewTopic
 from pydantic import Field, ValidationError
@@ -30,6 +30,7 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 from rich.console import Console
 from rich.markup import escape
 
+from slaclock.processors.broker import BrokerUnreachable, ensure_reachable
 from slaclock.processors.notify.config import NotifyConfig, NotifyConfigError, parse_notify_config
 from slaclock.processors.settings import Settings, SettingsError, load_settings
 
@@ -162,11 +163,15 @@ def notify_command(
             err.print(f"  {escape(line)}")
         raise typer.Exit(2) from None
     try:
+        ensure_reachable(settings)  # one line naming the address and its setting, as the worker
         topics, partitions = _prepare_topics(settings, notify_settings, config)
+    except BrokerUnreachable as error:
+        raise _fail(err, str(error), 1) from None
     except KafkaException as error:
         detail = error.args[0] if error.args else error
+        text = detail.str() if isinstance(detail, KafkaError) else str(detail)
         raise _fail(
-            err, f"Kafka at {settings.bootstrap_servers} (SLACLOCK_BOOTSTRAP_SERVERS): {detail}", 1
+            err, f"Kafka at {settings.bootstrap_servers} (SLACLOCK_BOOTSTRAP_SERVERS): {text}", 1
         ) from None
     except TopicProblem as problem:
         raise _fail(err, str(problem), 1) from None
