@@ -17,6 +17,7 @@ from typing import IO, Annotated, NoReturn
 import orjson
 import typer
 from rich.console import Console
+from rich.markup import escape
 from rich.progress import BarColumn, Progress, TextColumn, TimeRemainingColumn, TransferSpeedColumn
 
 from slaclock.processors.engine.instants import parse_instant
@@ -47,11 +48,11 @@ def replay_command(
     ] = None,
 ) -> None:
     """Replay events through the SLA engine and print the outputs, one JSON object a line."""
-    err = Console(stderr=True)
+    err = Console(stderr=True, highlight=False, soft_wrap=True)  # error lines never wrapped
     try:
         compiled = compile_policy(load_policy(policy))
     except PolicyError as error:
-        err.print(f"[red]policy refused[/red]\n{error}", highlight=False)
+        err.print(f"[red]policy refused[/red]\n{escape(str(error))}")
         raise typer.Exit(1) from None
     until_us = None
     if until is not None:

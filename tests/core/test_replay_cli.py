@@ -69,6 +69,19 @@ def test_rejected_lines_written_with_dlq_say_where(tmp_path: Path) -> None:
     assert f"2 rejected lines written to {dlq}" in stderr.replace("\n", "")
 
 
+def test_a_refused_policy_is_printed_without_wrapping_its_lines(tmp_path: Path) -> None:
+    bad = tmp_path / "policy.yaml"
+    text = POLICY.read_text(encoding="utf-8")
+    bad.write_text(text.replace("{urgent: 15m,", "{urgent: 15 minutes and a half,", 1))
+    result = runner.invoke(
+        app, ["replay", "--policy", str(bad), "--events", str(EVENTS)], env={"COLUMNS": "80"}
+    )
+    assert result.exit_code == 1
+    [problem] = [line for line in result.output.splitlines() if "invalid duration" in line]
+    assert len(problem) > 80
+    assert problem.endswith("e.g. '15m', '1h30m', '1d', '90s'")
+
+
 def test_until_advances_the_clock_and_fires_later_timers(tmp_path: Path) -> None:
     short, _ = _replay(tmp_path, name="short.jsonl")
     longer, _ = _replay(tmp_path, "--until", "2026-03-20T00:00:00Z", name="long.jsonl")
