@@ -22,7 +22,7 @@ import json
 import logging
 import random
 import time
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from functools import partial
@@ -79,7 +79,7 @@ def _rfc3339(us: int) -> str:
 
 
 class Metrics:
-    def __init__(self) -> None:
+    def __init__(self, targets: Iterable[str] = ()) -> None:
         self.registry = CollectorRegistry()
         self.delivered = Counter(
             "slaclock_notify_delivered",
@@ -115,6 +115,10 @@ class Metrics:
         self.outputs = Counter(
             "slaclock_notify_outputs_read", "Output records read", registry=self.registry
         )
+        # Every target's series at 0 from the start: alerts on them see the first change.
+        for name in targets:
+            for family in (self.delivered, self.failed, self.retrying):
+                family.labels(name)
 
 
 class Deliverer:
@@ -136,7 +140,7 @@ class Deliverer:
         self.status = NotifyStatus()
         for name in config.targets:
             self.status.target(name)
-        self.metrics = Metrics()
+        self.metrics = Metrics(config.targets)
         self.semaphores = {
             name: asyncio.Semaphore(config.delivery.concurrency) for name in config.targets
         }
