@@ -116,7 +116,11 @@ def replay_command(
     if rejected:
         for rejection in first_rejections:
             print(f"replay: {_rejection_line(rejection)}", file=sys.stderr)
-        more = f" ({rejected - len(first_rejections)} more not shown)" if rejected > SHOWN_REJECTIONS else ""
+        more = (
+            f" ({rejected - len(first_rejections)} more not shown)"
+            if rejected > SHOWN_REJECTIONS
+            else ""
+        )
         where = (
             f"written to {dlq}"
             if dlq is not None

@@ -106,10 +106,11 @@ class TransactionalLoop(ABC):
         self.producer_resets = 0  # fatal producer errors since the last commit
         self.stuck_calls = 0  # transactional calls abandoned (`_bounded`)
         self.on_abandoned: Callable[[str], None] = lambda what: None  # a metric, by the worker
-        self.outages_at_commit = 0  # the broker state's outage count at the last commit
+        self.outages_at_commit = 0  # the broker state's interruptions at the last commit
         # This loop's clients lost their broker: the producer is replaced before its
         # next transaction (see `_replace_producer`).
         self.outage_seen = False
+        self.fatal_error: KafkaError | None = None  # the producer's, from the error callback
         group = f"{settings.app_id}-{name}"
         member = f"{settings.instance_id}-{name}"
         base = {
@@ -199,6 +200,8 @@ class TransactionalLoop(ABC):
     def _on_client_error(self, error: KafkaError) -> None:
         if error.code() in (KafkaError._ALL_BROKERS_DOWN, KafkaError._TRANSPORT):
             self.outage_seen = True
+        if error.fatal():
+            self.fatal_error = error  # later calls only say _FATAL: this says why
         self.broker.error_callback(self.name)(error)
 
     def _retry(self, what: str, call: Callable[[], T]) -> T:
@@ -457,7 +460,7 @@ class TransactionalLoop(ABC):
             return
         self.producer_resets = 0
         self.broker.up()
-        self.outages_at_commit = self.broker.outages
+        self.outages_at_commit = self.broker.interruptions()
 
     def _flush_all(self) -> None:
         if self.producer.flush(CALL_TIMEOUT_S) > 0:
@@ -470,6 +473,21 @@ class TransactionalLoop(ABC):
         but by its successor's `init_transactions` (`_replace_producer`).
         """
         kafka_error = _kafka_error(error)
+        if kafka_error is not None and kafka_error.code() == KafkaError._FATAL:
+            # A call on a producer already failed says "Fatal error" only: the error the
+            # client reported when it failed (its error callback, served by a poll) says
+            # which, e.g. fenced after the broker aborted a transaction during a pause.
+            try:
+                self.producer.poll(0)
+                self.producer.flush(0)  # raises the producer's fatal error, if it has one
+            except KafkaException as flushed:
+                cause = _kafka_error(flushed)
+                if cause is not None and cause.fatal():
+                    self.fatal_error = cause
+            except RuntimeError:
+                pass
+            if self.fatal_error is not None:
+                kafka_error = self.fatal_error
         if not self.exactly_once:
             if not is_outage(error):
                 raise error
@@ -478,7 +496,7 @@ class TransactionalLoop(ABC):
             if (
                 kafka_error.code() == KafkaError._FENCED
                 and not self.outage_seen
-                and self.broker.outages == self.outages_at_commit
+                and self.broker.interruptions() == self.outages_at_commit
             ):
                 # Fenced with the broker there all along: a newer instance with our
                 # transactional id took over (we are the zombie). Stop; never fence it back.
@@ -573,6 +591,7 @@ class TransactionalLoop(ABC):
             reason,
         )
         self.outage_seen = False
+        self.fatal_error = None
         old, self.producer = self.producer, Producer(self._producer_config)
         if purge_old:  # not under a call that is still running on it
             with contextlib.suppress(KafkaException, RuntimeError):
