@@ -184,6 +184,10 @@ class Deliverer:
                 continue
             if self.was_delivered(request.key):
                 self.status.target(name).already_delivered += 1
+                if request.marks is not None and not self.was_delivered(request.marks):
+                    # A predecessor killed between the trigger's two changelog records:
+                    # its resolve must not wait for a mark that would never come.
+                    self.remember(request.marks, message.partition)
                 continue
             # A resolve waits for its trigger's mark: in a chain of its own, or it would hold
             # up the very trigger it waits for when read first.
@@ -299,9 +303,13 @@ class Deliverer:
             result = "ok" if isinstance(decision, Delivered) else str(attempt.status or "error")
             self.metrics.attempts.labels(request.target, result).inc()
             if isinstance(decision, Delivered):
-                remembered = [self.remember(request.key, partition)]
+                # The mark first: both go to one changelog partition in order, so a kill
+                # between them leaves the mark without the key (the trigger is sent again,
+                # same Idempotency-Key), never the key without the mark.
+                remembered = []
                 if request.marks is not None:
                     remembered.append(self.remember(request.marks, partition))
+                remembered.append(self.remember(request.key, partition))
                 # The output's offset may be committed once this returns: not before the
                 # marks are in the changelog, or a restart would forget them (and its
                 # resolve would wait `resolve_wait_seconds` for a trigger already sent).

@@ -101,3 +101,29 @@ def test_a_record_still_in_delivery_is_not_committed_past_when_a_later_one_is_ac
     chat.script.clear()
     run.start()
     wait_for(lambda: len(keys(chat)) == 1, 60, "the pending breach delivered after restart")
+
+
+def test_a_trigger_remembered_without_its_mark_does_not_hold_up_its_resolve(
+    receiver: MakeReceiver, notify_run: MakeRun
+) -> None:
+    # A predecessor killed between the two changelog records of an acknowledged trigger
+    # (its idempotency key, then its mark) left the key only.
+    hook, chat, pager = receiver("webhook"), receiver("slack"), receiver("pagerduty")
+    run = notify_run(
+        routing(hook, chat, pager, "resolve_wait_seconds: 600"), secrets_env(chat), partitions=1
+    )
+    breach = ticket_output("sla.breach", "M1")
+    topic = f"{run.env['SLACLOCK_NOTIFY_APP_ID']}-delivered-changelog"
+    admin = AdminClient({"bootstrap.servers": run.bootstrap})
+    run.start()  # creates the changelog topic
+    wait_for(lambda: topic in admin.list_topics(timeout=10).topics, 60, "the changelog topic")
+    run.kill()
+    producer = Producer({"bootstrap.servers": run.bootstrap})
+    value = json.dumps({"at": time.time_ns() // 1000, "p": 0}).encode()
+    key = json.dumps(f"{breach['event_id']}:pager").encode()
+    producer.produce(topic, key=key, value=value, partition=0)
+    assert producer.flush(30) == 0
+    run.write([breach, ticket_output("sla.completed", "M1")])
+    run.start()
+    wait_for(lambda: len(pager.accepted()) >= 1, 60, "the resolve, without waiting 600 s")
+    assert [r.body["event_action"] for r in pager.accepted()] == ["resolve"]
