@@ -25,27 +25,16 @@ import typer
 from confluent_kafka import KafkaError, KafkaException
 from confluent_kafka.admin import AdminClient
 from confluent_kafka.cimpl import NewTopic
-from pydantic import Field, ValidationError
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic import ValidationError
 from rich.console import Console
 from rich.markup import escape
 
 from slaclock.processors.broker import BrokerUnreachable, ensure_reachable
 from slaclock.processors.notify.config import NotifyConfig, NotifyConfigError, parse_notify_config
+from slaclock.processors.notify.settings import NotifySettings
 from slaclock.processors.settings import Settings, SettingsError, load_settings
 
 __all__ = ["notify_command", "register_notify"]
-
-
-class NotifySettings(BaseSettings):
-    model_config = SettingsConfigDict(env_prefix="SLACLOCK_NOTIFY_", extra="ignore", frozen=True)
-
-    path: Path | None = None
-    app_id: str | None = Field(default=None, pattern=r"^[A-Za-z0-9._-]+$")
-    http_host: str = "0.0.0.0"
-    http_port: int = Field(default=6067, ge=0, le=65535)
-    dlq_topic: str = Field(default="sla.notifications.dlq", min_length=1)
-    datadir: Path = Path(".slaclock-state/notify")
 
 
 def register_notify(app: typer.Typer) -> None:
