@@ -10,6 +10,11 @@ committable offset is the lowest offset still being handled, else the one after 
 offset handled since the partition was last positioned (its committed offset, else the
 configured start). Offsets never handled below that (transaction markers, aborted records)
 need no acknowledgement.
+
+A record handed over stays pending until acknowledged, across a positioning too: faust can
+hand over records fetched before the positioning that follows a rebalance, and drops their
+second reading (offsets below the last one it handed over); their deliveries are the only
+ones, so the commit must wait for them.
 """
 
 from __future__ import annotations
@@ -24,22 +29,23 @@ class OffsetLedger:
         self._next: dict[Hashable, int] = {}
 
     def positioned(self, tp: Hashable, offset: int) -> None:
-        """The partition's consumer was positioned at `offset`: every record from there on
-        is read again, so what was pending before is re-read (or acknowledged meanwhile)."""
-        self._pending[tp] = Counter()
+        """The partition's consumer was positioned at `offset` (nothing is committable for
+        it before). Records below `offset` are behind the committed one: forgotten."""
+        pending = self._pending.setdefault(tp, Counter())
+        for old in [o for o in pending if o < offset]:
+            del pending[old]
         self._next[tp] = offset
 
     def read(self, tp: Hashable, offset: int) -> None:
         """A record was handed to the notifier (pending until acknowledged)."""
-        if tp not in self._next:
-            return  # not positioned yet: nothing is committed for it before it is
-        self._pending[tp][offset] += 1
-        self._next[tp] = max(self._next[tp], offset + 1)
+        self._pending.setdefault(tp, Counter())[offset] += 1
+        if tp in self._next:
+            self._next[tp] = max(self._next[tp], offset + 1)
 
     def acked(self, tp: Hashable, offset: int) -> None:
         pending = self._pending.get(tp)
         if pending is None or pending[offset] <= 0:
-            return  # read before the last positioning: it is read again anyway
+            return  # behind the committed offset: forgotten
         pending[offset] -= 1
         if pending[offset] == 0:
             del pending[offset]
@@ -49,7 +55,7 @@ class OffsetLedger:
         if tp not in self._next:
             return None
         pending = self._pending[tp]
-        return min(pending) if pending else self._next[tp]
+        return min(min(pending), self._next[tp]) if pending else self._next[tp]
 
     def forget(self, tp: Hashable) -> None:
         self._pending.pop(tp, None)
