@@ -136,7 +136,6 @@ def _p(priority: str) -> int:
 
 
 def whatif_json(comparison: Comparison, meta: dict[str, Any]) -> bytes:
-    a, b = comparison.totals
     return orjson.dumps(
         {
             "report": "slaclock what-if",
