@@ -303,13 +303,13 @@ class Deliverer:
             result = "ok" if isinstance(decision, Delivered) else str(attempt.status or "error")
             self.metrics.attempts.labels(request.target, result).inc()
             if isinstance(decision, Delivered):
-                # The mark first: both go to one changelog partition in order, so a kill
-                # between them leaves the mark without the key (the trigger is sent again,
-                # same Idempotency-Key), never the key without the mark.
-                remembered = []
+                # The key before the mark: a kill between them leaves the key without the
+                # mark, which `handle` repairs when the trigger is read again. The other
+                # order would send the trigger again while its resolve, seeing the mark,
+                # may already go: the incident would be opened again after its resolve.
+                remembered = [self.remember(request.key, partition)]
                 if request.marks is not None:
                     remembered.append(self.remember(request.marks, partition))
-                remembered.append(self.remember(request.key, partition))
                 # The output's offset may be committed once this returns: not before the
                 # marks are in the changelog, or a restart would forget them (and its
                 # resolve would wait `resolve_wait_seconds` for a trigger already sent).
