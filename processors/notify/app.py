@@ -280,6 +280,12 @@ class Deliverer:
     ) -> None:
         if previous is not None:
             await asyncio.wait([previous])  # order per (target, key); its outcome is its own
+            if self.was_delivered(request.key):
+                # The same output read twice (after a rebalance) and delivered meanwhile by
+                # its first reading: sent again now, a trigger could arrive after its
+                # resolve and open the incident again.
+                self.status.target(request.target).already_delivered += 1
+                return
         if request.after is not None:
             await self.wait_for_mark(request.after)
         target = self.status.target(request.target)

@@ -27,6 +27,8 @@ The same consumer fixes how faust positions and commits, which lost records acro
   set of partitions (which aiokafka answers with every partition's records) returns nothing.
 - Committing. The offset committed for a partition comes from `OffsetLedger` (see
   `offsets.py`), fed by the agent: the lowest offset still being delivered, never past it.
+- Dropping. faust drops records below the last offset it handed over, even after a seek
+  back (`_NoReadOffsets`): nothing is dropped here.
 """
 
 from __future__ import annotations
@@ -109,7 +111,30 @@ class ReadCommittedConsumerThread(faust_aiokafka.AIOKafkaConsumerThread):
         return result
 
 
+class _NoReadOffsets(dict[TP, int | None]):
+    """faust's "read offsets", which remember nothing.
+
+    faust drops a fetched record whose offset is below the last one it handed over on that
+    partition ("DROPPED MESSAGE ROFF"), even after a seek back: a batch fetched before the
+    seek that ends a rebalance and handed over after it (its records skipped by the stream
+    while the flow was stopped) made the records read again from the committed offset look
+    old; they were never delivered, and a later commit went past them. Here every record
+    fetched is handed over: one read twice is delivered twice (same Idempotency-Key, or
+    recognised in the delivered table), never dropped.
+    """
+
+    def __getitem__(self, tp: TP) -> int | None:
+        return None
+
+    def __setitem__(self, tp: TP, offset: int | None) -> None:
+        pass
+
+
 class ReadCommittedConsumer(faust_aiokafka.Consumer):
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self._read_offset = _NoReadOffsets()
+
     def _new_consumer_thread(self) -> faust_aiokafka.AIOKafkaConsumerThread:
         return ReadCommittedConsumerThread(self, loop=self.loop, beacon=self.beacon)
 
@@ -121,7 +146,6 @@ class ReadCommittedConsumer(faust_aiokafka.Consumer):
         """Position every output partition (see the module docstring) and start its ledger."""
         thread = cast(ReadCommittedConsumerThread, self._thread)
         for tp, (position, committed) in (await thread.position_streams()).items():
-            self._read_offset[tp] = None  # faust drops records below it: none are now
             if committed is not None:
                 self._committed_offset[tp] = committed
             if position is not None:
