@@ -63,6 +63,7 @@ MAX_PRODUCER_RESETS = 5  # fatal producer errors in a row (no commit between) be
 CONSUMER_RESETS_WINDOW_S = 600.0  # more than MAX_CONSUMER_RESETS fences in this window: stop
 MAX_CONSUMER_RESETS = 5
 STUCK_AFTER_S = 3 * CALL_TIMEOUT_S  # a transactional call still running then is stuck
+MAX_ABANDONED = 8  # producers left blocked in a call; one more and the worker exits
 COMMITTED_TIMEOUT_S = 10.0  # one attempt to read the committed offsets in a rewind
 COMMITTED_ATTEMPTS = 3  # then the consumer is replaced (a stale coordinator, see _rewind)
 
@@ -74,6 +75,11 @@ class ConsumerFailed(Exception):
 class CallStuck(Exception):
     """A transactional call did not return long after its own timeout: its producer is
     abandoned (see `TransactionalLoop._bounded`)."""
+
+
+class TooManyAbandoned(RuntimeError):
+    """More producers are blocked for good in librdkafka calls than `MAX_ABANDONED`: each
+    holds its threads and buffers, so the worker exits for its supervisor to restart it."""
 
 
 class Stopping(Exception):
@@ -105,6 +111,7 @@ class TransactionalLoop(ABC):
         self.stop = threading.Event()  # the run's stop event, set by `run`
         self.producer_resets = 0  # fatal producer errors since the last commit
         self.stuck_calls = 0  # transactional calls abandoned (`_bounded`)
+        self.abandoned: list[threading.Event] = []  # set when an abandoned call returns
         self.on_abandoned: Callable[[str], None] = lambda what: None  # a metric, by the worker
         self.outages_at_commit = 0  # the broker state's interruptions at the last commit
         # This loop's clients lost their broker: the producer is replaced before its
@@ -558,14 +565,30 @@ class TransactionalLoop(ABC):
         threading.Thread(target=run, name=f"{self.name}: {what}", daemon=True).start()
         if not done.wait(STUCK_AFTER_S):
             self.stuck_calls += 1
+            self.abandoned.append(done)
             raise CallStuck(what)
         if failure:
             raise failure[0]
         return outcome[0]
 
     def _abandon_producer(self, stuck: CallStuck) -> None:
-        """After a stuck call: a new producer takes over, then rewind to what was committed."""
+        """After a stuck call: a new producer takes over, then rewind to what was committed.
+
+        The abandoned producers whose call never returns are kept (a producer is never
+        destroyed under a running call): past `MAX_ABANDONED` of them the worker exits.
+        """
         self.on_abandoned(str(stuck))
+        self.abandoned = [done for done in self.abandoned if not done.is_set()]
+        if len(self.abandoned) > MAX_ABANDONED:
+            log.error(
+                "%s: %d abandoned producers are still blocked in Kafka client calls (at most "
+                "%d are kept); exiting so that the supervisor restarts the worker with fresh "
+                "clients",
+                self.name,
+                len(self.abandoned),
+                MAX_ABANDONED,
+            )
+            raise TooManyAbandoned(f"{len(self.abandoned)} abandoned producers still blocked")
         self.broker.down(f"{self.name}: {stuck}", TimeoutError(f"{stuck} did not return"))
         self._replace_producer(
             f"{stuck} did not return within {STUCK_AFTER_S:.0f} s", purge_old=False
