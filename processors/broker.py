@@ -267,13 +267,6 @@ class BrokerState:
     def is_up(self) -> bool:
         return self._down_since is None
 
-    def interruptions(self) -> int:
-        """Outages and pauses of this process so far. A transactional producer fenced
-        after either was fenced by the broker's transaction timeout, not by a newer
-        instance with its transactional id."""
-        self.pauses.beat()  # a pause that just ended counts before the watch's thread runs
-        return self.outages + self.pauses.count
-
     def down(self, component: str, error: object) -> None:
         paused = self.pauses.pause_behind()
         with self._lock:

@@ -113,7 +113,7 @@ class TransactionalLoop(ABC):
         self.stuck_calls = 0  # transactional calls abandoned (`_bounded`)
         self.abandoned: list[threading.Event] = []  # set when an abandoned call returns
         self.on_abandoned: Callable[[str], None] = lambda what: None  # a metric, by the worker
-        self.outages_at_commit = 0  # the broker state's interruptions at the last commit
+        self.outages_at_commit = 0  # the broker state's outage count at the last commit
         # This loop's clients lost their broker: the producer is replaced before its
         # next transaction (see `_replace_producer`).
         self.outage_seen = False
@@ -467,7 +467,7 @@ class TransactionalLoop(ABC):
             return
         self.producer_resets = 0
         self.broker.up()
-        self.outages_at_commit = self.broker.interruptions()
+        self.outages_at_commit = self.broker.outages
 
     def _flush_all(self) -> None:
         if self.producer.flush(CALL_TIMEOUT_S) > 0:
@@ -503,15 +503,29 @@ class TransactionalLoop(ABC):
             if (
                 kafka_error.code() == KafkaError._FENCED
                 and not self.outage_seen
-                and self.broker.interruptions() == self.outages_at_commit
+                and self.broker.outages == self.outages_at_commit
             ):
                 # Fenced with the broker there all along: a newer instance with our
                 # transactional id took over (we are the zombie). Stop; never fence it back.
-                log.error(
-                    "%s: fenced by a newer instance with transactional id %s; stopping",
-                    self.name,
-                    self._producer_config.get("transactional.id"),
-                )
+                paused = self.broker.pauses.pause_behind()
+                if paused is None:
+                    log.error(
+                        "%s: fenced by a newer instance with transactional id %s; stopping",
+                        self.name,
+                        self._producer_config.get("transactional.id"),
+                    )
+                else:
+                    # Or, after a pause longer than the transaction timeout, the broker
+                    # aborted the open transaction: the same error. Stopping is right in
+                    # both cases (a supervisor restarts a lone worker; a zombie must end).
+                    log.error(
+                        "%s: fenced after this process was paused for %.0f s: a newer "
+                        "instance with transactional id %s took over, or the broker aborted "
+                        "the transaction left open past its timeout; stopping",
+                        self.name,
+                        paused,
+                        self._producer_config.get("transactional.id"),
+                    )
                 raise error
             self.producer_resets += 1
             if self.producer_resets > MAX_PRODUCER_RESETS:

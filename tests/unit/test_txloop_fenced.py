@@ -1,4 +1,6 @@
-"""A producer fenced while this worker was paused is replaced; a real zombie stops.
+"""A producer fenced after an outage is replaced; fenced with the broker there all along,
+the loop stops (a zombie must, whatever the error a later call reports), and says whether
+the process had been paused.
 
 No broker: the loop's clients never connect (see tests/unit/test_txloop_rewind.py).
 """
@@ -10,6 +12,7 @@ import logging
 import pytest
 from confluent_kafka import KafkaError, KafkaException
 
+from slaclock.processors.broker import PauseWatch
 from tests.unit.test_txloop_rewind import RecordingLoop
 
 FENCED = KafkaError(
@@ -43,10 +46,10 @@ def fenced_loop(monkeypatch: pytest.MonkeyPatch) -> tuple[RecordingLoop, list[st
     return loop, replaced
 
 
-def test_a_producer_fenced_across_a_pause_is_replaced(monkeypatch: pytest.MonkeyPatch) -> None:
+def test_a_producer_fenced_after_an_outage_is_replaced(monkeypatch: pytest.MonkeyPatch) -> None:
     loop, replaced = fenced_loop(monkeypatch)
-    # the process was paused since the last commit: the broker aborted the transaction
-    loop.outages_at_commit = loop.broker.interruptions() - 1
+    # an outage since the last commit: the broker aborted the transaction it outlived
+    loop.outages_at_commit = loop.broker.outages - 1
     loop._recover(PRODUCE_FAILED)
     assert len(replaced) == 1 and "fenced" in replaced[0]
 
@@ -55,11 +58,29 @@ def test_a_producer_fenced_with_nothing_in_between_stops_the_loop(
     monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
 ) -> None:
     loop, replaced = fenced_loop(monkeypatch)
-    loop.outages_at_commit = loop.broker.interruptions()
+    loop.outages_at_commit = loop.broker.outages
     with caplog.at_level(logging.ERROR), pytest.raises(KafkaException):
         loop._recover(PRODUCE_FAILED)
     assert replaced == []
     assert "fenced by a newer instance" in caplog.text
+
+
+def test_fenced_right_after_a_pause_the_loop_stops_and_says_both_causes(
+    monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    # SIGSTOP/SIGCONT: a successor may have taken over (a zombie must end), or the broker
+    # aborted the transaction left open past its timeout; one error for both.
+    loop, replaced = fenced_loop(monkeypatch)
+    now = [1000.0]
+    pauses = PauseWatch(clock=lambda: now[0])
+    pauses.beat()
+    now[0] += 45.0
+    monkeypatch.setattr(loop.broker, "pauses", pauses)
+    loop.outages_at_commit = loop.broker.outages
+    with caplog.at_level(logging.ERROR), pytest.raises(KafkaException):
+        loop._recover(PRODUCE_FAILED)
+    assert replaced == []
+    assert "paused for 45 s" in caplog.text and "aborted the transaction" in caplog.text
 
 
 def test_the_cause_is_read_from_the_producer_when_its_callback_has_not_run(
@@ -72,6 +93,6 @@ def test_the_cause_is_read_from_the_producer_when_its_callback_has_not_run(
     loop, replaced = fenced_loop(monkeypatch)
     loop.fatal_error = None
     monkeypatch.setattr(loop, "producer", Unpolled())
-    loop.outages_at_commit = loop.broker.interruptions() - 1
+    loop.outages_at_commit = loop.broker.outages - 1
     loop._recover(PRODUCE_FAILED)
     assert len(replaced) == 1 and "fenced" in replaced[0]
