@@ -252,6 +252,8 @@ def known_setting_names() -> set[str]:
     """Every `SLACLOCK_*` name something reads: the fields of `Settings` and of any other
     settings class with the `SLACLOCK_` prefix (imported by then), their `_FILE` twins,
     and `OTHER_NAMES`."""
+    import slaclock.processors.notify.settings  # noqa: F401 - its names are known everywhere
+
     names = set(OTHER_NAMES) | set(TEST_NAMES)
     pending: list[type[BaseSettings]] = [BaseSettings]
     while pending:

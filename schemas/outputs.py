@@ -37,6 +37,7 @@ __all__ = [
     "DECIMAL_PATTERN",
     "OutputEvent",
     "SlaBreach",
+    "SlaCancelled",
     "SlaCompleted",
     "SlaCredit",
     "SlaCreditEarnedBack",
@@ -150,6 +151,21 @@ class SlaCompleted(TicketOutputBase):
     target_seconds: Seconds
 
 
+class SlaCancelled(TicketOutputBase):
+    """A tracked metric cycle that ended without an outcome; no statement counts it."""
+
+    type: Literal["sla.cancelled"] = "sla.cancelled"
+    reason: Literal["solved", "closed", "no_target", "hold_ended"] = Field(
+        description=(
+            "solved / closed: the ticket's status ended the cycle; no_target: a priority "
+            "change left the metric without a target; hold_ended: a hold ended (group metrics)."
+        )
+    )
+    elapsed_seconds: int | float = Field(ge=0, description="Counted time when it ended.")
+    target_seconds: Seconds = Field(description="The target the cycle had when it ended.")
+    breached: bool = Field(description="Whether the cycle had breached before it ended.")
+
+
 Period = Annotated[str, StringConstraints(pattern=r"^\d{4}-(0[1-9]|1[0-2])$")]
 CurrencyCode = Annotated[str, StringConstraints(pattern=r"^[A-Z]{3}$")]
 
@@ -252,7 +268,13 @@ class SlaCreditEarnedBack(BaseModel):
 
 
 OutputEvent = Annotated[
-    SlaWarning | SlaBreach | SlaCompleted | SlaCredit | SlaStatement | SlaCreditEarnedBack,
+    SlaWarning
+    | SlaBreach
+    | SlaCompleted
+    | SlaCancelled
+    | SlaCredit
+    | SlaStatement
+    | SlaCreditEarnedBack,
     Field(discriminator="type"),
 ]
 

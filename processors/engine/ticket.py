@@ -33,6 +33,8 @@ from slaclock.processors.engine.ids import output_event_id
 from slaclock.processors.engine.instants import format_us, seconds_value
 from slaclock.processors.engine.outputs import (
     BreachOutput,
+    CancelledOutput,
+    CancelReason,
     CompletedOutput,
     TicketOutputBase,
     WarningOutput,
@@ -474,14 +476,15 @@ class TicketEngine:
         state.status = status
         metrics = state.metrics
         if status in (SOLVED, CLOSED):
+            ended: CancelReason = "solved" if status == SOLVED else "closed"
             for metric in (NEXT_RESPONSE, PERIODIC_UPDATE):
-                self._cancel(state, metrics.get(metric), at, status)
+                self._cancel(state, tier, metrics.get(metric), at, ended, outputs)
             resolution = metrics.get(RESOLUTION)
             if resolution is not None and resolution.phase is Phase.ACTIVE:
                 self._complete(state, tier, resolution, at, outputs)
             first = metrics.get(FIRST_RESPONSE)
             if status == CLOSED:
-                self._cancel(state, first, at, status)
+                self._cancel(state, tier, first, at, "closed", outputs)
                 state.closed_at = at
             elif first is not None and first.phase is Phase.ACTIVE:
                 first.stop(
@@ -567,11 +570,31 @@ class TicketEngine:
             cycle = state.pu_cycles
         self._start(state, tier, metric, cycle, at)
 
-    def _cancel(self, state: TicketState, clock: MetricClock | None, at: int, reason: str) -> None:
-        if clock is not None and clock.phase is Phase.ACTIVE:
-            clock.phase = Phase.CANCELLED
-            clock.due = None
-            clock.mark(at, CANCELLED, reason, state.cause)
+    def _cancel(
+        self,
+        state: TicketState,
+        tier: CompiledTier,
+        clock: MetricClock | None,
+        at: int,
+        reason: CancelReason,
+        outputs: list[Output],
+    ) -> None:
+        """End a tracked cycle without an outcome, with an `sla.cancelled` saying why
+        (docs/semantics.md: Outputs), so whatever a warning or breach opened can be closed."""
+        if clock is None or clock.phase is not Phase.ACTIVE:
+            return
+        elapsed = clock.counted(tier.calendar, at)
+        clock.phase = Phase.CANCELLED
+        clock.due = None
+        clock.mark(at, CANCELLED, reason, state.cause)
+        cancelled: CancelledOutput = {
+            **_common(state, clock, "sla.cancelled", at),
+            "reason": reason,
+            "elapsed_seconds": seconds_value(elapsed),
+            "target_seconds": seconds_value(clock.target),
+            "breached": clock.breached,
+        }
+        outputs.append(as_output(cancelled))
 
     def _complete(
         self,
@@ -611,7 +634,7 @@ class TicketEngine:
         """
         target = tier.target(clock.metric, state.priority)
         if target is None:
-            self._cancel(state, clock, at, "no_target")
+            self._cancel(state, tier, clock, at, "no_target", outputs)
             return
         calendar = tier.calendar
         clock.target = target

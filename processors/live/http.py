@@ -672,7 +672,19 @@ class _Handler(BaseHTTPRequestHandler):
         )
         self._send(status, {**headers, "Allow": "GET, HEAD"}, body, with_body=True)
 
-    do_POST = do_PUT = do_PATCH = do_DELETE = _refuse_method
+    do_POST = do_PUT = do_PATCH = do_DELETE = do_OPTIONS = do_TRACE = do_CONNECT = _refuse_method
+
+    def send_error(self, code: int, message: str | None = None, explain: str | None = None) -> None:
+        """Errors the base class answers itself (a bad request line, an unknown method): a
+        JSON body like every other answer, never its HTML page."""
+        try:
+            reason = self.responses[code][0]
+        except KeyError:
+            reason = "error"
+        status, headers, body = _json(code, {"error": message or reason})
+        self.close_connection = True
+        with_body = self.command != "HEAD" and code >= 200 and code not in (204, 304)
+        self._send(status, {**headers, "Connection": "close"}, body, with_body)
 
     def _respond(self, with_body: bool) -> None:
         app = cast(_Server, self.server).app

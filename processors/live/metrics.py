@@ -6,6 +6,26 @@ import contextlib
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 
+# Every `reason` of a dead-lettered record (the error classes of `Rejected`) and of an
+# untracked ticket: their series exist at 0 from the start, so an alert on their rate sees
+# the first one (tests/unit/test_metrics_initialised.py checks the list against the code).
+REJECTION_REASONS = (
+    "InvalidJson",
+    "NaiveTimestamp",
+    "SchemaViolation",
+    "KeyMismatch",
+    "FutureEvent",
+    "UnknownTicket",
+    "DuplicateTicket",
+    "UnknownTier",
+    "UnknownService",
+    "ContractTimezoneChange",
+    "InvalidPolicy",
+    "IncompatiblePolicy",
+    "DuplicateVersion",
+)
+UNTRACKED_REASONS = ("no_contract", "no_target")
+
 
 class Metrics:
     def __init__(self) -> None:
@@ -94,6 +114,11 @@ class Metrics:
             buckets=(0.1, 0.25, 0.5, 1, 2, 2.5, 3, 5, 10, 30, 60, 300, float("inf")),
             registry=r,
         )
+
+        for reason in REJECTION_REASONS:
+            self.rejected_total.labels(reason)
+        for reason in UNTRACKED_REASONS:
+            self.untracked_tickets.labels(reason)
 
         # labelled children cached: `labels()` costs microseconds on the per-event path
         self._events: dict[str, Counter] = {}

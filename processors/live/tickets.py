@@ -123,6 +123,7 @@ class TicketProcessor(TransactionalLoop):
             "sla.warning": settings.topic_warnings,
             "sla.breach": settings.topic_breaches,
             "sla.completed": settings.topic_completions,
+            "sla.cancelled": settings.topic_completions,
         }
         self.state_dir = settings.state_dir / settings.app_id / settings.instance_id
         self.warm: dict[int, StoreCheckpoint] = {}

@@ -376,6 +376,29 @@ def test_other_methods_are_not_allowed(open_view: FakeView) -> None:
         server.stop()
 
 
+def test_options_and_trace_are_not_allowed_either_and_answer_json(open_view: FakeView) -> None:
+    server = serve(open_view)
+    try:
+        for method in ("OPTIONS", "TRACE"):
+            status, headers, body = request(server, "/health", method=method)
+            assert (status, headers["Allow"]) == (405, "GET, HEAD"), method
+            assert headers["Content-Type"] == "application/json"
+            assert json.loads(body) == {"error": f"{method} is not supported"}
+    finally:
+        server.stop()
+
+
+def test_an_unknown_method_answers_json_not_an_html_page(open_view: FakeView) -> None:
+    server = serve(open_view)
+    try:
+        status, headers, body = request(server, "/health", method="BREW")
+        assert status == 501
+        assert headers["Content-Type"] == "application/json"
+        assert "BREW" in json.loads(body)["error"]
+    finally:
+        server.stop()
+
+
 # -- immutable snapshots ------------------------------------------------------------------------
 
 

@@ -13,6 +13,7 @@ from pydantic import ValidationError
 from slaclock.schemas.common import Metric, Priority
 from slaclock.schemas.outputs import (
     SlaBreach,
+    SlaCancelled,
     SlaCompleted,
     SlaCredit,
     SlaCreditEarnedBack,
@@ -51,6 +52,14 @@ COMPLETED = {
     "outcome": "met",
     "elapsed_seconds": 3600,
     "target_seconds": 14_400,
+}
+CANCELLED = {
+    **TICKET,
+    "type": "sla.cancelled",
+    "reason": "solved",
+    "elapsed_seconds": 5400,
+    "target_seconds": 3600,
+    "breached": True,
 }
 CREDIT = {
     **COMMON,
@@ -118,6 +127,10 @@ FIELDS = {
     "sla.warning": {*TICKET, "type", "threshold", "deadline", "target_seconds"},
     "sla.breach": {*TICKET, "type", "deadline", "decided_at", "target_seconds"},
     "sla.completed": {*TICKET, "type", "outcome", "elapsed_seconds", "target_seconds"},
+    "sla.cancelled": {
+        *TICKET,
+        *("type", "reason", "elapsed_seconds", "target_seconds", "breached"),
+    },
     "sla.credit": {
         *COMMON,
         *("type", "period", "amount", "currency", "percent", "capped", "period_total"),
@@ -134,6 +147,7 @@ FIELDS = {
         (WARNING, SlaWarning),
         (BREACH, SlaBreach),
         (COMPLETED, SlaCompleted),
+        (CANCELLED, SlaCancelled),
         (CREDIT, SlaCredit),
         (AVAILABILITY_CREDIT, SlaCredit),
         (STATEMENT, SlaStatement),
