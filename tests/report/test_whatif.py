@@ -185,7 +185,8 @@ def test_a_breached_cycle_is_filed_under_its_priority_at_the_breach() -> None:
     # Breached while urgent, downgraded to high, completed late: one urgent breach.
     base = {"ticket_id": "T1", "customer_id": "acme", "tier": "gold", "cycle": 1}
     outputs = [
-        {**base, "type": "sla.breach", "event_id": "b", "metric": "resolution", "priority": "urgent"},
+        {**base, "type": "sla.breach", "event_id": "b", "metric": "resolution", "priority": "urgent",
+         "deadline": "2026-11-02T10:00:00Z"},
         {**base, "type": "sla.completed", "event_id": "c", "metric": "resolution",
          "priority": "high", "outcome": "breached"},
         {**base, "type": "sla.completed", "event_id": "m", "metric": "first_response",
