@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: venv lock test test-slow test-fast test-containers compose-secrets lint kafka-up kafka-down run replay-example statements-example services-example report-example bench bench-pipeline
+.PHONY: venv lock test test-slow test-fast test-containers compose-secrets lint kafka-up kafka-down run replay-example statements-example services-example policy-change-example report-example bench bench-pipeline
 
 venv: $(STAMP)
 
@@ -87,6 +87,10 @@ statements-example: venv
 # partial outage, a breach, and the availability credits (README).
 services-example: venv
 	$(BIN)/slaclock replay --policy examples/services-policy.yaml --events examples/services-events.jsonl --until 2026-12-01T00:00:00Z --dlq /dev/stderr
+
+# A policy version published while tickets are open (docs/semantics.md: Policy changes).
+policy-change-example: venv
+	$(BIN)/slaclock replay --policy examples/policy.yaml --events examples/policy-change-events.jsonl --until 2026-03-06T18:00:00Z --dlq /dev/stderr
 
 # The example report: replay examples/ (with the October-December statements story when it is
 # there) to the new year, then report a month (build/example-report.*).

@@ -28,6 +28,7 @@ __all__ = [
     "Backoff",
     "BrokerState",
     "BrokerUnreachable",
+    "PauseWatch",
     "bootstrap_origin",
     "ensure_reachable",
     "is_outage",
@@ -163,6 +164,73 @@ def _describe(error: object) -> str:
     return text.strip() or "no answer"
 
 
+# -- pauses of this process -------------------------------------------------------------------
+
+PAUSE_THRESHOLD_S = 5.0  # this long without running is a pause (SIGSTOP, a frozen VM)
+PAUSE_WINDOW_S = 15.0  # a call failing this soon after a pause failed because of it
+
+
+class PauseWatch:
+    """Notices that this process did not run for a while (SIGSTOP and SIGCONT, a frozen
+    VM, a starved machine): a thread that wakes every `interval` seconds finds a gap.
+
+    A Kafka call that was waiting when the process stopped times out as soon as it runs
+    again, although the broker answers: that is no outage. `pause_behind()` says whether
+    a pause just ended (or is ending: the watch's own thread has not run yet).
+    """
+
+    def __init__(
+        self,
+        clock: Callable[[], float] = time.monotonic,
+        threshold: float = PAUSE_THRESHOLD_S,
+        window: float = PAUSE_WINDOW_S,
+    ) -> None:
+        self.clock = clock
+        self.threshold = threshold
+        self.window = window
+        self._last: float | None = None  # last beat; None until the first
+        self._paused_for = 0.0
+        self._resumed_at: float | None = None
+        self._thread: threading.Thread | None = None
+        self._lock = threading.RLock()
+        self.count = 0  # pauses noticed
+
+    def start(self, interval: float = 0.5) -> None:
+        """The watching thread (once; a daemon)."""
+        with self._lock:
+            if self._thread is not None:
+                return
+            self.beat()
+
+            def watch() -> None:
+                while True:
+                    time.sleep(interval)
+                    self.beat()
+
+            self._thread = threading.Thread(target=watch, name="pause-watch", daemon=True)
+            self._thread.start()
+
+    def beat(self) -> None:
+        with self._lock:
+            now = self.clock()
+            if self._last is not None and now - self._last > self.threshold:
+                self._paused_for, self._resumed_at = now - self._last, now
+                self.count += 1
+            self._last = now
+
+    def pause_behind(self) -> float | None:
+        """How long the pause that just ended lasted, or None if none ended lately."""
+        now = self.clock()
+        if self._last is not None and now - self._last > self.threshold:
+            return now - self._last  # running again before the watch's thread noticed
+        if self._resumed_at is not None and now - self._resumed_at <= self.window:
+            return self._paused_for
+        return None
+
+
+PAUSES = PauseWatch()
+
+
 # -- a worker's view of the broker -------------------------------------------------------------
 
 
@@ -176,13 +244,23 @@ class BrokerState:
     it go to DEBUG. Read by `/ready` and the `slaclock_broker_up` gauge.
     """
 
-    def __init__(self, bootstrap: str, clock: Callable[[], float] = time.monotonic) -> None:
+    def __init__(
+        self,
+        bootstrap: str,
+        clock: Callable[[], float] = time.monotonic,
+        pauses: PauseWatch | None = None,
+    ) -> None:
         self.bootstrap = bootstrap
         self.clock = clock
+        if pauses is None:
+            pauses = PAUSES
+            pauses.start()
+        self.pauses = pauses
         self._lock = threading.Lock()
         self._down_since: float | None = None
         self._up_since = clock() - 2 * SETTLED_S
         self._level = logging.WARNING  # of the current outage's lines
+        self._after_pause = False  # the current "outage" is a call failed by a pause
         self.outages = 0
 
     @property
@@ -190,20 +268,35 @@ class BrokerState:
         return self._down_since is None
 
     def down(self, component: str, error: object) -> None:
+        paused = self.pauses.pause_behind()
         with self._lock:
             if self._down_since is not None:
                 return
             self._down_since = self.clock()
-            self.outages += 1
+            self._after_pause = paused is not None
+            if paused is None:
+                self.outages += 1
             # the broker coming back flickers for a few seconds: one warning per outage
             settled = self._down_since - self._up_since > SETTLED_S
-            self._level = logging.WARNING if settled else logging.INFO
+            self._level = logging.WARNING if settled and paused is None else logging.INFO
+        detail = _describe(
+            error.args[0] if isinstance(error, KafkaException) and error.args else error
+        )
+        if paused is not None:
+            log.info(
+                "%s: a Kafka call failed right after this process was paused for %.0f s "
+                "(%s); not a broker outage, retrying",
+                component,
+                paused,
+                detail,
+            )
+            return
         log.log(
             self._level,
             "Kafka at %s unreachable (%s: %s); retrying with backoff until it is back",
             self.bootstrap,
             component,
-            _describe(error.args[0] if isinstance(error, KafkaException) and error.args else error),
+            detail,
         )
 
     def up(self) -> None:
@@ -212,7 +305,7 @@ class BrokerState:
         with self._lock:
             since, self._down_since = self._down_since, None
             self._up_since = self.clock()
-        if since is not None:
+        if since is not None and not self._after_pause:
             log.log(
                 self._level,
                 "Kafka at %s reachable again after %.1f s",

@@ -23,7 +23,9 @@ from slaclock.processors.engine.policy import CompiledPolicy
 from slaclock.processors.engine.services_stage import ServiceCounters, ServiceStage
 from slaclock.processors.engine.stage import DAY_US, StageCounters, TicketStage
 from slaclock.processors.engine.ticket import Output, TicketEngine, TicketState
+from slaclock.processors.engine.versions import PolicyBook
 from slaclock.processors.intake import classify_validation_error, decode_event
+from slaclock.processors.policy_versions import decode_policy_change, take_policy_change
 from slaclock.processors.services_intake import decode_service_event
 from slaclock.schemas.contracts import ContractChanged, parse_contract_changed
 from slaclock.schemas.rejection import Rejected
@@ -57,11 +59,13 @@ class ReplaySummary:
     ledger: LedgerCounters | None = None
     services: ServiceCounters | None = None
     contract_changes: int = 0
+    policy_changes: int = 0
 
     def applied(self) -> int:
         """Valid input lines: events applied, ignored or dropped as repeats, contract changes."""
         c = self.counters
         total = c.events + c.duplicates + c.ignored_closed + self.contract_changes
+        total += self.policy_changes
         if self.services is not None:
             total += self.services.events + self.services.duplicates
         return total
@@ -86,10 +90,13 @@ class ReplaySummary:
             )
         if self.contract_changes:
             text += f"; contract changes {self.contract_changes}"
+        if self.policy_changes:
+            text += f"; policy versions {self.policy_changes}"
         return text
 
 
 CONTRACT_CHANGED = b'"contract.changed"'
+POLICY_CHANGED = b'"policy.changed"'
 
 
 def decode_contract_change(raw: bytes | str) -> ContractChanged:
@@ -104,9 +111,14 @@ SERVICE_MARKERS = (b'"service.', b'"maintenance.')
 
 
 def line_kind(raw: bytes) -> str:
-    """`ticket`, `service` or `contract`: cheap dispatch on `type` (only lines that mention a
-    service or contract type are parsed to check it; anything else is a ticket event)."""
-    if CONTRACT_CHANGED not in raw and not any(marker in raw for marker in SERVICE_MARKERS):
+    """`ticket`, `service`, `contract` or `policy`: cheap dispatch on `type` (only lines that
+    mention a service, contract or policy type are parsed to check it; anything else is a
+    ticket event)."""
+    if (
+        CONTRACT_CHANGED not in raw
+        and POLICY_CHANGED not in raw
+        and not any(marker in raw for marker in SERVICE_MARKERS)
+    ):
         return "ticket"
     try:
         data = orjson.loads(raw)
@@ -115,6 +127,8 @@ def line_kind(raw: bytes) -> str:
     kind = data.get("type") if isinstance(data, dict) else None
     if kind == "contract.changed":
         return "contract"
+    if kind == "policy.changed":
+        return "policy"
     return "service" if is_service_event_type(kind) else "ticket"
 
 
@@ -136,20 +150,27 @@ class Replayer:
         emit: Callable[[Output], None],
         closed_retention_us: int = 7 * DAY_US,
     ) -> None:
-        self.book = ContractBook.from_policy(policy)
-        self.engine = TicketEngine(policy, self.book)
+        self.versions = PolicyBook(policy)
+        self.book = ContractBook.from_policy(policy, self.versions)
+        self.engine = TicketEngine(policy, self.book, self.versions)
         self.store: dict[str, TicketState] = {}
         self.stage = TicketStage(self.engine, self.store, 0, closed_retention_us)
         services = compile_services(policy.raw) if policy.raw is not None else {}
-        self.services = ServiceStage(services, {}, sources=[self.SOURCE]) if services else None
+        self.services = (
+            ServiceStage(services, {}, sources=[self.SOURCE], versions=self.versions)
+            if services
+            else None
+        )
         self.ledger = LedgerStage(
             policy,
             self.book,
             [self.SOURCE],
             availability_percent=ledger_availability_percent(services),
+            versions=self.versions,
         )
         self._emit = emit
         self.contract_changes = 0
+        self.policy_changes = 0
         self._released_at: int | None = None  # the clock of the last ledger release
 
     @property
@@ -163,6 +184,15 @@ class Replayer:
             change = decode_contract_change(raw)
             self.ledger.on_contract(change.customer_id, change.contract, to_us(change.occurred_at))
             self.contract_changes += 1
+            self._released_at = None
+            return
+        if kind == "policy":
+            # a version takes effect at its P, when the stages' clocks get there; the line
+            # itself moves no clock and is not an input instant of the statements
+            publication = decode_policy_change(raw)
+            published = to_us(publication.occurred_at)
+            take_policy_change(self.versions, self.book, publication, published)
+            self.policy_changes += 1
             self._released_at = None
             return
         if kind == "service":
@@ -282,4 +312,5 @@ def replay(
         replayer.ledger.counters,
         None if replayer.services is None else replayer.services.counters,
         replayer.contract_changes,
+        replayer.policy_changes,
     )

@@ -71,6 +71,7 @@ class Settings(BaseSettings):
 
     topic_events: str = "tickets.events"
     topic_contracts: str = "sla.contracts"
+    topic_policies: str = "sla.policies"
     topic_warnings: str = "sla.warnings"
     topic_breaches: str = "sla.breaches"
     topic_completions: str = "sla.completions"
@@ -251,6 +252,8 @@ def known_setting_names() -> set[str]:
     """Every `SLACLOCK_*` name something reads: the fields of `Settings` and of any other
     settings class with the `SLACLOCK_` prefix (imported by then), their `_FILE` twins,
     and `OTHER_NAMES`."""
+    import slaclock.processors.notify.settings  # noqa: F401 - its names are known everywhere
+
     names = set(OTHER_NAMES) | set(TEST_NAMES)
     pending: list[type[BaseSettings]] = [BaseSettings]
     while pending:

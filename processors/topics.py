@@ -71,6 +71,8 @@ def topic_specs(settings: Settings) -> list[TopicSpec]:
         TopicSpec(settings.topic_ledger_input, n, copartition=ledger),
         TopicSpec(settings.topic_ledger_changelog, n, dict(COMPACT), copartition=ledger),
         TopicSpec(settings.topic_contracts, n, {**COMPACT, **CONTRACT_HISTORY}),
+        # one partition: at one P the later record wins, so versions need one order
+        TopicSpec(settings.topic_policies, 1, dict(COMPACT)),
         TopicSpec(settings.topic_warnings, n),
         TopicSpec(settings.topic_breaches, n),
         TopicSpec(settings.topic_completions, n),
@@ -164,6 +166,7 @@ def worker_partition_counts(
         settings.topic_credits,
         settings.topic_statements,
         settings.topic_dlq,
+        settings.topic_policies,
     ]
     missing = [name for name in [*events_group, *ledger_group, *outputs] if name not in existing]
     if missing:

@@ -39,6 +39,14 @@ class AvailabilityBase(BaseModel):
     at: UtcDatetime = Field(description="The instant of the fact, not of its detection.")
     target_percent: DecimalString
     budget_seconds: Seconds = Field(description="Downtime the period allows (rounded down).")
+    policy_version: NonEmptyStr | None = Field(
+        default=None,
+        description=(
+            "The id of the policy version whose service terms the period runs under "
+            "(docs/semantics.md: Policy changes). Every output slaclock writes has it; null "
+            "only on records written before policy versions existed."
+        ),
+    )
 
 
 class AvailabilityWarning(AvailabilityBase):

@@ -17,6 +17,7 @@ from slaclock.schemas.availability import AvailabilityEvent
 from slaclock.schemas.events import TicketEvent
 from slaclock.schemas.outputs import OutputEvent
 from slaclock.schemas.policy import Contract, Policy
+from slaclock.schemas.policy_versions import PolicyPublication
 from slaclock.schemas.services import ServiceEvent
 
 __all__ = ["SCHEMA_FILES", "export_json_schemas", "json_schemas", "render_schema"]
@@ -47,6 +48,13 @@ def json_schemas() -> dict[str, dict[str, Any]]:
             "A record value on topic sla.contracts (key: customer_id).",
             Contract.model_json_schema(),
         ),
+        "policy-version.schema.json": (
+            "Policy version",
+            "A record value on topic sla.policies (key: the version id), written by "
+            "`slaclock policy publish`; in a replay file the same fields with "
+            '`"type": "policy.changed"` and `occurred_at`.',
+            PolicyPublication.model_json_schema(),
+        ),
         "service-event.schema.json": (
             "Service event",
             "An input record value on topic services.events (key: service_id).",
@@ -74,6 +82,7 @@ SCHEMA_FILES: tuple[str, ...] = (
     "output-event.schema.json",
     "policy.schema.json",
     "contract.schema.json",
+    "policy-version.schema.json",
     "service-event.schema.json",
     "availability-event.schema.json",
 )

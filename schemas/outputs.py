@@ -37,6 +37,7 @@ __all__ = [
     "DECIMAL_PATTERN",
     "OutputEvent",
     "SlaBreach",
+    "SlaCancelled",
     "SlaCompleted",
     "SlaCredit",
     "SlaCreditEarnedBack",
@@ -91,6 +92,16 @@ DecimalString = Annotated[
     ),
 ]
 
+PolicyVersionId = Annotated[
+    NonEmptyStr | None,
+    Field(
+        description=(
+            "The id of the policy version whose rules decided this output "
+            "(docs/semantics.md: Policy changes). Every output slaclock writes has it; null "
+            "only on records written before policy versions existed."
+        )
+    ),
+]
 Cycle = Annotated[int, Strict(), Field(ge=1)]
 Seconds = Annotated[int, Strict(), Field(ge=1)]
 
@@ -114,6 +125,7 @@ class TicketOutputBase(OutputBase):
 
     priority: Priority = Field(description="The ticket's current priority.")
     cycle: Cycle
+    policy_version: PolicyVersionId = None
 
 
 class SlaWarning(TicketOutputBase):
@@ -137,6 +149,21 @@ class SlaCompleted(TicketOutputBase):
     outcome: Literal["met", "breached"]
     elapsed_seconds: int | float = Field(ge=0, description="Counted time, in seconds.")
     target_seconds: Seconds
+
+
+class SlaCancelled(TicketOutputBase):
+    """A tracked metric cycle that ended without an outcome; no statement counts it."""
+
+    type: Literal["sla.cancelled"] = "sla.cancelled"
+    reason: Literal["solved", "closed", "no_target", "hold_ended"] = Field(
+        description=(
+            "solved / closed: the ticket's status ended the cycle; no_target: a priority "
+            "change left the metric without a target; hold_ended: a hold ended (group metrics)."
+        )
+    )
+    elapsed_seconds: int | float = Field(ge=0, description="Counted time when it ended.")
+    target_seconds: Seconds = Field(description="The target the cycle had when it ended.")
+    breached: bool = Field(description="Whether the cycle had breached before it ended.")
 
 
 Period = Annotated[str, StringConstraints(pattern=r"^\d{4}-(0[1-9]|1[0-2])$")]
@@ -166,6 +193,7 @@ class SlaCredit(BaseModel):
     service_id: NonEmptyStr | None = Field(
         default=None, description="The service of an availability credit; null for a ticket."
     )
+    policy_version: PolicyVersionId = None
 
 
 Compliance4 = Annotated[
@@ -217,6 +245,7 @@ class SlaStatement(BaseModel):
     compliant: bool | None = Field(
         description="Overall compliance >= the earn-back minimum; null without earn-back."
     )
+    policy_version: PolicyVersionId = None
 
 
 class SlaCreditEarnedBack(BaseModel):
@@ -235,10 +264,17 @@ class SlaCreditEarnedBack(BaseModel):
     earned_through: Period
     months: Annotated[int, Strict(), Field(ge=1)]
     min_compliance: DecimalString
+    policy_version: PolicyVersionId = None
 
 
 OutputEvent = Annotated[
-    SlaWarning | SlaBreach | SlaCompleted | SlaCredit | SlaStatement | SlaCreditEarnedBack,
+    SlaWarning
+    | SlaBreach
+    | SlaCompleted
+    | SlaCancelled
+    | SlaCredit
+    | SlaStatement
+    | SlaCreditEarnedBack,
     Field(discriminator="type"),
 ]
 

@@ -829,6 +829,14 @@ class Policy(BaseModel):
 
     model_config = _FORBID
 
+    version: Name = Field(
+        default="1",
+        description=(
+            "The id of this policy version (docs/semantics.md: Policy changes). The file a "
+            "worker or replay starts with is the first version; later versions are published "
+            "with `slaclock policy publish` (or `policy.changed` lines in replay)."
+        ),
+    )
     default_tier: Name
     calendars: dict[str, CalendarSpec]
     tiers: dict[str, TierSpec]
@@ -1059,6 +1067,19 @@ def parse_policy(text: str, source: str) -> Policy:
                 )
             ]
         )
+    return validate_policy_data(data, source, problems)
+
+
+def validate_policy_data(
+    data: dict[Any, Any], source: str, problems: Sequence[PolicyProblem] = ()
+) -> Policy:
+    """Validate a policy document already decoded (YAML or a JSON object).
+
+    Raises `PolicyError` listing every problem found (after `problems`), in document order.
+    """
+    problems = list(problems)
+    if isinstance(data.get("version"), int | float) and not isinstance(data.get("version"), bool):
+        data = {**data, "version": str(data["version"])}  # `version: 2` means "2"
     found = _reference_problems(
         data.get("default_tier"), data.get("calendars"), data.get("tiers"), data.get("customers")
     )

@@ -12,6 +12,7 @@ from slaclock.cli_explain import register_explain
 from slaclock.cli_kafka import kafka_app
 from slaclock.cli_live import live_app_commands
 from slaclock.cli_notify import register_notify
+from slaclock.cli_policy import register_policy_versions
 from slaclock.cli_policy_diff import register_policy_diff
 from slaclock.cli_replay import register_replay
 from slaclock.cli_report import register_report
@@ -23,6 +24,7 @@ from slaclock.processors.settings import report_unknown_settings
 app = typer.Typer(no_args_is_help=True, add_completion=False, help="slaclock: SLA clocks on Kafka.")
 app.add_typer(kafka_app, name="kafka")
 app.add_typer(schemas_app, name="schemas")
+register_policy_versions(policy_app)
 app.add_typer(policy_app, name="policy")
 register_policy_diff(policy_app)
 app.add_typer(services_app, name="services")

@@ -83,7 +83,7 @@ def explain_command(
     if state is None or instant is None:
         when = f" as of {at}" if at is not None else ""
         _fail(f"ticket {ticket!r} is not in {events}{when} (no valid ticket.created for it)", 1)
-    explanation = explain_with_policy(state, compiled, instant)
+    explanation = explain_with_policy(state, compiled, instant, replayer.versions)
     if as_json:
         sys.stdout.buffer.write(orjson.dumps(explanation) + b"\n")
         return
@@ -136,10 +136,10 @@ def _print_cycle(console: Console, cycle: CycleExplanation, zone: ZoneInfo) -> N
     history = cycle["target_history"]
     if len(history) > 1:
         for change in history:
-            event = (change["cause"] or {}).get("event_id") or "?"
+            why = _cause_text(change["cause"]) or "event ?"
             console.print(
                 f"  from {_short(change['at'], zone)}: {_duration(change['target_seconds'])} "
-                f"({change['priority']}, policy {change['policy_version']}; event {event})"
+                f"({change['priority']}, policy {change['policy_version']}; {why})"
             )
 
 
@@ -155,6 +155,8 @@ def _cause_text(cause: object) -> str:
         parts.append(f"status {cause['status']}")
     if cause.get("event_id"):
         parts.append(f"event {cause['event_id']}")
+    if cause.get("policy_version"):
+        parts.append(f"policy version {cause['policy_version']} took effect")
     return ", ".join(parts)
 
 

@@ -22,29 +22,19 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
-from confluent_kafka import KafkaException
+from confluent_kafka import KafkaError, KafkaException
 from confluent_kafka.admin import AdminClient
 from confluent_kafka.cimpl import NewTopic
-from pydantic import Field, ValidationError
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic import ValidationError
 from rich.console import Console
 from rich.markup import escape
 
+from slaclock.processors.broker import BrokerUnreachable, ensure_reachable
 from slaclock.processors.notify.config import NotifyConfig, NotifyConfigError, parse_notify_config
+from slaclock.processors.notify.settings import NotifySettings
 from slaclock.processors.settings import Settings, SettingsError, load_settings
 
 __all__ = ["notify_command", "register_notify"]
-
-
-class NotifySettings(BaseSettings):
-    model_config = SettingsConfigDict(env_prefix="SLACLOCK_NOTIFY_", extra="ignore", frozen=True)
-
-    path: Path | None = None
-    app_id: str | None = Field(default=None, pattern=r"^[A-Za-z0-9._-]+$")
-    http_host: str = "0.0.0.0"
-    http_port: int = Field(default=6067, ge=0, le=65535)
-    dlq_topic: str = Field(default="sla.notifications.dlq", min_length=1)
-    datadir: Path = Path(".slaclock-state/notify")
 
 
 def register_notify(app: typer.Typer) -> None:
@@ -162,11 +152,15 @@ def notify_command(
             err.print(f"  {escape(line)}")
         raise typer.Exit(2) from None
     try:
+        ensure_reachable(settings)  # one line naming the address and its setting, as the worker
         topics, partitions = _prepare_topics(settings, notify_settings, config)
+    except BrokerUnreachable as error:
+        raise _fail(err, str(error), 1) from None
     except KafkaException as error:
         detail = error.args[0] if error.args else error
+        text = detail.str() if isinstance(detail, KafkaError) else str(detail)
         raise _fail(
-            err, f"Kafka at {settings.bootstrap_servers} (SLACLOCK_BOOTSTRAP_SERVERS): {detail}", 1
+            err, f"Kafka at {settings.bootstrap_servers} (SLACLOCK_BOOTSTRAP_SERVERS): {text}", 1
         ) from None
     except TopicProblem as problem:
         raise _fail(err, str(problem), 1) from None

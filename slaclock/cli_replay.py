@@ -1,7 +1,7 @@
 """`slaclock replay`: run the engine over a JSONL file of events.
 
-Exit status: 0 when the file held valid events (some lines may be rejected: they are
-counted and go to --dlq); 1 when nothing valid was read (the message says what the file
+Exit status: 0 when the file held valid events (some lines may be rejected: the first few
+are shown on stderr with their line number, class and reason, and all go to --dlq); 1 when nothing valid was read (the message says what the file
 looks like instead, e.g. YAML or a JSON array) or the policy is refused; 2 for a bad flag
 value (an --until without an offset, an --out or --dlq that cannot be written).
 """
@@ -17,6 +17,7 @@ from typing import IO, Annotated, NoReturn
 import orjson
 import typer
 from rich.console import Console
+from rich.markup import escape
 from rich.progress import BarColumn, Progress, TextColumn, TimeRemainingColumn, TransferSpeedColumn
 
 from slaclock.processors.engine.instants import parse_instant
@@ -27,6 +28,7 @@ from slaclock.schemas.policy import PolicyError, load_policy
 from slaclock.sniff import describe_file
 
 PROGRESS_MIN_BYTES = 8 * 1024 * 1024
+SHOWN_REJECTIONS = 3  # rejected lines shown on stderr; --dlq keeps them all
 
 
 def register_replay(app: typer.Typer) -> None:
@@ -46,11 +48,11 @@ def replay_command(
     ] = None,
 ) -> None:
     """Replay events through the SLA engine and print the outputs, one JSON object a line."""
-    err = Console(stderr=True)
+    err = Console(stderr=True, highlight=False, soft_wrap=True)  # error lines never wrapped
     try:
         compiled = compile_policy(load_policy(policy))
     except PolicyError as error:
-        err.print(f"[red]policy refused[/red]\n{error}", highlight=False)
+        err.print(f"[red]policy refused[/red]\n{escape(str(error))}")
         raise typer.Exit(1) from None
     until_us = None
     if until is not None:
@@ -59,7 +61,7 @@ def replay_command(
         except ValueError as error:
             _fail(f"--until {until!r}: {error}; give an RFC 3339 instant with an offset", 2)
     rejected_by_class: Counter[str] = Counter()
-    first_rejection: list[Rejection] = []
+    first_rejections: list[Rejection] = []
     with ExitStack() as stack:
         sink: IO[bytes] = (
             _open_for_writing(stack, out, "--out") if out is not None else sys.stdout.buffer
@@ -72,8 +74,8 @@ def replay_command(
 
         def reject(rejection: Rejection) -> None:
             rejected_by_class[rejection.error_class] += 1
-            if not first_rejection:
-                first_rejection.append(rejection)
+            if len(first_rejections) < SHOWN_REJECTIONS:
+                first_rejections.append(rejection)
             if dlq_sink is not None:
                 dlq_sink.write(rejection.to_json())
                 dlq_sink.write(b"\n")
@@ -109,7 +111,31 @@ def replay_command(
         summary = replay(compiled, source, emit, reject, until_us, on_progress)
     print(f"replay: {summary.lines} lines; {summary.describe()}", file=sys.stderr)
     if summary.applied() == 0:
-        _fail(_nothing_valid(events, summary.lines, rejected_by_class, first_rejection), 1)
+        _fail(_nothing_valid(events, summary.lines, rejected_by_class, first_rejections), 1)
+    rejected = sum(rejected_by_class.values())
+    if rejected:
+        for rejection in first_rejections:
+            print(f"replay: {_rejection_line(rejection)}", file=sys.stderr)
+        more = (
+            f" ({rejected - len(first_rejections)} more not shown)"
+            if rejected > SHOWN_REJECTIONS
+            else ""
+        )
+        where = (
+            f"written to {dlq}"
+            if dlq is not None
+            else "not kept: --dlq FILE writes them (line, class, reason, the raw line)"
+        )
+        plural = "line" if rejected == 1 else "lines"
+        print(f"replay: {rejected} rejected {plural} {where}{more}", file=sys.stderr)
+
+
+def _rejection_line(rejection: Rejection) -> str:
+    """`line N: Class: reason`, the reason on one line and at most 160 characters."""
+    message = " ".join(rejection.message.split())
+    if len(message) > 160:
+        message = message[:159] + "…"
+    return f"line {rejection.line}: {rejection.error_class}: {message}"
 
 
 def _fail(message: str, status: int) -> NoReturn:
@@ -135,10 +161,5 @@ def _nothing_valid(events: Path, lines: int, rejected: Counter[str], first: list
     if lines == 0 or not rejected:
         return f"no events in {events}: the file is empty"
     counts = ", ".join(f"{name} {n}" for name, n in rejected.most_common())
-    detail = ""
-    if first:
-        message = " ".join(first[0].message.split())
-        if len(message) > 160:
-            message = message[:159] + "…"
-        detail = f"; line {first[0].line}: {first[0].error_class}: {message}"
+    detail = f"; {_rejection_line(first[0])}" if first else ""
     return f"no valid events in {events}: every line was rejected ({counts}){detail}"

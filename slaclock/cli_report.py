@@ -205,7 +205,13 @@ def report_command(
         data = _outputs_from_file(outputs) if outputs is not None else _outputs_from_topics()
         source = str(outputs) if outputs is not None else "the output topics"
         if data.empty:
-            raise ReportInputError(f"{source} holds no output events")
+            how = (
+                "write one with `slaclock replay --policy P.yaml --events E.jsonl --out "
+                "OUT.jsonl`, or read the live outputs with --from-topics"
+                if outputs is not None
+                else "start a worker (`slaclock worker`) and publish events first"
+            )
+            raise ReportInputError(f"{source} holds no output events: {how}")
         if request.period is None and request.start_us is None:
             request = replace(request, period=latest_period(data, request.timezone))
         report = build_report(data, request, info, source)
@@ -248,7 +254,7 @@ def _timelines(
         for section in report.sections
         for row in section.breaches[:HTML_BREACH_ROWS]
     ]
-    return breach_timelines(compiled, replayer.store, keys, at)
+    return breach_timelines(compiled, replayer.store, keys, at, replayer.versions)
 
 
 def _latest(data: Outputs) -> int | None:

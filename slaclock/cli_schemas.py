@@ -70,7 +70,10 @@ def _hours(calendar: CalendarSpec) -> str:
 def print_summary(console: Console, policy: Policy, source: str) -> None:
     """A short human summary of a valid policy."""
     # User-provided names go through Text/escape: rich would read "[...]" as markup.
-    console.print(f"[bold green]OK[/] {escape(source)}", highlight=False)
+    console.print(
+        f"[bold green]OK[/] {escape(source)} (policy version {escape(repr(policy.version))})",
+        highlight=False,
+    )
 
     calendars = Table(title="Calendars", title_justify="left")
     for column in ("calendar", "timezone", "hours", "holidays"):

@@ -48,6 +48,7 @@ def worker_command(
         print(f"{'healthy' if ok else 'unhealthy'}: {message}", file=sys.stderr)
         raise typer.Exit(0 if ok else 1)
     from slaclock.processors.live.http import HttpBindError, LiveWorkerView, check_http_port
+    from slaclock.processors.live.policies import PolicyLogError
     from slaclock.processors.live.worker import Worker  # heavy imports only when running
 
     try:
@@ -61,6 +62,9 @@ def worker_command(
         print(f"error: {error}", file=sys.stderr)
         raise typer.Exit(2) from None
     except BrokerUnreachable as error:
+        print(f"error: {error}", file=sys.stderr)
+        raise typer.Exit(1) from None
+    except PolicyLogError as error:  # a file the log does not hold: one line
         print(f"error: {error}", file=sys.stderr)
         raise typer.Exit(1) from None
     except RuntimeError as error:

@@ -61,6 +61,7 @@ from slaclock.processors.topics import ensure_topics, topic_specs
 from slaclock.schemas.outputs import (
     OutputEvent,
     SlaBreach,
+    SlaCancelled,
     SlaCompleted,
     SlaCredit,
     SlaCreditEarnedBack,
@@ -91,6 +92,7 @@ METRICS = ("first_response", "next_response", "periodic_update", "resolution")
 _TOPIC_FIELDS = (
     "topic_events",
     "topic_contracts",
+    "topic_policies",
     "topic_warnings",
     "topic_breaches",
     "topic_completions",
@@ -179,8 +181,8 @@ class DemoStats:
     def count(self, event: OutputEvent) -> None:
         self.by_type[event.type] += 1
         column = {"sla.warning": "warnings", "sla.breach": "breaches", "sla.credit": "credits"}
-        if isinstance(event, SlaStatement | SlaCreditEarnedBack):
-            return  # monthly accounting: counted by type only
+        if isinstance(event, SlaStatement | SlaCreditEarnedBack | SlaCancelled):
+            return  # monthly accounting, cycles ended without an outcome: by type only
         if isinstance(event, SlaCompleted):
             if event.outcome == "met":
                 self.met += 1
@@ -231,6 +233,7 @@ STYLES = {
     "sla.credit": "magenta",
     "capped": "dim magenta",
     "dlq": "cyan",
+    "sla.cancelled": "dim",
 }
 
 
@@ -275,6 +278,10 @@ def format_output(event: OutputEvent) -> Text:
         if event.decided_at != event.at:
             detail += f" (decided {_clock(event.decided_at)})"
         return _line(at, "BREACH", STYLES[event.type], event.ticket_id, who, what, detail)
+    if isinstance(event, SlaCancelled):
+        detail = f"{event.reason} after {_seconds(event.elapsed_seconds)}"
+        detail += " (breached)" if event.breached else ""
+        return _line(at, "cancelled", STYLES[event.type], event.ticket_id, who, what, detail)
     detail = f"after {_seconds(event.elapsed_seconds)} of {event.target_seconds}s"
     label = "met" if event.outcome == "met" else "late"
     return _line(at, label, STYLES[event.outcome], event.ticket_id, who, what, detail)

@@ -41,6 +41,7 @@ from slaclock.processors.engine import periods
 from slaclock.processors.engine.calendar import BusinessCalendar, calendar_from_spec
 from slaclock.processors.engine.ids import output_event_id
 from slaclock.processors.engine.instants import US_PER_SECOND, format_us, seconds_value, to_us
+from slaclock.processors.engine.versions import PolicyBook
 from slaclock.schemas.policy import Policy, ServiceSpec
 from slaclock.schemas.services import (
     MaintenanceCancelled,
@@ -152,13 +153,56 @@ def report_credit_percent(service: ServicePolicy, report: Output) -> Decimal | N
 def ledger_availability_percent(
     services: Mapping[str, ServicePolicy],
 ) -> Callable[[object, Output], Decimal | None]:
-    """The ledger's `availability_percent` hook: (policy, report) -> the band's percent."""
+    """The ledger's `availability_percent` hook: (policy, report) -> the band's percent.
+
+    A report names its band (`credit_percent`, under the terms its period ran with, which
+    a policy version may have changed); older reports are looked up in `services`.
+    """
 
     def percent(_policy: object, report: Output) -> Decimal | None:
+        if "credit_percent" in report:
+            named = report["credit_percent"]
+            return None if named is None else Decimal(named)
         service = services.get(report["service_id"])
         return None if service is None else report_credit_percent(service, report)
 
     return percent
+
+
+class ServiceTerms:
+    """The services of each policy version, compiled once per version.
+
+    A version changes a service's terms from the service's first period that begins at or
+    after its P (docs/semantics.md: Policy changes): the terms of a period are those of the
+    version in force at the period's start.
+    """
+
+    def __init__(
+        self, first: Mapping[str, ServicePolicy], versions: PolicyBook | None = None
+    ) -> None:
+        self.versions = versions
+        self.first_id = versions.first.version_id if versions is not None else "1"
+        self._compiled: dict[str, Mapping[str, ServicePolicy]] = {self.first_id: first}
+
+    def of(self, version_id: str) -> Mapping[str, ServicePolicy]:
+        compiled = self._compiled.get(version_id)
+        if compiled is None:
+            version = None if self.versions is None else self.versions.find(version_id)
+            if version is None or version.policy.raw is None:
+                return self._compiled[self.first_id]
+            compiled = self._compiled[version_id] = compile_services(version.policy.raw)
+        return compiled
+
+    @property
+    def single(self) -> bool:
+        """One version only (the hot path: nothing to look up by instant)."""
+        return self.versions is None or len(self.versions) == 1
+
+    def at(self, instant: int) -> str:
+        """The id of the version in force at `instant`."""
+        return (
+            self.first_id if self.versions is None else self.versions.in_force(instant).version_id
+        )
 
 
 # -- periods ----------------------------------------------------------------------------------
@@ -197,6 +241,7 @@ class ServiceState:
         "service_id",
         "status",
         "status_since",
+        "version",
         "warned",
         "windows",
     )
@@ -223,6 +268,7 @@ class ServiceState:
         # the start of the first period this state reports (None: restored from a record
         # written before it was kept); periods before it are reported by `quiet_reports`
         self.origin: int | None = start
+        self.version = ""  # the policy version whose terms this period runs under
 
     def to_record(self) -> list[object]:
         return [
@@ -242,10 +288,13 @@ class ServiceState:
             [[fingerprint, at] for fingerprint, at in self.seen.items()],
             self.due,
             self.origin,
+            self.version,
         ]
 
     @classmethod
     def from_record(cls, record: list[Any]) -> ServiceState:
+        if len(record) == 15:  # written before policy versions
+            record = [*record, ""]
         (
             service_id,
             status,
@@ -264,6 +313,8 @@ class ServiceState:
             due,
         ) = record[:15]
         origin = record[15] if len(record) > 15 else None
+        # a record written before policy versions: the first version ("")
+        version = record[16] if len(record) > 16 else ""
         state = cls(str(service_id), int(start), int(end), str(period), int(measured))
         state.status = str(status)
         state.status_since = None if status_since is None else int(status_since)
@@ -276,6 +327,7 @@ class ServiceState:
         state.seen = {int(fingerprint): int(at) for fingerprint, at in seen}
         state.due = int(due)
         state.origin = None if origin is None else int(origin)
+        state.version = str(version)
         return state
 
     def copy(self) -> ServiceState:
@@ -288,18 +340,69 @@ class ServiceState:
 class AvailabilityClock:
     """The rules, over `ServiceState`s of the services of one policy."""
 
-    def __init__(self, services: Mapping[str, ServicePolicy]) -> None:
-        self.services = services
+    def __init__(
+        self, services: Mapping[str, ServicePolicy], versions: PolicyBook | None = None
+    ) -> None:
+        self.services = services  # the first version's
+        self.terms = ServiceTerms(services, versions)
+
+    def policy_of(self, state: ServiceState) -> ServicePolicy:
+        """The terms of the service's current period."""
+        return self.terms.of(state.version)[state.service_id]
+
+    def known(self, service_id: str, at: int) -> bool:
+        """Whether `service_id` takes events at `at`: the version in force then defines it
+        and its period containing `at` is one of its own (a service a version adds begins
+        with its first period starting at or after the version's P)."""
+        if service_id not in self.terms.of(self.terms.at(at)):
+            return False
+        if self.terms.single:
+            return True
+        first = self.reported_from(service_id, at)
+        return first is not None and first <= at
+
+    def defined_at(self, at: int) -> Mapping[str, ServicePolicy]:
+        """The services of the version in force at `at`."""
+        return self.terms.of(self.terms.at(at))
+
+    def reported_from(self, service_id: str, instant: int) -> int | None:
+        """The start of the service's first reported period from the one containing
+        `instant` on (docs/availability.md: Quiet services): a period is the service's when
+        the version in force at its start defines it, so a service a version adds is
+        reported from its first period that begins at or after the version's P. None: no
+        version defines it then or later."""
+        terms = self.terms
+        candidates = [instant]
+        if terms.versions is not None:
+            candidates += [v.effective for v in terms.versions.changes() if v.effective > instant]
+        for candidate in candidates:
+            services = terms.of(terms.at(candidate))
+            if service_id not in services:
+                continue
+            start, end, _label = period_of(services[service_id].zone, candidate)
+            if candidate != instant and start < candidate:
+                start = end  # a version's P inside a period: the next one is the first
+            for first in (start, end):
+                if service_id in terms.of(terms.at(first)):
+                    return first
+        return None
 
     # -- lifecycle ------------------------------------------------------------------------
 
     def new_state(self, service_id: str, at: int) -> ServiceState:
-        """A service first seen at `at`: operational since the start of that period."""
-        policy = self.services[service_id]
-        start, end, label = period_of(policy.zone, at)
+        """A service reported from its period containing `at` (or, for a service a later
+        version adds, its first period from then on: `reported_from`): operational since
+        the start of that period, under the terms in force when the period began."""
+        first = self.reported_from(service_id, at)
+        if first is None:
+            raise KeyError(f"service {service_id!r} is defined by no policy version from then on")
+        version = self.terms.at(first)
+        policy = self.terms.of(version)[service_id]
+        start, end, label = period_of(policy.zone, first)
         state = ServiceState(
             service_id, start, end, label, policy.calendar.counted_between(start, end)
         )
+        state.version = version
         self._refresh_due(policy, state)
         return state
 
@@ -309,7 +412,10 @@ class AvailabilityClock:
         period (uptime 100, met). The state's origin moves back to that period's start."""
         if state.origin is None:
             return []
-        quiet = self.new_state(state.service_id, first)
+        start = self.reported_from(state.service_id, first)
+        if start is None or start >= state.origin:
+            return []
+        quiet = self.new_state(state.service_id, start)
         if quiet.period_start >= state.origin:
             return []
         outputs = self.fire_due(quiet, state.origin)  # each period ending at or before it
@@ -451,10 +557,9 @@ class AvailabilityClock:
 
     def fire_due(self, state: ServiceState, limit: int) -> list[Output]:
         """Fire every timer due at or before `limit`, in time order."""
-        policy = self.services[state.service_id]
         outputs: list[Output] = []
         while state.due <= limit:
-            outputs.extend(self._fire_at(policy, state, state.due))
+            outputs.extend(self._fire_at(self.policy_of(state), state, state.due))
         return outputs
 
     def _fire_at(self, policy: ServicePolicy, state: ServiceState, at: int) -> list[Output]:
@@ -474,12 +579,18 @@ class AvailabilityClock:
                 outputs.append(self._breach(policy, state, at))
         if at == state.period_end:
             outputs.append(self._report(policy, state))
-            self._roll_over(policy, state)
+            policy = self._roll_over(policy, state)
         self._refresh_due(policy, state)
         return outputs
 
-    def _roll_over(self, policy: ServicePolicy, state: ServiceState) -> None:
+    def _roll_over(self, policy: ServicePolicy, state: ServiceState) -> ServicePolicy:
+        """The next period, under the terms of the version in force at its start (a
+        service the version no longer defines keeps its terms)."""
         previous_start = state.period_start
+        version = self.terms.at(state.period_end)
+        if version != state.version and state.service_id in self.terms.of(version):
+            state.version = version
+            policy = self.terms.of(version)[state.service_id]
         start, end, label = period_of(policy.zone, state.period_end)
         state.period_start, state.period_end, state.period = start, end, label
         state.measured = policy.calendar.counted_between(start, end)
@@ -492,13 +603,14 @@ class AvailabilityClock:
         state.windows = {
             mid: window for mid, window in state.windows.items() if window[1] > previous_start
         }
+        return policy
 
     # -- events -------------------------------------------------------------------------------------
 
     def apply(self, state: ServiceState, event: ServiceEvent, at: int) -> bool:
         """Apply an event at `at` (timers due before `at` fired already). False: a cancel of
         an unknown window, ignored."""
-        policy = self.services[state.service_id]
+        policy = self.policy_of(state)
         self.advance(policy, state, at)
         seen = state.seen
         while seen:  # forget ids applied more than the horizon ago (oldest first)
@@ -536,6 +648,7 @@ class AvailabilityClock:
             "at": format_us(at),
             "target_percent": str(policy.target),
             "budget_seconds": seconds_value(self._budget(policy, state) // SCALE),
+            "policy_version": state.version or self.terms.first_id,
         }
 
     def _warning(
@@ -575,7 +688,7 @@ class AvailabilityClock:
     def view(self, state: ServiceState, now: int) -> dict[str, Any]:
         """Status, downtime so far this period, budget left and the instant the budget runs
         out if nothing changes. Works on a copy; `now` is at or after `accounted_to`."""
-        policy = self.services[state.service_id]
+        policy = self.policy_of(state)
         copy = state.copy()
         self.advance(policy, copy, max(now, copy.accounted_to))
         budget = self._budget(policy, copy)

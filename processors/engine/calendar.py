@@ -218,6 +218,15 @@ class BusinessCalendar:
 
     # -- public arithmetic ---------------------------------------------------------------
 
+    def same_counting(self, other: BusinessCalendar) -> bool:
+        """Whether `other` counts every instant exactly as this one does (same zone, hours
+        and holidays): a policy version that keeps the calendar need not split a clock."""
+        return other is self or (
+            self.timezone == other.timezone
+            and self._weekly == other._weekly
+            and self._holidays == other._holidays
+        )
+
     def counted_between(self, a: int, b: int) -> int:
         """Working microseconds in `[a, b)`; 0 if `b <= a`."""
         if b <= a:

@@ -10,14 +10,20 @@ the counting, *why* its condition changed: `marks`, one `(at, code, event_id)` e
 began counting (`r`), was paused (`p:<status>`), stopped (`s:<status>`), completed
 (`c:<status>`) or cancelled (`x:<reason>`), and `history`, one
 `(at, priority, policy_version, target, event_id)` for its first target and each change of
-it. Neither is read when counting: the timeline takes its intervals from `segments`. In the
+it. Neither is read when counting: the timeline takes its intervals from `eras` and `segments`. In the
 record both are flat arrays, instants as offsets from `started`, event ids as indexes into
 the ticket's table of event ids (most name the same few events).
+
+A policy version that changes the calendar while the clock runs (docs/semantics.md: Policy
+changes) freezes the segments counted so far into an `Era` that names the version and tier
+whose calendar counted them; the clock goes on under the new calendar from the change. An
+era holds only ids (the state stays small); its calendar is looked up when a past instant
+must be found again (`CalendarOf`).
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from enum import IntEnum
 from typing import Any, NamedTuple, cast
 
@@ -33,11 +39,38 @@ CANCELLED = "x:"
 _CODES: dict[str, str] = {}
 
 
+VERSION_CAUSE = "\x00policy:"
+"""The prefix of a cause that is a policy version taking effect (not an event): what
+`version_cause` notes; no event id starts with a NUL character."""
+
+
+def version_cause(version_id: str) -> str:
+    """The cause a clock notes for policy version `version_id` taking effect at its P."""
+    return mark_code(VERSION_CAUSE, version_id)
+
+
+def cause_version(cause: str) -> str | None:
+    """The version id of a cause `version_cause` made, else None (an event id or "")."""
+    return cause[len(VERSION_CAUSE) :] if cause.startswith(VERSION_CAUSE) else None
+
+
 def mark_code(kind: str, detail: str = "") -> str:
     """A mark code (`PAUSED`, "pending" -> "p:pending"), one shared string per code (also
     used to share a restored clock's priority and version strings)."""
     code = kind + detail
     return _CODES.setdefault(code, code)
+
+
+class Era(NamedTuple):
+    """Closed segments counted under an earlier policy version's calendar."""
+
+    version: str
+    tier: str
+    segments: list[int]  # [start0, end0, ...]: closed
+
+
+CalendarOf = Callable[[str, str], BusinessCalendar]
+"""(version id, tier) -> the calendar that tier had in that version."""
 
 
 class Phase(IntEnum):
@@ -55,6 +88,7 @@ class MetricClock:
         "completions",
         "cycle",
         "due",
+        "eras",
         "history",
         "marks",
         "metric",
@@ -77,6 +111,7 @@ class MetricClock:
         self.phase = Phase.ACTIVE
         self.completions = 0
         self.due: int | None = None  # next timer instant (warning or breach), derived
+        self.eras: list[Era] = []  # segments counted under earlier calendars, oldest first
         # Flat (fewer objects per ticket): at, code, event_id, ... (`mark_list`)
         self.marks: list[int | str] = []
         # Flat: at, priority, policy_version, target, event_id, ... (`target_list`)
@@ -145,18 +180,49 @@ class MetricClock:
         self.pause(calendar, now)
         self.due = None
 
-    def instant_reaching(self, calendar: BusinessCalendar, value: int) -> int | None:
+    def freeze(self, version: str, tier: str) -> None:
+        """Keep the (closed) segments so far as counted by `version`'s `tier` calendar."""
+        assert len(self.segments) % 2 == 0, "pause the clock before freezing its segments"
+        if self.segments:
+            self.eras.append(Era(version, tier, self.segments))
+            self.segments = []
+
+    def ended_at(self) -> int | None:
+        """The instant of its completion or cancellation, as its marks note it (None: not
+        ended, or a clock written before explanations)."""
+        marks = self.marks
+        for i in range(len(marks) - 3, -1, -3):
+            code = cast(str, marks[i + 1])
+            if code.startswith((COMPLETED, CANCELLED)):
+                return cast(int, marks[i])
+        return None
+
+    def instant_reaching(
+        self, calendar: BusinessCalendar, value: int, past: CalendarOf | None = None
+    ) -> int | None:
         """The earliest instant at which counted time reached (or will reach) `value`.
 
-        None when the clock is paused below `value` (no projected instant).
+        None when the clock is paused below `value` (no projected instant). `calendar`
+        counts the current segments, `past` the frozen eras' (needed only if it has any).
         """
         if value > self.closed_counted:
             if len(self.segments) % 2 == 1:
                 return calendar.instant_after(self.segments[-1], value - self.closed_counted)
             return None
         if value <= 0:
+            if self.eras:
+                return self.eras[0].segments[0]
             return self.segments[0] if self.segments else self.started
         acc = 0
+        for era in self.eras:
+            assert past is not None, "a clock with eras needs their calendars"
+            era_calendar = past(era.version, era.tier)
+            segments = era.segments
+            for i in range(0, len(segments) - 1, 2):
+                length = era_calendar.counted_between(segments[i], segments[i + 1])
+                if acc + length >= value:
+                    return era_calendar.instant_after(segments[i], value - acc)
+                acc += length
         segments = self.segments
         for i in range(0, len(segments) - 1, 2):
             length = calendar.counted_between(segments[i], segments[i + 1])
@@ -167,7 +233,12 @@ class MetricClock:
 
     # -- timers -------------------------------------------------------------------------
 
-    def refresh_due(self, calendar: BusinessCalendar, thresholds: tuple[Threshold, ...]) -> None:
+    def refresh_due(
+        self,
+        calendar: BusinessCalendar,
+        thresholds: tuple[Threshold, ...],
+        past: CalendarOf | None = None,
+    ) -> None:
         """Recompute the next timer: the next threshold crossing, else the deadline.
 
         A paused clock still has a timer if it stopped exactly at (or past) the point: a
@@ -181,10 +252,10 @@ class MetricClock:
             point = thresholds[self.next_threshold].point(self.target)
         else:
             point = self.target
-        self.due = self.instant_reaching(calendar, point)
+        self.due = self.instant_reaching(calendar, point, past)
 
-    def deadline(self, calendar: BusinessCalendar) -> int | None:
-        return self.instant_reaching(calendar, self.target)
+    def deadline(self, calendar: BusinessCalendar, past: CalendarOf | None = None) -> int | None:
+        return self.instant_reaching(calendar, self.target, past)
 
     # -- snapshot -------------------------------------------------------------------------
 
@@ -221,6 +292,7 @@ class MetricClock:
                 self.due,
                 marks,
                 history,
+                [[era.version, era.tier, era.segments] for era in self.eras],
             )
         )
 
@@ -229,7 +301,8 @@ class MetricClock:
         """Rebuild a clock from `to_record`'s array (decoded JSON; its arity is checked).
 
         A record written before explanations (11 fields, no marks nor history) loads with
-        both empty: its timeline shows no causes.
+        both empty: its timeline shows no causes; one written before policy versions (13)
+        loads with no eras.
         """
         if not MIN_METRIC_FIELDS <= len(record) <= len(MetricRecord._fields):
             raise TypeError(
@@ -268,6 +341,7 @@ class MetricClock:
                     target,
                     _deref(ids, h[i + 4]),
                 )
+        clock.eras = [Era(mark_code(str(v)), mark_code(str(t)), list(s)) for v, t, s in r.eras]
         return clock
 
 
@@ -300,6 +374,8 @@ class MetricRecord(NamedTuple):
     # the same for targets: at - started, priority, policy_version, target, event id; or
     # just priority, policy_version, event id for a clock whose one target was set at start
     history: Sequence[Any] = ()
+    # segments counted under earlier policy versions' calendars: `Era`s as [version, tier, segments]
+    eras: Sequence[Any] = ()
 
 
 MIN_METRIC_FIELDS = 11

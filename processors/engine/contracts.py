@@ -25,6 +25,7 @@ from slaclock.processors.engine.policy import (
     CompiledPolicy,
     compile_contract,
 )
+from slaclock.processors.engine.versions import PolicyBook
 from slaclock.schemas.policy import Contract
 from slaclock.schemas.rejection import Rejected
 
@@ -41,10 +42,14 @@ class ContractBook:
 
     policy: CompiledPolicy
     versions: dict[str, list[ContractVersion]] = field(default_factory=dict)
+    # the policy versions whose tiers and services contracts must name (None: `policy` only)
+    policies: PolicyBook | None = None
 
     @classmethod
-    def from_policy(cls, policy: CompiledPolicy) -> ContractBook:
-        book = cls(policy)
+    def from_policy(
+        cls, policy: CompiledPolicy, policies: PolicyBook | None = None
+    ) -> ContractBook:
+        book = cls(policy, policies=policies)
         for customer, contract in sorted(policy.contracts.items()):
             book.versions[customer] = [ContractVersion(contract.effective_from, contract)]
         return book
@@ -60,26 +65,26 @@ class ContractBook:
         its time zone.
         A version at the same instant as an earlier one replaces it.
         """
-        compiled = None
-        if contract is not None:
-            if contract.tier not in self.policy.tiers:
-                raise Rejected(
-                    "UnknownTier",
-                    f"contract for {customer_id!r} names tier {contract.tier!r}, "
-                    "which the policy does not define",
-                )
-            defined = set(self.policy.raw.services) if self.policy.raw is not None else set()
-            unknown = sorted(set(contract.services) - defined)
-            if unknown:
-                raise Rejected(
-                    "UnknownService",
-                    f"contract for {customer_id!r} names service(s) {', '.join(unknown)} "
-                    "that the policy does not define",
-                )
-            compiled = compile_contract(customer_id, contract)
+        compiled = None if contract is None else compile_contract(customer_id, contract)
         effective = published_at
         if compiled is not None and compiled.effective_from > effective:
             effective = compiled.effective_from
+        if contract is not None:
+            for policy in self._policies_from(effective):
+                if contract.tier not in policy.tiers:
+                    raise Rejected(
+                        "UnknownTier",
+                        f"contract for {customer_id!r} names tier {contract.tier!r}, "
+                        f"which the policy{_version_name(policy)} does not define",
+                    )
+                defined = set(policy.raw.services) if policy.raw is not None else set()
+                unknown = sorted(set(contract.services) - defined)
+                if unknown:
+                    raise Rejected(
+                        "UnknownService",
+                        f"contract for {customer_id!r} names service(s) {', '.join(unknown)} "
+                        f"that the policy{_version_name(policy)} does not define",
+                    )
         versions = self.versions.setdefault(customer_id, [])
         if compiled is not None:
             for version in versions:
@@ -99,6 +104,41 @@ class ContractBook:
         else:
             versions.insert(index, version)
         return version
+
+    def _policies_from(self, instant: int) -> list[CompiledPolicy]:
+        """The policy versions in force at `instant` or later (a contract must fit each)."""
+        if self.policies is None:
+            return [self.policy]
+        found = [self.policies.in_force(instant).policy]
+        found += [v.policy for v in self.policies.changes() if v.effective > instant]
+        return found
+
+    def names_missing_from(self, policy: CompiledPolicy, instant: int) -> list[str]:
+        """What contracts in force at `instant` or later name that `policy` lacks: one line
+        per problem (a policy version effective at `instant` must define them all)."""
+        problems: list[str] = []
+        services = set(policy.raw.services) if policy.raw is not None else set()
+        for customer in self.customers():
+            versions = self.versions[customer]
+            relevant = [v for v in versions if v.effective_from > instant]
+            current = self.in_force(customer, instant)
+            contracts = [current] if current is not None else []
+            contracts += [v.contract for v in relevant if v.contract is not None]
+            for contract in contracts:
+                if contract is None:
+                    continue
+                if contract.tier not in policy.tiers:
+                    problems.append(
+                        f"tiers: the contract of {customer!r} names tier {contract.tier!r}, "
+                        "which this version does not define"
+                    )
+                for service in contract.services:
+                    if service not in services:
+                        problems.append(
+                            f"services: the contract of {customer!r} names service "
+                            f"{service!r}, which this version does not define"
+                        )
+        return list(dict.fromkeys(problems))
 
     # -- queries ------------------------------------------------------------------------
 
@@ -125,7 +165,11 @@ class ContractBook:
         if event_tier is not None:
             return event_tier
         contract = self.in_force(customer_id, instant)
-        return contract.tier if contract is not None else self.policy.default_tier
+        if contract is not None:
+            return contract.tier
+        if self.policies is not None:
+            return self.policies.in_force(instant).policy.default_tier
+        return self.policy.default_tier
 
     def customers(self) -> list[str]:
         return sorted(self.versions)
@@ -145,3 +189,7 @@ class ContractBook:
 
     def __iter__(self) -> Iterator[str]:
         return iter(self.customers())
+
+
+def _version_name(policy: CompiledPolicy) -> str:
+    return f" (version {policy.raw.version!r})" if policy.raw is not None else ""

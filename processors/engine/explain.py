@@ -12,8 +12,11 @@ reach the target is the deadline the engine computes. The clock's `marks` only *
 gaps (paused with a status, stopped) and the runs (the event that began them); its
 `history` gives the target's changes.
 
-A run segment is counted under one calendar, `calendar_for(clock, run_start)`; a rule
-change that moves a clock to another calendar splits its run at that instant.
+A run segment is counted under one calendar, `calendar_for(clock, run_start)`. A policy
+version taking effect at P (docs/semantics.md: Policy changes) splits every run at P: the
+segments a clock counted before P under another calendar are its `eras`, each explained
+with the calendar of the version and tier that counted it (`version_calendars`); the marks
+and the target history name the version as the cause of what changed at P.
 """
 
 from __future__ import annotations
@@ -31,6 +34,7 @@ from slaclock.processors.engine.clock import (
     STOPPED,
     MetricClock,
     Phase,
+    cause_version,
 )
 from slaclock.processors.engine.instants import format_us, seconds_value
 from slaclock.processors.engine.policy import CompiledPolicy
@@ -40,6 +44,7 @@ from slaclock.processors.engine.ticket import (
     TicketState,
     policy_version,
 )
+from slaclock.processors.engine.versions import PolicyBook
 from slaclock.schemas.common import METRIC_ORDER
 
 COUNTED = "counted"
@@ -57,14 +62,16 @@ class CalendarRef(NamedTuple):
 
 
 CalendarFor = Callable[[MetricClock, int], CalendarRef]
-"""The calendar a clock counted under at an instant (today: its tier's, for every instant)."""
+"""The calendar a clock counted under at an instant (`version_calendars`: the era's)."""
 
 
 class Cause(TypedDict, total=False):
     """Why a segment is what it is: the event that began it (and the status it set), or the
-    calendar (and the holiday's local date)."""
+    policy version that took effect then (`event_id` null), or the calendar (and the
+    holiday's local date)."""
 
     event_id: str | None
+    policy_version: str
     status: str
     calendar: str
     holiday: str
@@ -132,16 +139,45 @@ class CycleTimeline(NamedTuple):
 # -- calendars ------------------------------------------------------------------------------
 
 
-def tier_calendars(policy: CompiledPolicy, tier: str) -> CalendarFor:
-    """`CalendarFor` of a ticket under one policy: its tier's calendar at every instant."""
+def tier_calendar(policy: CompiledPolicy, tier: str) -> CalendarRef:
+    """A tier's calendar with the name the policy gives it."""
     compiled = policy.tiers[tier]
     name = compiled.calendar.timezone
     if policy.raw is not None and tier in policy.raw.tiers:
         name = policy.raw.tiers[tier].calendar
-    ref = CalendarRef(name, compiled.calendar)
+    return CalendarRef(name, compiled.calendar)
+
+
+def tier_calendars(policy: CompiledPolicy, tier: str) -> CalendarFor:
+    """`CalendarFor` of a ticket under one policy: its tier's calendar at every instant."""
+    ref = tier_calendar(policy, tier)
 
     def calendar_for(clock: MetricClock, instant: int) -> CalendarRef:
         return ref
+
+    return calendar_for
+
+
+def version_calendars(versions: PolicyBook, state: TicketState) -> CalendarFor:
+    """`CalendarFor` of a ticket under policy versions: an instant inside one of a clock's
+    eras is counted by that era's version and tier, any later one by the ticket's own
+    version and tier (what counts its current segments)."""
+    own = versions.find(state.version) or versions.first
+    current = tier_calendar(own.policy, state.tier)
+    refs: dict[tuple[str, str], CalendarRef] = {}
+
+    def calendar_for(clock: MetricClock, instant: int) -> CalendarRef:
+        for era in clock.eras:
+            segments = era.segments
+            if segments and instant < segments[-1]:  # eras are closed
+                key = (era.version, era.tier)
+                ref = refs.get(key)
+                if ref is None:
+                    found = versions.find(era.version) or versions.first
+                    tier = era.tier if era.tier in found.policy.tiers else state.tier
+                    ref = refs[key] = tier_calendar(found.policy, tier)
+                return ref
+        return current
 
     return calendar_for
 
@@ -158,10 +194,12 @@ def cycle_timeline(
     """
     start = clock.started
     segments = clock.segments
+    if clock.eras:  # counted under earlier versions' calendars first (`calendar_for` knows)
+        segments = [t for era in clock.eras for t in era.segments] + segments
     marks = clock.mark_list()
     ended = clock.phase is not Phase.ACTIVE
     if ended:
-        end = _end_mark(clock, marks)
+        end = _end_mark(clock, marks, segments)
     else:
         known = [start, *segments, *(m[0] for m in marks)]
         end = max(at, *known)
@@ -232,12 +270,12 @@ def cycle_timeline(
     )
 
 
-def _end_mark(clock: MetricClock, marks: list[tuple[int, str, str]]) -> int:
+def _end_mark(clock: MetricClock, marks: list[tuple[int, str, str]], segments: list[int]) -> int:
     for at, code, _cause in reversed(marks):
         if code.startswith((COMPLETED, CANCELLED)):
             return at
     # a clock written before explanations: a completion closed its last segment
-    return clock.segments[-1] if clock.segments else clock.started
+    return segments[-1] if segments else clock.started
 
 
 def _state(clock: MetricClock, marks: list[tuple[int, str, str]]) -> str:
@@ -271,7 +309,7 @@ def _run(
             break
         if code == RUN:
             began = cause or None
-    counted_cause: Cause | None = None if not marks else {"event_id": began}
+    counted_cause: Cause | None = None if not marks else _cause(began or "")
     name, calendar = calendar_for(clock, a)
     pieces: list[Piece] = []
     cursor = a
@@ -318,7 +356,8 @@ def _gap(clock: MetricClock, marks: list[tuple[int, str, str]], a: int, b: int) 
     pieces: list[Piece] = []
     cursor, (kind, label_cause) = a, current
     for at, next_kind, next_cause in labels:
-        pieces.append(Piece(cursor, at, kind, label_cause))
+        if at > cursor:  # two changes at one instant: the later labels what follows
+            pieces.append(Piece(cursor, at, kind, label_cause))
         cursor, kind, label_cause = at, next_kind, next_cause
     pieces.append(Piece(cursor, b, kind, label_cause))
     return pieces
@@ -327,7 +366,15 @@ def _gap(clock: MetricClock, marks: list[tuple[int, str, str]], a: int, b: int) 
 def _gap_label(code: str, event_id: str) -> tuple[str, Cause]:
     what, _, status = code.partition(":")
     kind = PAUSED_KIND if what + ":" == PAUSED else STOPPED_KIND
-    return kind, {"event_id": event_id or None, "status": status}
+    return kind, {**_cause(event_id), "status": status}
+
+
+def _cause(noted: str) -> Cause:
+    """What a clock noted as a cause: an event id, or a policy version taking effect."""
+    version = cause_version(noted)
+    if version is not None:
+        return {"event_id": None, "policy_version": version}
+    return {"event_id": noted or None}
 
 
 def _split_at(pieces: Sequence[Piece], instant: int) -> list[Piece]:
@@ -366,9 +413,16 @@ def explain_ticket(
     }
 
 
-def explain_with_policy(state: TicketState, policy: CompiledPolicy, at: int) -> TicketExplanation:
-    """`explain_ticket` under one policy (the ticket's tier's calendar)."""
-    return explain_ticket(state, tier_calendars(policy, state.tier), at, policy_version(policy))
+def explain_with_policy(
+    state: TicketState, policy: CompiledPolicy, at: int, versions: PolicyBook | None = None
+) -> TicketExplanation:
+    """`explain_ticket` under a policy (the first version) and the versions after it (each
+    era's calendar, then the ticket's own version's tier's calendar)."""
+    if versions is None or len(versions) == 1:
+        version = state.version or policy_version(policy)
+        return explain_ticket(state, tier_calendars(policy, state.tier), at, version)
+    version = state.version or versions.first.version_id
+    return explain_ticket(state, version_calendars(versions, state), at, version)
 
 
 def cycle_json(timeline: CycleTimeline) -> CycleExplanation:
@@ -394,7 +448,7 @@ def cycle_json(timeline: CycleTimeline) -> CycleExplanation:
                 "priority": change_priority,
                 "policy_version": change_version,
                 "target_seconds": seconds_value(change_target),
-                "cause": {"event_id": cause or None} if clock.history else None,
+                "cause": _cause(cause) if clock.history else None,
             }
             for change_at, change_priority, change_version, change_target, cause in (
                 timeline.history

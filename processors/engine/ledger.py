@@ -42,6 +42,7 @@ from slaclock.processors.engine.periods import (
     shift_period,
 )
 from slaclock.processors.engine.policy import CompiledContract, CompiledPolicy
+from slaclock.processors.engine.versions import PolicyBook, PolicyVersion
 from slaclock.schemas.common import METRIC_ORDER
 from slaclock.schemas.policy import Contract
 
@@ -219,9 +220,14 @@ class LedgerStage:
         sources: Iterable[str],
         owns: Callable[[str], bool] = lambda customer: True,
         availability_percent: AvailabilityPercent = _no_availability_credit,
+        versions: PolicyBook | None = None,
     ) -> None:
-        self.policy = policy
+        self.policy = policy  # the first version
         self.book = book
+        # policy versions in time (shared with the contract book when it has them)
+        if versions is None:
+            versions = book.policies if book.policies is not None else PolicyBook(policy)
+        self.versions = versions
         self.sources = frozenset(sources)
         self.owns = owns
         self.availability_percent = availability_percent
@@ -271,8 +277,16 @@ class LedgerStage:
         self.counters.outcomes += 1
         self.dirty.add(customer)
 
+    def breach_policy(self, breach: Output) -> CompiledPolicy:
+        """The policy version a breach was decided under (its `policy_version`): its tier's
+        `per_breach` percent is that version's, a pinned ticket's included."""
+        version = self.versions.find(breach.get("policy_version"))
+        if version is None:
+            version = self.versions.in_force(parse_instant(breach["decided_at"]))
+        return version.policy
+
     def _creditable(self, breach: Output) -> bool:
-        tier = self.policy.tiers.get(breach["tier"])
+        tier = self.breach_policy(breach).tiers.get(breach["tier"])
         return (
             tier is not None
             and tier.credits is not None
@@ -476,17 +490,27 @@ class LedgerStage:
 
     # -- allocation -------------------------------------------------------------------------
 
-    def cap_amount(self, contract: CompiledContract) -> Decimal | None:
-        terms = self.policy.tiers[contract.tier].credits
+    def cap_amount(
+        self, contract: CompiledContract, policy: CompiledPolicy | None = None
+    ) -> Decimal | None:
+        """The contract's cap as an amount, under the tier terms of `policy` (default: the
+        first version)."""
+        tier = (policy or self.policy).tiers.get(contract.tier)
+        terms = None if tier is None else tier.credits
         if terms is None or terms.monthly_cap is None:
             return None
         return money(terms.monthly_cap / HUNDRED * contract.monthly_fee)
 
     def _allocate(
-        self, customer: str, contract: CompiledContract, period: Period, amount: Decimal
+        self,
+        customer: str,
+        contract: CompiledContract,
+        period: Period,
+        amount: Decimal,
+        policy: CompiledPolicy,
     ) -> tuple[Decimal, bool, PeriodAccount]:
         account = self.account(customer).period(period)
-        cap = self.cap_amount(contract)
+        cap = self.cap_amount(contract, policy)
         capped = False
         if cap is not None:
             remaining = cap - account.credits_total
@@ -504,13 +528,16 @@ class LedgerStage:
         self.dirty.add(customer)
         decided_at = parse_instant(breach["decided_at"])
         contract = self.book.covering(customer, decided_at)
-        terms = self.policy.tiers[breach["tier"]].credits
+        tier = self.breach_policy(breach).tiers.get(breach["tier"])
+        terms = None if tier is None else tier.credits
         if contract is None or terms is None:
             return []  # no contract, or outside its term: no credit
         percent = terms.per_breach[breach["metric"]]
         period = self._period_of(decided_at, contract.timezone)
         amount = money(percent / HUNDRED * contract.monthly_fee)
-        amount, capped, totals = self._allocate(customer, contract, period, amount)
+        # the cap: the contract tier's, in the version in force at the decision
+        in_force = self.versions.in_force(decided_at).policy
+        amount, capped, totals = self._allocate(customer, contract, period, amount, in_force)
         credit: Output = {
             "event_id": output_event_id("sla.credit", breach["event_id"]),
             "type": "sla.credit",
@@ -528,14 +555,30 @@ class LedgerStage:
             "period_total": str(totals.credits_total),
             "breach_event_id": breach["event_id"],
             "service_id": None,
+            "policy_version": breach.get("policy_version", self.versions.first.version_id),
         }
         self.counters.count_credit(credit)
         return [credit]
 
+    def period_contract(self, customer: str, end: int) -> CompiledContract | None:
+        """The contract that governs a period ending at `end` (E): the one in force during
+        the period's last instant, E - 1 us (docs/semantics.md: Statements and earn-back).
+
+        A change effective exactly at E (the usual "from the 1st") governs the next period
+        only, and a withdrawal at E leaves the closing period its statement. Statements,
+        earn-back and availability credits all ask this one question.
+        """
+        return self.book.in_force(customer, end - 1)
+
+    def period_version(self, end: int) -> PolicyVersion:
+        """The policy version whose terms govern a period ending at `end`: the one in
+        force during its last instant, E - 1 us (the same rule as `period_contract`)."""
+        return self.versions.in_force(end - 1)
+
     def _availability_contract(self, customer: str, end: int) -> CompiledContract | None:
-        """The contract in force at a service period's end E, if the credited month's last
+        """The contract of a service period ending at E, if the credited month's last
         instant (E - 1 us) is inside its term."""
-        contract = self.book.in_force(customer, end)
+        contract = self.period_contract(customer, end)
         if contract is None or not contract.in_term(end - 1):
             return None
         return contract
@@ -550,7 +593,8 @@ class LedgerStage:
             return []
         period = period_of(end - 1, contract.timezone)
         amount = money(percent / HUNDRED * contract.monthly_fee)
-        amount, capped, totals = self._allocate(customer, contract, period, amount)
+        version = self.period_version(end)
+        amount, capped, totals = self._allocate(customer, contract, period, amount, version.policy)
         totals.availability_total += amount
         credit: Output = {
             "event_id": output_event_id("sla.credit", report["event_id"], customer),
@@ -569,6 +613,7 @@ class LedgerStage:
             "period_total": str(totals.credits_total),
             "breach_event_id": report["event_id"],
             "service_id": report["service_id"],
+            "policy_version": version.version_id,
         }
         self.counters.count_credit(credit)
         return [credit]
@@ -581,7 +626,7 @@ class LedgerStage:
         account.closed_through = end
         self._ends.pop(customer, None)
         self.dirty.add(customer)
-        contract = self.book.in_force(customer, end)
+        contract = self.period_contract(customer, end)
         if contract is None:
             return []
         period = period_of(end - 1, contract.timezone)
@@ -593,15 +638,20 @@ class LedgerStage:
         first_effective = self.book.first_effective(customer)
         if first_effective is not None and end <= first_effective:
             return []
-        outputs = [self._statement(account, contract, period, start, end)]
-        earned = self._earn_back(account, contract, period, end)
+        version = self.period_version(end)
+        outputs = [self._statement(account, contract, period, start, end, version)]
+        earned = self._earn_back(account, contract, period, end, version)
         if earned is not None:
             outputs.append(earned)
-        self._prune(account, contract, period)
+        self._prune(account, contract, period, version.policy)
         return outputs
 
-    def earn_back_terms(self, contract: CompiledContract) -> tuple[int, Decimal] | None:
-        terms = self.policy.tiers[contract.tier].credits
+    def earn_back_terms(
+        self, contract: CompiledContract, policy: CompiledPolicy | None = None
+    ) -> tuple[int, Decimal] | None:
+        """The contract tier's earn-back terms in `policy` (default: the first version)."""
+        tier = (policy or self.policy).tiers.get(contract.tier)
+        terms = None if tier is None else tier.credits
         if terms is None or terms.earn_back is None:
             return None
         return terms.earn_back.months, terms.earn_back.min_compliance
@@ -617,6 +667,7 @@ class LedgerStage:
         period: Period,
         start: int,
         end: int,
+        version: PolicyVersion,
     ) -> Output:
         totals = account.periods.get(period) or PeriodAccount()
         metrics = {
@@ -624,9 +675,9 @@ class LedgerStage:
             for i, metric in enumerate(METRICS)
         }
         overall = metric_figures(sum(totals.met), sum(totals.breached))
-        earn_back = self.earn_back_terms(contract)
+        earn_back = self.earn_back_terms(contract, version.policy)
         compliant = None if earn_back is None else self._compliant(totals, earn_back[1])
-        cap = self.cap_amount(contract)
+        cap = self.cap_amount(contract, version.policy)
         self.counters.statements += 1
         return {
             "event_id": output_event_id("sla.statement", account.customer_id, period),
@@ -645,13 +696,20 @@ class LedgerStage:
             "metrics": metrics,
             "overall": overall,
             "compliant": compliant,
+            "policy_version": version.version_id,
         }
 
     def _earn_back(
-        self, account: CustomerAccount, contract: CompiledContract, period: Period, end: int
+        self,
+        account: CustomerAccount,
+        contract: CompiledContract,
+        period: Period,
+        end: int,
+        version: PolicyVersion,
     ) -> Output | None:
-        """At the end of M+k: return M's ticket credits if M+1 .. M+k were all compliant."""
-        terms = self.earn_back_terms(contract)
+        """At the end of M+k: return M's ticket credits if M+1 .. M+k were all compliant,
+        judged with the terms in force for M+k."""
+        terms = self.earn_back_terms(contract, version.policy)
         if terms is None:
             return None
         months, minimum = terms
@@ -682,12 +740,19 @@ class LedgerStage:
             "earned_through": period,
             "months": months,
             "min_compliance": str(minimum),
+            "policy_version": version.version_id,
         }
 
-    def _prune(self, account: CustomerAccount, contract: CompiledContract, period: Period) -> None:
+    def _prune(
+        self,
+        account: CustomerAccount,
+        contract: CompiledContract,
+        period: Period,
+        policy: CompiledPolicy,
+    ) -> None:
         """Keep the open periods and the last `months` + 1 closed ones (the earn-back window
         and the month it just decided)."""
-        terms = self.earn_back_terms(contract)
+        terms = self.earn_back_terms(contract, policy)
         # M+k is closing: M was just decided (earned back or not); keep it one more month
         # so the customer view can still say what became of it
         keep_from = shift_period(period, -(terms[0] if terms is not None else 0))

@@ -56,8 +56,11 @@ def customer_view(stage: LedgerStage, customer_id: str) -> dict[str, Any] | None
         return None
     account = stage.accounts.get(customer_id) or CustomerAccount(customer_id)
     zone = contract.timezone
-    cap = stage.cap_amount(contract)
-    terms = stage.earn_back_terms(contract)
+    policy = (
+        stage.versions.first.policy if instant is None else stage.versions.in_force(instant).policy
+    )
+    cap = stage.cap_amount(contract, policy)
+    terms = stage.earn_back_terms(contract, policy)
     view: dict[str, Any] = {
         "customer_id": customer_id,
         "as_of": None if as_of is None else format_us(as_of),

@@ -1,4 +1,5 @@
-"""Typed output records of stage 1: `sla.warning`, `sla.breach`, `sla.completed` (docs/semantics.md: Outputs).
+"""Typed output records of stage 1: `sla.warning`, `sla.breach`, `sla.completed`,
+`sla.cancelled` (docs/semantics.md: Outputs).
 
 The engine builds each output as one of these TypedDicts, so mypy checks every field name
 and type where the output is made; the key order of the literal is the wire order. Past
@@ -29,6 +30,7 @@ class TicketOutputBase(TypedDict):
     metric: str
     cycle: int
     at: str  # RFC 3339 UTC: the instant of the SLA fact
+    policy_version: str  # the version the ticket ran under when this was decided
 
 
 class WarningOutput(TicketOutputBase):
@@ -49,7 +51,19 @@ class CompletedOutput(TicketOutputBase):
     target_seconds: Seconds
 
 
-TicketOutput = WarningOutput | BreachOutput | CompletedOutput
+CancelReason = Literal["solved", "closed", "no_target", "hold_ended"]
+
+
+class CancelledOutput(TicketOutputBase):
+    """A tracked cycle that ended without an outcome (no statement counts it)."""
+
+    reason: CancelReason
+    elapsed_seconds: Seconds  # counted time when it ended
+    target_seconds: Seconds  # the target it had when it ended
+    breached: bool
+
+
+TicketOutput = WarningOutput | BreachOutput | CompletedOutput | CancelledOutput
 
 
 def as_output(output: TicketOutput) -> Output:

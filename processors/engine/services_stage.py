@@ -39,7 +39,9 @@ from slaclock.processors.engine.availability import (
     ServicePolicy,
     ServiceState,
 )
+from slaclock.processors.engine.instants import format_us
 from slaclock.processors.engine.timers import PartitionClock, TimerIndex
+from slaclock.processors.engine.versions import PolicyBook
 from slaclock.schemas.rejection import Rejected
 from slaclock.schemas.services import ServiceEvent
 
@@ -79,13 +81,19 @@ class ServiceStage(PartitionClock[Output]):
         sources: Iterable[str] = (),
         owns: Callable[[str], bool] = _owns_every_service,
         services_at: ServicesAt | None = None,
+        versions: PolicyBook | None = None,
     ) -> None:
         """`sources`: the other inputs whose progress (`on_watermark`) settles the earliest
         input instant (none: this stage's own events only); `owns`: whether a service is
         this stage's to report (live: its partition's); `services_at`: the services defined
-        at an instant (default: those of `services`; policy versions pass the version in
-        force)."""
-        self.availability = AvailabilityClock(services)
+        at an instant (default: those of the version in force); `versions`: the policy
+        versions (a version changes a service's terms from its next period, see
+        `ServiceTerms`, and a service it adds is reported from its first period starting
+        at or after its P)."""
+        self.availability = AvailabilityClock(services, versions)
+        self.versions = versions
+        # ids of the versions whose added services this stage has taken into its store
+        self.versions_taken: set[str] = set() if versions is None else {versions.first.version_id}
         self.store = store
         self.grace_us = grace_us
         self.sources = frozenset(sources)
@@ -112,6 +120,7 @@ class ServiceStage(PartitionClock[Output]):
             "fired_through": self.fired_through,
             "first_input": self.first_input,
             "marks": {source: list(mark) for source, mark in sorted(self.marks.items())},
+            "versions_taken": sorted(self.versions_taken),
         }
 
     def restore_meta(self, meta: Mapping[str, Any]) -> None:
@@ -128,6 +137,9 @@ class ServiceStage(PartitionClock[Output]):
             str(source): (int(mark[0]), None if mark[1] is None else int(mark[1]))
             for source, mark in dict(meta.get("marks") or {}).items()
         }
+        taken = meta.get("versions_taken")
+        if isinstance(taken, list):
+            self.versions_taken |= {str(version_id) for version_id in taken}
 
     # -- timers ------------------------------------------------------------------------------
 
@@ -148,7 +160,10 @@ class ServiceStage(PartitionClock[Output]):
         self._timers.schedule(state.service_id, state.due)
 
     def _fire(self, limit: int, inclusive: bool) -> list[Output]:
-        """Fire timers due before `limit` (or at it, if inclusive), in (due, service) order."""
+        """Fire timers due before `limit` (or at it, if inclusive), in (due, service) order
+        (after taking the services the policy versions effective by then add)."""
+        if self.versions is not None and len(self.versions) > len(self.versions_taken):
+            self._take_versions(limit)
         outputs: list[Output] = []
         for due, service_id in self._timers.pop_due(limit, inclusive):
             state = self.store.get(service_id)
@@ -193,14 +208,10 @@ class ServiceStage(PartitionClock[Output]):
         A rejected record and a repeated event id leave no trace: they are recognised
         before the clock moves.
         """
-        services = self.availability.services
-        if event.service_id not in services:
+        availability = self.availability
+        if not availability.known(event.service_id, occurred_at):
             self.counters.rejected += 1
-            known = ", ".join(sorted(services)) or "none"
-            raise Rejected(
-                "UnknownService",
-                f"service {event.service_id!r} is not in the policy's services (defined: {known})",
-            )
+            raise Rejected("UnknownService", self._unknown(event.service_id, occurred_at))
         state = self.store.get(event.service_id)
         if state is not None and self.availability.is_duplicate(state, event.event_id, occurred_at):
             self.counters.duplicates += 1
@@ -223,7 +234,7 @@ class ServiceStage(PartitionClock[Output]):
             # from F's period if an earlier input is known (settled or not: never too early)
             earliest = self.earliest_known()
             start = at if earliest is None else min(at, earliest)
-            state = self.availability.new_state(event.service_id, start)
+            state = self.availability.new_state(event.service_id, start)  # at or before `at`
         # This service's own timers due before the event fire first, whatever the grace.
         fired = self.availability.fire_due(state, at - 1)
         self.counters.count_outputs(fired)
@@ -241,8 +252,36 @@ class ServiceStage(PartitionClock[Output]):
 
     # -- every service is reported -------------------------------------------------------------
 
-    def _policy_services(self, _at: int) -> Collection[str]:
-        return self.availability.services.keys()
+    def _policy_services(self, at: int) -> Collection[str]:
+        return self.availability.defined_at(at).keys()
+
+    def _unknown(self, service_id: str, at: int) -> str:
+        """Why an event for `service_id` at `at` is refused, naming what is defined."""
+        defined = self.availability.defined_at(at)
+        known = ", ".join(sorted(defined)) or "none"
+        if service_id in defined:
+            first = self.availability.reported_from(service_id, at)
+            if first is not None:
+                return (
+                    f"service {service_id!r} is defined from {format_us(first)} (the first "
+                    "period that begins after the policy version adding it took effect); an "
+                    "event before that has no period to count in"
+                )
+        return f"service {service_id!r} is not in the policy's services (defined: {known})"
+
+    def _take_versions(self, limit: int) -> None:
+        """A version whose P is at or before `limit` adds its new services: each owned one
+        without a state is reported from its first period starting at or after P."""
+        versions = self.versions
+        if versions is None or self.first_input is None:
+            return
+        for version in versions.changes():
+            if version.version_id in self.versions_taken or version.effective > limit:
+                continue
+            self.versions_taken.add(version.version_id)
+            for service_id in sorted(self.availability.terms.of(version.version_id)):
+                if service_id not in self.store and self.owns(service_id):
+                    self.ensure_reported(service_id, version.effective)
 
     def on_watermark(self, source: str, fired_through: int, first: int | None) -> list[Output]:
         """Progress of another input: it fired every timer due at or before
@@ -287,6 +326,10 @@ class ServiceStage(PartitionClock[Output]):
         if through is None or first > through + 1:
             return []
         self.first_input = first
+        if self.versions is not None:  # what they add is in the services at F already
+            self.versions_taken |= {
+                v.version_id for v in self.versions.changes() if v.effective <= first
+            }
         return self.report_every_service(first)
 
     def report_every_service(self, first: int) -> list[Output]:
@@ -308,6 +351,8 @@ class ServiceStage(PartitionClock[Output]):
         state = self.store.get(service_id)
         quiet: list[Output] = []
         if state is None:
+            if self.availability.reported_from(service_id, first) is None:
+                return []  # no version defines it from then on
             state = self.availability.new_state(service_id, first)
         else:
             quiet = self.availability.quiet_reports(state, first)

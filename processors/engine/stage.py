@@ -9,7 +9,14 @@ This is where the time rules (docs/semantics.md: Time) live, once, for every run
 - `on_tick(now, end_offset, position)` is the live tick rule: C advances to now - grace
   when the partition is processed up to the tick's end offset, else to stream_time - grace;
 - a record is accepted or rejected before the clock moves, so a rejection leaves no trace;
-- a closed ticket's state is dropped `closed_retention` after it closed.
+- a closed ticket's state is dropped `closed_retention` after it closed;
+- a policy version takes effect at its P (docs/semantics.md: Policy changes) like a timer
+  due at P that comes before every other timer and event at P: every ticket timer due before
+  P fires first, then every open ticket of the partition moves to the version (`open`), then
+  what is due at P. An event at or after P first moves the clock to P (so with a grace the
+  version is never applied behind an event it should judge). A version learnt after the
+  partition went past its P (a late record) applies at the latest instant the partition has
+  applied, as a late event does.
 
 Replay uses it with grace = 0 over a file; the Kafka worker uses one per partition over
 its table. The store is any mutable mapping of ticket id -> TicketState.
@@ -22,6 +29,7 @@ from dataclasses import dataclass, field
 
 from slaclock.processors.engine.ticket import Output, TicketEngine, TicketState, Verdict
 from slaclock.processors.engine.timers import PartitionClock, TimerIndex
+from slaclock.processors.engine.versions import NEW, PolicyVersion
 from slaclock.schemas.events import TicketCreated, TicketEvent
 from slaclock.schemas.rejection import Rejected
 
@@ -40,6 +48,11 @@ class StageCounters:
     by_output_type: dict[str, int] = field(default_factory=dict)
     # tickets created with no target for any metric, by reason (see `untracked_reason`)
     untracked: dict[str, int] = field(default_factory=dict)
+    # policy versions this partition has applied; open tickets recomputed and breaches
+    # decided at the last version's P
+    versions_applied: int = 0
+    recomputed_at_last_version: int = 0
+    breaches_at_last_version: int = 0
 
     def count_outputs(self, outputs: list[Output]) -> None:
         self.outputs += len(outputs)
@@ -69,6 +82,23 @@ class TicketStage(PartitionClock[Output]):
         self.stream_time: int | None = None  # newest occurred_at of an accepted event
         self.counters = StageCounters()
         self._timers = TimerIndex()
+        # ids of the policy versions this partition has taken (applied or superseded at
+        # their P), and the latest instant it has applied anything at (events run ahead of
+        # the clock by up to the grace): where a late version applies
+        self.versions_taken: set[str] = {engine.versions.first.version_id}
+        self.horizon: int | None = None
+
+    # -- the partition's meta record (ticket states are records of their own) ---------------
+
+    def version_meta(self) -> dict[str, object]:
+        return {"versions_taken": sorted(self.versions_taken), "horizon": self.horizon}
+
+    def restore_version_meta(self, meta: dict[str, object]) -> None:
+        taken = meta.get("versions_taken")
+        if isinstance(taken, list):
+            self.versions_taken = {str(v) for v in taken} | {self.engine.versions.first.version_id}
+        horizon = meta.get("horizon")
+        self.horizon = horizon if isinstance(horizon, int) else None
 
     # -- timers -------------------------------------------------------------------------
 
@@ -90,8 +120,66 @@ class TicketStage(PartitionClock[Output]):
         self._timers.restore(scheduled)
 
     def earliest_timer(self) -> int | None:
-        """The earliest scheduled instant (safe to read from another thread)."""
-        return self._timers.earliest()
+        """The earliest scheduled instant (safe to read from another thread); a policy
+        version still to apply counts as a timer at its P."""
+        earliest = self._timers.earliest()
+        pending = self._next_version()
+        if pending is not None and (earliest is None or pending.effective < earliest):
+            return pending.effective
+        return earliest
+
+    # -- policy versions ----------------------------------------------------------------
+
+    def _next_version(self) -> PolicyVersion | None:
+        """The first version (by P, then record order) this partition has not taken."""
+        versions = self.engine.versions.versions
+        taken = self.versions_taken
+        for index in range(1, len(versions)):  # the hot path: one version, no loop
+            version = versions[index]
+            if version.version_id not in taken:
+                return version
+        return None
+
+    def _version_instant(self, version: PolicyVersion) -> int:
+        """Where a version applies here: its P, or the horizon if the partition is past P."""
+        if self.horizon is not None and self.horizon > version.effective:
+            return self.horizon
+        return version.effective
+
+    def _version_barrier(self, instant: int) -> int | None:
+        """The latest instant at which a version still to take applies, at or before
+        `instant` (an event at `instant` must be judged by it)."""
+        barrier: int | None = None
+        versions = self.engine.versions.versions
+        for index in range(1, len(versions)):
+            version = versions[index]
+            if version.version_id in self.versions_taken:
+                continue
+            at = self._version_instant(version)
+            if at <= instant and (barrier is None or at > barrier):
+                barrier = at
+        return barrier
+
+    def _take_version(self, version: PolicyVersion, at: int) -> list[Output]:
+        """Apply a version at `at` to every open ticket (every timer before `at` has fired)."""
+        self.versions_taken.add(version.version_id)
+        if version.applies_to == NEW or not self.engine.versions.winning(version):
+            return []  # pinned tickets keep theirs; a superseded record never applies
+        outputs: list[Output] = []
+        recomputed = 0
+        for ticket_id, state in sorted(self.store.items(), key=_by_ticket):
+            if state.closed_at is not None:
+                continue
+            outputs.extend(self.engine.change_version(state, version, at))
+            recomputed += 1
+            self.store[ticket_id] = state
+            self._schedule(state)
+        counters = self.counters
+        counters.versions_applied += 1
+        counters.recomputed_at_last_version = recomputed
+        counters.breaches_at_last_version = sum(1 for o in outputs if o["type"] == "sla.breach")
+        counters.count_outputs(outputs)
+        return outputs
 
     def _wake_at(self, state: TicketState) -> int | None:
         if state.closed_at is not None:
@@ -102,7 +190,27 @@ class TicketStage(PartitionClock[Output]):
         self._timers.schedule(state.ticket_id, self._wake_at(state))
 
     def _fire(self, limit: int, inclusive: bool) -> list[Output]:
-        """Fire timers due before `limit` (or at it, if inclusive), in (due, ticket) order.
+        """Fire timers due before `limit` (or at it, if inclusive), in (due, ticket) order,
+        and the policy versions that apply at or before `limit` in their place (each before
+        the timers due at its instant)."""
+        outputs: list[Output] = []
+        while True:
+            version = self._next_version()
+            if version is None:
+                break
+            at = self._version_instant(version)
+            if at > limit:
+                break
+            outputs.extend(self._fire_timers(at, inclusive=False))
+            outputs.extend(self._take_version(version, at))
+        outputs.extend(self._fire_timers(limit, inclusive))
+        if self.horizon is None or limit > self.horizon:
+            self.horizon = limit
+        return outputs
+
+    def _fire_timers(self, limit: int, inclusive: bool) -> list[Output]:
+        """Fire ticket timers due before `limit` (or at it, if inclusive), in (due, ticket)
+        order.
 
         Progress guard: a ticket's timer must move past the instant it fired at; one that
         does not would fire forever, so it raises instead.
@@ -159,11 +267,15 @@ class TicketStage(PartitionClock[Output]):
         """
         horizon = occurred_at - self.grace_us
         clock = horizon if self.clock is None or horizon > self.clock else self.clock
+        # a policy version effective at or before the event judges it: the clock goes there
+        barrier = self._version_barrier(occurred_at if occurred_at > clock else clock)
+        if barrier is not None and barrier > clock:
+            clock = barrier
         state = self._surviving(event.ticket_id, clock)
         if state is not None and self.engine.is_duplicate(state, event.event_id):
             self.counters.duplicates += 1
             return []
-        self._check_acceptable(state, event)
+        self._check_acceptable(state, event, occurred_at if occurred_at > clock else clock)
         # -- accepted: from here on nothing rejects ------------------------------------
         self.clock = clock
         outputs = self._fire(clock, inclusive=False)
@@ -176,6 +288,8 @@ class TicketStage(PartitionClock[Output]):
             self.stream_time = occurred_at
         if self.first_applied is None or at < self.first_applied:
             self.first_applied = at
+        if self.horizon is None or at > self.horizon:
+            self.horizon = at
 
         if state is not None:
             # re-read: firing may have changed it, and a store may hand out copies (RocksDB)
@@ -220,7 +334,7 @@ class TicketStage(PartitionClock[Output]):
             return None
         return state
 
-    def _check_acceptable(self, state: TicketState | None, event: TicketEvent) -> None:
+    def _check_acceptable(self, state: TicketState | None, event: TicketEvent, at: int) -> None:
         """Raise `Rejected` for an event that must go to the dead-letter topic."""
         try:
             if state is None:
@@ -229,9 +343,13 @@ class TicketStage(PartitionClock[Output]):
                         "UnknownTicket",
                         f"ticket {event.ticket_id!r} was never created ({event.type})",
                     )
-                self.engine.check_creatable(event)
+                self.engine.check_creatable(event, at)
             elif isinstance(event, TicketCreated):
                 raise Rejected("DuplicateTicket", f"ticket {event.ticket_id!r} was already created")
         except Rejected:
             self.counters.rejected += 1
             raise
+
+
+def _by_ticket(item: tuple[str, TicketState]) -> str:
+    return item[0]

@@ -21,10 +21,12 @@ from __future__ import annotations
 
 from typing import Literal, TypedDict
 
-from slaclock.processors.engine.clock import MetricClock, Phase
+from slaclock.processors.engine.calendar import BusinessCalendar
+from slaclock.processors.engine.clock import CalendarOf, MetricClock, Phase
 from slaclock.processors.engine.instants import format_us, seconds_value
 from slaclock.processors.engine.policy import CompiledPolicy, CompiledTier
 from slaclock.processors.engine.ticket import TicketState
+from slaclock.processors.engine.versions import PolicyBook
 from slaclock.schemas.common import METRIC_ORDER
 
 MetricState = Literal["running", "paused", "met", "breached", "cancelled"]
@@ -57,12 +59,25 @@ class TicketStatus(TypedDict):
     group: str | None
     closed_at: str | None
     as_of: str
+    policy_version: str
     metrics: dict[str, MetricStatus]
 
 
-def ticket_status(state: TicketState, policy: CompiledPolicy, now_us: int) -> TicketStatus:
-    """The status of every tracked metric of `state` as of `now_us`, in the canonical metric order."""
+def ticket_status(
+    state: TicketState, policy: CompiledPolicy, now_us: int, versions: PolicyBook | None = None
+) -> TicketStatus:
+    """The status of every tracked metric of `state` as of `now_us`, in the canonical metric
+    order, under the ticket's own policy version when `versions` holds it (else `policy`)."""
+    version = None if versions is None else versions.find(state.version)
+    if version is not None:
+        policy = version.policy
     tier = policy.tiers[state.tier]
+    book = versions
+
+    def calendar_of(version_id: str, tier_name: str) -> BusinessCalendar:
+        found = None if book is None else book.find(version_id)
+        return (policy if found is None else found.policy).tiers[tier_name].calendar
+
     ordered = sorted(state.metrics.values(), key=lambda c: METRIC_ORDER[c.metric])
     return {
         "ticket_id": state.ticket_id,
@@ -74,11 +89,16 @@ def ticket_status(state: TicketState, policy: CompiledPolicy, now_us: int) -> Ti
         "group": state.group,
         "closed_at": None if state.closed_at is None else format_us(state.closed_at),
         "as_of": format_us(now_us),
-        "metrics": {clock.metric: metric_status(clock, tier, now_us) for clock in ordered},
+        "policy_version": state.version or (policy.raw.version if policy.raw else "1"),
+        "metrics": {
+            clock.metric: metric_status(clock, tier, now_us, calendar_of) for clock in ordered
+        },
     }
 
 
-def metric_status(clock: MetricClock, tier: CompiledTier, now_us: int) -> MetricStatus:
+def metric_status(
+    clock: MetricClock, tier: CompiledTier, now_us: int, past: CalendarOf | None = None
+) -> MetricStatus:
     calendar = tier.calendar
     cancelled = clock.phase is Phase.CANCELLED
     completed = clock.phase is Phase.COMPLETED
@@ -100,12 +120,12 @@ def metric_status(clock: MetricClock, tier: CompiledTier, now_us: int) -> Metric
         at = max(now_us, clock.segments[-1]) if counting else now_us
         counted = seconds_value(clock.counted(calendar, at))
 
-    deadline = None if cancelled else clock.deadline(calendar)
+    deadline = None if cancelled else clock.deadline(calendar, past)
     next_warning: NextWarning | None = None
     active = clock.phase is Phase.ACTIVE and not clock.breached
     if active and clock.next_threshold < len(tier.thresholds):
         threshold = tier.thresholds[clock.next_threshold]
-        crossing = clock.instant_reaching(calendar, threshold.point(clock.target))
+        crossing = clock.instant_reaching(calendar, threshold.point(clock.target), past)
         # Not counting: the crossing lies ahead by an unknown amount (a first_response
         # stopped exactly at a threshold is not warned then; its reopen recomputes it).
         next_warning = {

@@ -18,6 +18,7 @@ from collections.abc import Sequence
 from enum import Enum
 from typing import TYPE_CHECKING, Any, NamedTuple
 
+from slaclock.processors.engine.calendar import BusinessCalendar
 from slaclock.processors.engine.clock import (
     CANCELLED,
     COMPLETED,
@@ -26,11 +27,14 @@ from slaclock.processors.engine.clock import (
     STOPPED,
     MetricClock,
     Phase,
+    version_cause,
 )
 from slaclock.processors.engine.ids import output_event_id
 from slaclock.processors.engine.instants import format_us, seconds_value
 from slaclock.processors.engine.outputs import (
     BreachOutput,
+    CancelledOutput,
+    CancelReason,
     CompletedOutput,
     TicketOutputBase,
     WarningOutput,
@@ -39,7 +43,8 @@ from slaclock.processors.engine.outputs import (
 from slaclock.processors.engine.outputs import (
     Output as Output,  # re-exported: the generic output type the runtimes import from here
 )
-from slaclock.processors.engine.policy import CompiledPolicy, CompiledTier
+from slaclock.processors.engine.policy import CompiledPolicy, CompiledTier, Threshold
+from slaclock.processors.engine.versions import PolicyBook, PolicyVersion
 from slaclock.schemas.common import METRIC_ORDER
 from slaclock.schemas.events import (
     AgentReplied,
@@ -106,10 +111,17 @@ class TicketState:
         "status",
         "ticket_id",
         "tier",
+        "version",
     )
 
     def __init__(
-        self, ticket_id: str, customer_id: str, tier: str, priority: str, status: str
+        self,
+        ticket_id: str,
+        customer_id: str,
+        tier: str,
+        priority: str,
+        status: str,
+        version: str = "",
     ) -> None:
         self.ticket_id = ticket_id
         self.customer_id = customer_id
@@ -130,6 +142,8 @@ class TicketState:
         # the event_id of the input being applied ("" between inputs): what the clocks note
         # as the cause of a change; never stored
         self.cause = ""
+        # the id of the policy version the ticket runs under ("": the first version)
+        self.version = version
 
     def next_due(self) -> int | None:
         due: int | None = None
@@ -160,20 +174,21 @@ class TicketState:
                 self.group,
                 finished,
                 list(ids),
+                self.version,
             )
         )
 
     @classmethod
     def from_record(cls, record: Sequence[Any]) -> TicketState:
         """Rebuild a state from `to_record`'s array (decoded JSON; its arity is checked;
-        a record written before explanations, without `finished`, still loads)."""
+        a record written before explanations, without `finished`, or before policy versions, without `version`, still loads)."""
         if not MIN_TICKET_FIELDS <= len(record) <= len(TicketRecord._fields):
             raise TypeError(
                 f"a ticket record has {MIN_TICKET_FIELDS} to {len(TicketRecord._fields)} "
                 f"fields, not {len(record)}"
             )
         r = TicketRecord(*record)
-        state = cls(r.ticket_id, r.customer_id, r.tier, r.priority, r.status)
+        state = cls(r.ticket_id, r.customer_id, r.tier, r.priority, r.status, r.version)
         state.replied = bool(r.replied)
         state.closed_at = r.closed_at
         state.nr_cycles = r.nr_cycles
@@ -207,6 +222,7 @@ class TicketRecord(NamedTuple):
     group: str | None
     finished: Sequence[Sequence[Any]] = ()  # `MetricRecord` arrays of replaced cycles
     event_ids: Sequence[str] = ()  # the event ids the clocks' notes name, by index
+    version: str = ""  # policy version id ("": the first version)
 
 
 MIN_TICKET_FIELDS = 13
@@ -214,23 +230,64 @@ MIN_TICKET_FIELDS = 13
 
 
 class TicketEngine:
-    """Applies events and time to `TicketState`s under one compiled policy."""
+    """Applies events and time to `TicketState`s under the policy versions of a book."""
 
-    def __init__(self, policy: CompiledPolicy, contracts: ContractBook | None = None) -> None:
+    def __init__(
+        self,
+        policy: CompiledPolicy,
+        contracts: ContractBook | None = None,
+        versions: PolicyBook | None = None,
+    ) -> None:
         from slaclock.processors.engine.contracts import ContractBook
 
-        self.policy = policy
+        self.policy = policy  # the first version
+        # Policy versions in time; a ticket runs under the version its state names.
+        self.versions = versions if versions is not None else PolicyBook(policy)
+        self._first = self.versions.first  # the hot path: most tickets run under it
+        self._first_id = self._first.version_id
         # Contracts in force at each instant; a ticket's tier is its contract's at creation.
-        self.contracts = contracts if contracts is not None else ContractBook.from_policy(policy)
-        self.version = policy_version(policy)  # what the clocks note their targets came from
+        self.contracts = (
+            contracts if contracts is not None else ContractBook.from_policy(policy, self.versions)
+        )
+
+    # -- versions -------------------------------------------------------------------------
+
+    def version_of(self, state: TicketState) -> PolicyVersion:
+        """The policy version a ticket runs under (its own: pinned tickets keep theirs)."""
+        if state.version == self._first_id:
+            return self._first
+        found = self.versions.find(state.version)
+        if found is None:  # a state written before policy versions: the first version
+            found = self.versions.first
+            state.version = found.version_id
+        return found
+
+    def policy_of(self, state: TicketState) -> CompiledPolicy:
+        return self.version_of(state).policy
+
+    def _tier(self, state: TicketState) -> CompiledTier:
+        return self.version_of(state).policy.tiers[state.tier]
+
+    def calendar_of(self, version: str, tier: str) -> BusinessCalendar:
+        """The calendar of `tier` in `version` (for segments a clock froze under it)."""
+        found = self.versions.find(version)
+        policy = found.policy if found is not None else self.versions.first.policy
+        return policy.tiers[tier].calendar
 
     # -- entry points ---------------------------------------------------------------------
 
-    def check_creatable(self, event: TicketCreated) -> None:
-        """Raise `Rejected` if the ticket cannot be created under this policy."""
+    def check_creatable(self, event: TicketCreated, at: int | None = None) -> None:
+        """Raise `Rejected` if the ticket cannot be created under the version in force at
+        `at` (default: the first version)."""
         # A contract's tier is checked when the contract is accepted; the default is valid.
-        if event.tier is not None and event.tier not in self.policy.tiers:
-            raise Rejected("UnknownTier", f"tier {event.tier!r} is not defined in the policy")
+        version = self.versions.first if at is None else self.versions.in_force(at)
+        if event.tier is not None and event.tier not in version.policy.tiers:
+            where = (
+                "the policy"
+                if len(self.versions) == 1
+                else (f"policy version {version.version_id!r}")
+            )
+            raise Rejected("UnknownTier", f"tier {event.tier!r} is not defined in {where}")
 
     def untracked_reason(self, event: TicketCreated, state: TicketState, at: int) -> str | None:
         """Why a ticket just created gets no SLA at all, or None if it is tracked.
@@ -241,7 +298,7 @@ class TicketEngine:
         the event named no tier, else `no_target` (the priority has no target in the tier
         the event or the contract chose).
         """
-        tier = self.policy.tiers[state.tier]
+        tier = self._tier(state)
         priority = state.priority
         if any(tier.target(metric, priority) is not None for metric in METRICS):
             return None
@@ -251,11 +308,20 @@ class TicketEngine:
 
     def create(self, event: TicketCreated, at: int) -> tuple[TicketState, list[Output]]:
         """Start a ticket. `at` is the effective instant (occurred_at, or the clock if late)."""
-        self.check_creatable(event)
+        self.check_creatable(event, at)
+        version = self.versions.in_force(at)
+        tiers = version.policy.tiers
         tier_name = self.contracts.tier_for(event.tier, event.customer_id, at)
-        tier = self.policy.tiers[tier_name]
+        if tier_name not in tiers:  # a contract tier the version lacks (refused when published)
+            tier_name = version.policy.default_tier
+        tier = tiers[tier_name]
         state = TicketState(
-            event.ticket_id, event.customer_id, tier_name, str(event.priority), "new"
+            event.ticket_id,
+            event.customer_id,
+            tier_name,
+            str(event.priority),
+            "new",
+            version.version_id,
         )
         state.seen.add(event_fingerprint(event.event_id))
         state.cause = event.event_id
@@ -280,7 +346,7 @@ class TicketEngine:
             return Verdict.IGNORED_CLOSED, []
         state.seen.add(fingerprint)
         state.cause = event.event_id
-        tier = self.policy.tiers[state.tier]
+        tier = self._tier(state)
         outputs: list[Output] = []
         if isinstance(event, AgentReplied):
             if event.public:
@@ -302,7 +368,7 @@ class TicketEngine:
 
     def fire_due(self, state: TicketState, now: int) -> list[Output]:
         """Fire every timer due at or before `now`, in time order (ties: metric order)."""
-        tier = self.policy.tiers[state.tier]
+        tier = self._tier(state)
         outputs: list[Output] = []
         while True:
             clock = _earliest(state)
@@ -316,7 +382,66 @@ class TicketEngine:
             else:
                 clock.breached = True
                 outputs.append(self._breach(state, clock, at, decided_at=at))
-            clock.refresh_due(tier.calendar, tier.thresholds)
+            clock.refresh_due(tier.calendar, tier.thresholds, self.calendar_of)
+
+    def change_version(self, state: TicketState, version: PolicyVersion, at: int) -> list[Output]:
+        """An `open` policy version takes effect for this open ticket at P = `at`
+        (docs/semantics.md: Policy changes). The caller has fired every timer due before `at`.
+
+        Counted time up to P stays as the old calendar and `pause_on` counted it (a clock
+        whose calendar changes freezes its segments, naming the old version and tier); from
+        P the new ones count. Every running metric is then recomputed exactly as by a
+        priority change at P: the new target from its original start, thresholds of the
+        new warnings strictly before P skipped (one at or below a fraction the cycle has
+        passed already is never warned again), a deadline strictly before P breached at
+        once, no target: cancelled. A tier the version lacks becomes its `default_tier`. A
+        stopped `first_response` and a completed resolution only keep their counted time:
+        a reopen recomputes them under the ticket's version then.
+        """
+        old_version = self.version_of(state)
+        if state.closed_at is not None or old_version is version:
+            return []
+        old_tier = old_version.policy.tiers[state.tier]
+        old_id, old_tier_name = old_version.version_id, state.tier
+        tiers = version.policy.tiers
+        tier_name = state.tier if state.tier in tiers else version.policy.default_tier
+        tier = tiers[tier_name]
+        state.version = version.version_id
+        state.tier = tier_name
+        same_calendar = old_tier.calendar.same_counting(tier.calendar)
+        outputs: list[Output] = []
+        # what the clocks note as the cause of what changes at P (docs/semantics.md: Explanations)
+        state.cause = version_cause(version.version_id)
+        if not same_calendar:
+            for replaced in state.finished:  # explained under the calendar that counted them
+                _freeze_ended(replaced, old_tier, old_id, old_tier_name)
+        for metric in list(state.metrics):
+            clock = state.metrics[metric]
+            if clock.phase is Phase.CANCELLED:
+                if not same_calendar:
+                    _freeze_ended(clock, old_tier, old_id, old_tier_name)
+                continue
+            running = clock.running
+            stopped = _stopped(clock)
+            if clock.phase is Phase.ACTIVE and not stopped and metric in _PAUSABLE:
+                should_run = state.status not in tier.pause_on
+            else:
+                should_run = running
+            if running:  # a run ends at P: a timeline shows the rules that count from P
+                clock.pause(old_tier.calendar, at)
+                if not should_run:
+                    clock.mark(at, PAUSED, state.status, state.cause)
+            if not same_calendar:
+                clock.freeze(old_id, old_tier_name)
+            if should_run:
+                clock.resume(at)
+                clock.mark(at, RUN, "", state.cause)
+            if clock.phase is not Phase.ACTIVE or stopped:
+                continue
+            clock.next_threshold = _carried_threshold(clock, old_tier.thresholds, tier.thresholds)
+            self._retarget(state, tier, clock, at, outputs)
+        state.cause = ""
+        return outputs
 
     # -- rules ------------------------------------------------------------------------------
 
@@ -351,14 +476,15 @@ class TicketEngine:
         state.status = status
         metrics = state.metrics
         if status in (SOLVED, CLOSED):
+            ended: CancelReason = "solved" if status == SOLVED else "closed"
             for metric in (NEXT_RESPONSE, PERIODIC_UPDATE):
-                self._cancel(state, metrics.get(metric), at, status)
+                self._cancel(state, tier, metrics.get(metric), at, ended, outputs)
             resolution = metrics.get(RESOLUTION)
             if resolution is not None and resolution.phase is Phase.ACTIVE:
                 self._complete(state, tier, resolution, at, outputs)
             first = metrics.get(FIRST_RESPONSE)
             if status == CLOSED:
-                self._cancel(state, first, at, status)
+                self._cancel(state, tier, first, at, "closed", outputs)
                 state.closed_at = at
             elif first is not None and first.phase is Phase.ACTIVE:
                 first.stop(
@@ -394,7 +520,7 @@ class TicketEngine:
             elif not clock.running:
                 clock.resume(at)
                 clock.mark(at, RUN, "", state.cause)
-            clock.refresh_due(tier.calendar, tier.thresholds)
+            clock.refresh_due(tier.calendar, tier.thresholds, self.calendar_of)
 
     def _change_priority(
         self, state: TicketState, tier: CompiledTier, priority: str, at: int, outputs: list[Output]
@@ -422,8 +548,8 @@ class TicketEngine:
             clock.mark(at, RUN, "", state.cause)
         else:
             clock.mark(at, PAUSED, state.status, state.cause)
-        clock.note_target(at, state.priority, self.version, state.cause)
-        clock.refresh_due(tier.calendar, tier.thresholds)
+        clock.note_target(at, state.priority, state.version, state.cause)
+        clock.refresh_due(tier.calendar, tier.thresholds, self.calendar_of)
         replaced = state.metrics.get(metric)
         if replaced is not None:
             state.finished.append(replaced)
@@ -444,11 +570,31 @@ class TicketEngine:
             cycle = state.pu_cycles
         self._start(state, tier, metric, cycle, at)
 
-    def _cancel(self, state: TicketState, clock: MetricClock | None, at: int, reason: str) -> None:
-        if clock is not None and clock.phase is Phase.ACTIVE:
-            clock.phase = Phase.CANCELLED
-            clock.due = None
-            clock.mark(at, CANCELLED, reason, state.cause)
+    def _cancel(
+        self,
+        state: TicketState,
+        tier: CompiledTier,
+        clock: MetricClock | None,
+        at: int,
+        reason: CancelReason,
+        outputs: list[Output],
+    ) -> None:
+        """End a tracked cycle without an outcome, with an `sla.cancelled` saying why
+        (docs/semantics.md: Outputs), so whatever a warning or breach opened can be closed."""
+        if clock is None or clock.phase is not Phase.ACTIVE:
+            return
+        elapsed = clock.counted(tier.calendar, at)
+        clock.phase = Phase.CANCELLED
+        clock.due = None
+        clock.mark(at, CANCELLED, reason, state.cause)
+        cancelled: CancelledOutput = {
+            **_common(state, clock, "sla.cancelled", at),
+            "reason": reason,
+            "elapsed_seconds": seconds_value(elapsed),
+            "target_seconds": seconds_value(clock.target),
+            "breached": clock.breached,
+        }
+        outputs.append(as_output(cancelled))
 
     def _complete(
         self,
@@ -488,24 +634,24 @@ class TicketEngine:
         """
         target = tier.target(clock.metric, state.priority)
         if target is None:
-            self._cancel(state, clock, at, "no_target")
+            self._cancel(state, tier, clock, at, "no_target", outputs)
             return
         calendar = tier.calendar
         clock.target = target
-        clock.note_target(at, state.priority, self.version, state.cause)
+        clock.note_target(at, state.priority, state.version, state.cause)
         if not clock.breached:
             thresholds = tier.thresholds
             while clock.next_threshold < len(thresholds):
                 point = thresholds[clock.next_threshold].point(target)
-                reached = clock.instant_reaching(calendar, point)
+                reached = clock.instant_reaching(calendar, point, self.calendar_of)
                 if reached is None or reached >= at:
                     break
                 clock.next_threshold += 1
-            deadline = clock.instant_reaching(calendar, target)
+            deadline = clock.instant_reaching(calendar, target, self.calendar_of)
             if deadline is not None and deadline < at:
                 clock.breached = True
                 outputs.append(self._breach(state, clock, deadline, decided_at=at))
-        clock.refresh_due(calendar, tier.thresholds)
+        clock.refresh_due(calendar, tier.thresholds, self.calendar_of)
 
     # -- outputs --------------------------------------------------------------------------
 
@@ -513,7 +659,7 @@ class TicketEngine:
         self, state: TicketState, tier: CompiledTier, clock: MetricClock, fraction: Any, at: int
     ) -> Output:
         calendar = tier.calendar
-        deadline = clock.deadline(calendar)
+        deadline = clock.deadline(calendar, self.calendar_of)
         if deadline is None:  # paused at the very threshold instant: project as if it ran on
             deadline = calendar.instant_after(at, clock.target - clock.counted(calendar, at))
         warning: WarningOutput = {
@@ -552,7 +698,43 @@ def _common(
         "metric": clock.metric,
         "cycle": clock.cycle,
         "at": format_us(at),
+        "policy_version": state.version,
     }
+
+
+_PAUSABLE = (RESOLUTION, PERIODIC_UPDATE)
+
+
+def _freeze_ended(clock: MetricClock, tier: CompiledTier, version: str, tier_name: str) -> None:
+    """Keep an ended cycle's segments under the calendar that counted them (for its
+    explanation). One that ended running (a cancellation leaves its run open) is closed
+    at its end first; one whose end is not noted (an old record) is left as it is."""
+    if len(clock.segments) % 2 == 1:
+        end = clock.ended_at()
+        if end is None or clock.phase is Phase.ACTIVE:
+            return
+        clock.pause(tier.calendar, end)
+    clock.freeze(version, tier_name)
+
+
+def _carried_threshold(
+    clock: MetricClock, old: tuple[Threshold, ...], new: tuple[Threshold, ...]
+) -> int:
+    """The index into the new warnings of the first threshold the cycle may still warn.
+
+    A cycle's warnings only go up: a fraction at or below the highest one it has passed
+    (warned, or skipped by a recomputation) is never warned (again); a breached cycle
+    warns no more.
+    """
+    if clock.breached:
+        return len(new)
+    if clock.next_threshold == 0 or not old:
+        return 0
+    passed = old[min(clock.next_threshold, len(old)) - 1].fraction
+    index = 0
+    while index < len(new) and new[index].fraction <= passed:
+        index += 1
+    return index
 
 
 def _stopped(clock: MetricClock) -> bool:

@@ -34,15 +34,29 @@ FRESH_EVERY_S = 1.0
 
 
 class ContractsFollower:
-    def __init__(self, settings: Settings, book: ContractBook, name: str) -> None:
+    """Reads a compacted topic of versions to its end on the loop's thread (`catch_up`).
+
+    Subclasses read another topic the same way by passing `topic` and `kind` and
+    overriding `_apply` (policy versions: `processors.live.policies`).
+    """
+
+    def __init__(
+        self,
+        settings: Settings,
+        book: ContractBook,
+        name: str,
+        topic: str | None = None,
+        kind: str = "contracts",
+    ) -> None:
         self.settings = settings
         self.book = book
         self.name = name
-        self.topic = settings.topic_contracts
+        self.kind = kind
+        self.topic = settings.topic_contracts if topic is None else topic
         self.consumer = Consumer(
             {
                 **with_logging(settings.kafka_config()),  # librdkafka log: Python logging
-                "group.id": f"{settings.app_id}-contracts-{name}",  # never commits
+                "group.id": f"{settings.app_id}-{kind}-{name}",  # never commits
                 "enable.auto.commit": False,
                 "isolation.level": "read_committed",
                 "enable.partition.eof": False,
@@ -53,7 +67,7 @@ class ContractsFollower:
         self.offsets = Consumer(
             {
                 **with_logging(settings.kafka_config()),
-                "group.id": f"{settings.app_id}-contracts-{name}-offsets",  # never joins
+                "group.id": f"{settings.app_id}-{kind}-{name}-offsets",  # never joins
                 "enable.auto.commit": False,
                 "isolation.level": "read_committed",
             }
@@ -101,12 +115,14 @@ class ContractsFollower:
         while targets:
             message = self.consumer.poll(CATCH_UP_TIMEOUT_S)
             if message is None:
-                log.warning("contracts[%s]: no record within %.0fs", self.name, CATCH_UP_TIMEOUT_S)
+                log.warning(
+                    "%s[%s]: no record within %.0fs", self.kind, self.name, CATCH_UP_TIMEOUT_S
+                )
                 break
             error = message.error()
             if error is not None:
                 if error.code() != KafkaError._PARTITION_EOF:
-                    log.warning("contracts[%s]: %s", self.name, error)
+                    log.warning("%s[%s]: %s", self.kind, self.name, error)
                 continue
             partition_or_none, offset_or_none = message.partition(), message.offset()
             assert partition_or_none is not None and offset_or_none is not None

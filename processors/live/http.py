@@ -51,10 +51,11 @@ from prometheus_client.registry import Collector, CollectorRegistry
 
 from slaclock.client.librdkafka_log import with_logging
 from slaclock.processors.engine.explain import explain_with_policy
-from slaclock.processors.engine.instants import US_PER_SECOND
+from slaclock.processors.engine.instants import US_PER_SECOND, format_us
 from slaclock.processors.engine.policy import CompiledPolicy
 from slaclock.processors.engine.status import TicketStatus, ticket_status
 from slaclock.processors.engine.ticket import TicketState
+from slaclock.processors.engine.versions import PolicyBook
 from slaclock.processors.live.records import ledger_partition
 from slaclock.processors.settings import Settings
 
@@ -178,6 +179,10 @@ class WorkerView(Protocol):
     def policy(self) -> CompiledPolicy: ...
 
     @property
+    def versions(self) -> PolicyBook:
+        """The policy versions of the stage-1 loop (a ticket's view uses its own)."""
+
+    @property
     def registry(self) -> CollectorRegistry: ...
 
     def health(self) -> tuple[bool, dict[str, Any]]:
@@ -211,6 +216,9 @@ class WorkerView(Protocol):
     def service_ids(self) -> list[str]:
         """The services the policy defines."""
 
+    def policy_versions(self) -> dict[str, Any]:
+        """The policy versions this worker knows and the one in force (`GET /policy`)."""
+
 
 class LiveWorkerView:
     """`WorkerView` over a running `Worker`: the one place that knows its insides."""
@@ -225,6 +233,10 @@ class LiveWorkerView:
     @property
     def policy(self) -> CompiledPolicy:
         return self._worker.policy
+
+    @property
+    def versions(self) -> PolicyBook:
+        return self._worker.tickets.versions
 
     @property
     def registry(self) -> CollectorRegistry:
@@ -283,7 +295,15 @@ class LiveWorkerView:
 
     def service_ids(self) -> list[str]:
         services = getattr(self._worker, "services", None)
-        return [] if services is None else sorted(services.services)
+        return [] if services is None else services.service_ids()
+
+    def policy_versions(self) -> dict[str, Any]:
+        """As of the latest clock of this worker's ticket partitions (else the wall clock):
+        the versions its stage-1 loop has read, in the order they take effect."""
+        tickets = self._worker.tickets
+        clocks = [t.stage.clock for t in list(tickets.tasks.values()) if t.stage.clock is not None]
+        as_of = max(clocks) if clocks else int(time.time() * US_PER_SECOND)
+        return versions_view(tickets.versions, as_of)
 
 
 # -- extra metrics, computed at scrape time ------------------------------------------------
@@ -481,6 +501,8 @@ class StatusServer:
             return self.ticket(path, urllib.parse.unquote(path[len("/tickets/") :]), explain)
         if path.startswith("/customers/") and len(path) > len("/customers/"):
             return self.customer(path, urllib.parse.unquote(path[len("/customers/") :]))
+        if path == "/policy":
+            return _json(HTTPStatus.OK, self.view.policy_versions())
         if path.startswith("/services/") and len(path) > len("/services/"):
             return self.service(path, urllib.parse.unquote(path[len("/services/") :]))
         return _json(HTTPStatus.NOT_FOUND, {"error": f"no such endpoint: {path}"})
@@ -596,7 +618,7 @@ class StatusServer:
         now = snapshot.clock
         if now is None:
             now = int(time.time() * US_PER_SECOND)
-        return dict(explain_with_policy(state, self.view.policy, now))
+        return dict(explain_with_policy(state, self.view.policy, now, self.view.versions))
 
     def local_status(self, ticket_id: str) -> dict[str, Any] | None:
         """The ticket's status if a task of this worker holds it, as of that task's clock
@@ -608,7 +630,7 @@ class StatusServer:
         now = snapshot.clock
         if now is None:
             now = int(time.time() * US_PER_SECOND)
-        status: TicketStatus = ticket_status(state, self.view.policy, now)
+        status: TicketStatus = ticket_status(state, self.view.policy, now, self.view.versions)
         return {**status, "partition": snapshot.partition}
 
 
@@ -650,7 +672,19 @@ class _Handler(BaseHTTPRequestHandler):
         )
         self._send(status, {**headers, "Allow": "GET, HEAD"}, body, with_body=True)
 
-    do_POST = do_PUT = do_PATCH = do_DELETE = _refuse_method
+    do_POST = do_PUT = do_PATCH = do_DELETE = do_OPTIONS = do_TRACE = do_CONNECT = _refuse_method
+
+    def send_error(self, code: int, message: str | None = None, explain: str | None = None) -> None:
+        """Errors the base class answers itself (a bad request line, an unknown method): a
+        JSON body like every other answer, never its HTML page."""
+        try:
+            reason = self.responses[code][0]
+        except KeyError:
+            reason = "error"
+        status, headers, body = _json(code, {"error": message or reason})
+        self.close_connection = True
+        with_body = self.command != "HEAD" and code >= 200 and code not in (204, 304)
+        self._send(status, {**headers, "Connection": "close"}, body, with_body)
 
     def _respond(self, with_body: bool) -> None:
         app = cast(_Server, self.server).app
@@ -674,3 +708,22 @@ class _Handler(BaseHTTPRequestHandler):
 
     def log_message(self, format: str, *args: Any) -> None:
         log.debug("http: " + format, *args)
+
+
+def versions_view(versions: PolicyBook, as_of: int) -> dict[str, Any]:
+    """`GET /policy`: every version (id, P, scope) and the one in force at `as_of`."""
+    in_force = versions.in_force(as_of)
+    return {
+        "as_of": format_us(as_of),
+        "in_force": in_force.version_id,
+        "versions": [
+            {
+                "version": v.version_id,
+                "effective_at": None if v is versions.first else format_us(v.effective),
+                "applies_to": v.applies_to,
+                "first": v is versions.first,
+                "superseded_at_its_instant": not versions.winning(v),
+            }
+            for v in versions.versions
+        ],
+    }

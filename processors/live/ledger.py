@@ -21,8 +21,10 @@ from slaclock.processors.engine.contracts import ContractBook
 from slaclock.processors.engine.ledger import AvailabilityPercent, LedgerStage, Output
 from slaclock.processors.engine.ledger_view import customer_view
 from slaclock.processors.engine.policy import CompiledPolicy
+from slaclock.processors.engine.versions import PolicyBook
 from slaclock.processors.live.contracts import ContractsFollower
 from slaclock.processors.live.metrics import Metrics
+from slaclock.processors.live.policies import PoliciesFollower
 from slaclock.processors.live.records import (
     KIND_AVAILABILITY,
     KIND_OUTCOME,
@@ -63,7 +65,8 @@ class LedgerProcessor(TransactionalLoop):
             settings.topic_ledger_changelog,
         )
         self.policy = policy
-        self.book = ContractBook.from_policy(policy)
+        self.versions = PolicyBook(policy)
+        self.book = ContractBook.from_policy(policy, self.versions)
         self.sources = ticket_sources(sources) if isinstance(sources, int) else list(sources)
         self.metrics = metrics or Metrics()
         self.availability_percent = availability_percent
@@ -71,6 +74,7 @@ class LedgerProcessor(TransactionalLoop):
         self.tasks: dict[int, LedgerStage] = {}
         self.source = f"slaclock/{settings.app_id}"
         self.contracts_feed: ContractsFollower | None = None
+        self.policies_feed: PoliciesFollower | None = None
         self.snapshots: dict[str, bytes] = {}  # customer -> account record (end of batch)
         self.marks: dict[int, tuple[int | None, int | None]] = {}  # watermark, first instant
         self.topics = {
@@ -86,6 +90,7 @@ class LedgerProcessor(TransactionalLoop):
             self.book,
             self.sources,
             owns=lambda customer: ledger_partition(customer, count) == partition,
+            versions=self.versions,
         )
         if self.availability_percent is not None:
             stage.availability_percent = self.availability_percent
@@ -118,9 +123,12 @@ class LedgerProcessor(TransactionalLoop):
                 stage.meta_dirty = False
 
     def before_batch(self, last_offsets: dict[tuple[str, int], int]) -> None:
+        if self.policies_feed is None:
+            self.policies_feed = PoliciesFollower(self.settings, self.book, self.versions, "ledger")
+        changed = self.policies_feed.catch_up()
         if self.contracts_feed is None:
             self.contracts_feed = ContractsFollower(self.settings, self.book, "ledger")
-        if self.contracts_feed.catch_up():
+        if self.contracts_feed.catch_up() or changed:
             for stage in self.tasks.values():
                 stage.contracts_changed()
 
@@ -131,12 +139,25 @@ class LedgerProcessor(TransactionalLoop):
         kind = header_value(message.headers(), "kind")
         value = message.value() or b""
         if kind == KIND_OUTCOME:
-            stage.on_outcome(orjson.loads(value))
+            outcome = orjson.loads(value)
+            self._know_version(outcome.get("policy_version"))
+            stage.on_outcome(outcome)
         elif kind == KIND_WATERMARK:
             mark = Watermark.decode(value)
             stage.on_watermark(mark.source_id, mark.clock, mark.first)
         elif kind == KIND_AVAILABILITY:
             stage.on_availability(orjson.loads(value))
+
+    def _know_version(self, version: str | None) -> None:
+        """An outcome decided under a version this loop has not read yet (stage 1 read it
+        first): read `sla.policies` to its end now, so its credit terms are that version's."""
+        if version is None or self.versions.find(version) is not None:
+            return
+        if self.policies_feed is not None:
+            self.policies_feed.checked_at = float("-inf")  # ask the broker for the end now
+            if self.policies_feed.catch_up():
+                for stage in self.tasks.values():
+                    stage.contracts_changed()
 
     def after_batch(self) -> None:
         for partition, stage in self.tasks.items():
@@ -191,3 +212,5 @@ class LedgerProcessor(TransactionalLoop):
         finally:
             if self.contracts_feed is not None:
                 self.contracts_feed.close()
+            if self.policies_feed is not None:
+                self.policies_feed.close()

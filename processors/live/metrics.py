@@ -6,6 +6,26 @@ import contextlib
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 
+# Every `reason` of a dead-lettered record (the error classes of `Rejected`) and of an
+# untracked ticket: their series exist at 0 from the start, so an alert on their rate sees
+# the first one (tests/unit/test_metrics_initialised.py checks the list against the code).
+REJECTION_REASONS = (
+    "InvalidJson",
+    "NaiveTimestamp",
+    "SchemaViolation",
+    "KeyMismatch",
+    "FutureEvent",
+    "UnknownTicket",
+    "DuplicateTicket",
+    "UnknownTier",
+    "UnknownService",
+    "ContractTimezoneChange",
+    "InvalidPolicy",
+    "IncompatiblePolicy",
+    "DuplicateVersion",
+)
+UNTRACKED_REASONS = ("no_contract", "no_target")
+
 
 class Metrics:
     def __init__(self) -> None:
@@ -69,12 +89,36 @@ class Metrics:
             ["loop"],
             registry=r,
         )
+        # policy versions (docs/semantics.md: Policy changes), per stage-1 partition
+        self.policy_versions_applied = Gauge(
+            "slaclock_policy_versions_applied",
+            "Policy versions the partition has applied to its open tickets",
+            ["partition"],
+            registry=r,
+        )
+        self.policy_recomputed_tickets = Gauge(
+            "slaclock_policy_recomputed_tickets",
+            "Open tickets recomputed at the partition's last policy version",
+            ["partition"],
+            registry=r,
+        )
+        self.policy_breaches_at_change = Gauge(
+            "slaclock_policy_breaches_at_change",
+            "Breaches decided at the partition's last policy version's instant P",
+            ["partition"],
+            registry=r,
+        )
         self.breach_delay_seconds = Histogram(
             "slaclock_breach_emission_delay_seconds",
             "Wall time of emission minus the breach instant",
             buckets=(0.1, 0.25, 0.5, 1, 2, 2.5, 3, 5, 10, 30, 60, 300, float("inf")),
             registry=r,
         )
+
+        for reason in REJECTION_REASONS:
+            self.rejected_total.labels(reason)
+        for reason in UNTRACKED_REASONS:
+            self.untracked_tickets.labels(reason)
 
         # labelled children cached: `labels()` costs microseconds on the per-event path
         self._events: dict[str, Counter] = {}
@@ -117,7 +161,19 @@ class Metrics:
         if clock_us is not None:
             self.clock_lag.labels(str(partition)).set(wall_s - clock_us / 1e6)
 
+    def policy_versions(self, partition: int, applied: int, recomputed: int, breaches: int) -> None:
+        self.policy_versions_applied.labels(str(partition)).set(applied)
+        self.policy_recomputed_tickets.labels(str(partition)).set(recomputed)
+        self.policy_breaches_at_change.labels(str(partition)).set(breaches)
+
     def forget_partition(self, partition: int) -> None:
-        for gauge in (self.open_tickets, self.pending_timers, self.clock_lag):
+        for gauge in (
+            self.open_tickets,
+            self.pending_timers,
+            self.clock_lag,
+            self.policy_versions_applied,
+            self.policy_recomputed_tickets,
+            self.policy_breaches_at_change,
+        ):
             with contextlib.suppress(KeyError):
                 gauge.remove(str(partition))

@@ -32,10 +32,14 @@ import orjson
 from confluent_kafka import Message, TopicPartition
 
 from slaclock.processors.engine.availability import REPORT, Output, ServicePolicy, ServiceState
+from slaclock.processors.engine.contracts import ContractBook
 from slaclock.processors.engine.instants import US_PER_SECOND, to_us
+from slaclock.processors.engine.policy import CompiledPolicy
 from slaclock.processors.engine.services_stage import ServiceStage
+from slaclock.processors.engine.versions import PolicyBook
 from slaclock.processors.live.http import partition_for
 from slaclock.processors.live.metrics import Metrics
+from slaclock.processors.live.policies import PoliciesFollower
 from slaclock.processors.live.records import (
     KIND_AVAILABILITY,
     KIND_WATERMARK,
@@ -100,6 +104,7 @@ class ServiceProcessor(TransactionalLoop):
         wall_clock: Callable[[], float] = time.time,
         sources: Iterable[str] | None = None,
         partitions: int | None = None,
+        policy: CompiledPolicy | None = None,
     ) -> None:
         """`partitions`: of `services.events` (default `settings.partitions`); `sources`:
         every input partition whose progress settles the earliest input instant (default:
@@ -112,6 +117,11 @@ class ServiceProcessor(TransactionalLoop):
             settings.topic_services_changelog,
         )
         self.services = services
+        # policy versions (new service terms from each service's next period), read on
+        # this thread before each batch (processors.live.policies)
+        self.versions = None if policy is None else PolicyBook(policy)
+        self.policy = policy
+        self.policies_feed: PoliciesFollower | None = None
         self.ledger_partitions = ledger_partitions
         self.metrics = metrics or Metrics()
         self.wall_clock = wall_clock
@@ -138,6 +148,7 @@ class ServiceProcessor(TransactionalLoop):
             self.grace_us,
             sources=[s for s in self.sources if s != own],
             owns=owns,
+            versions=self.versions,
         )
 
     # -- state ---------------------------------------------------------------------------------
@@ -167,6 +178,13 @@ class ServiceProcessor(TransactionalLoop):
     def drop_task(self, partition: int) -> None:
         self.tasks.pop(partition, None)
 
+    def close(self) -> None:
+        try:
+            super().close()
+        finally:
+            if self.policies_feed is not None:
+                self.policies_feed.close()
+
     def flush_state(self) -> Iterator[tuple[int, bytes, bytes | None]]:
         for task in self.tasks.values():
             published = dict(task.published)
@@ -192,6 +210,13 @@ class ServiceProcessor(TransactionalLoop):
     def before_batch(self, last_offsets: dict[tuple[str, int], int]) -> None:
         """Note each task's consumer position and the batch's last input offset (the
         caught-up judgement of the tick rule, as in stage 1)."""
+        if self.versions is not None and self.policy is not None:
+            if self.policies_feed is None:
+                contracts = ContractBook.from_policy(self.policy, self.versions)
+                self.policies_feed = PoliciesFollower(
+                    self.settings, contracts, self.versions, "services"
+                )
+            self.policies_feed.catch_up()
         topic = self.settings.topic_services
         for task in self.tasks.values():
             task.last_in_batch = last_offsets.get((topic, task.partition), -1)
@@ -336,7 +361,7 @@ class ServiceProcessor(TransactionalLoop):
         for partition, task in list(self.tasks.items()):
             record, clock = task.published.get(service_id), task.published_clock
             if record is None:
-                if service_id in self.services and task.stage.owns(service_id):
+                if task.stage.owns(service_id) and self._defined_now(task, service_id):
                     return {**self._quiet_view(task, service_id), "partition": partition}
                 continue
             state = ServiceState.from_record(orjson.loads(record))
@@ -345,11 +370,30 @@ class ServiceProcessor(TransactionalLoop):
             return {**view, "partition": partition}
         return None
 
+    def service_ids(self) -> list[str]:
+        """Every service a policy version this worker has read defines (a service a later
+        version adds is known before its first period)."""
+        ids = set(self.services)
+        if self.versions is not None:
+            for version in list(self.versions.versions):
+                raw = version.policy.raw
+                if raw is not None:
+                    ids.update(raw.services)
+        return sorted(ids)
+
+    def _now(self, task: ServiceTask) -> int:
+        clock = task.published_clock
+        return clock if clock is not None else int(self.wall_clock() * US_PER_SECOND)
+
+    def _defined_now(self, task: ServiceTask, service_id: str) -> bool:
+        """The service has a period at the task's clock (a service a version adds: from
+        its first period starting at or after the version's P)."""
+        return task.stage.availability.known(service_id, self._now(task))
+
     def _quiet_view(self, task: ServiceTask, service_id: str) -> dict[str, Any]:
         """A service of this task that has no state yet (no input anywhere so far): it is
         operational, with the whole period ahead of it, as of the task's clock (else now)."""
-        clock = task.published_clock
-        now = clock if clock is not None else int(self.wall_clock() * US_PER_SECOND)
+        now = self._now(task)
         availability = task.stage.availability
         return availability.view(availability.new_state(service_id, now), now)
 

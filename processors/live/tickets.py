@@ -25,6 +25,7 @@ from slaclock.processors.engine.ledger import ledger_input
 from slaclock.processors.engine.policy import CompiledPolicy
 from slaclock.processors.engine.stage import TicketStage
 from slaclock.processors.engine.ticket import Output, TicketEngine
+from slaclock.processors.engine.versions import PolicyBook
 from slaclock.processors.intake import decode_record
 from slaclock.processors.live.checkpoint import (
     StoreCheckpoint,
@@ -34,6 +35,7 @@ from slaclock.processors.live.checkpoint import (
 )
 from slaclock.processors.live.contracts import ContractsFollower
 from slaclock.processors.live.metrics import Metrics
+from slaclock.processors.live.policies import PoliciesFollower
 from slaclock.processors.live.records import (
     KIND_OUTCOME,
     KIND_WATERMARK,
@@ -94,10 +96,13 @@ class TicketProcessor(TransactionalLoop):
             settings.topic_ticket_changelog,
         )
         self.policy = policy
-        self.contracts = ContractBook.from_policy(policy)
-        self.engine = TicketEngine(policy, self.contracts)
-        # contract changes, read on this thread before each batch (see processors.live.contracts)
+        # policy versions and contract changes, read on this thread before each batch
+        # (processors.live.policies, processors.live.contracts)
+        self.versions = PolicyBook(policy)
+        self.contracts = ContractBook.from_policy(policy, self.versions)
+        self.engine = TicketEngine(policy, self.contracts, self.versions)
         self.contracts_feed: ContractsFollower | None = None
+        self.policies_feed: PoliciesFollower | None = None
         self.ledger_partitions = ledger_partitions
         # partitions of the services clock topic that also get each task's watermark (the
         # services stage settles the earliest input instant with them); 0: no services
@@ -118,6 +123,7 @@ class TicketProcessor(TransactionalLoop):
             "sla.warning": settings.topic_warnings,
             "sla.breach": settings.topic_breaches,
             "sla.completed": settings.topic_completions,
+            "sla.cancelled": settings.topic_completions,
         }
         self.state_dir = settings.state_dir / settings.app_id / settings.instance_id
         self.warm: dict[int, StoreCheckpoint] = {}
@@ -182,6 +188,7 @@ class TicketProcessor(TransactionalLoop):
         task.stage.first_applied = meta.get("first_applied")
         clock = meta.get("clock")
         task.stage.fired_through = meta.get("fired_through", None if clock is None else clock - 1)
+        task.stage.restore_version_meta(meta)
         task.clock_sent = task.stage.fired_through
 
     def _meta(self, task: TicketTask) -> dict[str, Any]:
@@ -191,6 +198,7 @@ class TicketProcessor(TransactionalLoop):
             "processed_offset": task.processed_offset,
             "first_applied": task.stage.first_applied,
             "fired_through": task.stage.fired_through,
+            **task.stage.version_meta(),
         }
 
     def drop_task(self, partition: int) -> None:
@@ -214,7 +222,13 @@ class TicketProcessor(TransactionalLoop):
     # -- processing ---------------------------------------------------------------------------
 
     def catch_up_contracts(self) -> None:
-        """Read contract changes published so far (before any event of the batch is applied)."""
+        """Read policy versions and contract changes published so far (before any event of
+        the batch is applied)."""
+        if self.policies_feed is None:
+            self.policies_feed = PoliciesFollower(
+                self.settings, self.contracts, self.versions, "tickets"
+            )
+        self.policies_feed.catch_up()
         if self.contracts_feed is None:
             self.contracts_feed = ContractsFollower(self.settings, self.contracts, "tickets")
         self.contracts_feed.catch_up()
@@ -366,6 +380,13 @@ class TicketProcessor(TransactionalLoop):
         for task in self.tasks.values():
             self.metrics.set_open_tickets(task.partition, len(task.store))
             self.metrics.set_pending_timers(task.partition, task.stage.pending_timers())
+            counters = task.stage.counters
+            self.metrics.policy_versions(
+                task.partition,
+                counters.versions_applied,
+                counters.recomputed_at_last_version,
+                counters.breaches_at_last_version,
+            )
             clock = task.stage.fired_through  # not `clock`: timers at the clock may be due
             if clock is None or clock == task.clock_sent:
                 continue
@@ -400,6 +421,8 @@ class TicketProcessor(TransactionalLoop):
                 task.store.close()  # files stay: reused if checkpointed, else wiped
             if self.contracts_feed is not None:
                 self.contracts_feed.close()
+            if self.policies_feed is not None:
+                self.policies_feed.close()
 
     def _checkpoint_stores(self) -> None:
         """After the last commit of a clean stop: checkpoint every RocksDB task store."""

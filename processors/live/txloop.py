@@ -63,6 +63,7 @@ MAX_PRODUCER_RESETS = 5  # fatal producer errors in a row (no commit between) be
 CONSUMER_RESETS_WINDOW_S = 600.0  # more than MAX_CONSUMER_RESETS fences in this window: stop
 MAX_CONSUMER_RESETS = 5
 STUCK_AFTER_S = 3 * CALL_TIMEOUT_S  # a transactional call still running then is stuck
+MAX_ABANDONED = 8  # producers left blocked in a call; one more and the worker exits
 COMMITTED_TIMEOUT_S = 10.0  # one attempt to read the committed offsets in a rewind
 COMMITTED_ATTEMPTS = 3  # then the consumer is replaced (a stale coordinator, see _rewind)
 
@@ -74,6 +75,11 @@ class ConsumerFailed(Exception):
 class CallStuck(Exception):
     """A transactional call did not return long after its own timeout: its producer is
     abandoned (see `TransactionalLoop._bounded`)."""
+
+
+class TooManyAbandoned(RuntimeError):
+    """More producers are blocked for good in librdkafka calls than `MAX_ABANDONED`: each
+    holds its threads and buffers, so the worker exits for its supervisor to restart it."""
 
 
 class Stopping(Exception):
@@ -105,11 +111,13 @@ class TransactionalLoop(ABC):
         self.stop = threading.Event()  # the run's stop event, set by `run`
         self.producer_resets = 0  # fatal producer errors since the last commit
         self.stuck_calls = 0  # transactional calls abandoned (`_bounded`)
+        self.abandoned: list[threading.Event] = []  # set when an abandoned call returns
         self.on_abandoned: Callable[[str], None] = lambda what: None  # a metric, by the worker
         self.outages_at_commit = 0  # the broker state's outage count at the last commit
         # This loop's clients lost their broker: the producer is replaced before its
         # next transaction (see `_replace_producer`).
         self.outage_seen = False
+        self.fatal_error: KafkaError | None = None  # the producer's, from the error callback
         group = f"{settings.app_id}-{name}"
         member = f"{settings.instance_id}-{name}"
         base = {
@@ -199,6 +207,8 @@ class TransactionalLoop(ABC):
     def _on_client_error(self, error: KafkaError) -> None:
         if error.code() in (KafkaError._ALL_BROKERS_DOWN, KafkaError._TRANSPORT):
             self.outage_seen = True
+        if error.fatal():
+            self.fatal_error = error  # later calls only say _FATAL: this says why
         self.broker.error_callback(self.name)(error)
 
     def _retry(self, what: str, call: Callable[[], T]) -> T:
@@ -470,6 +480,21 @@ class TransactionalLoop(ABC):
         but by its successor's `init_transactions` (`_replace_producer`).
         """
         kafka_error = _kafka_error(error)
+        if kafka_error is not None and kafka_error.code() == KafkaError._FATAL:
+            # A call on a producer already failed says "Fatal error" only: the error the
+            # client reported when it failed (its error callback, served by a poll) says
+            # which, e.g. fenced after the broker aborted a transaction during a pause.
+            try:
+                self.producer.poll(0)
+                self.producer.flush(0)  # raises the producer's fatal error, if it has one
+            except KafkaException as flushed:
+                cause = _kafka_error(flushed)
+                if cause is not None and cause.fatal():
+                    self.fatal_error = cause
+            except RuntimeError:
+                pass
+            if self.fatal_error is not None:
+                kafka_error = self.fatal_error
         if not self.exactly_once:
             if not is_outage(error):
                 raise error
@@ -482,11 +507,25 @@ class TransactionalLoop(ABC):
             ):
                 # Fenced with the broker there all along: a newer instance with our
                 # transactional id took over (we are the zombie). Stop; never fence it back.
-                log.error(
-                    "%s: fenced by a newer instance with transactional id %s; stopping",
-                    self.name,
-                    self._producer_config.get("transactional.id"),
-                )
+                paused = self.broker.pauses.pause_behind()
+                if paused is None:
+                    log.error(
+                        "%s: fenced by a newer instance with transactional id %s; stopping",
+                        self.name,
+                        self._producer_config.get("transactional.id"),
+                    )
+                else:
+                    # Or, after a pause longer than the transaction timeout, the broker
+                    # aborted the open transaction: the same error. Stopping is right in
+                    # both cases (a supervisor restarts a lone worker; a zombie must end).
+                    log.error(
+                        "%s: fenced after this process was paused for %.0f s: a newer "
+                        "instance with transactional id %s took over, or the broker aborted "
+                        "the transaction left open past its timeout; stopping",
+                        self.name,
+                        paused,
+                        self._producer_config.get("transactional.id"),
+                    )
                 raise error
             self.producer_resets += 1
             if self.producer_resets > MAX_PRODUCER_RESETS:
@@ -540,14 +579,30 @@ class TransactionalLoop(ABC):
         threading.Thread(target=run, name=f"{self.name}: {what}", daemon=True).start()
         if not done.wait(STUCK_AFTER_S):
             self.stuck_calls += 1
+            self.abandoned.append(done)
             raise CallStuck(what)
         if failure:
             raise failure[0]
         return outcome[0]
 
     def _abandon_producer(self, stuck: CallStuck) -> None:
-        """After a stuck call: a new producer takes over, then rewind to what was committed."""
+        """After a stuck call: a new producer takes over, then rewind to what was committed.
+
+        The abandoned producers whose call never returns are kept (a producer is never
+        destroyed under a running call): past `MAX_ABANDONED` of them the worker exits.
+        """
         self.on_abandoned(str(stuck))
+        self.abandoned = [done for done in self.abandoned if not done.is_set()]
+        if len(self.abandoned) > MAX_ABANDONED:
+            log.error(
+                "%s: %d abandoned producers are still blocked in Kafka client calls (at most "
+                "%d are kept); exiting so that the supervisor restarts the worker with fresh "
+                "clients",
+                self.name,
+                len(self.abandoned),
+                MAX_ABANDONED,
+            )
+            raise TooManyAbandoned(f"{len(self.abandoned)} abandoned producers still blocked")
         self.broker.down(f"{self.name}: {stuck}", TimeoutError(f"{stuck} did not return"))
         self._replace_producer(
             f"{stuck} did not return within {STUCK_AFTER_S:.0f} s", purge_old=False
@@ -573,6 +628,7 @@ class TransactionalLoop(ABC):
             reason,
         )
         self.outage_seen = False
+        self.fatal_error = None
         old, self.producer = self.producer, Producer(self._producer_config)
         if purge_old:  # not under a call that is still running on it
             with contextlib.suppress(KafkaException, RuntimeError):

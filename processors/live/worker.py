@@ -26,6 +26,7 @@ from slaclock.processors.engine.policy import compile_policy
 from slaclock.processors.live.http import StatusServer
 from slaclock.processors.live.ledger import LedgerProcessor, ticket_sources
 from slaclock.processors.live.metrics import Metrics
+from slaclock.processors.live.policies import startup_policy
 from slaclock.processors.live.records import Tick
 from slaclock.processors.live.schedule import TickSchedule
 from slaclock.processors.live.services import ServiceProcessor, service_ticker
@@ -160,8 +161,11 @@ class Worker:
     ) -> None:
         self.settings = settings
         self.metrics = metrics or Metrics()
-        self.policy = compile_policy(load_policy(settings.policy_path))
         events_partitions, ledger_partitions = partition_counts(settings)
+        # the rules run only as the log holds them: the first version comes from
+        # sla.policies, the file must be a recorded version (PolicyLogError otherwise)
+        first = startup_policy(settings, load_policy(settings.policy_path))
+        self.policy = compile_policy(first)
         self.tickets = TicketProcessor(
             settings, self.policy, ledger_partitions, self.metrics, wall_clock
         )
@@ -188,7 +192,7 @@ class Worker:
         # service availability: its own stage and ticker, when the policy has services
         self.services: ServiceProcessor | None = None
         self.service_ticker: Ticker | None = None
-        services = compile_services(load_policy(settings.policy_path))
+        services = compile_services(first)
         if services:
             try:
                 service_partitions = services_partition_count(settings)
@@ -204,6 +208,7 @@ class Worker:
                 # every input settles the earliest input instant (quiet services)
                 sources=[*ticket_sources(events_partitions), *service_sources],
                 partitions=service_partitions,
+                policy=self.policy,
             )
             self.tickets.services_clock_partitions = service_partitions
             # the ledger waits for the services' clocks too, and credits their reports

@@ -22,7 +22,7 @@ import json
 import logging
 import random
 import time
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from functools import partial
@@ -35,6 +35,7 @@ from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, gene
 
 from slaclock.processors.notify.config import NotifyConfig
 from slaclock.processors.notify.driver import ReadCommittedApp, isolation_level
+from slaclock.processors.notify.offsets import OffsetLedger
 from slaclock.processors.notify.render import Request, render, signed_headers
 from slaclock.processors.notify.retry import (
     SECOND,
@@ -78,7 +79,7 @@ def _rfc3339(us: int) -> str:
 
 
 class Metrics:
-    def __init__(self) -> None:
+    def __init__(self, targets: Iterable[str] = ()) -> None:
         self.registry = CollectorRegistry()
         self.delivered = Counter(
             "slaclock_notify_delivered",
@@ -114,6 +115,10 @@ class Metrics:
         self.outputs = Counter(
             "slaclock_notify_outputs_read", "Output records read", registry=self.registry
         )
+        # Every target's series at 0 from the start: alerts on them see the first change.
+        for name in targets:
+            for family in (self.delivered, self.failed, self.retrying):
+                family.labels(name)
 
 
 class Deliverer:
@@ -121,7 +126,7 @@ class Deliverer:
 
     def __init__(
         self,
-        app: faust.App,
+        app: ReadCommittedApp,
         config: NotifyConfig,
         delivered: Any,  # the faust table
         dlq: faust.TopicT,
@@ -135,7 +140,7 @@ class Deliverer:
         self.status = NotifyStatus()
         for name in config.targets:
             self.status.target(name)
-        self.metrics = Metrics()
+        self.metrics = Metrics(config.targets)
         self.semaphores = {
             name: asyncio.Semaphore(config.delivery.concurrency) for name in config.targets
         }
@@ -145,6 +150,7 @@ class Deliverer:
         self.session: aiohttp.ClientSession | None = None
         self.tasks: set[asyncio.Task[None]] = set()
         self.marked: dict[str, asyncio.Event] = {}
+        self.offsets: OffsetLedger = app.offsets
 
     # -- the agent's side ------------------------------------------------------------------
 
@@ -154,6 +160,7 @@ class Deliverer:
         self.status.outputs_read += 1
         self.metrics.outputs.inc()
         message = event.message
+        self.offsets.read(message.tp, message.offset)
         try:
             output = json.loads(message.value or b"")
             if not isinstance(output, dict) or not isinstance(output.get("event_id"), str):
@@ -177,6 +184,10 @@ class Deliverer:
                 continue
             if self.was_delivered(request.key):
                 self.status.target(name).already_delivered += 1
+                if request.marks is not None and not self.was_delivered(request.marks):
+                    # A predecessor killed between the trigger's two changelog records:
+                    # its resolve must not wait for a mark that would never come.
+                    self.remember(request.marks, message.partition)
                 continue
             # A resolve waits for its trigger's mark: in a chain of its own, or it would hold
             # up the very trigger it waits for when read first.
@@ -215,6 +226,7 @@ class Deliverer:
 
     def _ack(self, event: EventT[Any]) -> None:
         event.ack()
+        self.offsets.acked(event.message.tp, event.message.offset)
         self.in_flight.release()
 
     # -- the delivered table ---------------------------------------------------------------
@@ -223,12 +235,14 @@ class Deliverer:
         entry = self.delivered.data.get(key)
         return entry is not None and still_remembered(int(entry["at"]), now_us(), self.ttl_us)
 
-    def remember(self, key: str, partition: int) -> None:
+    def remember(self, key: str, partition: int) -> asyncio.Future[Any]:
+        """Remember `key` as delivered; the future is done once its changelog record is."""
         value = {"at": now_us(), "p": partition}
         self.delivered.data[key] = value
-        self.delivered.send_changelog(partition, key, value)
+        sent: asyncio.Future[Any] = self.delivered.send_changelog(partition, key, value)
         if key in self.marked:
             self.marked.pop(key).set()
+        return sent
 
     async def wait_for_mark(self, key: str) -> None:
         """Until `key` is in the delivered table, at most `delivery.resolve_wait_seconds`."""
@@ -266,6 +280,12 @@ class Deliverer:
     ) -> None:
         if previous is not None:
             await asyncio.wait([previous])  # order per (target, key); its outcome is its own
+            if self.was_delivered(request.key):
+                # The same output read twice (after a rebalance) and delivered meanwhile by
+                # its first reading: sent again now, a trigger could arrive after its
+                # resolve and open the incident again.
+                self.status.target(request.target).already_delivered += 1
+                return
         if request.after is not None:
             await self.wait_for_mark(request.after)
         target = self.status.target(request.target)
@@ -289,9 +309,17 @@ class Deliverer:
             result = "ok" if isinstance(decision, Delivered) else str(attempt.status or "error")
             self.metrics.attempts.labels(request.target, result).inc()
             if isinstance(decision, Delivered):
-                self.remember(request.key, partition)
+                # The key before the mark: a kill between them leaves the key without the
+                # mark, which `handle` repairs when the trigger is read again. The other
+                # order would send the trigger again while its resolve, seeing the mark,
+                # may already go: the incident would be opened again after its resolve.
+                remembered = [self.remember(request.key, partition)]
                 if request.marks is not None:
-                    self.remember(request.marks, partition)
+                    remembered.append(self.remember(request.marks, partition))
+                # The output's offset may be committed once this returns: not before the
+                # marks are in the changelog, or a restart would forget them (and its
+                # resolve would wait `resolve_wait_seconds` for a trigger already sent).
+                await asyncio.gather(*remembered)
                 target.delivered += 1
                 self.metrics.delivered.labels(request.target).inc()
                 self.metrics.delay.labels(request.target).observe(max(now - born, 0) / SECOND)

@@ -6,7 +6,8 @@
   replays of old requests).
 - slack: `{"text": ...}`, a readable line with ticket, metric, deadline and overrun.
 - pagerduty: Events API v2; `trigger` for `sla.breach` and `resolve` for the `sla.completed`
-  of a breached cycle, `dedup_key` = `<ticket>/<metric>/<cycle>`; other types: no request.
+  or `sla.cancelled` of a breached cycle, `dedup_key` = `<ticket>/<metric>/<cycle>`; other
+  types: no request.
   The resolve carries `after` = the mark its trigger leaves when acknowledged, so it is not
   sent before the trigger (which would leave the incident open).
 """
@@ -104,11 +105,20 @@ def dedup_key(output: Mapping[str, Any]) -> str:
     return f"{output.get('ticket_id')}/{output.get('metric')}/{output.get('cycle')}"
 
 
+def ended_breached(output: Mapping[str, Any]) -> bool:
+    """The output ends a breached cycle (its incident is resolved): a late completion, or a
+    cancellation of a cycle that had breached."""
+    kind = output.get("type")
+    if kind == "sla.completed":
+        return output.get("outcome") == "breached"
+    return kind == "sla.cancelled" and output.get("breached") is True
+
+
 def pagerduty_event(
     target: PagerDutyTarget, output: Mapping[str, Any], routing_key: str
 ) -> dict[str, Any] | None:
     kind = output.get("type")
-    if kind == "sla.completed" and output.get("outcome") == "breached":
+    if ended_breached(output):
         return {
             "routing_key": routing_key,
             "event_action": "resolve",
@@ -176,6 +186,14 @@ def overrun_seconds(output: Mapping[str, Any]) -> float | None:
     return None
 
 
+_CANCEL_REASONS = {
+    "solved": "ticket solved",
+    "closed": "ticket closed",
+    "no_target": "no target for its priority",
+    "hold_ended": "hold ended",
+}
+
+
 def slack_text(output: Mapping[str, Any]) -> str:
     kind = output.get("type")
     who = f"{output.get('customer_id')}, {output.get('tier')}"
@@ -207,6 +225,14 @@ def slack_text(output: Mapping[str, Any]) -> str:
             overrun = f", overrun {duration(over)}" if over is not None else ""
             return f":x: {ticket}: {metric} completed late, {took} of {target_text}{overrun}"
         return f":white_check_mark: {ticket}: {metric} met, {took} of {target_text}"
+    if kind == "sla.cancelled":
+        elapsed = output.get("elapsed_seconds")
+        after = f" after {duration(elapsed)}" if isinstance(elapsed, int | float) else ""
+        why = _CANCEL_REASONS.get(str(output.get("reason")), str(output.get("reason")))
+        late = ", it had breached" if output.get("breached") is True else ""
+        return (
+            f":heavy_minus_sign: {ticket}: {metric} ended without an outcome ({why}){after}{late}"
+        )
     if kind == "sla.credit":
         return (
             f":moneybag: Credit for *{output.get('customer_id')}* ({output.get('tier')}): "

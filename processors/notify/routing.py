@@ -1,7 +1,10 @@
 """Which targets an output goes to: the routes of the routing file, applied to one output.
 
 Outputs are routed on their fields generically (`type`, `tier`, ...), so new output types
-(statements, availability) are routed as soon as a route names them.
+(statements, availability) are routed as soon as a route names them. One exception: an
+`sla.cancelled` (a cycle that ended without an outcome) is routed like a completion, so a
+route naming `sla.completed` takes it too and whatever a breach opened can be closed
+without changing the routing file.
 """
 
 from __future__ import annotations
@@ -22,12 +25,22 @@ _FIELDS = {
 }
 
 
+# output type -> the type a route may name to take it as well
+_ROUTED_LIKE = {"sla.cancelled": "sla.completed"}
+
+
 def matches(match: Match, output: Mapping[str, Any]) -> bool:
     """True when every field the match names agrees with the output."""
     for name, output_field in _FIELDS.items():
         wanted: list[str] | None = getattr(match, name)
-        if wanted is not None and output.get(output_field) not in wanted:
-            return False
+        if wanted is None:
+            continue
+        value = output.get(output_field)
+        if value in wanted:
+            continue
+        if name == "type" and _ROUTED_LIKE.get(str(value)) in wanted:
+            continue
+        return False
     if match.threshold_at_least is not None:
         threshold = output.get("threshold")
         if not isinstance(threshold, int | float) or isinstance(threshold, bool):

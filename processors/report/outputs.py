@@ -16,6 +16,7 @@ KNOWN_TYPES = frozenset(
         "sla.warning",
         "sla.breach",
         "sla.completed",
+        "sla.cancelled",  # read, never counted: a cycle that ended without an outcome
         "sla.credit",
         "sla.credit_earned_back",
         "sla.statement",

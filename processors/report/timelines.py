@@ -18,10 +18,11 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping
 from html import escape
 
-from slaclock.processors.engine.explain import CycleTimeline, cycle_timeline, tier_calendars
+from slaclock.processors.engine.explain import CycleTimeline, cycle_timeline, version_calendars
 from slaclock.processors.engine.instants import format_us
 from slaclock.processors.engine.policy import CompiledPolicy
-from slaclock.processors.engine.ticket import TicketState, policy_version
+from slaclock.processors.engine.ticket import TicketState
+from slaclock.processors.engine.versions import PolicyBook
 
 WIDTH = 640
 BAR_Y = 16
@@ -50,10 +51,13 @@ def breach_timelines(
     states: Mapping[str, TicketState],
     breaches: Iterable[BreachKey],
     at: int,
+    versions: PolicyBook | None = None,
 ) -> dict[BreachKey, CycleTimeline]:
-    """The timeline of each breached cycle whose ticket the states hold, as of `at`."""
+    """The timeline of each breached cycle whose ticket the states hold, as of `at` (each
+    segment under the calendar of the policy version that counted it)."""
     drawn: dict[BreachKey, CycleTimeline] = {}
-    version = policy_version(policy)
+    if versions is None:
+        versions = PolicyBook(policy)
     for key in breaches:
         ticket_id, metric, number = key
         state = states.get(ticket_id)
@@ -67,10 +71,11 @@ def breach_timelines(
             ),
             None,
         )
-        if clock is None or state.tier not in policy.tiers:
+        own = versions.find(state.version) or versions.first
+        if clock is None or state.tier not in own.policy.tiers:
             continue
         drawn[key] = cycle_timeline(
-            clock, tier_calendars(policy, state.tier), at, state.priority, version
+            clock, version_calendars(versions, state), at, state.priority, own.version_id
         )
     return drawn
 

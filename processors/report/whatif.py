@@ -5,7 +5,9 @@ outcome's outputs are the same under both policies (they are derived from the na
 so matching by id would pair a met completion with a breached one silently. Per key: the
 final outcome (`breached` if the cycle was ever breached, else `met` if it completed in
 time, else `running`: started, warned, not completed by the end) and the credits its breach
-earned. Availability credits are keyed by (service, "availability", period).
+earned. A cycle is filed under the priority it had when it breached, else its latest (a met
+one: at its completion), as the report counts them. Availability credits are keyed by
+(service, "availability", period).
 
 Deadlines moved: per key, the cycle's deadline under each policy, from the outputs alone:
 a breach's `deadline`; for a cycle completed in time, the instant its remaining target
@@ -96,7 +98,10 @@ class OutcomeCollector:
                 "",
                 None,
             ]
-        entry[2] = output["priority"]
+        if entry[3] != "breached":
+            # A breached cycle stays under the priority it had when it breached (as the
+            # report counts its breach); others under their latest (a met one: at completion).
+            entry[2] = output["priority"]
         if kind == "sla.breach":
             entry[3] = "breached"
             entry[6] = parse_instant(output["deadline"])
@@ -149,7 +154,8 @@ class Side:
     met: int = 0
     breached: int = 0
     running: int = 0
-    credits: Decimal = ZERO
+    credits: Decimal = ZERO  # one group's: one customer, its contract's currency
+    currency: str = ""  # of `credits`, once a credit was counted
 
     @property
     def compliance(self) -> Decimal | None:
@@ -163,6 +169,8 @@ class Side:
         else:
             self.running += 1
         self.credits += outcome.credit
+        if outcome.currency:
+            self.currency = outcome.currency
 
 
 @dataclass(frozen=True)

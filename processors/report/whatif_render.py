@@ -35,6 +35,7 @@ GROUP_COLUMNS = (
     "running_b",
     "compliance_b",
     "credits_b",
+    "currency",
     "breached_difference",
     "compliance_difference",
     "credits_difference",
@@ -183,6 +184,7 @@ def group_rows(comparison: Comparison) -> list[dict[str, str]]:
                 "priority": priority,
                 **_side("a", a),
                 **_side("b", b),
+                "currency": a.currency or b.currency,
                 "breached_difference": text(b.breached - a.breached),
                 "compliance_difference": text(_difference(a.compliance, b.compliance)),
                 "credits_difference": text(b.credits - a.credits),
@@ -198,6 +200,19 @@ def _side(suffix: str, side: Side) -> dict[str, str]:
         f"running_{suffix}": text(side.running),
         f"compliance_{suffix}": text(side.compliance),
         f"credits_{suffix}": text(side.credits),
+    }
+
+
+def _totals(comparison: Comparison, n: int) -> dict[str, Any]:
+    """One side's totals: outcome counts and compliance, credits per currency (never a sum
+    of different currencies)."""
+    side = comparison.totals[n]
+    return {
+        "met": text(side.met),
+        "breached": text(side.breached),
+        "running": text(side.running),
+        "compliance": text(side.compliance),
+        "credits": {c: text(pair[n]) for c, pair in comparison.credits_by_currency.items()},
     }
 
 
@@ -237,12 +252,11 @@ def _p(priority: str) -> int:
 
 
 def whatif_json(comparison: Comparison, meta: dict[str, Any]) -> bytes:
-    a, b = comparison.totals
     return orjson.dumps(
         {
             "report": "slaclock what-if",
             **meta,
-            "totals": {"a": _side("", a), "b": _side("", b)},
+            "totals": {"a": _totals(comparison, 0), "b": _totals(comparison, 1)},
             "credits_by_currency": {
                 c: {"a": text(x), "b": text(y), "difference": text(y - x)}
                 for c, (x, y) in comparison.credits_by_currency.items()

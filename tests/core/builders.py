@@ -149,6 +149,7 @@ class Harness:
             "warning": "sla.warning",
             "breach": "sla.breach",
             "completed": "sla.completed",
+            "cancelled": "sla.cancelled",
             "credit": "sla.credit",
         }
         return [

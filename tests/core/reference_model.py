@@ -20,7 +20,8 @@ of those rules true at once):
   while stopped (even at a crossing reached at the very instant it stopped) and a priority
   change leaves it alone; a public reply while solved completes it with the counted time
   and target it had.
-- A completed or cancelled metric emits nothing more (until a reopen resumes it).
+- A completed or cancelled metric emits nothing more (until a reopen resumes it); a cancel
+  emits `sla.cancelled` with the counted time and the target the cycle had.
 - On reopen, `resolution` (if it had completed) and a stopped `first_response` are
   recomputed for the current priority as a priority change at the reopen instant would be.
 
@@ -546,9 +547,23 @@ class ReferenceModel:
             ticket.pu_cycles += 1
             self._start(ticket, metric, ticket.pu_cycles)
 
-    def _cancel(self, clock: RefClock | None) -> None:
+    def _cancel(self, ticket: RefTicket, clock: RefClock | None, t: int, reason: str) -> None:
+        """A tracked cycle ends without an outcome: an `sla.cancelled` saying why."""
         if clock is not None and clock.phase == "active":
             clock.phase = "cancelled"
+            self.rows.append(
+                (
+                    "sla.cancelled",
+                    ticket.ticket_id,
+                    clock.metric,
+                    clock.cycle,
+                    minute_text(t),
+                    reason,
+                    clock.counted * 60,
+                    clock.target * 60,
+                    clock.breached,
+                )
+            )
 
     def _set_status(self, ticket: RefTicket, status: str, t: int) -> None:
         previous = ticket.status
@@ -557,12 +572,12 @@ class ReferenceModel:
         ticket.status = status
         clocks = ticket.clocks
         if status in ("solved", "closed"):
-            self._cancel(clocks.get("next_response"))
-            self._cancel(clocks.get("periodic_update"))
+            self._cancel(ticket, clocks.get("next_response"), t, status)
+            self._cancel(ticket, clocks.get("periodic_update"), t, status)
             self._complete(ticket, clocks.get("resolution"), t)
             first = clocks.get("first_response")
             if status == "closed":
-                self._cancel(first)
+                self._cancel(ticket, first, t, "closed")
                 ticket.closed = True
             elif first is not None and first.phase == "active":
                 first.counting = False  # stops; resumes on reopen
@@ -591,7 +606,7 @@ class ReferenceModel:
         """docs/semantics.md: Warnings, breaches and time order at instant t for the ticket's current priority."""
         target = ticket.tier.target(clock.metric, ticket.priority)
         if target is None:
-            self._cancel(clock)
+            self._cancel(ticket, clock, t, "no_target")
             return
         clock.target = target
         if clock.breached:
@@ -672,6 +687,18 @@ def engine_rows(outputs: Iterable[dict[str, Any]]) -> list[Row]:
             rows.append((*key, o["cycle"], o["at"], o["deadline"], o["decided_at"]))
         elif kind == "sla.completed":
             rows.append((*key, o["cycle"], o["at"], o["outcome"], o["elapsed_seconds"]))
+        elif kind == "sla.cancelled":
+            rows.append(
+                (
+                    *key,
+                    o["cycle"],
+                    o["at"],
+                    o["reason"],
+                    o["elapsed_seconds"],
+                    o["target_seconds"],
+                    o["breached"],
+                )
+            )
         elif kind == "sla.credit":
             rows.append(
                 (

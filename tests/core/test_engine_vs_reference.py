@@ -195,14 +195,18 @@ def test_random_histories_exercise_every_output_kind_and_dst_days() -> None:
         reasons |= {row[5] for row in rows if row[0] == "sla.completed"}
         reasons |= {"decided-later" for row in rows if row[0] == "sla.breach" and row[4] != row[6]}
         reasons |= {"capped" for row in rows if row[0] == "sla.credit" and row[8]}
+        reasons |= {f"cancelled-{row[5]}" for row in rows if row[0] == "sla.cancelled"}
+        reasons |= {"cancelled-breached" for row in rows if row[0] == "sla.cancelled" and row[8]}
         dst_tickets += sum(
             1
             for e in scenario.events
             if e["type"] == "ticket.created"
             and e["occurred_at"][:10] in ("2026-03-28", "2026-03-29", "2026-10-24", "2026-10-25")
         )
-    assert kinds == {"sla.warning", "sla.breach", "sla.completed", "sla.credit"}
+    assert kinds == {"sla.warning", "sla.breach", "sla.completed", "sla.cancelled", "sla.credit"}
     assert {"met", "breached", "decided-later", "capped"} <= reasons
+    cancels = {"cancelled-solved", "cancelled-closed", "cancelled-no_target", "cancelled-breached"}
+    assert cancels <= reasons, reasons
     assert dst_tickets >= 20
     assert flagged_batches >= 1  # the stop-at-a-crossing regression is exercised
 

@@ -8,6 +8,7 @@ from typing import Any
 
 import orjson
 import pytest
+import yaml
 
 from slaclock.processors.engine.explain import CycleExplanation, explain_with_policy
 from slaclock.processors.engine.instants import parse_instant
@@ -75,7 +76,8 @@ def seg(start: str, end: str, kind: str, **cause: Any) -> dict[str, Any]:
 
 def explain(harness: Harness, at: str, ticket: str = "T1") -> list[CycleExplanation]:
     state = harness.replayer.store[ticket]
-    return explain_with_policy(state, POLICY, parse_instant(at))["cycles"]
+    at_us = parse_instant(at)
+    return explain_with_policy(state, POLICY, at_us, harness.replayer.versions)["cycles"]
 
 
 def cycle(cycles: list[CycleExplanation], metric: str, number: int = 1) -> CycleExplanation:
@@ -320,8 +322,118 @@ def test_a_state_written_before_explanations_loads_and_explains_without_causes()
 def test_a_record_with_too_many_fields_is_refused() -> None:
     h = Harness(POLICY).feed(created("2026-03-02T09:00:00Z", tier="ent", customer="x"))
     record = orjson.loads(orjson.dumps(h.replayer.store["T1"].to_record()))
-    with pytest.raises(TypeError, match="fields, not 16"):
+    with pytest.raises(TypeError, match="fields, not 17"):
         TicketState.from_record([*record, None])
     clock = record[9][0]
-    with pytest.raises(TypeError, match="fields, not 14"):
+    with pytest.raises(TypeError, match="fields, not 15"):
         TicketState.from_record([*record[:9], [[*clock, None]], *record[10:]])
+
+
+# -- policy versions ---------------------------------------------------------------------------
+
+
+def _version_2(**office: Any) -> dict[str, Any]:
+    """The test policy with the office tier changed, as version 2's document."""
+    doc: dict[str, Any] = yaml.safe_load(POLICY_YAML)
+    doc["tiers"]["office"].update(office)
+    return doc
+
+
+def _policy_changed(at: str, effective_at: str, doc: dict[str, Any]) -> dict[str, Any]:
+    return {
+        "type": "policy.changed",
+        "event_id": "pv2",
+        "occurred_at": at,
+        "version": "2",
+        "effective_at": effective_at,
+        "policy": doc,
+    }
+
+
+def test_a_version_that_changes_the_calendar_splits_the_timeline_at_p() -> None:
+    # Monday 2026-03-02, Berlin office hours 08:00-16:00Z. Version 2, effective 15:00Z,
+    # puts the office tier on the 24x7 calendar and its high resolution target at 8 h:
+    # 7 h counted under the office calendar stay counted, the last hour runs 24x7 from P.
+    targets = yaml.safe_load(POLICY_YAML)["tiers"]["office"]["targets"]
+    targets["resolution"]["high"] = "8h"
+    h = Harness(POLICY).feed(created("2026-03-02T07:00:00Z", customer="x", event_id="c1"))
+    h.feed(agent_reply("2026-03-02T08:30:00Z", event_id="a1"))
+    h.feed(
+        _policy_changed(
+            "2026-03-02T12:00:00Z",
+            "2026-03-02T15:00:00Z",
+            _version_2(calendar="always", targets=targets),
+        )
+    )
+    h.until("2026-03-02T18:00:00Z")
+    resolution = cycle(explain(h, "2026-03-02T18:00:00Z"), "resolution")
+    version_2 = {"event_id": None, "policy_version": "2"}
+    assert resolution["segments"] == [
+        seg(
+            "2026-03-02T07:00:00Z",
+            "2026-03-02T08:00:00Z",
+            "outside_hours",
+            calendar="berlin-office",  # the era before P: version 1's calendar
+        ),
+        seg("2026-03-02T08:00:00Z", "2026-03-02T15:00:00Z", "counted", event_id="c1"),
+        seg("2026-03-02T15:00:00Z", "2026-03-02T16:00:00Z", "counted", **version_2),
+        seg("2026-03-02T16:00:00Z", "2026-03-02T18:00:00Z", "counted", **version_2),
+    ]
+    assert resolution["target_history"] == [
+        {
+            "at": "2026-03-02T07:00:00Z",
+            "priority": "high",
+            "policy_version": "1",
+            "target_seconds": 16 * 3600,
+            "cause": {"event_id": "c1"},
+        },
+        {
+            "at": "2026-03-02T15:00:00Z",
+            "priority": "high",
+            "policy_version": "2",
+            "target_seconds": 8 * 3600,
+            "cause": version_2,
+        },
+    ]
+    breach = h.one("breach", "resolution")
+    assert (breach["deadline"], breach["policy_version"]) == ("2026-03-02T16:00:00Z", "2")
+    assert resolution["deadline"] == "2026-03-02T16:00:00Z"
+    # as first computed: 16 h of office hours from the first run (Monday 08:00-16:00Z, Tuesday)
+    assert resolution["original_deadline"] == "2026-03-03T16:00:00Z"
+    assert (resolution["state"], resolution["policy_version"]) == ("breached", "2")
+    assert resolution["counted_seconds"] == 10 * 3600  # 7 h + 1 h + 2 h
+    restored = TicketState.from_record(
+        orjson.loads(orjson.dumps(h.replayer.store["T1"].to_record()))
+    )
+    at = parse_instant("2026-03-02T18:00:00Z")
+    versions = h.replayer.versions
+    assert explain_with_policy(restored, POLICY, at, versions) == explain_with_policy(
+        h.replayer.store["T1"], POLICY, at, versions
+    )
+
+
+def test_a_version_that_stops_pausing_a_status_resumes_the_clock_at_p_with_it_as_cause() -> None:
+    h = Harness(POLICY).feed(created("2026-03-02T08:00:00Z", customer="x", event_id="c1"))
+    h.feed(status("2026-03-02T09:00:00Z", "pending", event_id="p1"))
+    h.feed(_policy_changed("2026-03-02T10:00:00Z", "2026-03-02T11:00:00Z", _version_2(pause_on=[])))
+    h.until("2026-03-02T12:00:00Z")
+    resolution = cycle(explain(h, "2026-03-02T12:00:00Z"), "resolution")
+    assert resolution["segments"] == [
+        seg("2026-03-02T08:00:00Z", "2026-03-02T09:00:00Z", "counted", event_id="c1"),
+        seg(
+            "2026-03-02T09:00:00Z",
+            "2026-03-02T11:00:00Z",
+            "paused",
+            event_id="p1",
+            status="pending",
+        ),
+        seg(
+            "2026-03-02T11:00:00Z",
+            "2026-03-02T12:00:00Z",
+            "counted",
+            event_id=None,
+            policy_version="2",
+        ),
+    ]
+    assert [c["policy_version"] for c in resolution["target_history"]] == ["1", "2"]
+    assert resolution["counted_seconds"] == 2 * 3600

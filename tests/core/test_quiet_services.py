@@ -12,13 +12,19 @@ from __future__ import annotations
 from typing import Any
 
 import orjson
+import yaml
 
-from slaclock.processors.engine.instants import parse_instant
+from slaclock.processors.engine.availability import ServiceState
+from slaclock.processors.engine.contracts import ContractBook
+from slaclock.processors.engine.instants import parse_instant, to_us
 from slaclock.processors.engine.policy import compile_policy
 from slaclock.processors.engine.services_stage import ServiceStage
+from slaclock.processors.engine.versions import PolicyBook
+from slaclock.processors.policy_versions import take_policy_change
 from slaclock.processors.replay import replay
 from slaclock.processors.services_intake import decode_service_event
 from slaclock.schemas.policy import parse_policy
+from slaclock.schemas.policy_versions import parse_policy_changed
 from tests.core.service_builders import (
     APR_MEASURED_S,
     JUN_1,
@@ -199,3 +205,131 @@ def test_the_settled_instant_and_the_sources_survive_a_restore() -> None:
     assert reports(restored.on_watermark("tickets/1", parse_instant(MAY_1), None)) == [
         ("seasonal", "2026-04")
     ]
+
+
+# -- a service a policy version adds (docs/availability.md: Quiet services) -----------------------
+
+STATUS_PAGE = {"timezone": "America/New_York", "target": "99.9"}  # New York months
+SEARCH = {"timezone": "UTC", "target": "99"}
+JUL_1_NOON = "2026-07-01T12:00:00Z"
+
+
+def with_services(**added: dict[str, Any]) -> dict[str, Any]:
+    doc: dict[str, Any] = yaml.safe_load(SERVICES_YAML)
+    doc.pop("customers")
+    doc["services"].update(added)
+    return doc
+
+
+def version_line(
+    at: str, version: str, doc: dict[str, Any], effective_at: str | None = None
+) -> dict[str, Any]:
+    line = {"type": "policy.changed", "event_id": f"pv{version}", "occurred_at": at,
+            "version": version, "policy": doc}  # fmt: skip
+    if effective_at is not None:
+        line["effective_at"] = effective_at
+    return line
+
+
+ADDING = (
+    ticket_created("2026-04-10T09:00:00Z"),
+    # version 2, in force from 2026-04-20T10:00Z, adds status-page: its first New York
+    # month that begins at or after that is May (2026-05-01T04:00Z)
+    version_line("2026-04-20T10:00:00Z", "2", with_services(**{"status-page": STATUS_PAGE})),
+    # version 3 adds search from exactly a UTC month start
+    version_line(
+        "2026-04-21T00:00:00Z",
+        "3",
+        with_services(**{"status-page": STATUS_PAGE, "search": SEARCH}),
+        effective_at="2026-06-01T00:00:00Z",
+    ),
+    status_changed("2026-04-25T00:00:00Z", "major_outage", service="status-page"),  # too early
+    status_changed("2026-05-10T00:00:00Z", "major_outage", service="status-page"),
+    status_changed("2026-05-10T01:00:00Z", "operational", service="status-page"),
+)
+
+
+def replayed_with_rejections(
+    *events: dict[str, Any], until: str
+) -> tuple[list[dict[str, Any]], list[str]]:
+    outputs: list[dict[str, Any]] = []
+    rejected: list[str] = []
+    policy = compile_policy(parse_policy(SERVICES_YAML, "services-policy.yaml"))
+    lines = [orjson.dumps(e) for e in events]
+    replay(
+        policy,
+        lines,
+        outputs.append,
+        lambda r: rejected.append(f"{r.error_class}: {r.message}"),
+        parse_instant(until),
+    )
+    return outputs, rejected
+
+
+def test_a_service_a_version_adds_is_reported_from_its_first_period_starting_at_or_after_p() -> (
+    None
+):
+    outputs, rejected = replayed_with_rejections(*ADDING, until=JUL_1_NOON)
+    added = [
+        (o["service_id"], o["period"], o["policy_version"], o["downtime_seconds"])
+        for o in outputs
+        if o["type"] == "sla.availability_report" and o["service_id"] in ("status-page", "search")
+    ]
+    assert added == [
+        ("status-page", "2026-05", "2", 3600),  # ends 2026-06-01T04:00Z
+        ("search", "2026-06", "3", 0),  # from exactly its P; ends 2026-07-01T00:00Z
+        ("status-page", "2026-06", "3", 0),
+    ]
+    # the services of the first version are reported from April as before
+    assert reports(outputs, "portal") == [
+        ("portal", "2026-04"),
+        ("portal", "2026-05"),
+        ("portal", "2026-06"),
+    ]
+    assert rejected == [
+        "UnknownService: service 'status-page' is defined from 2026-05-01T04:00:00Z (the "
+        "first period that begins after the policy version adding it took effect); an event "
+        "before that has no period to count in"
+    ]
+
+
+def test_a_partition_stage_reports_a_service_a_version_adds_as_replay_does() -> None:
+    first = compile_policy(parse_policy(SERVICES_YAML, "services-policy.yaml"))
+    book = PolicyBook(first)
+    for line in ADDING[1:3]:
+        publication = parse_policy_changed(orjson.dumps(line))
+        take_policy_change(
+            book, ContractBook.from_policy(first, book), publication, to_us(publication.occurred_at)
+        )
+
+    def stage(store: dict[str, Any]) -> ServiceStage:
+        return ServiceStage(
+            make_services(),
+            store,
+            0,
+            sources=("tickets/0",),
+            owns=lambda s: s == "status-page",
+            versions=book,
+        )
+
+    live = stage({})
+    ticket_at = parse_instant("2026-04-10T09:00:00Z")
+    outputs = live.on_watermark("tickets/0", ticket_at, ticket_at)
+    outputs += live.advance_to(parse_instant("2026-04-30T00:00:00Z"))  # past version 2's P
+    assert "status-page" in live.store
+    # a restart: the partition's meta record and its states
+    restored = stage(
+        {k: ServiceState.from_record(orjson.loads(orjson.dumps(v.to_record())))
+         for k, v in live.store.items()}
+    )  # fmt: skip
+    restored.restore_meta(orjson.loads(orjson.dumps(live.meta())))
+    restored.rebuild_timers()
+    assert restored.versions_taken == {"1", "2"}
+    outputs += restored.advance_to(parse_instant(JUL_1_NOON))
+    expected, _ = replayed_with_rejections(
+        *[e for e in ADDING if e.get("service_id") != "status-page"], until=JUL_1_NOON
+    )
+    assert [o for o in outputs if o.get("service_id") == "status-page"] == [
+        o for o in expected if o.get("service_id") == "status-page"
+    ]
+    assert reports(outputs) == [("status-page", "2026-05"), ("status-page", "2026-06")]

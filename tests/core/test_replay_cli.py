@@ -35,7 +35,7 @@ def test_replaying_the_same_file_twice_gives_identical_bytes(tmp_path: Path) -> 
 def test_example_shows_every_output_type(tmp_path: Path) -> None:
     data, _ = _replay(tmp_path)
     kinds = {orjson.loads(line)["type"] for line in data.splitlines()}
-    assert kinds == {"sla.warning", "sla.breach", "sla.completed", "sla.credit"}
+    assert kinds == {"sla.warning", "sla.breach", "sla.completed", "sla.cancelled", "sla.credit"}
 
 
 def test_rejected_lines_go_to_dlq_with_line_number_and_reason(tmp_path: Path) -> None:
@@ -49,6 +49,37 @@ def test_rejected_lines_go_to_dlq_with_line_number_and_reason(tmp_path: Path) ->
     assert "T-9999" in rejected[1]["message"]
     assert orjson.loads(rejected[0]["raw"])["event_id"] == "ev-011"  # the line, unchanged
     assert "rejected 2, duplicates 1" in stderr
+
+
+def test_rejected_lines_are_shown_with_line_class_and_reason_and_dlq_is_named(
+    tmp_path: Path,
+) -> None:
+    _, stderr = _replay(tmp_path)
+    lines = stderr.splitlines()
+    assert any(line.startswith("replay: line 12: NaiveTimestamp: ") for line in lines)
+    assert any(
+        line.startswith("replay: line 13: UnknownTicket: ") and "T-9999" in line for line in lines
+    )
+    assert "2 rejected lines not kept: --dlq FILE writes them" in stderr
+
+
+def test_rejected_lines_written_with_dlq_say_where(tmp_path: Path) -> None:
+    dlq = tmp_path / "dlq.jsonl"
+    _, stderr = _replay(tmp_path, "--dlq", str(dlq))
+    assert f"2 rejected lines written to {dlq}" in stderr.replace("\n", "")
+
+
+def test_a_refused_policy_is_printed_without_wrapping_its_lines(tmp_path: Path) -> None:
+    bad = tmp_path / "policy.yaml"
+    text = POLICY.read_text(encoding="utf-8")
+    bad.write_text(text.replace("{urgent: 15m,", "{urgent: 15 minutes and a half,", 1))
+    result = runner.invoke(
+        app, ["replay", "--policy", str(bad), "--events", str(EVENTS)], env={"COLUMNS": "80"}
+    )
+    assert result.exit_code == 1
+    [problem] = [line for line in result.output.splitlines() if "invalid duration" in line]
+    assert len(problem) > 80
+    assert problem.endswith("e.g. '15m', '1h30m', '1d', '90s'")
 
 
 def test_until_advances_the_clock_and_fires_later_timers(tmp_path: Path) -> None:

@@ -113,6 +113,7 @@ def test_credits_of_october_are_earned_back_after_two_compliant_months() -> None
         "earned_through": "2026-12",
         "months": 2,
         "min_compliance": "0.95",
+        "policy_version": "1",
     }
     # right after December's statement
     kinds = [o["type"] for o in h.outputs]

@@ -89,7 +89,14 @@ def test_priority_without_target_set_while_stopped_cancels_first_response_only_o
     still_stopped = h.replayer.store["T1"].metrics["first_response"]
     assert still_stopped.target == 3600 * 1_000_000  # left alone by the change (µs)
     h.feed(status(REOPEN, "open"), agent_reply("2026-03-02T11:05:00Z")).until(LATER)
-    assert _first_response(h) == []  # cancelled by the reopen: no completion
+    # cancelled by the reopen: no completion, an sla.cancelled
+    assert _first_response(h) == [("sla.cancelled", REOPEN)]
+    cancelled = h.one("cancelled", "first_response")
+    assert (cancelled["reason"], cancelled["breached"], cancelled["target_seconds"]) == (
+        "no_target",
+        False,
+        3600,
+    )
 
 
 def test_reply_while_solved_after_a_priority_change_keeps_the_target_it_had() -> None:

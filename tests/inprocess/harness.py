@@ -22,7 +22,10 @@ from slaclock.processors.engine.ledger import LedgerStage, ledger_input
 from slaclock.processors.engine.policy import CompiledPolicy
 from slaclock.processors.engine.stage import TicketStage
 from slaclock.processors.engine.ticket import Output, TicketEngine
+from slaclock.processors.engine.versions import PolicyBook
 from slaclock.processors.intake import decode_event
+from slaclock.processors.policy_versions import decode_policy_change, take_policy_change
+from slaclock.schemas.policy import parse_contract
 
 Record = tuple[str, Any]  # ("outcome", output) | ("watermark", (clock, first))
 
@@ -31,15 +34,35 @@ def partition_of(ticket_id: str, partitions: int) -> int:
     return zlib.crc32(ticket_id.encode()) % partitions
 
 
+def ledger_owner(customer_id: str, ledgers: int) -> int:
+    """The ledger partition that owns a customer (the live rule: CRC-32 modulo the count)."""
+    return zlib.crc32(customer_id.encode()) % ledgers
+
+
 class Pipeline:
-    def __init__(self, policy: CompiledPolicy, partitions: int = 2, grace_us: int = 0) -> None:
+    def __init__(
+        self, policy: CompiledPolicy, partitions: int = 2, grace_us: int = 0, ledgers: int = 1
+    ) -> None:
         self.partitions = partitions
+        # each loop has its own contract book and policy book, as each live loop has
         self.stages = [
-            TicketStage(TicketEngine(policy, ContractBook.from_policy(policy)), {}, grace_us)
+            TicketStage(TicketEngine(policy, *_books(policy)), {}, grace_us)
             for _ in range(partitions)
         ]
         self.sources = [f"tickets/{p}" for p in range(partitions)]
-        self.ledger = LedgerStage(policy, ContractBook.from_policy(policy), self.sources)
+        # one ledger task per ledger partition, each with its own contract book (as each
+        # live loop has) and the customers that partition owns; every task sees every
+        # source's watermark, the outcomes only of the customers it owns
+        self.ledgers = [
+            LedgerStage(
+                policy,
+                _books(policy)[0],
+                self.sources,
+                owns=lambda customer, index=index: ledger_owner(customer, ledgers) == index,
+            )
+            for index in range(ledgers)
+        ]
+        self.ledger = self.ledgers[0]
         self.inbox: list[deque[Record]] = [deque() for _ in range(partitions)]
         self.ticket_outputs: list[Output] = []
         self.ledger_outputs: list[Output] = []
@@ -53,6 +76,26 @@ class Pipeline:
         partition = partition_of(decoded.ticket_id, self.partitions)
         self._route(partition, self.stages[partition].on_event(decoded, to_us(decoded.occurred_at)))
         return partition
+
+    def contract(self, customer_id: str, contract: Any, published_at: str) -> None:
+        """A contract change, read by every loop's book (stage 1 tasks and ledgers alike)."""
+        parsed = None if contract is None else parse_contract(orjson.dumps(contract))
+        at = parse_instant(published_at)
+        for stage in self.stages:
+            stage.engine.contracts.change(customer_id, parsed, at)
+        for ledger in self.ledgers:
+            ledger.on_contract(customer_id, parsed, at)
+
+    def policy_version(self, line: dict[str, Any]) -> None:
+        """A policy version (a `policy.changed` line), read by every loop's book."""
+        publication = decode_policy_change(orjson.dumps(line))
+        at = to_us(publication.occurred_at)
+        for stage in self.stages:
+            engine = stage.engine
+            take_policy_change(engine.versions, engine.contracts, publication, at)
+        for ledger in self.ledgers:
+            take_policy_change(ledger.versions, ledger.book, publication, at)
+            ledger.contracts_changed()
 
     def tick(self, partition: int, instant: str | int) -> None:
         at = parse_instant(instant) if isinstance(instant, str) else instant
@@ -79,12 +122,14 @@ class Pipeline:
         n = len(queue) if count is None else min(count, len(queue))
         for _ in range(n):
             kind, payload = queue.popleft()
-            if kind == "outcome":
-                self.ledger.on_outcome(payload)
-            else:
-                clock, first = payload
-                self.ledger.on_watermark(self.sources[partition], clock, first)
-        self.ledger_outputs.extend(self.ledger.release())
+            for ledger in self.ledgers:
+                if kind == "outcome":
+                    ledger.on_outcome(payload)  # only its owner counts it
+                else:
+                    clock, first = payload
+                    ledger.on_watermark(self.sources[partition], clock, first)
+        for ledger in self.ledgers:
+            self.ledger_outputs.extend(ledger.release())
 
     def deliver_all(self) -> None:
         for partition in range(self.partitions):
@@ -94,7 +139,13 @@ class Pipeline:
         """Replay's end: every clock to `until`, everything delivered, the final release."""
         self.tick_all(until)
         self.deliver_all()
-        self.ledger_outputs.extend(self.ledger.release(through=parse_instant(until), final=True))
+        for ledger in self.ledgers:
+            self.ledger_outputs.extend(ledger.release(through=parse_instant(until), final=True))
 
     def of(self, kind: str) -> list[Output]:
         return [o for o in self.ledger_outputs + self.ticket_outputs if o["type"] == kind]
+
+
+def _books(policy: CompiledPolicy) -> tuple[ContractBook, PolicyBook]:
+    versions = PolicyBook(policy)
+    return ContractBook.from_policy(policy, versions), versions

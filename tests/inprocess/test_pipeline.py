@@ -11,18 +11,20 @@ from __future__ import annotations
 import random
 from collections import Counter
 from functools import cache
+from pathlib import Path
 from typing import Any
 
 import orjson
+import yaml
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from slaclock.processors.engine.instants import parse_instant
 from slaclock.processors.engine.policy import CompiledPolicy
 from slaclock.processors.replay import Replayer
-from tests.core.builders import created, make_policy
+from tests.core.builders import POLICY_YAML, created, make_policy, status
 from tests.core.reference_model import REF_POLICY_YAML, random_scenario
-from tests.inprocess.harness import Pipeline, partition_of
+from tests.inprocess.harness import Pipeline, ledger_owner, partition_of
 
 # Two tickets that land in different partitions of a 2-partition pipeline.
 LEFT, RIGHT = "L1", "R1"
@@ -137,3 +139,99 @@ def test_any_split_into_partitions_and_any_interleaving_gives_the_replay_outputs
     assert Counter(orjson.dumps(o) for o in pipeline.ticket_outputs) == Counter(
         orjson.dumps(o) for o in tickets_out
     )
+
+
+# -- contract changes "from the 1st" across two ledger partitions ------------------------------
+
+BETA = """  beta:
+    tier: enterprise
+    monthly_fee: "3000.00"
+    currency: EUR
+    timezone: Europe/Berlin
+"""
+NOV_END = "2026-11-30T23:00:00Z"  # = 2026-12-01T00:00:00+01:00
+
+
+def test_changes_from_the_1st_leave_november_its_terms_in_every_ledger_partition() -> None:
+    example = (Path(__file__).resolve().parents[2] / "examples" / "policy.yaml").read_text()
+    policy = make_policy(example + BETA)  # the file ends with its customers
+    assert ledger_owner("acme", 2) != ledger_owner("beta", 2)
+    cheaper = {"tier": "enterprise", "monthly_fee": "6000.00", "currency": "EUR",
+               "timezone": "Europe/Berlin", "effective_at": "2026-12-01T00:00:00+01:00"}  # fmt: skip
+    timeline: list[dict[str, Any]] = [
+        created("2026-11-10T09:00:00Z", ticket=LEFT, customer="acme"),  # 120.00 + 300.00
+        created("2026-11-10T09:00:00Z", ticket=RIGHT, customer="beta"),  # 30.00 + 75.00
+        {"type": "contract.changed", "customer_id": "acme", "occurred_at": "2026-11-20T10:00:00Z",
+         "contract": cheaper},
+        {"type": "contract.changed", "customer_id": "beta", "occurred_at": NOV_END,
+         "contract": None},  # withdrawn exactly at November's end
+    ]  # fmt: skip
+    until = "2026-12-31T23:00:00Z"
+    expected = ledger_part(replay_outputs(policy, timeline, until))
+
+    pipeline = Pipeline(policy, partitions=2, ledgers=2)
+    for item in timeline:
+        if item["type"] == "contract.changed":
+            pipeline.contract(item["customer_id"], item["contract"], item["occurred_at"])
+        else:
+            pipeline.event(item)
+    pipeline.tick(0, "2026-12-01T00:00:00Z")  # partition 0 past November's end first
+    pipeline.deliver_all()
+    pipeline.finish(until)
+
+    def by_customer(outputs: list[dict[str, Any]]) -> dict[str, list[dict[str, Any]]]:
+        return {c: [o for o in outputs if o["customer_id"] == c] for c in ("acme", "beta")}
+
+    assert by_customer(pipeline.ledger_outputs) == by_customer(expected)
+    statements = {
+        (s["customer_id"], s["period"]): s
+        for s in pipeline.of("sla.statement")
+        if s["customer_id"] in ("acme", "beta")
+    }
+    assert sorted(statements) == [("acme", "2026-11"), ("acme", "2026-12"), ("beta", "2026-11")]
+    assert statements["acme", "2026-11"]["monthly_fee"] == "12000.00"
+    assert statements["acme", "2026-12"]["monthly_fee"] == "6000.00"
+    assert statements["beta", "2026-11"]["credits_total"] == "105.00"  # 1% + 2.5% (unsolved)
+
+
+# -- a policy version with a grace: live gives replay's outputs ----------------------------------
+
+
+def test_a_version_applies_at_p_in_every_partition_even_ahead_of_a_graced_clock() -> None:
+    """Partition clocks lag their events by the grace (2 s); an event at or after P must
+    still be judged by the new version, and the outputs are replay's."""
+    doc = yaml.safe_load(POLICY_YAML)
+    doc["tiers"]["enterprise"]["targets"]["resolution"]["high"] = "2h"
+    version = {"type": "policy.changed", "event_id": "p2", "version": "2",
+               "occurred_at": "2026-03-02T10:45:00Z", "effective_at": "2026-03-02T12:00:00Z",
+               "policy": doc}  # fmt: skip
+    timeline: list[dict[str, Any]] = [
+        created("2026-03-02T09:00:00Z", ticket=LEFT),
+        created("2026-03-02T09:00:00Z", ticket=RIGHT),
+        version,
+        # exactly at P: judged by version 2, whose 2 h passed at 11:00 (breached first)
+        status("2026-03-02T12:00:00Z", "solved", ticket=LEFT),
+        status("2026-03-02T12:00:01Z", "solved", ticket=RIGHT),
+    ]
+    until = "2026-03-02T13:00:00Z"
+    expected = replay_outputs(make_policy(), timeline, until)
+
+    pipeline = Pipeline(make_policy(), partitions=2, grace_us=2_000_000)
+    for item in timeline:
+        if item["type"] == "policy.changed":
+            pipeline.policy_version(item)
+        else:
+            pipeline.event(item)
+    pipeline.finish(until)
+
+    completed = [o for o in pipeline.ticket_outputs if o["type"] == "sla.completed"]
+    resolution = {o["ticket_id"]: o for o in completed if o["metric"] == "resolution"}
+    assert {t: (o["outcome"], o["policy_version"]) for t, o in resolution.items()} == {
+        LEFT: ("breached", "2"),
+        RIGHT: ("breached", "2"),
+    }
+    tickets_out = [o for o in expected if o["type"] not in LEDGER_TYPES]
+    assert Counter(orjson.dumps(o) for o in pipeline.ticket_outputs) == Counter(
+        orjson.dumps(o) for o in tickets_out
+    )
+    assert pipeline.ledger_outputs == ledger_part(expected)

@@ -51,7 +51,7 @@ from slaclock.schemas.policy import load_policy
 ROOT = Path(__file__).resolve().parents[2]
 TOPIC_SETTINGS = tuple(name for name in Settings.model_fields if name.startswith("topic_"))
 """Every topic setting: the harness gives each one a per-test name."""
-NOT_OUTPUT_TOPICS = ("topic_events", "topic_contracts", "topic_dlq")
+NOT_OUTPUT_TOPICS = ("topic_events", "topic_contracts", "topic_policies", "topic_dlq")
 """Topic settings that are not outputs (nor is any whose default name ends in `.events`)."""
 GRACE_S = 1
 MANUAL_TICK_INTERVAL_S = 86_400  # the workers' own ticker stays silent during a test

@@ -72,3 +72,26 @@ def test_faust_experiment_runs_and_reports(kafka_bootstrap: str) -> None:
         "--timeout", "240",
     )  # fmt: skip
     assert re.search(r"^JSON \{", out, re.MULTILINE), out
+
+
+def test_soak_smoke_loses_and_repeats_nothing_through_kills(
+    kafka_bootstrap: str, tmp_path: Path
+) -> None:
+    """Two minutes of the soak (benchmarks/soak.py): worker and notifier SIGKILLs on the
+    session's broker (no broker restart: it is shared)."""
+    out = run_benchmark(
+        "soak.py",
+        "--minutes", "2",
+        "--bootstrap", kafka_bootstrap,
+        "--kill-worker-every", "0.5",
+        "--kill-notifier-every", "0.75",
+        "--sample-every", "10",
+        "--out", str(tmp_path),
+        timeout=900,
+    )  # fmt: skip
+    assert "outputs vs replay: missing 0, duplicated 0" in out, out
+    delivered = re.search(r"breaches delivered: (\d+) of (\d+)", out)
+    assert delivered is not None and delivered.group(1) == delivered.group(2), out
+    assert int(delivered.group(2)) > 0, out
+    assert re.search(r"faults: w [1-9]\d*, notifier [1-9]", out), out
+    assert (tmp_path / "soak-samples.csv").stat().st_size > 0

@@ -136,6 +136,7 @@ def settings(kafka_bootstrap: str, topic_prefix: str, admin: AdminClient) -> Ite
         store="memory",
         topic_events=f"{p}tickets.events",
         topic_contracts=f"{p}sla.contracts",
+        topic_policies=f"{p}sla.policies",
         topic_warnings=f"{p}sla.warnings",
         topic_breaches=f"{p}sla.breaches",
         topic_completions=f"{p}sla.completions",

@@ -34,6 +34,7 @@ TOPIC_OF_TYPE = {
     "sla.warning": "sla.warnings",
     "sla.breach": "sla.breaches",
     "sla.completed": "sla.completions",
+    "sla.cancelled": "sla.completions",
     "sla.credit": "sla.credits",
 }
 SLACLOCK = Path(sys.executable).parent / "slaclock"
@@ -77,6 +78,8 @@ def ticket_output(
         base.update(deadline="2026-11-30T10:00:00Z", decided_at="2026-11-30T10:00:02Z")
     elif kind == "sla.completed":
         base.update(outcome="breached", elapsed_seconds=3700)
+    elif kind == "sla.cancelled":
+        base.update(reason="solved", elapsed_seconds=3700, breached=True)
     base.update(extra)
     base["event_id"] = f"{kind}:{ticket}:{metric}:{cycle}:{base.get('threshold', '')}"
     return base

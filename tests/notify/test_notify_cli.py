@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import socket
 import subprocess
 from pathlib import Path
 
@@ -110,3 +111,21 @@ def test_a_secret_can_come_from_a_file_named_by_its_variable_with_file_appended(
     missing = run_notify(path, {"PD_KEY_FILE": str(tmp_path / "nothing-here")}, "--check")
     assert missing.returncode == 2
     assert "environment variable PD_KEY is not set" in missing.stderr
+
+
+def test_no_broker_is_one_line_naming_the_address_and_the_setting(tmp_path: Path) -> None:
+    path = tmp_path / "notify.yaml"
+    path.write_text(
+        "targets:\n  pager: {kind: pagerduty, routing_key_env: PD_KEY}\n"
+        "routes: [{targets: [pager]}]\n",
+        encoding="utf-8",
+    )
+    with socket.socket() as unused:  # a port nothing listens on
+        unused.bind(("127.0.0.1", 0))
+        address = f"127.0.0.1:{unused.getsockname()[1]}"
+    result = run_notify(path, {"PD_KEY": "k", "SLACLOCK_BOOTSTRAP_SERVERS": address})
+    assert result.returncode == 1
+    assert result.stderr.strip().splitlines() == [
+        f"error: cannot reach Kafka at {address} (set by SLACLOCK_BOOTSTRAP_SERVERS): "
+        "Connection refused"
+    ]

@@ -165,6 +165,40 @@ def test_pagerduty_triggers_on_a_breach_and_resolves_when_its_cycle_completes() 
     assert trigger.after is None and resolve.marks is None
 
 
+def test_pagerduty_resolves_a_breached_cycle_that_was_cancelled() -> None:
+    cfg = config("  - {targets: [hook, chat, pager]}\n")
+    pager = cfg.targets["pager"]
+    cancelled = ticket_output("sla.cancelled", "T1", metric="next_response", cycle=3)
+    resolve = render("pager", pager, cancelled, cfg.secrets)
+    assert resolve is not None
+    assert json.loads(resolve.body) == {
+        "routing_key": "pd",
+        "event_action": "resolve",
+        "dedup_key": "T1/next_response/3",
+    }
+    assert resolve.after == "trigger:pager:T1/next_response/3"
+    quiet = ticket_output("sla.cancelled", "T1", breached=False)  # no incident was opened
+    assert render("pager", pager, quiet, cfg.secrets) is None
+
+
+def test_a_route_naming_completions_takes_cancellations_too() -> None:
+    cfg = config(
+        "  - {match: {type: [sla.breach, sla.completed], priority: urgent}, targets: [pager]}\n"
+        "  - {match: {type: sla.cancelled}, targets: [hook]}\n"
+        "  - {match: {type: sla.credit}, targets: [chat]}\n"
+    )
+    assert route(cfg, ticket_output("sla.cancelled", "T1")) == ["pager", "hook"]
+    assert route(cfg, ticket_output("sla.cancelled", "T1", priority="low")) == ["hook"]
+    assert route(cfg, ticket_output("sla.warning", "T1")) == []
+
+
+def test_slack_says_why_a_cycle_ended_without_an_outcome() -> None:
+    cancelled = ticket_output("sla.cancelled", "T9", metric="next_response", reason="closed")
+    text = slack_text(cancelled)
+    assert "T9" in text and "next response" in text
+    assert "ticket closed" in text and "1h 01m" in text and "it had breached" in text
+
+
 def test_pagerduty_has_nothing_to_send_for_a_met_cycle_or_a_warning() -> None:
     cfg = config("  - {targets: [hook, chat, pager]}\n")
     met = ticket_output("sla.completed", "T1", outcome="met")

@@ -247,3 +247,18 @@ def test_a_target_gets_concurrent_requests_up_to_its_concurrency(
     wait_for(lambda: len(hook.accepted()) == 9, 60, "every notification")
 
     assert hook.most_in_flight == 3  # several tickets at once, never more than allowed
+
+
+def test_a_breached_cycle_cancelled_by_solve_resolves_its_incident(
+    receiver: MakeReceiver, notify_run: MakeRun
+) -> None:
+    hook, chat, pager = receiver("webhook"), receiver("slack"), receiver("pagerduty")
+    run = notify_run(routing(hook, chat, pager), secrets_env(chat), partitions=1)
+    run.start()
+    run.write([ticket_output("sla.breach", "X1", metric="next_response")])
+    # routed by the route that names sla.completed
+    run.write([ticket_output("sla.cancelled", "X1", metric="next_response", reason="solved")])
+    wait_for(lambda: len(pager.accepted()) >= 2, 60, "trigger and resolve")
+
+    actions = [(r.body["event_action"], r.body["dedup_key"]) for r in pager.accepted()]
+    assert actions == [("trigger", "X1/next_response/1"), ("resolve", "X1/next_response/1")]

@@ -1,6 +1,6 @@
 """SIGKILL `slaclock notify` five times while it delivers: nothing routed is lost, every
 duplicate carries the same idempotency key, and every PagerDuty incident a breach opened is
-resolved once its metric cycle completed."""
+resolved once its metric cycle completed or was cancelled."""
 
 from __future__ import annotations
 
@@ -21,11 +21,17 @@ KILLS = 5
 
 
 def outputs_of(ticket: str, rng: random.Random) -> list[dict[str, Any]]:
-    metric = rng.choice(["first_response", "resolution"])
+    metric = rng.choice(["first_response", "resolution", "next_response"])
+    # A breached cycle ends in a late completion or, ended without an outcome, a cancellation.
+    end = (
+        ticket_output("sla.cancelled", ticket, metric=metric, reason="solved")
+        if metric == "next_response"
+        else ticket_output("sla.completed", ticket, metric=metric, outcome="breached")
+    )
     return [
         ticket_output("sla.warning", ticket, metric=metric),
         ticket_output("sla.breach", ticket, metric=metric),
-        ticket_output("sla.completed", ticket, metric=metric, outcome="breached"),
+        end,
     ]
 
 

@@ -85,6 +85,15 @@ def test_input_events_instead_of_outputs_are_refused(tmp_path: Path) -> None:
     assert_one_line_error(done, "line 1", "slaclock replay --out")
 
 
+def test_an_outputs_file_without_outputs_says_how_to_produce_one(tmp_path: Path) -> None:
+    empty = tmp_path / "empty.jsonl"
+    empty.write_text("")
+    done = slaclock("report", "--outputs", str(empty))
+    assert_one_line_error(
+        done, "holds no output events", "slaclock replay --policy", "--out", "--from-topics"
+    )
+
+
 def test_period_without_data_is_refused(outputs_file: Path) -> None:
     done = slaclock("report", "--outputs", str(outputs_file), "--period", "2025-01")
     assert_one_line_error(done, "no outputs in 2025-01", "the outputs cover")

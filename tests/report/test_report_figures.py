@@ -288,3 +288,29 @@ def test_generated_workload_with_reopens_and_priority_changes_counts_as_statemen
                 tally = section.metrics[metric]
                 counted = statement["metrics"][metric]
                 assert [tally.met, tally.breached] == [counted["met"], counted["breached"]]
+
+
+def test_cancelled_cycles_are_no_outcome_in_the_report(outputs: list[dict[str, Any]]) -> None:
+    info = policy_info(parse_policy(POLICY_YAML, "test-policy.yaml"))
+    # A cancellation beside every completion's cycle, breached or not.
+    cancelled = [
+        {
+            **{k: o[k] for k in ("ticket_id", "customer_id", "tier", "priority", "metric", "at")},
+            "event_id": f"cancel-{o['event_id']}",
+            "type": "sla.cancelled",
+            "cycle": o["cycle"] + 100,
+            "reason": "solved",
+            "elapsed_seconds": o["elapsed_seconds"],
+            "target_seconds": o["target_seconds"],
+            "breached": o["outcome"] == "breached",
+        }
+        for o in outputs
+        if o["type"] == "sla.completed"
+    ]
+    assert {c["breached"] for c in cancelled} == {True, False}
+
+    def report(of: list[dict[str, Any]]) -> str:
+        built = build_report(outputs_from_records(of), ReportRequest(period="2026-10"), info, "t")
+        return report_json(built)
+
+    assert report(outputs + cancelled) == report(outputs)

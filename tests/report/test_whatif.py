@@ -21,6 +21,7 @@ from slaclock.processors.report.whatif import (
     outcomes_by_key,
     shift_bucket,
 )
+from slaclock.processors.report.whatif_render import whatif_json
 from slaclock.schemas.policy import parse_policy
 from slaclock.workload import WorkloadShape, ticket_events
 from tests.report.workload import policy_yaml, replay_outputs, write_jsonl
@@ -64,7 +65,9 @@ def final_outcomes(
                 o["outcome"] if o["type"] == "sla.completed" else result.get(key, ("running",))[0]
             )
         )
-        result[key] = (outcome, o["metric"], o["priority"])
+        # filed under the priority at the breach once breached, else the latest
+        priority = result[key][2] if key in result and result[key][0] == "breached" else None
+        result[key] = (outcome, o["metric"], priority or o["priority"])
     return result
 
 
@@ -176,6 +179,46 @@ def test_whatif_command_writes_the_same_comparison_as_html_csv_and_json(
     for row in document["groups"]:
         key = f"{row['customer_id']}|{row['tier']}|{row['metric']}|{row['priority']}"
         assert f'data-k="{key}/breached_b">{row["breached_b"]}<' in html
+
+
+def test_a_breached_cycle_is_filed_under_its_priority_at_the_breach() -> None:
+    # Breached while urgent, downgraded to high, completed late: one urgent breach.
+    base = {"ticket_id": "T1", "customer_id": "acme", "tier": "gold", "cycle": 1}
+    outputs = [
+        {**base, "type": "sla.breach", "event_id": "b", "metric": "resolution", "priority": "urgent",
+         "deadline": "2026-11-02T10:00:00Z"},
+        {**base, "type": "sla.completed", "event_id": "c", "metric": "resolution",
+         "priority": "high", "outcome": "breached"},
+        {**base, "type": "sla.completed", "event_id": "m", "metric": "first_response",
+         "priority": "high", "outcome": "met"},
+    ]  # fmt: skip
+    outcomes = outcomes_by_key(outputs)
+    assert outcomes[("T1", "resolution", 1)].priority == "urgent"
+    assert outcomes[("T1", "first_response", 1)].priority == "high"
+    groups = compare(outcomes, outcomes).groups
+    assert groups[("acme", "gold", "resolution", "urgent")][0].breached == 1
+    assert ("acme", "gold", "resolution", "high") not in groups
+
+
+def test_whatif_json_totals_say_what_they_are_and_keep_currencies_apart(
+    replays: tuple[list[dict[str, Any]], list[dict[str, Any]]],
+) -> None:
+    a, b = replays
+    comparison = compare(outcomes_by_key(a), outcomes_by_key(b))
+    document = orjson.loads(whatif_json(comparison, {}))
+    for n, side in enumerate(("a", "b")):
+        totals = document["totals"][side]
+        assert set(totals) == {"met", "breached", "running", "compliance", "credits"}
+        assert set(totals["credits"]) == {"EUR", "USD"}  # acme pays in EUR, beta in USD
+        for currency, amounts in comparison.credits_by_currency.items():
+            assert totals["credits"][currency] == str(amounts[n])
+    # a group's credits are one customer's, in its contract's currency, which the row names
+    named = {
+        (row["customer_id"], row["currency"])
+        for row in document["groups"]
+        if Decimal(row["credits_a"]) or Decimal(row["credits_b"])
+    }
+    assert named == {("acme", "EUR"), ("beta", "USD")}
 
 
 # -- deadlines moved and the rules that differ ----------------------------------------------

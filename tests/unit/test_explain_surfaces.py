@@ -8,17 +8,21 @@ import json
 from pathlib import Path
 
 import orjson
+import yaml
 from typer.testing import CliRunner
 
 from slaclock.cli import app
 from slaclock.processors.engine.instants import parse_instant
+from slaclock.processors.engine.versions import PolicyBook
 from slaclock.processors.explain_replay import replay_to
 from slaclock.processors.live.http import TicketSnapshot
 from slaclock.processors.live.store import MemoryTicketStore
+from slaclock.processors.settings import load_settings
 from tests.core.builders import POLICY_YAML, agent_reply, created, make_policy, priority, status
 from tests.unit.test_http_server import (
     TOKEN,
     FakeDirectory,
+    FakeView,
     request,
     serve,
     ticket_in,
@@ -172,3 +176,57 @@ def test_the_readme_example_is_what_explain_prints() -> None:
     )
     assert code == 0
     assert [line.rstrip() for line in out.splitlines()] == example.splitlines()
+
+
+class VersionedView(FakeView):
+    """A worker view whose tickets ran under the policy versions of a replay."""
+
+    book: PolicyBook | None = None
+
+    @property
+    def versions(self) -> PolicyBook:
+        assert self.book is not None
+        return self.book
+
+
+def test_a_version_change_explains_the_same_over_http_and_the_cli(tmp_path: Path) -> None:
+    doc = yaml.safe_load(POLICY_YAML)
+    doc["tiers"]["enterprise"]["targets"]["resolution"]["high"] = "2h"
+    doc["tiers"]["enterprise"]["calendar"] = "berlin-office"  # 08:00-16:00Z on a Monday
+    version_2 = {"type": "policy.changed", "event_id": "pv2", "version": "2",
+                 "occurred_at": "2026-03-02T10:45:00Z", "effective_at": "2026-03-02T12:00:00Z",
+                 "policy": doc}  # fmt: skip
+    lines = [
+        created("2026-03-02T09:00:00Z", ticket="T-9", customer="acme", event_id="c9"),
+        agent_reply("2026-03-02T09:30:00Z", ticket="T-9", event_id="a9"),
+        version_2,
+        agent_reply("2026-03-02T17:00:00Z", ticket="T-9", event_id="a10"),
+    ]
+    policy, events = files(tmp_path)
+    events.write_bytes(b"".join(orjson.dumps(e) + b"\n" for e in lines))
+    at = "2026-03-02T17:00:00Z"
+    args = ("--policy", str(policy), "--events", str(events), "--ticket", "T-9", "--at", at)
+    code, out, err = cli(*args, "--json")
+    assert code == 0, err
+    resolution = next(c for c in json.loads(out)["cycles"] if c["metric"] == "resolution")
+    version_cause = {"event_id": None, "policy_version": "2"}
+    assert [(s["from"], s["cause"]) for s in resolution["segments"]] == [
+        ("2026-03-02T09:00:00Z", {"event_id": "c9"}),
+        ("2026-03-02T11:00:00Z", {"event_id": "c9"}),  # the new deadline cuts it
+        ("2026-03-02T12:00:00Z", version_cause),
+        ("2026-03-02T16:00:00Z", {"calendar": "berlin-office"}),  # version 2's calendar
+    ]
+    assert resolution["target_history"][-1]["cause"] == version_cause
+    with events.open("rb") as source:
+        replayer, _ = replay_to(make_policy(), source, parse_instant(at))
+    fake = VersionedView(load_settings(http_host="127.0.0.1", http_port=0, http_token=TOKEN))
+    fake.book = replayer.versions
+    fake.snapshots["T-9"] = snapshot_at(events, "T-9", at, 0)
+    server = serve(fake)
+    try:
+        status_code, _headers, body = request(server, "/tickets/T-9?explain=true", token=TOKEN)
+    finally:
+        server.stop()
+    assert status_code == 200 and body == out.encode().rstrip(b"\n")
+    code, text, _ = cli(*args)
+    assert "policy version 2 took effect" in text and "event ?" not in text

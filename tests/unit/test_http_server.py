@@ -21,6 +21,7 @@ from slaclock.processors.engine.instants import parse_instant
 from slaclock.processors.engine.policy import CompiledPolicy
 from slaclock.processors.engine.stage import TicketStage
 from slaclock.processors.engine.ticket import TicketEngine
+from slaclock.processors.engine.versions import PolicyBook
 from slaclock.processors.intake import decode_event
 from slaclock.processors.live.http import (
     LiveWorkerView,
@@ -28,6 +29,7 @@ from slaclock.processors.live.http import (
     TicketSnapshot,
     WorkerView,
     partition_for,
+    versions_view,
 )
 from slaclock.processors.live.metrics import Metrics
 from slaclock.processors.live.store import MemoryTicketStore, RocksTicketStore, TicketStore
@@ -72,6 +74,10 @@ class FakeView:
         return POLICY
 
     @property
+    def versions(self) -> PolicyBook:
+        return PolicyBook(POLICY)
+
+    @property
     def registry(self) -> CollectorRegistry:
         return self.metrics.registry
 
@@ -102,6 +108,9 @@ class FakeView:
 
     def service_ids(self) -> list[str]:
         return []
+
+    def policy_versions(self) -> dict[str, Any]:
+        return versions_view(self.versions, 0)
 
 
 def view(**settings: Any) -> FakeView:
@@ -367,6 +376,29 @@ def test_other_methods_are_not_allowed(open_view: FakeView) -> None:
         server.stop()
 
 
+def test_options_and_trace_are_not_allowed_either_and_answer_json(open_view: FakeView) -> None:
+    server = serve(open_view)
+    try:
+        for method in ("OPTIONS", "TRACE"):
+            status, headers, body = request(server, "/health", method=method)
+            assert (status, headers["Allow"]) == (405, "GET, HEAD"), method
+            assert headers["Content-Type"] == "application/json"
+            assert json.loads(body) == {"error": f"{method} is not supported"}
+    finally:
+        server.stop()
+
+
+def test_an_unknown_method_answers_json_not_an_html_page(open_view: FakeView) -> None:
+    server = serve(open_view)
+    try:
+        status, headers, body = request(server, "/health", method="BREW")
+        assert status == 501
+        assert headers["Content-Type"] == "application/json"
+        assert "BREW" in json.loads(body)["error"]
+    finally:
+        server.stop()
+
+
 # -- immutable snapshots ------------------------------------------------------------------------
 
 
@@ -464,3 +496,17 @@ def test_a_worker_is_not_ready_while_its_broker_is_unreachable() -> None:
     ready, body = down.readiness()
     assert not ready and body["broker_up"] is False
     assert down.health()[0], "an outage is ridden out: still live"
+
+
+def test_get_policy_lists_the_versions_and_the_one_in_force() -> None:
+    fake = view(http_open_data=True)
+    server = serve(fake)
+    try:
+        status, _, body = request(server, "/policy")
+        assert status == 200
+        answer = json.loads(body)
+        assert answer["in_force"] == "1"
+        assert [v["version"] for v in answer["versions"]] == ["1"]
+        assert answer["versions"][0]["first"] is True
+    finally:
+        server.stop()

@@ -13,6 +13,7 @@ from pydantic import ValidationError
 from slaclock.schemas.common import Metric, Priority
 from slaclock.schemas.outputs import (
     SlaBreach,
+    SlaCancelled,
     SlaCompleted,
     SlaCredit,
     SlaCreditEarnedBack,
@@ -29,7 +30,7 @@ COMMON = {
     "metric": "resolution",
     "at": "2026-03-02T10:00:00Z",
 }
-TICKET = {**COMMON, "priority": "urgent", "cycle": 1}
+TICKET = {**COMMON, "priority": "urgent", "cycle": 1, "policy_version": "1"}
 
 WARNING = {
     **TICKET,
@@ -52,6 +53,14 @@ COMPLETED = {
     "elapsed_seconds": 3600,
     "target_seconds": 14_400,
 }
+CANCELLED = {
+    **TICKET,
+    "type": "sla.cancelled",
+    "reason": "solved",
+    "elapsed_seconds": 5400,
+    "target_seconds": 3600,
+    "breached": True,
+}
 CREDIT = {
     **COMMON,
     "type": "sla.credit",
@@ -64,6 +73,7 @@ CREDIT = {
     "breach_event_id": "br-1",
     "decided_at": "2026-03-02T10:05:00Z",
     "service_id": None,
+    "policy_version": "1",
 }
 AVAILABILITY_CREDIT = {
     **CREDIT,
@@ -96,6 +106,7 @@ STATEMENT = {
     },
     "overall": FIGURES,
     "compliant": False,
+    "policy_version": "1",
 }
 EARNED_BACK = {
     "event_id": "eb-1",
@@ -109,16 +120,21 @@ EARNED_BACK = {
     "earned_through": "2026-12",
     "months": 2,
     "min_compliance": "0.95",
+    "policy_version": "2",
 }
 
 FIELDS = {
     "sla.warning": {*TICKET, "type", "threshold", "deadline", "target_seconds"},
     "sla.breach": {*TICKET, "type", "deadline", "decided_at", "target_seconds"},
     "sla.completed": {*TICKET, "type", "outcome", "elapsed_seconds", "target_seconds"},
+    "sla.cancelled": {
+        *TICKET,
+        *("type", "reason", "elapsed_seconds", "target_seconds", "breached"),
+    },
     "sla.credit": {
         *COMMON,
         *("type", "period", "amount", "currency", "percent", "capped", "period_total"),
-        *("breach_event_id", "decided_at", "service_id"),
+        *("breach_event_id", "decided_at", "service_id", "policy_version"),
     },
     "sla.statement": set(STATEMENT),
     "sla.credit_earned_back": set(EARNED_BACK),
@@ -131,6 +147,7 @@ FIELDS = {
         (WARNING, SlaWarning),
         (BREACH, SlaBreach),
         (COMPLETED, SlaCompleted),
+        (CANCELLED, SlaCancelled),
         (CREDIT, SlaCredit),
         (AVAILABILITY_CREDIT, SlaCredit),
         (STATEMENT, SlaStatement),

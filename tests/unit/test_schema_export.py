@@ -60,6 +60,7 @@ def test_output_schema_writes_money_as_strings() -> None:
         "sla.warning",
         "sla.breach",
         "sla.completed",
+        "sla.cancelled",
         "sla.credit",
         "sla.statement",
         "sla.credit_earned_back",

@@ -4,6 +4,8 @@ logs, and the librdkafka configuration they produce."""
 from __future__ import annotations
 
 import os
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -282,3 +284,29 @@ def test_unknown_names_in_dot_env_are_reported_once(
         "unknown setting SLACLOCK_TICK_INTERVALL is ignored; did you mean SLACLOCK_TICK_INTERVAL?"
     ]
     assert unknown_setting_warnings() == []  # once per process
+
+
+def test_a_client_process_knows_the_notifier_settings(tmp_path: Path) -> None:
+    # docs/clients.md: `TicketEventPublisher(load_settings())` in a service whose
+    # environment also holds what docs/notifications.md says to export for `slaclock notify`.
+    code = (
+        "from slaclock.processors.settings import unknown_setting_warnings\n"
+        "print(unknown_setting_warnings())\n"
+    )
+    clean = {k: v for k, v in os.environ.items() if not k.startswith("SLACLOCK_")}
+    env = {
+        **clean,
+        "SLACLOCK_NOTIFY_PATH": "notify.yaml",
+        "SLACLOCK_NOTIFY_APP_ID": "notify",
+        "SLACLOCK_NOTIFY_HTTP_PORT": "6067",
+        "SLACLOCK_NOTIFY_DLQ_TOPIC": "dlq",
+        "SLACLOCK_NOTIFY_DATADIR": "state",
+        "SLACLOCK_NOTIFY_PAHT": "typo.yaml",
+    }
+    done = subprocess.run(
+        [sys.executable, "-c", code], env=env, cwd=tmp_path, capture_output=True, text=True
+    )
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip() == (
+        "['unknown setting SLACLOCK_NOTIFY_PAHT is ignored; did you mean SLACLOCK_NOTIFY_PATH?']"
+    )
