@@ -22,6 +22,7 @@ from rich.progress import BarColumn, Progress, TextColumn, TimeRemainingColumn, 
 from slaclock.processors.engine.instants import parse_instant
 from slaclock.processors.engine.policy import compile_policy
 from slaclock.processors.engine.ticket import Output
+from slaclock.processors.gc_tuning import tune_gc
 from slaclock.processors.replay import Rejection, replay
 from slaclock.schemas.policy import PolicyError, load_policy
 from slaclock.sniff import describe_file
@@ -106,6 +107,7 @@ def replay_command(
                     progress.advance(task, done[0])
                     done[0] = 0
 
+        tune_gc()  # after start-up: the replay's state is long-lived
         summary = replay(compiled, source, emit, reject, until_us, on_progress)
     print(f"replay: {summary.lines} lines; {summary.describe()}", file=sys.stderr)
     if summary.applied() == 0:

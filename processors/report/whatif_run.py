@@ -6,6 +6,7 @@ from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 
 from slaclock.processors.engine.policy import compile_policy
+from slaclock.processors.gc_tuning import tune_gc
 from slaclock.processors.replay import Rejection, replay
 from slaclock.processors.report.whatif import KeyOutcome, NaturalKey, OutcomeCollector
 from slaclock.schemas.policy import load_policy
@@ -22,6 +23,7 @@ def replay_outcomes(
     def reject(_rejection: Rejection) -> None:
         rejected[0] += 1
 
+    tune_gc()
     with Path(events_path).open("rb") as source:
         summary = replay(compiled, source, collector, reject, until_us)
     return collector.result(), summary.describe()
