@@ -109,10 +109,50 @@ _MODELS: dict[type[_Base], tuple[type[BaseModel], str, list[tuple[str, Any]]]] =
     for struct, model in _PAIRS
 }
 
-_LONG_FRACTION = re.compile(rb"\.[0-9]{7}")
 
-_new = object.__new__
-_set = object.__setattr__
+def _builder(model: type[BaseModel], tag: str, layout: list[tuple[str, Any]]) -> Any:
+    """`build(struct, occurred_at) -> model instance`, specialised to one model: what
+    `model_construct` does (values in field order, the set of fields given, no extra and
+    no private attributes), at a third of the cost of a loop over the fields."""
+    given = [name for name, default in layout if default is _REQUIRED or name == "type"]
+    lines = ["def build(s, occurred_at):", f"    given = {set(given)!r}"]
+    values = []
+    namespace: dict[str, Any] = {"UNSET": _UNSET, "new": object.__new__, "put": object.__setattr__}
+    namespace["Model"] = model
+    for index, (name, default) in enumerate(layout):
+        if name == "type":
+            values.append(f"{name!r}: {tag!r}")
+        elif name == "occurred_at":
+            values.append(f"{name!r}: occurred_at")
+        elif default is _REQUIRED:
+            values.append(f"{name!r}: s.{name}")
+        else:
+            namespace[f"default_{index}"] = default
+            lines += [
+                f"    v{index} = s.{name}",
+                f"    if v{index} is UNSET:",
+                f"        v{index} = default_{index}",
+                "    else:",
+                f"        given.add({name!r})",
+            ]
+            values.append(f"{name!r}: v{index}")
+    lines += [
+        "    event = new(Model)",
+        f"    put(event, '__dict__', {{{', '.join(values)}}})",
+        "    put(event, '__pydantic_fields_set__', given)",
+        "    put(event, '__pydantic_extra__', None)",
+        "    put(event, '__pydantic_private__', None)",
+        "    return event",
+    ]
+    exec("\n".join(lines), namespace)
+    return namespace["build"]
+
+
+_BUILD: dict[type[_Base], Any] = {
+    struct: _builder(model, tag, layout) for struct, (model, tag, layout) in _MODELS.items()
+}
+
+_LONG_FRACTION = re.compile(rb"\.[0-9]{7}")
 
 
 def decode_fast(raw: bytes | str) -> TicketEvent | None:
@@ -128,31 +168,14 @@ def decode_fast(raw: bytes | str) -> TicketEvent | None:
                 data.decode()
             except UnicodeDecodeError:
                 return None
-    if b"." in data and _LONG_FRACTION.search(data) is not None:
+    if _LONG_FRACTION.search(data) is not None:
         return None
     try:
         struct = _DECODER.decode(data)
-        occurred_at = struct.occurred_at.astimezone(UTC)
+        occurred_at = struct.occurred_at
+        if occurred_at.tzinfo is not UTC:
+            occurred_at = occurred_at.astimezone(UTC)
     except (msgspec.DecodeError, OverflowError):  # ValidationError is a DecodeError
         return None
-    model, tag, layout = _MODELS[type(struct)]
-    values: dict[str, Any] = {}
-    given: set[str] = set()
-    for name, default in layout:
-        if name == "type":
-            value: Any = tag
-        elif name == "occurred_at":
-            value = occurred_at
-        else:
-            value = getattr(struct, name)
-            if value is _UNSET:
-                values[name] = default
-                continue
-        values[name] = value
-        given.add(name)
-    event = _new(model)
-    _set(event, "__dict__", values)
-    _set(event, "__pydantic_fields_set__", given)
-    _set(event, "__pydantic_extra__", None)
-    _set(event, "__pydantic_private__", None)
-    return event  # type: ignore[return-value]
+    event: TicketEvent = _BUILD[type(struct)](struct, occurred_at)
+    return event
