@@ -45,6 +45,9 @@ from slaclock.schemas.policy import load_policy  # noqa: E402
 from slaclock.schemas.rejection import Rejected, decode_event  # noqa: E402
 from slaclock.workload import WorkloadShape, ticket_events  # noqa: E402
 
+# Variants run outside the checkout: `python -c` puts the working directory first on
+# sys.path, where `slaclock/` would shadow the installed (compiled) package.
+_OUTSIDE = tempfile.gettempdir()
 LOADS = "import json, sys\nfor line in open(sys.argv[1], 'rb'):\n    json.loads(line)\n"
 REPLAY = "from slaclock.cli import main; main()"
 
@@ -59,6 +62,10 @@ def main() -> None:
     parser.add_argument("--base-tree", type=Path, help="a source tree to compare against")
     parser.add_argument("--workers", default="1,2", help="worker counts to measure")
     args = parser.parse_args()
+    # absolute (the variants run elsewhere), not resolved (a venv's python is a symlink)
+    for name in ("policy", "compiled_python", "base_tree"):
+        if getattr(args, name) is not None:
+            setattr(args, name, Path(os.path.abspath(getattr(args, name))))
 
     policy = compile_policy(load_policy(args.policy))
     shape = WorkloadShape(
@@ -111,7 +118,9 @@ def main() -> None:
 
 
 def _check(name: str, command: list[str], env: dict[str, str]) -> None:
-    done = subprocess.run(command, env={**os.environ, **env}, capture_output=True, text=True)
+    done = subprocess.run(
+        command, env={**os.environ, **env}, capture_output=True, text=True, cwd=_OUTSIDE
+    )
     if done.returncode != 0:
         sys.exit(f"{name}: exit {done.returncode}: {done.stderr[-2000:]}")
 
@@ -122,6 +131,7 @@ def _measure(command: list[str], env: dict[str, str]) -> tuple[float, float]:
     began = time.perf_counter()
     subprocess.run(
         command,
+        cwd=_OUTSIDE,
         env={**os.environ, **env},
         check=True,
         stdout=subprocess.DEVNULL,
