@@ -142,3 +142,26 @@ def test_the_replay_command_says_when_it_falls_back_to_one_process(tmp_path: Pat
     out, _, stderr = _cli_replay(tmp_path, events, "--workers", "3")
     assert f"line {len(lines)} " in stderr and "replayed in one process" in stderr
     assert out == _cli_replay(tmp_path, events, "--workers", "1")[0]
+
+
+def test_a_ticket_id_written_with_escapes_reaches_the_shard_of_its_ticket() -> None:
+    policy = _policy(SERVICES_POLICY)
+    lines = mixed_lines(120, 23)
+    for n, at in enumerate(("2026-11-02T08:00:00Z", "2026-11-02T08:00:01Z")):
+        ticket = b'"ticket_id":"TA%d"' % n
+        lines.insert(
+            n,
+            b'{"event_id":"e%d","type":"ticket.created",%s,"occurred_at":"%s",'
+            b'"customer_id":"acme","priority":"urgent"}' % (n, ticket, at.encode()),
+        )
+    lines += [  # the same tickets, their ids escaped, and one named twice (the last counts)
+        b'{"event_id":"r0","type":"ticket.customer_replied","ticket_id":"T\\u00410",'
+        b'"occurred_at":"2026-12-30T00:00:00Z"}',
+        b'{"event_id":"r1","type":"ticket.agent_replied","ticket_id":"x","ticket_id":"TA1",'
+        b'"occurred_at":"2026-12-30T00:00:00Z"}',
+    ]
+    expected = one_process(policy, lines, None)
+    assert b'"r0"' not in expected[1] and b'"r1"' not in expected[1]  # both applied
+    for workers in (2, 3):
+        result, used, _ = sharded(policy, lines, None, workers)
+        assert (result, used) == (expected, workers)
