@@ -47,14 +47,14 @@ def replay_command(
         Path | None, typer.Option(help="Write rejected lines here (default: only count them).")
     ] = None,
     workers: Annotated[
-        int | None,
+        int,
         typer.Option(
-            min=1,
-            help="Processes to shard tickets over (default: the number of cores; inputs under "
-            "20,000 lines use one). Same output as one process; input out of time order "
-            "replays in one.",
+            min=0,
+            help="Processes to shard tickets over; 0: the number of cores (inputs under "
+            "20,000 lines then use one). Same output as one process; input out of time "
+            "order replays in one. Default 1: on two cores sharding does not pay yet.",
         ),
-    ] = None,
+    ] = 1,
 ) -> None:
     """Replay events through the SLA engine and print the outputs, one JSON object a line."""
     err = Console(stderr=True)
@@ -123,7 +123,8 @@ def replay_command(
         else:
             if progress is not None:
                 progress.stop()
-            run = replay_parallel(compiled, source.readlines(), emit, reject, until_us, workers)
+            count = None if workers == 0 else workers
+            run = replay_parallel(compiled, source.readlines(), emit, reject, until_us, count)
             summary = run.summary
             if run.fallback is not None:
                 print(f"replay: {run.fallback}: replayed in one process", file=sys.stderr)
