@@ -21,20 +21,21 @@ COPY slaclock ./slaclock
 # MYPYC=1 ships the compiled core (setup.py: processors/engine compiled by mypyc, about 2x
 # faster replay): gcc and mypy live in a throw-away virtualenv of this stage only, the
 # runtime stage copies /opt/venv alone; the build fails unless the core is then compiled.
+# (A build argument is in the environment of every RUN: the pure installs clear it.)
 ARG EXTRAS=""
 ARG MYPYC=""
 RUN python -m venv /opt/venv \
-    && /opt/venv/bin/pip install --no-compile -c constraints.txt ".${EXTRAS:+[$EXTRAS]}" \
+    && MYPYC= /opt/venv/bin/pip install --no-compile -c constraints.txt ".${EXTRAS:+[$EXTRAS]}" \
     && if [ "$MYPYC" = "1" ]; then \
          apt-get update -qq \
          && apt-get install -y -qq --no-install-recommends gcc libc6-dev >/dev/null \
          && python -m venv /opt/mypyc \
-         && /opt/mypyc/bin/pip install --quiet -c constraints.txt . mypy "setuptools>=69" wheel \
+         && MYPYC= /opt/mypyc/bin/pip install --quiet -c constraints.txt . mypy types-pyyaml "setuptools>=69" wheel \
          && MYPYC=1 /opt/mypyc/bin/pip wheel --quiet --no-build-isolation --no-deps -w /tmp/wheels . \
          && /opt/venv/bin/pip install --no-compile --no-deps --force-reinstall /tmp/wheels/slaclock-*.whl \
          && rm -rf /opt/mypyc /tmp/wheels build; \
        fi \
-    && /opt/venv/bin/python -c "import sys; from slaclock.build_info import core_compiled, describe; print(describe()); sys.exit(core_compiled() != (sys.argv[1] == '1'))" "$MYPYC" \
+    && /opt/venv/bin/python -P -c "import sys; from slaclock.build_info import core_compiled, describe; print(describe()); sys.exit(core_compiled() != (sys.argv[1] == '1'))" "$MYPYC" \
     && /opt/venv/bin/pip uninstall --quiet --yes pip setuptools \
     && /opt/venv/bin/python -m compileall -q /opt/venv/lib
 

@@ -42,7 +42,7 @@ COMPILED := build/compiled
 test-compiled:
 	rm -rf $(COMPILED) build/lib.* build/temp.* build/bdist.* && mkdir -p $(COMPILED)
 	$(PYTHON) -m venv $(COMPILED)/venv
-	$(COMPILED)/venv/bin/python -m pip install --quiet -c constraints.txt '.[dev]' 'setuptools>=69' wheel
+	MYPYC= $(COMPILED)/venv/bin/python -m pip install --quiet -c constraints.txt '.[dev]' 'setuptools>=69' wheel
 	MYPYC=1 $(COMPILED)/venv/bin/python -m pip wheel --quiet --no-build-isolation --no-deps -w $(COMPILED)/dist .
 	$(COMPILED)/venv/bin/python -m pip install --quiet --no-deps --force-reinstall $(COMPILED)/dist/slaclock-*.whl
 	$(COMPILED)/venv/bin/slaclock --version
