@@ -11,6 +11,7 @@ from __future__ import annotations
 from pydantic import ValidationError
 
 from slaclock.schemas.events import TicketEvent, parse_ticket_event
+from slaclock.schemas.fast_events import decode_fast
 
 __all__ = ["Rejected", "classify_validation_error", "decode_event"]
 
@@ -25,6 +26,11 @@ class Rejected(Exception):
 
 
 def decode_event(raw: bytes | str) -> TicketEvent:
+    """The validated event, or `Rejected`. msgspec decodes what it can vouch for
+    (`fast_events`); everything else, every rejection included, is pydantic's."""
+    event = decode_fast(raw)
+    if event is not None:
+        return event
     try:
         return parse_ticket_event(raw)
     except ValidationError as error:

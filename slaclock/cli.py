@@ -5,8 +5,11 @@ Each area keeps its commands in its own module; this file only wires them togeth
 
 from __future__ import annotations
 
+from typing import Annotated
+
 import typer
 
+from slaclock.build_info import describe
 from slaclock.cli_demo import register_demo
 from slaclock.cli_explain import register_explain
 from slaclock.cli_kafka import kafka_app
@@ -35,6 +38,27 @@ register_worker(app)
 live_app_commands(app)
 register_demo(app)
 register_notify(app)
+
+
+def _version(value: bool) -> None:
+    if value:
+        typer.echo(describe())
+        raise typer.Exit()
+
+
+@app.callback()
+def _root(
+    version: Annotated[
+        bool,
+        typer.Option(
+            "--version",
+            callback=_version,
+            is_eager=True,
+            help="Print the version and whether the core is compiled (mypyc) or pure Python.",
+        ),
+    ] = False,
+) -> None:
+    """slaclock: SLA clocks on Kafka."""
 
 
 def main() -> None:

@@ -14,6 +14,8 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
+import orjson
+
 from slaclock.processors.engine.instants import format_us, to_us
 
 PRIORITIES = ("urgent", "high", "normal", "low")
@@ -193,3 +195,88 @@ def live_ticket_script(
             wait(reply_seconds / 2)
             add("ticket.status_changed", status="closed")
     return script
+
+
+SERVICE_STATUSES = ("operational", "degraded_performance", "partial_outage", "major_outage")
+
+
+def mixed_lines(
+    tickets: int, seed: int, customers: Sequence[str] = ("acme", "globex", "walk-in")
+) -> list[bytes]:
+    """A replay input with everything a file can hold, in time order: ticket events, service
+    events (including an unknown service), contract changes, repeated lines (duplicates),
+    and rejected lines (bad JSON, schema violations, unknown tickets, a second creation).
+
+    For comparing replays byte for byte (one process against several, one build against
+    another); meant for `examples/services-policy.yaml` (services `portal`, `back-office`).
+    """
+    rng = random.Random(seed)
+    shape = WorkloadShape(
+        tickets=tickets, customers=customers, seed=seed, spread_seconds=20 * 86_400
+    )
+    events = ticket_events(shape, start=datetime.fromisoformat("2026-11-02T08:00:00+00:00"))
+    lines: list[bytes] = []
+    services = ("portal", "back-office", "portal", "no-such-service")
+    n_service = 0
+    for event in events:
+        roll = rng.random()
+        at = event["occurred_at"]
+        if roll < 0.02:
+            n_service += 1
+            service = rng.choice(services)
+            lines.append(
+                orjson.dumps(
+                    {
+                        "event_id": f"svc-{n_service}",
+                        "type": "service.status_changed",
+                        "service_id": service,
+                        "occurred_at": at,
+                        "status": rng.choice(SERVICE_STATUSES),
+                    }
+                )
+            )
+        elif roll < 0.025:
+            customer = rng.choice(("acme", "globex", "newco", "walk-in"))
+            contract = None
+            if rng.random() < 0.8:
+                contract = {
+                    "tier": "enterprise",
+                    "monthly_fee": f"{rng.randint(1, 90) * 100}.00",
+                    "currency": "EUR",
+                }
+            lines.append(
+                orjson.dumps(
+                    {
+                        "type": "contract.changed",
+                        "customer_id": customer,
+                        "occurred_at": at,
+                        "contract": contract,
+                    }
+                )
+            )
+        elif roll < 0.03:
+            lines.append(rng.choice(_BAD_LINES))
+        elif roll < 0.035:
+            lines.append(
+                orjson.dumps(
+                    {**event, "event_id": f"x{rng.randint(0, 9)}", "ticket_id": "NEVER-CREATED"}
+                )
+            )
+        line = orjson.dumps(event)
+        lines.append(line)
+        if rng.random() < 0.03:
+            lines.append(line)  # a repeat: dropped as a duplicate
+        if event["type"] == "ticket.created" and rng.random() < 0.01:
+            lines.append(orjson.dumps({**event, "event_id": event["event_id"] + "-again"}))
+    return lines
+
+
+_BAD_LINES = (
+    b"{not json",
+    b'{"type": "ticket.created", "ticket_id": "B1"}',
+    b'{"event_id": "e", "type": "ticket.unknown", "ticket_id": "B2", "occurred_at": "2026-11-02T08:00:00Z"}',
+    b'{"event_id": "e", "type": "ticket.customer_replied", "ticket_id": "B3", "occurred_at": "2026-11-02T08:00:00"}',
+    b"[1, 2]",
+    b"",
+    b'{"event_id": "e", "type": "service.status_changed", "service_id": "portal", "occurred_at": "x"}',
+)

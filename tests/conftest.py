@@ -24,11 +24,26 @@ import pytest
 from confluent_kafka import KafkaException
 from confluent_kafka.admin import AdminClient, NewTopic
 
+from slaclock.build_info import core_compiled, describe
 from slaclock.local_kafka import LocalKafka, docker_available
 
 # Confluent Platform 7.9 is Apache Kafka 3.9; testcontainers' KafkaContainer only knows
 # Confluent images.
 KAFKA_IMAGE = os.environ.get("SLACLOCK_KAFKA_IMAGE", "confluentinc/cp-kafka:7.9.0")
+
+
+def pytest_report_header() -> str:
+    """Which build of the core this run tests (`make test-compiled` runs the compiled one)."""
+    return describe()
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    if os.environ.get("SLACLOCK_EXPECT_COMPILED") == "1" and not core_compiled():
+        raise pytest.UsageError(
+            f"SLACLOCK_EXPECT_COMPILED=1 but the core imported is pure Python "
+            f"({describe()}): install a wheel built with MYPYC=1 (make test-compiled)"
+        )
+
 
 CreateTopics = Callable[..., list[str]]
 """`create_topics(names, partitions=1, config=None, timeout=30.0) -> names`."""

@@ -23,6 +23,7 @@ from slaclock.processors.broker import BrokerState, is_outage
 from slaclock.processors.engine.availability import compile_services, ledger_availability_percent
 from slaclock.processors.engine.instants import US_PER_SECOND
 from slaclock.processors.engine.policy import compile_policy
+from slaclock.processors.gc_tuning import tune_gc
 from slaclock.processors.live.http import StatusServer
 from slaclock.processors.live.ledger import LedgerProcessor, ticket_sources
 from slaclock.processors.live.metrics import Metrics
@@ -252,6 +253,7 @@ class Worker:
         self.threads = threads  # read by the HTTP server's /health
         # Bound before any thread starts: a taken port fails the worker at once.
         http = StatusServer(self) if self.settings.http_port else None
+        tune_gc()  # start-up done: freeze it, and collect cycles less often (gc_tuning)
         for thread in threads:
             thread.start()
         if http is not None:

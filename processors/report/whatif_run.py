@@ -6,7 +6,9 @@ from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 
 from slaclock.processors.engine.policy import compile_policy
-from slaclock.processors.replay import Rejection, replay
+from slaclock.processors.gc_tuning import tune_gc
+from slaclock.processors.parallel_replay import default_workers, replay_parallel
+from slaclock.processors.replay import Rejection
 from slaclock.processors.report.whatif import (
     KeyOutcome,
     NaturalKey,
@@ -17,9 +19,10 @@ from slaclock.schemas.policy import load_policy
 
 
 def replay_outcomes(
-    policy_path: str, events_path: str, until_us: int | None
+    policy_path: str, events_path: str, until_us: int | None, workers: int | None = 1
 ) -> tuple[dict[NaturalKey, KeyOutcome], str]:
-    """One replay of `events_path` under `policy_path`: outcomes by key and a summary line."""
+    """One replay of `events_path` under `policy_path`: outcomes by key and a summary line
+    (sharded over `workers` processes, `replay --workers`)."""
     compiled = compile_policy(load_policy(policy_path))
     collector = OutcomeCollector(calendar_projection(compiled))
     rejected = [0]
@@ -27,21 +30,24 @@ def replay_outcomes(
     def reject(_rejection: Rejection) -> None:
         rejected[0] += 1
 
+    tune_gc()
     with Path(events_path).open("rb") as source:
-        summary = replay(compiled, source, collector, reject, until_us)
-    return collector.result(), summary.describe()
+        run = replay_parallel(compiled, source, collector, reject, until_us, workers)
+    return collector.result(), run.summary.describe()
 
 
 def replay_both(
     policy_a: Path, policy_b: Path, events: Path, until_us: int | None, parallel: bool = True
 ) -> tuple[tuple[dict[NaturalKey, KeyOutcome], str], tuple[dict[NaturalKey, KeyOutcome], str]]:
-    """Both replays; in two processes when `parallel` (tickets are independent per replay)."""
+    """Both replays; in two processes when `parallel` (tickets are independent per replay),
+    each sharded over half the cores; one after the other, each over all the cores."""
     if not parallel:
         return (
-            replay_outcomes(str(policy_a), str(events), until_us),
-            replay_outcomes(str(policy_b), str(events), until_us),
+            replay_outcomes(str(policy_a), str(events), until_us, None),
+            replay_outcomes(str(policy_b), str(events), until_us, None),
         )
+    half = max(1, default_workers() // 2)
     with ProcessPoolExecutor(max_workers=2) as pool:
-        first = pool.submit(replay_outcomes, str(policy_a), str(events), until_us)
-        second = pool.submit(replay_outcomes, str(policy_b), str(events), until_us)
+        first = pool.submit(replay_outcomes, str(policy_a), str(events), until_us, half)
+        second = pool.submit(replay_outcomes, str(policy_b), str(events), until_us, half)
         return first.result(), second.result()

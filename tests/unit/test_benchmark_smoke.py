@@ -52,6 +52,29 @@ def test_state_benchmark_measures_records_without_a_broker() -> None:
     assert re.search(r"serialised state \d+ B/ticket .* in memory \d+ B/ticket", done.stdout)
 
 
+def test_speed_benchmark_reports_ratios_to_json_loads_gc_share_and_decoding_cost() -> None:
+    done = subprocess.run(
+        [
+            sys.executable,
+            str(ROOT / "benchmarks" / "speed_bench.py"),
+            "--tickets",
+            "300",
+            "--repeat",
+            "1",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        cwd=ROOT,
+    )
+    assert done.returncode == 0, done.stderr[-3000:]
+    out = done.stdout
+    for variant in ("json.loads", "pure, 1 worker", "pure, 2 workers"):
+        assert re.search(rf"^{re.escape(variant)} +[\d.]+ +[\d.]+ +[\d.]+x", out, re.M), out
+    assert re.search(r"tune_gc +GC +[\d.]+ s of", out), out
+    assert re.search(r"decode_event +[\d.]+ µs/event", out), out
+
+
 def test_stack_summary_counts_self_and_inclusive_shares() -> None:
     raw = [
         "run (a.py:1);work (a.py:5);parse (b.py:9) 30",
