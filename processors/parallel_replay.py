@@ -19,7 +19,9 @@ in line order.
 Only for input in time order: one process applies a late event at its clock, and a shard's
 clock, which has not seen the other shards' events, would not. So the parent first checks
 that no ticket line is older than the replay clock before it (as one process would have
-it), and otherwise replays in one process (`ParallelReplay.fallback` says why).
+it), and otherwise replays in one process (`ParallelReplay.fallback` says why). Input with
+a policy version (`policy.changed`) also replays in one process: a version applies at its P
+to every open ticket in one sweep, which the shards do not reproduce.
 
 A new kind of input line: add it to `line_kind` (replay.py) and to `BROADCAST` if it
 changes what the ticket stages decide (as contract changes do); broadcast lines go to
@@ -114,6 +116,13 @@ def replay_parallel(
     if n <= 1 or (auto and len(raw_lines) < AUTO_MIN_LINES) or not _can_fork():
         return ParallelReplay(replay(policy, raw_lines, emit, reject, until), 1)
     parsed = _route(raw_lines, n)
+    versioned = next((line.number for line in parsed if line.kind == "policy"), None)
+    if versioned is not None:
+        # A version applies at its P to every open ticket at once (one sweep, in the
+        # stage's order); the shards do not replay that sweep, so such input runs whole.
+        summary = replay(policy, raw_lines, emit, reject, until)
+        reason = f"line {versioned} is a policy version (policy.changed), which is not sharded"
+        return ParallelReplay(summary, 1, fallback=reason)
     shards = _start_shards(policy, parsed, n)
     try:
         for shard in shards:

@@ -99,6 +99,32 @@ def test_input_out_of_time_order_is_replayed_in_one_process_and_says_why() -> No
     assert result == expected
 
 
+def test_input_with_a_policy_version_is_replayed_in_one_process_and_says_why() -> None:
+    policy = _policy(SERVICES_POLICY)
+    lines = mixed_lines(300, 7)
+    at = len(lines) // 2
+    instant = orjson.loads(lines[at])["occurred_at"]
+    document = load_policy(SERVICES_POLICY).model_dump(mode="json", exclude_none=True)
+    document.pop("version", None)
+    for targets in document["tiers"].values():
+        for by_priority in targets["targets"].values():
+            for priority in by_priority:
+                by_priority[priority] = "1m"  # every deadline shorter: breaches at P
+    version = {
+        "type": "policy.changed",
+        "event_id": "v2",
+        "occurred_at": instant,
+        "version": "2",
+        "policy": document,
+    }
+    lines.insert(at + 1, orjson.dumps(version))
+    expected = one_process(policy, lines, None)
+    assert "policy versions 1" in expected[2] and b'"policy_version":"2"' in expected[0]
+    result, used, fallback = sharded(policy, lines, None, 2)
+    assert used == 1 and fallback is not None and f"line {at + 2} is a policy version" in fallback
+    assert result == expected
+
+
 def test_by_default_small_inputs_replay_in_one_process() -> None:
     policy = _policy(SERVICES_POLICY)
     run = replay_parallel(policy, mixed_lines(50, 1), lambda o: None, lambda r: None)
