@@ -49,7 +49,12 @@ __all__ = [
 
 
 def _to_utc(moment: datetime) -> datetime:
-    return moment.astimezone(UTC)
+    try:
+        return moment.astimezone(UTC)
+    except OverflowError:  # e.g. 0001-01-01T00:30:00+01:00: before the first UTC instant
+        raise ValueError(
+            "the instant is outside the range of UTC dates (years 1 to 9999)"
+        ) from None
 
 
 def format_utc(moment: datetime) -> str:

@@ -106,6 +106,13 @@ def test_naive_timestamp_is_rejected_with_a_clear_message() -> None:
     assert "timezone" in str(exc.value)
 
 
+def test_an_instant_before_the_first_utc_date_is_a_validation_error_not_a_crash() -> None:
+    # 00:30 on 1 January of year 1 at +01:00 is in year 0 in UTC, which datetime cannot hold
+    with pytest.raises(ValidationError) as exc:
+        parse_ticket_event(raw("ticket.customer_replied", occurred_at="0001-01-01T00:30:00+01:00"))
+    assert "outside the range of UTC dates" in str(exc.value)
+
+
 @pytest.mark.parametrize("value", [1772442000, "yesterday", "2026-03-02", None])
 def test_occurred_at_must_be_an_rfc3339_string_with_offset(value: object) -> None:
     with pytest.raises(ValidationError):
