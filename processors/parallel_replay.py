@@ -463,7 +463,7 @@ class _Merge:
                 stage.first_applied = at
             outputs.extend(orjson.loads(raw) for raw in detail)
         if replayer.services is not None:
-            outputs = replayer.services.advance_before(at) + outputs
+            outputs = replayer.services.advance_before(at) + outputs + replayer._settle_services()
         replayer._publish(outputs)
 
     def _service_line(self, line: _Line) -> None:
@@ -477,7 +477,12 @@ class _Merge:
             )
         at = to_us(event.occurred_at)
         before = self._advance(at - 1)
-        replayer._publish(before + replayer.services.on_event(event, at))
+        try:
+            applied = replayer.services.on_event(event, at)
+        except Rejected:
+            replayer._publish(before + replayer._settle_services())
+            raise
+        replayer._publish(before + applied + replayer._settle_services())
 
     def _advance(self, instant: int) -> list[Output]:
         """The ticket stage's `advance_to(instant)`, its timers from the shards."""

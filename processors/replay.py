@@ -204,7 +204,12 @@ class Replayer:
                 )
             at = to_us(service_event.occurred_at)
             before = self.stage.advance_to(at - 1)  # ticket timers due before the event
-            applied = self.services.on_event(service_event, at)
+            try:
+                applied = self.services.on_event(service_event, at)
+            except Rejected:
+                # those timers fired: their outputs stand; only the line is refused
+                self._publish(before + self._settle_services())
+                raise
             self._publish(before + applied + self._settle_services())
             return
         event = decode_event(raw)

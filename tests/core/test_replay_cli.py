@@ -156,3 +156,33 @@ def test_statements_example_earns_octobers_credit_back_at_the_end_of_december(
         ("2026-10", "120.00", "2026-12")
     ]
     assert outputs.index(earned[0]) == outputs.index(acme["2026-12"]) + 1
+
+
+def test_timers_fired_before_a_refused_service_line_keep_their_outputs() -> None:
+    """The replay clock moves to a service line before the line is judged: the ticket timers
+    due before it fire, and their outputs are written even when the line names a service
+    the policy does not define."""
+    from slaclock.processors.engine.policy import compile_policy
+    from slaclock.processors.replay import Rejection, replay
+    from slaclock.schemas.policy import load_policy
+
+    policy = compile_policy(load_policy(Path("examples/services-policy.yaml")))
+    lines = [
+        orjson.dumps(line)
+        for line in (
+            {"event_id": "e1", "type": "ticket.created", "ticket_id": "T1",
+             "customer_id": "acme", "priority": "urgent", "occurred_at": "2026-11-02T09:00:00Z"},
+            {"event_id": "s1", "type": "service.status_changed", "service_id": "no-such-service",
+             "status": "major_outage", "occurred_at": "2026-11-02T10:00:00Z"},
+        )
+    ]  # fmt: skip
+    outputs: list[dict[str, object]] = []
+    rejected: list[Rejection] = []
+    replay(policy, lines, outputs.append, rejected.append, None)
+    assert [r.error_class for r in rejected] == ["UnknownService"]
+    # first response: warned at 75% of 15 minutes, breached at 09:15 (both before 10:00)
+    fired = [(o["type"], o["metric"], o["at"]) for o in outputs if o["type"] != "sla.credit"]
+    assert fired == [
+        ("sla.warning", "first_response", "2026-11-02T09:11:15Z"),
+        ("sla.breach", "first_response", "2026-11-02T09:15:00Z"),
+    ]
