@@ -177,12 +177,15 @@ def test_ensure_topics_creates_every_topic_with_its_partitions_and_cleanup_polic
         settings.topic_services_clock,
         settings.topic_services_changelog,
         settings.topic_availability,
+        settings.topic_policies,
     } == set(specs)
 
     metadata = admin.list_topics(timeout=TIMEOUT)
-    assert {name: len(metadata.topics[name].partitions) for name in specs} == dict.fromkeys(
-        specs, 3
-    )
+    # policy versions are one totally ordered history: one partition, whatever the setting
+    assert {name: len(metadata.topics[name].partitions) for name in specs} == {
+        **dict.fromkeys(specs, 3),
+        settings.topic_policies: 1,
+    }
     resources = [ConfigResource(ConfigResource.Type.TOPIC, name) for name in specs]
     policies = {}
     for resource, future in admin.describe_configs(resources).items():
@@ -195,6 +198,7 @@ def test_ensure_topics_creates_every_topic_with_its_partitions_and_cleanup_polic
         settings.topic_ledger_changelog,
         settings.topic_services_changelog,
         settings.topic_contracts,
+        settings.topic_policies,
     }
     assert {name for name, policy in policies.items() if policy == "compact"} == compacted
 
