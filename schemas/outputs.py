@@ -29,7 +29,7 @@ from pydantic import (
 )
 from pydantic_core import PydanticCustomError
 
-from slaclock.schemas.common import Metric, Priority
+from slaclock.schemas.common import GroupMetric, Metric, Priority
 from slaclock.schemas.events import NonEmptyStr, UtcDatetime, require_type_field
 
 __all__ = [
@@ -123,9 +123,17 @@ class OutputBase(BaseModel):
 class TicketOutputBase(OutputBase):
     """Output events about one metric cycle of one ticket."""
 
+    metric: Metric | GroupMetric  # type: ignore[assignment]
     priority: Priority = Field(description="The ticket's current priority.")
     cycle: Cycle
     policy_version: PolicyVersionId = None
+    group: str | None = Field(
+        default=None,
+        description=(
+            "The internal group of a group metric (group_response, group_resolution; "
+            "docs/semantics.md: Groups); null on the customer metrics."
+        ),
+    )
 
 
 class SlaWarning(TicketOutputBase):

@@ -93,7 +93,11 @@ def is_first_met(completion: Output) -> bool:
 
 
 def ledger_input(output: Output) -> bool:
-    """Whether an output of stage 1 goes to the ledger: every breach, first met completions."""
+    """Whether an output of stage 1 goes to the ledger: every breach, first met completions,
+    of the customer metrics (a group metric earns no credit and no customer statement counts
+    it: docs/semantics.md: Groups)."""
+    if output.get("group") is not None:
+        return False
     kind = output["type"]
     if kind == "sla.breach":
         return True
