@@ -17,6 +17,7 @@ from pydantic import ValidationError
 
 from slaclock.processors.engine.availability import compile_services, ledger_availability_percent
 from slaclock.processors.engine.contracts import ContractBook
+from slaclock.processors.engine.group_ledger import GROUP_HOLD
 from slaclock.processors.engine.instants import to_us
 from slaclock.processors.engine.ledger import LedgerCounters, LedgerStage, ledger_input
 from slaclock.processors.engine.policy import CompiledPolicy
@@ -259,8 +260,12 @@ class Replayer:
         ledger = self.ledger
         offered = False
         for output in outputs:
-            self._emit(output)
             kind = output["type"]
+            if kind == GROUP_HOLD:  # a hold fact: for the ledger only
+                ledger.on_outcome(output)
+                offered = True
+                continue
+            self._emit(output)
             if kind == "sla.availability_report":
                 ledger.on_availability(output)
                 offered = True

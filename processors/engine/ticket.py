@@ -29,6 +29,7 @@ from slaclock.processors.engine.clock import (
     Phase,
     version_cause,
 )
+from slaclock.processors.engine.group_ledger import GROUP_HOLD
 from slaclock.processors.engine.ids import output_event_id
 from slaclock.processors.engine.instants import format_us, seconds_value
 from slaclock.processors.engine.outputs import (
@@ -415,7 +416,11 @@ class TicketEngine:
             state.group = event.group
             if state.holder != previous:  # the same group again changes nothing
                 self._end_hold(state, at, outputs)
+                if previous is not None and state.holder is not None:
+                    outputs.append(_hold_fact(state, previous, "handoff", at))
                 self._begin_hold(state, at)
+                if state.holder is not None:
+                    outputs.append(_hold_fact(state, state.holder, "begun", at))
         state.cause = ""
         return Verdict.APPLIED, outputs
 
@@ -931,6 +936,21 @@ def _common(
 
 
 _PAUSABLE = (RESOLUTION, PERIODIC_UPDATE)
+
+
+def _hold_fact(state: TicketState, group: str, hold: str, at: int) -> Output:
+    """A hold `begun`, or one ended by a `handoff` to another group: for the group
+    statements only (the ledger counts them; no public topic carries them)."""
+    return {
+        "event_id": output_event_id(GROUP_HOLD, state.ticket_id, group, hold, state.cause),
+        "type": GROUP_HOLD,
+        "ticket_id": state.ticket_id,
+        "customer_id": state.customer_id,
+        "group": group,
+        "hold": hold,
+        "at": format_us(at),
+        "policy_version": state.version,
+    }
 
 
 def _freeze_ended(clock: MetricClock, tier: CompiledTier, version: str, tier_name: str) -> None:

@@ -81,6 +81,7 @@ class LedgerProcessor(TransactionalLoop):
             "sla.credit": settings.topic_credits,
             "sla.credit_earned_back": settings.topic_credits,
             "sla.statement": settings.topic_statements,
+            "sla.group_statement": settings.topic_statements,
         }
 
     def _new_stage(self, partition: int) -> LedgerStage:

@@ -10,7 +10,6 @@ from typing import Any
 
 import orjson
 
-from slaclock.processors.engine.ledger import ledger_input
 from slaclock.processors.engine.ticket import TicketState
 from tests.core.builders import Harness, agent_reply, created, priority, status
 from tests.core.group_builders import assigned, group_policy
@@ -287,12 +286,14 @@ def test_cycles_are_numbered_per_group_across_hand_offs_and_back() -> None:
     )
 
 
-def test_group_metrics_never_reach_the_customer_ledger() -> None:
+def test_group_metrics_earn_no_credit_and_no_customer_statement_counts_them() -> None:
     h = Harness(group_policy()).feed(created(CREATED), assigned(HELD, "tier1"))
-    h.until(LATER)
-    group_outputs = [o for o in h.outputs if o.get("group") is not None]
-    assert group_outputs and not any(ledger_input(o) for o in group_outputs)
+    h.until("2026-04-01T00:00:00Z")
+    assert h.of("breach", "group_response") and h.of("breach", "group_resolution")
     assert {c["metric"] for c in h.of("credit")} == {"first_response", "resolution"}
+    statement = h.one("sla.statement")
+    assert statement["overall"]["breached"] == 2  # first_response and resolution only
+    assert "group_response" not in statement["metrics"]
 
 
 def test_a_ticket_state_with_group_clocks_survives_its_record() -> None:

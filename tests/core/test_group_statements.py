@@ -1,0 +1,83 @@
+"""Group statements (docs/semantics.md: Groups): one per defined group per month in the time
+zone of the group's calendar, quiet months included, holds and hand-offs counted.
+
+Policy: tests/core/group_builders.py (tier1: UTC, 24x7; engineering: Berlin office hours).
+Berlin is UTC+2 from 2026-03-29, so its April begins at 2026-03-31T22:00Z.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from tests.core.builders import Harness, created, status
+from tests.core.group_builders import assigned, group_policy
+
+OPENED = "2026-03-31T21:30:00Z"  # tier1's March (UTC); 23:30 in Berlin, still March there
+HANDOFF = "2026-03-31T22:30:00Z"  # tier1's March; 00:30 on April 1st in Berlin
+UNTIL = "2026-05-01T00:00:00Z"
+
+
+def _statements(h: Harness) -> list[dict[str, Any]]:
+    return h.of("sla.group_statement")
+
+
+def _figures(met: int, breached: int, compliance: str | None) -> dict[str, Any]:
+    return {"met": met, "breached": breached, "compliance": compliance}
+
+
+def test_group_months_end_in_each_groups_own_time_zone() -> None:
+    h = Harness(group_policy()).feed(
+        created(OPENED), assigned(OPENED, "tier1"), assigned(HANDOFF, "engineering")
+    )
+    h.until(UNTIL)
+    found = [(s["group"], s["period"], s["at"], s["period_start"]) for s in _statements(h)]
+    assert found == [
+        ("engineering", "2026-03", "2026-03-31T22:00:00Z", "2026-02-28T23:00:00Z"),
+        ("tier1", "2026-03", "2026-04-01T00:00:00Z", "2026-03-01T00:00:00Z"),
+        ("engineering", "2026-04", "2026-04-30T22:00:00Z", "2026-03-31T22:00:00Z"),
+        ("tier1", "2026-04", "2026-05-01T00:00:00Z", "2026-04-01T00:00:00Z"),
+    ]
+
+
+def test_a_group_statement_counts_outcomes_holds_and_hand_offs_of_its_month() -> None:
+    h = Harness(group_policy()).feed(
+        created(OPENED), assigned(OPENED, "tier1"), assigned(HANDOFF, "engineering")
+    )
+    h.until(UNTIL)
+    by_key = {(s["group"], s["period"]): s for s in _statements(h)}
+    tier1 = by_key["tier1", "2026-03"]
+    # group_response breached at 22:00; group_resolution met at the hand-off (1h of 2h)
+    assert tier1["metrics"] == {
+        "group_response": _figures(0, 1, "0.0000"),
+        "group_resolution": _figures(1, 0, "1.0000"),
+    }
+    assert tier1["overall"] == _figures(1, 1, "0.5000")
+    assert (tier1["holds"], tier1["handoffs"], tier1["policy_version"]) == (1, 1, "1")
+    engineering = by_key["engineering", "2026-04"]
+    # Berlin office hours from Wednesday April 1st 09:00: response due 10:00, resolution
+    # (8h: 7h on Wednesday) Thursday 10:00, both breached in April
+    assert engineering["metrics"] == {
+        "group_response": _figures(0, 1, "0.0000"),
+        "group_resolution": _figures(0, 1, "0.0000"),
+    }
+    assert (engineering["holds"], engineering["handoffs"]) == (1, 0)
+    quiet = by_key["engineering", "2026-03"]
+    assert (quiet["holds"], quiet["overall"]) == (0, _figures(0, 0, None))
+    assert by_key["tier1", "2026-04"]["overall"] == _figures(0, 0, None)
+
+
+def test_unassigning_is_no_hand_off_and_a_reopen_is_no_hold() -> None:
+    start = "2026-03-02T09:00:00Z"
+    h = Harness(group_policy()).feed(
+        created(start),
+        assigned("2026-03-02T09:05:00Z", "tier1"),
+        assigned("2026-03-02T09:10:00Z", None, assignee=None),  # ends the hold: no hand-off
+        assigned("2026-03-02T09:15:00Z", "tier1"),  # a second hold
+        status("2026-03-02T09:20:00Z", "solved"),
+        status("2026-03-02T09:30:00Z", "open"),  # a new group_resolution cycle, not a hold
+        assigned("2026-03-02T09:40:00Z", "billing"),  # a group the policy lacks: a hand-off
+    )
+    h.until("2026-04-01T00:00:00Z")
+    tier1 = next(s for s in _statements(h) if s["group"] == "tier1")
+    assert (tier1["holds"], tier1["handoffs"]) == (2, 1)
+    assert {s["group"] for s in _statements(h)} == {"tier1", "engineering"}
