@@ -157,10 +157,21 @@ class TicketState:
         # Group clocks (docs/semantics.md: Groups): the cycles of the current hold by metric
         # (group_response, group_resolution; each names its group), replaced ones, and the
         # tracked cycles started so far per group [group_response, group_resolution].
-        # Empty for a ticket no group held: its state is what it was before groups.
-        self.group_clocks: dict[str, MetricClock] = {}
-        self.group_finished: list[MetricClock] = []
-        self.group_cycles: dict[str, list[int]] = {}
+        # For a ticket no group held these are shared empty objects, never changed (a
+        # ticket's memory and record stay what they were before groups): `own_groups`
+        # gives a ticket its own before anything is added.
+        self.group_clocks: dict[str, MetricClock] = _NO_CLOCKS
+        self.group_finished: list[MetricClock] = _NO_FINISHED
+        self.group_cycles: dict[str, list[int]] = _NO_CYCLES
+
+    def own_groups(self) -> None:
+        """Give the ticket its own group containers (before the first group clock)."""
+        if self.group_clocks is _NO_CLOCKS:
+            self.group_clocks = {}
+        if self.group_finished is _NO_FINISHED:
+            self.group_finished = []
+        if self.group_cycles is _NO_CYCLES:
+            self.group_cycles = {}
 
     @property
     def holder(self) -> str | None:
@@ -239,12 +250,18 @@ class TicketState:
         state.finished = [MetricClock.from_record(clock, ids) for clock in r.finished]
         if r.groups:
             running, replaced, cycles = r.groups
+            state.own_groups()
             for clock_record in running:
                 clock = MetricClock.from_record(clock_record, ids)
                 state.group_clocks[clock.metric] = clock
             state.group_finished = [MetricClock.from_record(c, ids) for c in replaced]
             state.group_cycles = {str(g): [int(n) for n in c] for g, c in cycles.items()}
         return state
+
+
+_NO_CLOCKS: dict[str, MetricClock] = {}
+_NO_FINISHED: list[MetricClock] = []
+_NO_CYCLES: dict[str, list[int]] = {}
 
 
 class TicketRecord(NamedTuple):
@@ -686,6 +703,7 @@ class TicketEngine:
             self._cancel(state, terms, response, at, "hold_ended", outputs)
             if resolution is not None and resolution.phase is Phase.ACTIVE:
                 self._complete(state, terms, resolution, at, outputs)
+        state.own_groups()
         state.group_finished.extend(clocks.values())
         clocks.clear()
 
@@ -708,6 +726,7 @@ class TicketEngine:
         target = terms.target(metric, state.priority)
         if target is None:
             return  # an untracked cycle: not numbered, nothing runs
+        state.own_groups()
         cycles = state.group_cycles.setdefault(group, [0, 0])
         index = 0 if metric == GROUP_RESPONSE else 1
         cycles[index] += 1

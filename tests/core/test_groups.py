@@ -312,3 +312,20 @@ def test_a_ticket_no_group_held_keeps_its_record_layout() -> None:
     record = h.replayer.store["T1"].to_record()
     assert len(record) == 16
     assert all(len(clock) <= 14 for clock in record[9])
+
+
+def test_tickets_no_group_held_share_the_empty_group_containers() -> None:
+    h = Harness(group_policy()).feed(
+        created(CREATED, ticket="A"),
+        created(CREATED, ticket="B"),
+        assigned(HELD, "tier1", ticket="B"),
+        assigned(HELD, "tier1", ticket="C"),  # unknown ticket: refused, changes nothing
+    )
+    a, b = h.replayer.store["A"], h.replayer.store["B"]
+    fresh = TicketState("X", "acme", "enterprise", "high", "new")
+    assert a.group_clocks is fresh.group_clocks and a.group_cycles is fresh.group_cycles
+    assert fresh.group_clocks == {} and fresh.group_finished == [] and fresh.group_cycles == {}
+    assert b.group_clocks is not fresh.group_clocks and set(b.group_clocks) == {
+        "group_response",
+        "group_resolution",
+    }
