@@ -41,6 +41,7 @@ __all__ = [
     "SlaCompleted",
     "SlaCredit",
     "SlaCreditEarnedBack",
+    "SlaGroupStatement",
     "SlaStatement",
     "SlaWarning",
     "parse_output_event",
@@ -256,6 +257,36 @@ class SlaStatement(BaseModel):
     policy_version: PolicyVersionId = None
 
 
+class GroupStatementMetrics(BaseModel):
+    model_config = ConfigDict(extra="ignore", frozen=True)
+
+    group_response: MetricFigures
+    group_resolution: MetricFigures
+
+
+class SlaGroupStatement(BaseModel):
+    """An internal group's month closed (docs/semantics.md: Groups): outcomes of the group
+    metrics, holds begun and hand-offs, in the time zone of the group's calendar."""
+
+    model_config = ConfigDict(extra="ignore", frozen=True, json_schema_extra=require_type_field)
+
+    event_id: NonEmptyStr = Field(description="Deterministic from group and period.")
+    type: Literal["sla.group_statement"] = "sla.group_statement"
+    group: NonEmptyStr
+    period: Period
+    at: UtcDatetime = Field(description="The period's end: the next month's first instant.")
+    period_start: UtcDatetime
+    metrics: GroupStatementMetrics
+    overall: MetricFigures
+    holds: Annotated[int, Strict(), Field(ge=0)] = Field(
+        description="Holds begun in the period (a reopen's new cycle is not a hold)."
+    )
+    handoffs: Annotated[int, Strict(), Field(ge=0)] = Field(
+        description="Holds ended in the period by an assignment to another group."
+    )
+    policy_version: PolicyVersionId = None
+
+
 class SlaCreditEarnedBack(BaseModel):
     """A period's ticket credits returned after `months` compliant periods."""
 
@@ -282,6 +313,7 @@ OutputEvent = Annotated[
     | SlaCancelled
     | SlaCredit
     | SlaStatement
+    | SlaGroupStatement
     | SlaCreditEarnedBack,
     Field(discriminator="type"),
 ]

@@ -9,6 +9,8 @@ from __future__ import annotations
 
 from typing import Any
 
+import orjson
+
 from tests.core.builders import Harness, created, status
 from tests.core.group_builders import assigned, group_policy
 
@@ -81,3 +83,17 @@ def test_unassigning_is_no_hand_off_and_a_reopen_is_no_hold() -> None:
     tier1 = next(s for s in _statements(h) if s["group"] == "tier1")
     assert (tier1["holds"], tier1["handoffs"]) == (2, 1)
     assert {s["group"] for s in _statements(h)} == {"tier1", "engineering"}
+
+
+def test_every_group_output_meets_the_published_output_contract() -> None:
+    from slaclock.schemas.outputs import parse_output_event
+
+    h = Harness(group_policy()).feed(
+        created(OPENED), assigned(OPENED, "tier1"), assigned(HANDOFF, "engineering")
+    )
+    h.until(UNTIL)
+    group_outputs = [o for o in h.outputs if o.get("group") is not None]
+    assert {o["type"] for o in group_outputs} >= {"sla.group_statement", "sla.breach"}
+    for output in group_outputs:
+        event = parse_output_event(orjson.dumps(output))
+        assert orjson.loads(event.model_dump_json()) == output
