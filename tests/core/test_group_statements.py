@@ -97,3 +97,48 @@ def test_every_group_output_meets_the_published_output_contract() -> None:
     for output in group_outputs:
         event = parse_output_event(orjson.dumps(output))
         assert orjson.loads(event.model_dump_json()) == output
+
+
+def test_the_worked_example_escalated_to_engineering_and_back() -> None:
+    """docs/semantics.md: Groups, worked example."""
+    from tests.core.builders import agent_reply
+
+    h = Harness(group_policy()).feed(
+        created("2026-03-02T09:00:00Z"),
+        assigned("2026-03-02T09:00:00Z", "tier1"),
+        agent_reply("2026-03-02T09:20:00Z", public=False),
+        assigned("2026-03-02T10:00:00Z", "engineering"),
+        agent_reply("2026-03-02T12:30:00Z", public=False),
+        assigned("2026-03-03T09:00:00Z", "tier1"),
+        agent_reply("2026-03-03T09:10:00Z"),
+        status("2026-03-03T09:30:00Z", "solved"),
+    )
+    h.until("2026-04-01T00:00:00Z")
+    rows = [
+        (o["type"], o["group"], o["metric"], o["cycle"], o["at"], o.get("elapsed_seconds"))
+        for o in h.outputs
+        if o.get("group") is not None and o["type"] != "sla.group_statement"
+    ]
+    w, c, b = "sla.warning", "sla.completed", "sla.breach"
+    assert rows == [
+        (w, "tier1", "group_response", 1, "2026-03-02T09:15:00Z", None),
+        (c, "tier1", "group_response", 1, "2026-03-02T09:20:00Z", 1200),
+        (c, "tier1", "group_resolution", 1, "2026-03-02T10:00:00Z", 3600),
+        (w, "engineering", "group_response", 1, "2026-03-02T10:45:00Z", None),
+        (b, "engineering", "group_response", 1, "2026-03-02T11:00:00Z", None),
+        (c, "engineering", "group_response", 1, "2026-03-02T12:30:00Z", 9000),
+        (w, "engineering", "group_resolution", 1, "2026-03-02T16:00:00Z", None),
+        (c, "engineering", "group_resolution", 1, "2026-03-03T09:00:00Z", 25200),
+        (c, "tier1", "group_response", 2, "2026-03-03T09:10:00Z", 600),
+        (c, "tier1", "group_resolution", 2, "2026-03-03T09:30:00Z", 1800),
+    ]
+    statements = {s["group"]: s for s in _statements(h)}
+    engineering, tier1 = statements["engineering"], statements["tier1"]
+    assert (engineering["at"], engineering["holds"], engineering["handoffs"]) == (
+        "2026-03-31T22:00:00Z",
+        1,
+        1,
+    )
+    assert engineering["overall"] == _figures(1, 1, "0.5000")
+    assert (tier1["at"], tier1["holds"], tier1["handoffs"]) == ("2026-04-01T00:00:00Z", 2, 1)
+    assert tier1["overall"] == _figures(4, 0, "1.0000")
