@@ -9,10 +9,11 @@ from __future__ import annotations
 from typing import Any
 
 import orjson
+import yaml
 
 from slaclock.processors.engine.ticket import TicketState
 from tests.core.builders import Harness, agent_reply, created, priority, status
-from tests.core.group_builders import assigned, group_policy
+from tests.core.group_builders import GROUP_POLICY_YAML, assigned, group_policy
 
 CREATED = "2026-03-02T09:00:00Z"
 HELD = "2026-03-02T09:05:00Z"  # tier1 begins its hold: group_response due 09:35
@@ -329,3 +330,73 @@ def test_tickets_no_group_held_share_the_empty_group_containers() -> None:
         "group_response",
         "group_resolution",
     }
+
+
+# -- policy versions (docs/semantics.md: Policy changes, Groups) -------------------------------
+
+
+def _version(at: str, version: str, change: Any) -> dict[str, Any]:
+    doc = yaml.safe_load(GROUP_POLICY_YAML)
+    change(doc["groups"])
+    return {
+        "type": "policy.changed",
+        "event_id": f"policy-{version}",
+        "occurred_at": at,
+        "version": version,
+        "policy": doc,
+    }
+
+
+def test_a_version_that_shortens_a_group_target_breaches_at_once_when_already_past() -> None:
+    def shorten(groups: dict[str, Any]) -> None:
+        groups["tier1"]["targets"]["group_response"]["high"] = "10m"
+
+    h = Harness(group_policy()).feed(
+        created(CREATED),
+        assigned(HELD, "tier1"),
+        _version("2026-03-02T09:20:00Z", "2", shorten),
+    )
+    h.until(LATER)
+    breach = h.one("breach", "group_response")
+    assert _fields(breach, "at", "decided_at", "target_seconds", "policy_version") == (
+        "2026-03-02T09:15:00Z",
+        "2026-03-02T09:20:00Z",
+        600,
+        "2",
+    )
+
+
+def test_a_version_that_drops_the_holding_group_cancels_its_running_cycles() -> None:
+    def drop(groups: dict[str, Any]) -> None:
+        del groups["tier1"]
+
+    h = Harness(group_policy()).feed(
+        created(CREATED),
+        assigned(HELD, "tier1"),
+        _version("2026-03-02T09:20:00Z", "2", drop),
+    )
+    h.until(LATER)
+    cancelled = [(o["metric"], o["reason"], o["at"]) for o in h.of("cancelled") if o["group"]]
+    assert cancelled == [
+        ("group_response", "no_target", "2026-03-02T09:20:00Z"),
+        ("group_resolution", "no_target", "2026-03-02T09:20:00Z"),
+    ]
+    assert h.of("breach", "group_response") == []
+
+
+def test_a_version_that_changes_the_group_calendar_counts_the_rest_in_the_new_hours() -> None:
+    def office(groups: dict[str, Any]) -> None:
+        groups["tier1"]["calendar"] = "berlin-office"
+
+    # held Monday 15:30Z (24x7); from 16:00Z (17:00 Berlin, the office closes) the office
+    # hours count: 30 of 120 minutes counted, 90 left from Tuesday 08:00Z
+    h = Harness(group_policy()).feed(
+        created("2026-03-02T15:30:00Z"),
+        assigned("2026-03-02T15:30:00Z", "tier1"),
+        _version("2026-03-02T16:00:00Z", "2", office),
+    )
+    h.until("2026-03-04T00:00:00Z")
+    assert h.one("breach", "group_resolution")["at"] == "2026-03-03T09:30:00Z"
+    assert h.one("breach", "group_response")["at"] == "2026-03-02T16:00:00Z"
+    clock = h.replayer.store["T1"].group_clocks["group_resolution"]
+    assert [era.tier for era in clock.eras] == ["\x00group:tier1"]
