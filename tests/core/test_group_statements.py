@@ -142,3 +142,34 @@ def test_the_worked_example_escalated_to_engineering_and_back() -> None:
     assert engineering["overall"] == _figures(1, 1, "0.5000")
     assert (tier1["at"], tier1["holds"], tier1["handoffs"]) == ("2026-04-01T00:00:00Z", 2, 1)
     assert tier1["overall"] == _figures(4, 0, "1.0000")
+
+
+def test_the_worked_example_explains_each_group_cycle_in_its_groups_hours() -> None:
+    from slaclock.processors.engine.explain import explain_with_policy
+    from slaclock.processors.engine.instants import parse_instant
+    from tests.core.builders import agent_reply
+
+    policy = group_policy()
+    h = Harness(policy).feed(
+        created("2026-03-02T09:00:00Z"),
+        assigned("2026-03-02T09:00:00Z", "tier1"),
+        assigned("2026-03-02T10:00:00Z", "engineering"),
+        agent_reply("2026-03-02T12:30:00Z", public=False),
+    )
+    state = h.replayer.store["T1"]
+    at = parse_instant("2026-03-02T17:00:00Z")
+    cycles = explain_with_policy(state, policy, at, h.replayer.versions)["cycles"]
+    groups = [(c["metric"], c["group"], c["cycle"], c["state"]) for c in cycles if c["group"]]
+    assert groups == [
+        ("group_resolution", "tier1", 1, "met"),
+        ("group_resolution", "engineering", 1, "running"),
+        ("group_response", "tier1", 1, "cancelled"),
+        ("group_response", "engineering", 1, "breached"),
+    ]
+    engineering = next(c for c in cycles if c["group"] == "engineering")
+    # 10:00 to 16:00Z counted (11:00 to 17:00 Berlin), nothing after the office closes
+    assert (engineering["counted_seconds"], engineering["deadline"]) == (
+        21600,
+        "2026-03-03T10:00:00Z",
+    )
+    assert {c["group"] for c in cycles if not c["metric"].startswith("group_")} == {None}
