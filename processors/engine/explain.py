@@ -40,8 +40,8 @@ from slaclock.processors.engine.instants import format_us, seconds_value
 from slaclock.processors.engine.policy import CompiledPolicy
 from slaclock.processors.engine.ticket import (
     DEFAULT_POLICY_VERSION,
-    GROUP_ERA,
     FIRST_RESPONSE,
+    GROUP_ERA,
     TicketState,
     policy_version,
 )
