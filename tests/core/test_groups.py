@@ -11,6 +11,7 @@ from typing import Any
 import orjson
 import yaml
 
+from slaclock.processors.engine.instants import parse_instant
 from slaclock.processors.engine.ticket import TicketState
 from tests.core.builders import Harness, agent_reply, created, priority, status
 from tests.core.group_builders import GROUP_POLICY_YAML, assigned, group_policy
@@ -400,3 +401,24 @@ def test_a_version_that_changes_the_group_calendar_counts_the_rest_in_the_new_ho
     assert h.one("breach", "group_response")["at"] == "2026-03-02T16:00:00Z"
     clock = h.replayer.store["T1"].group_clocks["group_resolution"]
     assert [era.tier for era in clock.eras] == ["\x00group:tier1"]
+
+
+def test_the_ticket_status_shows_the_holds_group_clocks() -> None:
+    from slaclock.processors.engine.status import ticket_status
+
+    policy = group_policy()
+    h = Harness(policy).feed(
+        created(CREATED), assigned(HELD, "tier1"), assigned("2026-03-02T10:00:00Z", "engineering")
+    )
+    status_now = ticket_status(
+        h.replayer.store["T1"], policy, parse_instant("2026-03-02T10:30:00Z")
+    )
+    assert status_now["group"] == "engineering"
+    response = status_now["group_metrics"]["group_response"]
+    # engineering: Berlin office hours, 1h from 11:00 Berlin
+    assert (response["state"], response["counted_seconds"], response["deadline"]) == (
+        "running",
+        1800,
+        "2026-03-02T11:00:00Z",
+    )
+    assert set(status_now["metrics"]) == {"first_response", "resolution"}
