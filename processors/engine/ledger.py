@@ -88,9 +88,9 @@ def is_first_met(completion: Output) -> bool:
     """
     if completion["outcome"] != "met":
         return False
-    first = output_event_id(
-        "sla.completed", completion["ticket_id"], completion["metric"], completion["cycle"], 1
-    )
+    group = completion.get("group")
+    key = (completion["ticket_id"], completion["metric"], completion["cycle"], 1)
+    first = output_event_id("sla.completed", *key, *(() if group is None else (group,)))
     return bool(completion["event_id"] == first)
 
 

@@ -937,8 +937,11 @@ def _common(
     """The fields every ticket output has (docs/semantics.md: Outputs), in their fixed order.
 
     The event id is the UUIDv5 of (kind, ticket, metric, cycle, *key): a threshold for a
-    warning, the completion number for a completion, nothing more for a breach.
+    warning, the completion number for a completion, nothing more for a breach; then the
+    group, for a group metric.
     """
+    if clock.group:  # cycles are numbered per group: the group is part of the key
+        key = (*key, clock.group)
     return {
         "event_id": output_event_id(kind, state.ticket_id, clock.metric, clock.cycle, *key),
         "type": kind,

@@ -132,6 +132,8 @@ def test_the_worked_example_escalated_to_engineering_and_back() -> None:
         (c, "tier1", "group_response", 2, "2026-03-03T09:10:00Z", 600),
         (c, "tier1", "group_resolution", 2, "2026-03-03T09:30:00Z", 1800),
     ]
+    ids = [o["event_id"] for o in h.outputs]
+    assert len(ids) == len(set(ids))  # tier1's and engineering's cycle 1 are distinct outputs
     statements = {s["group"]: s for s in _statements(h)}
     engineering, tier1 = statements["engineering"], statements["tier1"]
     assert (engineering["at"], engineering["holds"], engineering["handoffs"]) == (
