@@ -223,6 +223,8 @@ def test_group_clocks_and_statements_live_give_the_replay_outputs(
         orjson.dumps(o) for o in tickets_out
     )
     assert {s["group"] for s in pipeline.of("sla.group_statement")} <= {"tier1", "engineering"}
+    group_ids = [o["event_id"] for o in expected if o.get("group") is not None]
+    assert len(group_ids) == len(set(group_ids))  # one id per group output
 
 
 def test_group_statements_come_from_the_ledger_task_that_owns_the_group() -> None:
