@@ -76,10 +76,13 @@ class ReplaySummary:
         statements = self.ledger.statements if self.ledger is not None else 0
         earned = self.ledger.earned_back if self.ledger is not None else 0
         service_outputs = self.services.outputs if self.services is not None else 0
-        outputs = c.outputs + self.credits + statements + earned + service_outputs
+        groups = self.ledger.group_statements if self.ledger is not None else 0
+        outputs = c.outputs + self.credits + statements + earned + service_outputs + groups
+        group_text = f", group statements {groups}" if groups else ""
         text = (
             f"events {c.events}, outputs {outputs} "
-            f"(credits {self.credits}, statements {statements}, earned back {earned}), "
+            f"(credits {self.credits}, statements {statements}{group_text}, "
+            f"earned back {earned}), "
             f"rejected {c.rejected}, duplicates {c.duplicates}, "
             f"ignored after close {c.ignored_closed}, late {c.late}"
         )

@@ -200,6 +200,7 @@ class LedgerCounters:
     credits: int = 0
     statements: int = 0
     earned_back: int = 0
+    group_statements: int = 0
     credited: dict[str, Decimal] = field(default_factory=dict)  # currency -> amount
 
     def count_credit(self, credit: Output) -> None:
@@ -642,6 +643,7 @@ class LedgerStage:
 
     def _close_group(self, group: str, end: int) -> list[Output]:
         outputs = self.groups.close(group, end)
+        self.counters.group_statements += len(outputs)
         self._groups_changed()
         return outputs
 

@@ -175,3 +175,22 @@ def test_the_worked_example_explains_each_group_cycle_in_its_groups_hours() -> N
         "2026-03-03T10:00:00Z",
     )
     assert {c["group"] for c in cycles if not c["metric"].startswith("group_")} == {None}
+
+
+def test_the_replay_summary_counts_group_statements_and_no_hold_facts() -> None:
+    from slaclock.processors.engine.instants import parse_instant
+    from slaclock.processors.replay import replay
+
+    events = [created(OPENED), assigned(OPENED, "tier1"), assigned(HANDOFF, "engineering")]
+    outputs: list[dict[str, Any]] = []
+    summary = replay(
+        group_policy(),
+        [orjson.dumps(e) for e in events],
+        outputs.append,
+        lambda rejection: None,
+        until=parse_instant(UNTIL),
+    )
+    text = summary.describe()
+    assert f"outputs {len(outputs)} " in text
+    assert "group statements 4" in text
+    assert all(o["type"] != "sla.group_hold" for o in outputs)
