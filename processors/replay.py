@@ -17,6 +17,7 @@ from pydantic import ValidationError
 
 from slaclock.processors.engine.availability import compile_services, ledger_availability_percent
 from slaclock.processors.engine.contracts import ContractBook
+from slaclock.processors.engine.group_ledger import GROUP_HOLD
 from slaclock.processors.engine.instants import to_us
 from slaclock.processors.engine.ledger import LedgerCounters, LedgerStage, ledger_input
 from slaclock.processors.engine.policy import CompiledPolicy
@@ -75,10 +76,13 @@ class ReplaySummary:
         statements = self.ledger.statements if self.ledger is not None else 0
         earned = self.ledger.earned_back if self.ledger is not None else 0
         service_outputs = self.services.outputs if self.services is not None else 0
-        outputs = c.outputs + self.credits + statements + earned + service_outputs
+        groups = self.ledger.group_statements if self.ledger is not None else 0
+        outputs = c.outputs + self.credits + statements + earned + service_outputs + groups
+        group_text = f", group statements {groups}" if groups else ""
         text = (
             f"events {c.events}, outputs {outputs} "
-            f"(credits {self.credits}, statements {statements}, earned back {earned}), "
+            f"(credits {self.credits}, statements {statements}{group_text}, "
+            f"earned back {earned}), "
             f"rejected {c.rejected}, duplicates {c.duplicates}, "
             f"ignored after close {c.ignored_closed}, late {c.late}"
         )
@@ -264,8 +268,12 @@ class Replayer:
         ledger = self.ledger
         offered = False
         for output in outputs:
-            self._emit(output)
             kind = output["type"]
+            if kind == GROUP_HOLD:  # a hold fact: for the ledger only
+                ledger.on_outcome(output)
+                offered = True
+                continue
+            self._emit(output)
             if kind == "sla.availability_report":
                 ledger.on_availability(output)
                 offered = True

@@ -31,3 +31,10 @@ class Metric(StrEnum):
 
 
 METRIC_ORDER: dict[str, int] = {m.value: i for i, m in enumerate(Metric)}
+
+
+class GroupMetric(StrEnum):
+    """Operational-level metrics of an internal group (docs/semantics.md: Groups)."""
+
+    GROUP_RESPONSE = "group_response"
+    GROUP_RESOLUTION = "group_resolution"

@@ -29,7 +29,7 @@ from pydantic import (
 )
 from pydantic_core import PydanticCustomError
 
-from slaclock.schemas.common import Metric, Priority
+from slaclock.schemas.common import GroupMetric, Metric, Priority
 from slaclock.schemas.events import NonEmptyStr, UtcDatetime, require_type_field
 
 __all__ = [
@@ -41,6 +41,7 @@ __all__ = [
     "SlaCompleted",
     "SlaCredit",
     "SlaCreditEarnedBack",
+    "SlaGroupStatement",
     "SlaStatement",
     "SlaWarning",
     "parse_output_event",
@@ -123,9 +124,17 @@ class OutputBase(BaseModel):
 class TicketOutputBase(OutputBase):
     """Output events about one metric cycle of one ticket."""
 
+    metric: Metric | GroupMetric  # type: ignore[assignment]
     priority: Priority = Field(description="The ticket's current priority.")
     cycle: Cycle
     policy_version: PolicyVersionId = None
+    group: str | None = Field(
+        default=None,
+        description=(
+            "The internal group of a group metric (group_response, group_resolution; "
+            "docs/semantics.md: Groups); null on the customer metrics."
+        ),
+    )
 
 
 class SlaWarning(TicketOutputBase):
@@ -248,6 +257,36 @@ class SlaStatement(BaseModel):
     policy_version: PolicyVersionId = None
 
 
+class GroupStatementMetrics(BaseModel):
+    model_config = ConfigDict(extra="ignore", frozen=True)
+
+    group_response: MetricFigures
+    group_resolution: MetricFigures
+
+
+class SlaGroupStatement(BaseModel):
+    """An internal group's month closed (docs/semantics.md: Groups): outcomes of the group
+    metrics, holds begun and hand-offs, in the time zone of the group's calendar."""
+
+    model_config = ConfigDict(extra="ignore", frozen=True, json_schema_extra=require_type_field)
+
+    event_id: NonEmptyStr = Field(description="Deterministic from group and period.")
+    type: Literal["sla.group_statement"] = "sla.group_statement"
+    group: NonEmptyStr
+    period: Period
+    at: UtcDatetime = Field(description="The period's end: the next month's first instant.")
+    period_start: UtcDatetime
+    metrics: GroupStatementMetrics
+    overall: MetricFigures
+    holds: Annotated[int, Strict(), Field(ge=0)] = Field(
+        description="Holds begun in the period (a reopen's new cycle is not a hold)."
+    )
+    handoffs: Annotated[int, Strict(), Field(ge=0)] = Field(
+        description="Holds ended in the period by an assignment to another group."
+    )
+    policy_version: PolicyVersionId = None
+
+
 class SlaCreditEarnedBack(BaseModel):
     """A period's ticket credits returned after `months` compliant periods."""
 
@@ -274,6 +313,7 @@ OutputEvent = Annotated[
     | SlaCancelled
     | SlaCredit
     | SlaStatement
+    | SlaGroupStatement
     | SlaCreditEarnedBack,
     Field(discriminator="type"),
 ]

@@ -53,7 +53,7 @@ from pydantic import (
 from pydantic.json_schema import JsonSchemaValue
 from pydantic_core import PydanticCustomError, core_schema
 
-from slaclock.schemas.common import Metric, Priority, Status
+from slaclock.schemas.common import GroupMetric, Metric, Priority, Status
 from slaclock.schemas.services import ServiceStatus
 
 __all__ = [
@@ -535,6 +535,21 @@ class TierSpec(BaseModel):
     credits: CreditTerms | None = None
 
 
+class GroupSpec(BaseModel):
+    """An internal group (OLA): its calendar, targets per group metric and priority,
+    the statuses that pause `group_resolution`, and warnings (docs/semantics.md: Groups)."""
+
+    model_config = _FORBID
+
+    calendar: Name
+    targets: dict[GroupMetric, dict[Priority, Duration]]
+    pause_on: Annotated[
+        frozenset[Annotated[Status, AfterValidator(_pausable)]],
+        PlainSerializer(_statuses_in_order, return_type=list[str], when_used="json"),
+    ] = frozenset()
+    warnings: Annotated[tuple[Fraction01, ...], AfterValidator(_sorted_unique)] = ()
+
+
 # --- services (availability) ---------------------------------------------------------
 
 DEFAULT_DOWN_ON: dict[ServiceStatus, Decimal] = {
@@ -824,6 +839,20 @@ def _service_problems(
     return problems
 
 
+def _group_problems(calendars: object, groups: object) -> list[tuple[Location, str]]:
+    """Dangling group calendars (raw or validated data)."""
+    problems: list[tuple[Location, str]] = []
+    if isinstance(groups, Mapping) and isinstance(calendars, Mapping):
+        calendar_names = {k for k in calendars if isinstance(k, str)}
+        for name, group in groups.items():
+            ref = group.calendar if isinstance(group, GroupSpec) else _get(group, "calendar")
+            if isinstance(ref, str) and ref not in calendar_names:
+                problems.append(
+                    (("groups", name, "calendar"), _unknown("calendar", ref, calendar_names))
+                )
+    return problems
+
+
 class Policy(BaseModel):
     """The whole policy file. Build it with `load_policy`/`parse_policy` for full reports."""
 
@@ -840,6 +869,10 @@ class Policy(BaseModel):
     default_tier: Name
     calendars: dict[str, CalendarSpec]
     tiers: dict[str, TierSpec]
+    groups: dict[str, GroupSpec] = Field(
+        default={},
+        description="Internal groups with operational-level targets (OLAs), by group name.",
+    )
     services: dict[str, ServiceSpec] = Field(
         default={}, description="Services with an availability commitment, by service id."
     )
@@ -855,6 +888,7 @@ class Policy(BaseModel):
             self.default_tier, self.calendars, self.tiers, self.customers
         )
         problems += _service_problems(self.calendars, self.services, self.customers)
+        problems += _group_problems(self.calendars, self.groups)
         if problems:
             _fail("; ".join(f"{_dotted(loc)}: {message}" for loc, message in problems))
         return self
@@ -908,6 +942,8 @@ def _model_at(loc: Location) -> type[BaseModel] | None:
             return EarnBack
         case ("customers", _):
             return Contract
+        case ("groups", _):
+            return GroupSpec
         case ("services", _):
             return ServiceSpec
         case ("services", _, "credits", int()):
@@ -1084,6 +1120,7 @@ def validate_policy_data(
         data.get("default_tier"), data.get("calendars"), data.get("tiers"), data.get("customers")
     )
     found += _service_problems(data.get("calendars"), data.get("services"), data.get("customers"))
+    found += _group_problems(data.get("calendars"), data.get("groups"))
     policy: Policy | None = None
     try:
         policy = Policy.model_validate(data, context={_SKIP_REFERENCES: True})

@@ -12,7 +12,7 @@ from rich.markup import escape
 from rich.table import Table
 from rich.text import Text
 
-from slaclock.schemas.common import Metric, Priority, Status
+from slaclock.schemas.common import GroupMetric, Metric, Priority, Status
 from slaclock.schemas.export import export_json_schemas
 from slaclock.schemas.policy import (
     WEEKDAYS,
@@ -117,6 +117,7 @@ def print_summary(console: Console, policy: Policy, source: str) -> None:
         if details:
             console.print(Text("  " + "; ".join(details)))
 
+    print_groups(console, policy)
     print_services(console, policy)
 
     if policy.customers:
@@ -194,3 +195,31 @@ def print_services(console: Console, policy: Policy) -> None:
             bands or "none",
         )
         console.print(table)
+
+
+def print_groups(console: Console, policy: Policy) -> None:
+    """The internal groups (OLAs) with their targets, like the tiers."""
+    for name, group in policy.groups.items():
+        table = Table(
+            title=escape(f"Group {name}: calendar {group.calendar}"), title_justify="left"
+        )
+        table.add_column("metric")
+        for priority in Priority:
+            table.add_column(priority.value, justify="right")
+        for metric in GroupMetric:
+            targets = group.targets.get(metric)
+            if targets is None:
+                continue
+            cells = [format_duration(targets[p]) if p in targets else "-" for p in Priority]
+            table.add_row(metric.value, *cells)
+        console.print(table)
+        details = []
+        if group.pause_on:
+            details.append(
+                "group_resolution pauses on "
+                + ", ".join(s.value for s in Status if s in group.pause_on)
+            )
+        if group.warnings:
+            details.append("warns at " + ", ".join(str(w) for w in group.warnings))
+        if details:
+            console.print(Text("  " + "; ".join(details)))

@@ -65,6 +65,7 @@ from slaclock.schemas.outputs import (
     SlaCompleted,
     SlaCredit,
     SlaCreditEarnedBack,
+    SlaGroupStatement,
     SlaStatement,
     SlaWarning,
     parse_output_event,
@@ -181,7 +182,7 @@ class DemoStats:
     def count(self, event: OutputEvent) -> None:
         self.by_type[event.type] += 1
         column = {"sla.warning": "warnings", "sla.breach": "breaches", "sla.credit": "credits"}
-        if isinstance(event, SlaStatement | SlaCreditEarnedBack | SlaCancelled):
+        if isinstance(event, SlaStatement | SlaGroupStatement | SlaCreditEarnedBack | SlaCancelled):
             return  # monthly accounting, cycles ended without an outcome: by type only
         if isinstance(event, SlaCompleted):
             if event.outcome == "met":
@@ -258,6 +259,13 @@ def format_output(event: OutputEvent) -> Text:
         overall = event.overall.compliance or "-"
         detail = f"period {event.period}: compliance {overall}, credits {event.credits_total}"
         return _line(at, "statement", STYLES["sla.credit"], "-", event.customer_id, detail)
+    if isinstance(event, SlaGroupStatement):
+        overall = event.overall.compliance or "-"
+        detail = (
+            f"period {event.period}: compliance {overall}, "
+            f"{event.holds} hold(s), {event.handoffs} hand-off(s)"
+        )
+        return _line(at, "group stmt", STYLES["sla.credit"], "-", event.group, detail)
     if isinstance(event, SlaCreditEarnedBack):
         detail = f"{event.amount} {event.currency} of {event.period} earned back"
         return _line(at, "earn-back", STYLES["met"], "-", event.customer_id, detail)
@@ -270,6 +278,8 @@ def format_output(event: OutputEvent) -> Text:
         return _line(at, "credit", style, ticket, event.customer_id, detail, total)
     who = f"{event.customer_id}/{event.tier}"
     what = f"{event.priority} {event.metric}#{event.cycle}"
+    if event.group is not None:
+        what += f" ({event.group})"
     if isinstance(event, SlaWarning):
         detail = f"{event.threshold:.0%} of {event.target_seconds}s, due {_clock(event.deadline)}"
         return _line(at, "warning", STYLES[event.type], event.ticket_id, who, what, detail)

@@ -105,7 +105,8 @@ def _one_ticket(
             priority = rng.choice([p for p in PRIORITIES if p != priority])
             yield event("ticket.priority_changed", priority=priority)
         elif roll < 0.92:
-            yield event("ticket.assigned", assignee=f"agent{rng.randint(1, 40)}", group="support")
+            agent = rng.randint(1, 40)
+            yield event("ticket.assigned", assignee=f"agent{agent}", group=group_of_agent(agent))
         else:
             status = "solved"
             yield event("ticket.status_changed", status="solved")
@@ -280,3 +281,13 @@ _BAD_LINES = (
     b"",
     b'{"event_id": "e", "type": "service.status_changed", "service_id": "portal", "occurred_at": "x"}',
 )
+
+
+def group_of_agent(agent: int) -> str:
+    """The team of a generated agent (docs/semantics.md: Groups): agents 1-28 are first
+    line (`support`), 29-36 second line (`tier2`), 37-40 `engineering`. Taken from the agent
+    drawn, so workloads stay what they were apart from the group names; re-assignments
+    between agents of different teams are the hand-offs."""
+    if agent <= 28:
+        return "support"
+    return "tier2" if agent <= 36 else "engineering"

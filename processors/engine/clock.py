@@ -89,6 +89,7 @@ class MetricClock:
         "cycle",
         "due",
         "eras",
+        "group",
         "history",
         "marks",
         "metric",
@@ -99,8 +100,11 @@ class MetricClock:
         "target",
     )
 
-    def __init__(self, metric: str, cycle: int, started: int, target: int) -> None:
+    def __init__(self, metric: str, cycle: int, started: int, target: int, group: str = "") -> None:
         self.metric = metric
+        # the internal group of a group metric (docs/semantics.md: Groups), "" for the
+        # customer metrics
+        self.group = group
         self.cycle = cycle
         self.started = started
         self.target = target
@@ -277,7 +281,7 @@ class MetricClock:
         else:
             for at, priority, version, target, cause in targets:
                 history += (at - started, priority, version, target, _ref(ids, cause))
-        return list(
+        record: list[object] = list(
             MetricRecord(
                 self.metric,
                 self.cycle,
@@ -293,8 +297,12 @@ class MetricClock:
                 marks,
                 history,
                 [[era.version, era.tier, era.segments] for era in self.eras],
+                self.group,
             )
         )
+        if not self.group:  # a customer metric's record stays as it was before groups
+            record.pop()
+        return record
 
     @classmethod
     def from_record(cls, record: Sequence[Any], ids: Sequence[str] = ()) -> MetricClock:
@@ -310,7 +318,7 @@ class MetricClock:
                 f"fields, not {len(record)}"
             )
         r = MetricRecord(*record)
-        clock = cls(r.metric, r.cycle, r.started, r.target)
+        clock = cls(r.metric, r.cycle, r.started, r.target, mark_code(r.group))
         clock.segments = list(r.segments)
         clock.closed_counted = r.closed_counted
         clock.breached = bool(r.breached)
@@ -376,6 +384,7 @@ class MetricRecord(NamedTuple):
     history: Sequence[Any] = ()
     # segments counted under earlier policy versions' calendars: `Era`s as [version, tier, segments]
     eras: Sequence[Any] = ()
+    group: str = ""  # a group metric's group (written only for those)
 
 
 MIN_METRIC_FIELDS = 11

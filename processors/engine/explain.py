@@ -41,6 +41,7 @@ from slaclock.processors.engine.policy import CompiledPolicy
 from slaclock.processors.engine.ticket import (
     DEFAULT_POLICY_VERSION,
     FIRST_RESPONSE,
+    GROUP_ERA,
     TicketState,
     policy_version,
 )
@@ -148,11 +149,25 @@ def tier_calendar(policy: CompiledPolicy, tier: str) -> CalendarRef:
     return CalendarRef(name, compiled.calendar)
 
 
+def group_calendar(policy: CompiledPolicy, group: str) -> CalendarRef | None:
+    """A group's calendar with the name the policy gives it (None: not defined there)."""
+    compiled = policy.groups.get(group)
+    if compiled is None:
+        return None
+    name = compiled.calendar.timezone
+    if policy.raw is not None and group in policy.raw.groups:
+        name = policy.raw.groups[group].calendar
+    return CalendarRef(name, compiled.calendar)
+
+
 def tier_calendars(policy: CompiledPolicy, tier: str) -> CalendarFor:
-    """`CalendarFor` of a ticket under one policy: its tier's calendar at every instant."""
+    """`CalendarFor` of a ticket under one policy: its tier's calendar at every instant (a
+    group clock's: its group's, docs/semantics.md: Groups)."""
     ref = tier_calendar(policy, tier)
 
     def calendar_for(clock: MetricClock, instant: int) -> CalendarRef:
+        if clock.group:
+            return group_calendar(policy, clock.group) or ref
         return ref
 
     return calendar_for
@@ -174,9 +189,15 @@ def version_calendars(versions: PolicyBook, state: TicketState) -> CalendarFor:
                 ref = refs.get(key)
                 if ref is None:
                     found = versions.find(era.version) or versions.first
+                    if era.tier.startswith(GROUP_ERA):
+                        group = group_calendar(found.policy, era.tier[len(GROUP_ERA) :])
+                        ref = refs[key] = group or current
+                        return ref
                     tier = era.tier if era.tier in found.policy.tiers else state.tier
                     ref = refs[key] = tier_calendar(found.policy, tier)
                 return ref
+        if clock.group:
+            return group_calendar(own.policy, clock.group) or current
         return current
 
     return calendar_for
@@ -403,6 +424,11 @@ def explain_ticket(
         [*state.finished, *state.metrics.values()],
         key=lambda c: (METRIC_ORDER.get(c.metric, len(METRIC_ORDER)), c.cycle),
     )
+    # then the group cycles (docs/semantics.md: Groups), metric by metric, oldest hold first
+    clocks += sorted(
+        [*state.group_finished, *state.group_clocks.values()],
+        key=lambda c: (c.metric, c.started, c.group),
+    )
     return {
         "ticket_id": state.ticket_id,
         "at": format_us(at),
@@ -431,7 +457,7 @@ def cycle_json(timeline: CycleTimeline) -> CycleExplanation:
     return {
         "metric": clock.metric,
         "cycle": clock.cycle,
-        "group": None,
+        "group": clock.group or None,
         "state": timeline.state,
         "breached": clock.breached,
         "priority": last[1],

@@ -31,6 +31,7 @@ from decimal import ROUND_HALF_UP, Decimal
 from typing import Any
 
 from slaclock.processors.engine.contracts import ContractBook
+from slaclock.processors.engine.group_ledger import GROUP_HOLD, GroupLedger
 from slaclock.processors.engine.ids import output_event_id
 from slaclock.processors.engine.instants import format_us, parse_instant
 from slaclock.processors.engine.periods import (
@@ -58,6 +59,7 @@ HeldKey = tuple[int, str, int, int]  # decided_at, ticket_id, metric order, cycl
 # agenda phases at one instant
 _PERIOD_END = 0
 _TICKET_CREDIT = 1
+_GROUP_END = 0.5  # group statements at E: after every customer's period-end work
 _NEVER = 2**62
 # period-end steps for one customer
 _AVAILABILITY = 0
@@ -86,15 +88,19 @@ def is_first_met(completion: Output) -> bool:
     """
     if completion["outcome"] != "met":
         return False
-    first = output_event_id(
-        "sla.completed", completion["ticket_id"], completion["metric"], completion["cycle"], 1
-    )
+    group = completion.get("group")
+    key = (completion["ticket_id"], completion["metric"], completion["cycle"], 1)
+    first = output_event_id("sla.completed", *key, *(() if group is None else (group,)))
     return bool(completion["event_id"] == first)
 
 
 def ledger_input(output: Output) -> bool:
-    """Whether an output of stage 1 goes to the ledger: every breach, first met completions."""
+    """Whether an output of stage 1 goes to the ledger: every breach, first met completions,
+    of the customer metrics (a group metric earns no credit and no customer statement counts
+    it: docs/semantics.md: Groups)."""
     kind = output["type"]
+    if kind == GROUP_HOLD:
+        return True  # hold facts, for the group statements
     if kind == "sla.breach":
         return True
     return kind == "sla.completed" and is_first_met(output)
@@ -194,6 +200,7 @@ class LedgerCounters:
     credits: int = 0
     statements: int = 0
     earned_back: int = 0
+    group_statements: int = 0
     credited: dict[str, Decimal] = field(default_factory=dict)  # currency -> amount
 
     def count_credit(self, credit: Output) -> None:
@@ -242,6 +249,8 @@ class LedgerStage:
         self._ends: dict[str, int] = {}  # cache: customer -> next period end (`_next_end`)
         self._customer_list: list[str] | None = None  # cache of `_customers()`
         self._period_of = PeriodLookup()
+        # group statements (docs/semantics.md: Groups), kept in the meta record
+        self.groups = GroupLedger(versions, owns, metric_figures)
 
     # -- inputs ---------------------------------------------------------------------------
 
@@ -254,6 +263,10 @@ class LedgerStage:
 
     def on_outcome(self, output: Output) -> None:
         """A breach or a first met completion of an owned customer (see `ledger_input`)."""
+        if output.get("group") is not None:  # a group metric's outcome or a hold fact
+            self.groups.on_fact(output)
+            self._groups_changed()
+            return
         customer = output["customer_id"]
         if not self.owns(customer):
             return
@@ -381,6 +394,11 @@ class LedgerStage:
             for end in self._period_ends(customer, limit):
                 order = (end, _PERIOD_END, customer, (_STATEMENT, "", 0, 0))
                 agenda.append((order, _bind(self._close, customer, end)))
+        if self.first_instant is not None:
+            for group in self.groups.groups():
+                for end in self.groups.ends(group, self.first_instant, limit):
+                    order = (end, _GROUP_END, group, (_STATEMENT, "", 0, 0))
+                    agenda.append((order, _bind(self._close_group, group, end)))
         for report in list(self.held_reports):
             end = parse_instant(report["at"])
             if end > limit:
@@ -425,6 +443,9 @@ class LedgerStage:
                     candidates.append(min(key[0] for key, _ in account.held.values()))
                 candidates.append(self._next_end(customer))
             candidates.extend(parse_instant(report["at"]) for report in self.held_reports)
+            if self.first_instant is not None:
+                for group in self.groups.groups():
+                    candidates.extend(self.groups.ends(group, self.first_instant, None))
             self._next_due = min(candidates)
         return None if self._next_due == _NEVER else self._next_due
 
@@ -620,6 +641,17 @@ class LedgerStage:
 
     # -- period end -------------------------------------------------------------------------
 
+    def _close_group(self, group: str, end: int) -> list[Output]:
+        outputs = self.groups.close(group, end)
+        self.counters.group_statements += len(outputs)
+        self._groups_changed()
+        return outputs
+
+    def _groups_changed(self) -> None:
+        if self.groups.dirty:
+            self.groups.dirty = False
+            self.meta_dirty = True
+
     def _close(self, customer: str, end: int) -> list[Output]:
         """Period-end work at `end` for one customer: its statement, then its earn-back."""
         account = self.account(customer)
@@ -762,16 +794,20 @@ class LedgerStage:
     # -- snapshots --------------------------------------------------------------------------
 
     def meta_record(self) -> dict[str, Any]:
-        return {
+        meta: dict[str, Any] = {
             "watermarks": dict(sorted(self.watermarks.items())),
             "first_instant": self.first_instant,
             "held_reports": self.held_reports,
         }
+        if self.groups.months or self.groups.closed:  # a policy with groups
+            meta["groups"] = self.groups.to_record()
+        return meta
 
     def restore_meta(self, meta: dict[str, Any]) -> None:
         self.watermarks = {str(s): int(c) for s, c in meta.get("watermarks", {}).items()}
         self.first_instant = meta.get("first_instant")
         self.held_reports = list(meta.get("held_reports", []))
+        self.groups.restore(meta.get("groups", {}))
         self._forget_schedule()
 
     def restore_account(self, record: list[Any]) -> None:

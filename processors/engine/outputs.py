@@ -31,6 +31,7 @@ class TicketOutputBase(TypedDict):
     cycle: int
     at: str  # RFC 3339 UTC: the instant of the SLA fact
     policy_version: str  # the version the ticket ran under when this was decided
+    group: str | None  # the group of a group metric (docs/semantics.md: Groups), else None
 
 
 class WarningOutput(TicketOutputBase):

@@ -17,7 +17,7 @@ from zoneinfo import ZoneInfo
 from slaclock.processors.engine.calendar import BusinessCalendar, calendar_from_spec
 from slaclock.processors.engine.instants import US_PER_SECOND, to_us
 from slaclock.processors.engine.periods import local_start_of_day
-from slaclock.schemas.policy import Contract, CreditTerms, Policy
+from slaclock.schemas.policy import Contract, CreditTerms, GroupSpec, Policy, TierSpec
 
 
 @dataclass(frozen=True, slots=True)
@@ -77,6 +77,9 @@ class CompiledPolicy:
     tiers: Mapping[str, CompiledTier]
     contracts: Mapping[str, CompiledContract] = field(default_factory=lambda: MappingProxyType({}))
     raw: Policy | None = None  # the validated file, for parts compiled by their own modules
+    # internal groups (OLAs, docs/semantics.md: Groups), compiled like tiers: the group's
+    # calendar, targets of group_response/group_resolution, pause_on, warnings; no credits
+    groups: Mapping[str, CompiledTier] = field(default_factory=lambda: MappingProxyType({}))
 
     def tier_for(self, event_tier: str | None, customer_id: str) -> str:
         """The event's tier, else the policy file's contract tier, else the default.
@@ -113,25 +116,38 @@ def compile_policy(policy: Policy) -> CompiledPolicy:
     calendars = {name: calendar_from_spec(spec) for name, spec in policy.calendars.items()}
     tiers: dict[str, CompiledTier] = {}
     for name, tier in policy.tiers.items():
-        thresholds = []
-        for fraction in tier.warnings:
-            ratio = Fraction(fraction)
-            thresholds.append(Threshold(fraction, ratio.numerator, ratio.denominator))
-        tiers[name] = CompiledTier(
-            name=name,
-            calendar=calendars[tier.calendar],
-            targets={
-                str(metric): {str(p): seconds * US_PER_SECOND for p, seconds in by_p.items()}
-                for metric, by_p in tier.targets.items()
-            },
-            pause_on=frozenset(str(s) for s in tier.pause_on),
-            thresholds=tuple(sorted(thresholds, key=lambda t: t.fraction)),
-            credits=tier.credits,
-        )
+        tiers[name] = _compile_terms(name, tier, calendars[tier.calendar], tier.credits)
+    groups: dict[str, CompiledTier] = {}
+    for name, group in policy.groups.items():
+        groups[name] = _compile_terms(name, group, calendars[group.calendar], None)
     contracts = {cid: compile_contract(cid, c) for cid, c in policy.customers.items()}
     return CompiledPolicy(
         default_tier=policy.default_tier,
         tiers=MappingProxyType(tiers),
         contracts=MappingProxyType(contracts),
         raw=policy,
+        groups=MappingProxyType(groups),
+    )
+
+
+def _compile_terms(
+    name: str,
+    spec: TierSpec | GroupSpec,
+    calendar: BusinessCalendar,
+    credits: CreditTerms | None,
+) -> CompiledTier:
+    thresholds = []
+    for fraction in spec.warnings:
+        ratio = Fraction(fraction)
+        thresholds.append(Threshold(fraction, ratio.numerator, ratio.denominator))
+    return CompiledTier(
+        name=name,
+        calendar=calendar,
+        targets={
+            str(metric): {str(p): seconds * US_PER_SECOND for p, seconds in by_p.items()}
+            for metric, by_p in spec.targets.items()
+        },
+        pause_on=frozenset(str(s) for s in spec.pause_on),
+        thresholds=tuple(sorted(thresholds, key=lambda t: t.fraction)),
+        credits=credits,
     )

@@ -27,6 +27,7 @@ from __future__ import annotations
 from collections.abc import MutableMapping
 from dataclasses import dataclass, field
 
+from slaclock.processors.engine.group_ledger import GROUP_HOLD
 from slaclock.processors.engine.ticket import Output, TicketEngine, TicketState, Verdict
 from slaclock.processors.engine.timers import PartitionClock, TimerIndex
 from slaclock.processors.engine.versions import NEW, PolicyVersion
@@ -55,9 +56,11 @@ class StageCounters:
     breaches_at_last_version: int = 0
 
     def count_outputs(self, outputs: list[Output]) -> None:
-        self.outputs += len(outputs)
         for output in outputs:
             kind = output["type"]
+            if kind == GROUP_HOLD:  # a hold fact for the ledger, not an output
+                continue
+            self.outputs += 1
             self.by_output_type[kind] = self.by_output_type.get(kind, 0) + 1
 
 

@@ -25,7 +25,7 @@ from slaclock.processors.engine.calendar import BusinessCalendar
 from slaclock.processors.engine.clock import CalendarOf, MetricClock, Phase
 from slaclock.processors.engine.instants import format_us, seconds_value
 from slaclock.processors.engine.policy import CompiledPolicy, CompiledTier
-from slaclock.processors.engine.ticket import TicketState
+from slaclock.processors.engine.ticket import GROUP_ERA, TicketState
 from slaclock.processors.engine.versions import PolicyBook
 from slaclock.schemas.common import METRIC_ORDER
 
@@ -61,6 +61,9 @@ class TicketStatus(TypedDict):
     as_of: str
     policy_version: str
     metrics: dict[str, MetricStatus]
+    # the group clocks of the current hold (docs/semantics.md: Groups), by metric; each
+    # counted in the group's calendar
+    group_metrics: dict[str, MetricStatus]
 
 
 def ticket_status(
@@ -76,7 +79,17 @@ def ticket_status(
 
     def calendar_of(version_id: str, tier_name: str) -> BusinessCalendar:
         found = None if book is None else book.find(version_id)
-        return (policy if found is None else found.policy).tiers[tier_name].calendar
+        terms = policy if found is None else found.policy
+        if tier_name.startswith(GROUP_ERA):
+            return terms.groups[tier_name[len(GROUP_ERA) :]].calendar
+        return terms.tiers[tier_name].calendar
+
+    group_metrics: dict[str, MetricStatus] = {}
+    for metric in ("group_response", "group_resolution"):
+        clock = state.group_clocks.get(metric)
+        terms = None if clock is None else policy.groups.get(clock.group)
+        if clock is not None and terms is not None:
+            group_metrics[metric] = metric_status(clock, terms, now_us, calendar_of)
 
     ordered = sorted(state.metrics.values(), key=lambda c: METRIC_ORDER[c.metric])
     return {
@@ -93,6 +106,7 @@ def ticket_status(
         "metrics": {
             clock.metric: metric_status(clock, tier, now_us, calendar_of) for clock in ordered
         },
+        "group_metrics": group_metrics,
     }
 
 

@@ -29,6 +29,7 @@ from slaclock.processors.engine.clock import (
     Phase,
     version_cause,
 )
+from slaclock.processors.engine.group_ledger import GROUP_HOLD
 from slaclock.processors.engine.ids import output_event_id
 from slaclock.processors.engine.instants import format_us, seconds_value
 from slaclock.processors.engine.outputs import (
@@ -70,6 +71,12 @@ SOLVED = "solved"
 CLOSED = "closed"
 PENDING = "pending"
 OPEN = "open"
+GROUP_RESPONSE = "group_response"
+GROUP_RESOLUTION = "group_resolution"
+GROUP_ERA = "\x00group:"
+"""The prefix of an era's tier that names a group (a group clock's segments frozen under an
+earlier version's group calendar); no tier name starts with a NUL character."""
+_CLOCK_ORDER: dict[str, int] = {**METRIC_ORDER, GROUP_RESPONSE: 4, GROUP_RESOLUTION: 5}
 
 
 class Verdict(Enum):
@@ -102,6 +109,9 @@ class TicketState:
         "customer_id",
         "finished",
         "group",
+        "group_clocks",
+        "group_cycles",
+        "group_finished",
         "metrics",
         "nr_cycles",
         "priority",
@@ -144,10 +154,36 @@ class TicketState:
         self.cause = ""
         # the id of the policy version the ticket runs under ("": the first version)
         self.version = version
+        # Group clocks (docs/semantics.md: Groups): the cycles of the current hold by metric
+        # (group_response, group_resolution; each names its group), replaced ones, and the
+        # tracked cycles started so far per group [group_response, group_resolution].
+        # For a ticket no group held these are shared empty objects, never changed (a
+        # ticket's memory and record stay what they were before groups): `own_groups`
+        # gives a ticket its own before anything is added.
+        self.group_clocks: dict[str, MetricClock] = _NO_CLOCKS
+        self.group_finished: list[MetricClock] = _NO_FINISHED
+        self.group_cycles: dict[str, list[int]] = _NO_CYCLES
+
+    def own_groups(self) -> None:
+        """Give the ticket its own group containers (before the first group clock)."""
+        if self.group_clocks is _NO_CLOCKS:
+            self.group_clocks = {}
+        if self.group_finished is _NO_FINISHED:
+            self.group_finished = []
+        if self.group_cycles is _NO_CYCLES:
+            self.group_cycles = {}
+
+    @property
+    def holder(self) -> str | None:
+        """The group holding the ticket: its latest assignment's group, if set and not empty."""
+        return self.group or None
 
     def next_due(self) -> int | None:
         due: int | None = None
         for clock in self.metrics.values():
+            if clock.due is not None and (due is None or clock.due < due):
+                due = clock.due
+        for clock in self.group_clocks.values():
             if clock.due is not None and (due is None or clock.due < due):
                 due = clock.due
         return due
@@ -157,7 +193,14 @@ class TicketState:
         ids: dict[str, int] = {}
         metrics = [clock.to_record(ids) for clock in self.metrics.values()]
         finished = [clock.to_record(ids) for clock in self.finished]
-        return list(
+        groups: list[object] = []
+        if self.group_clocks or self.group_finished or self.group_cycles:
+            groups = [
+                [clock.to_record(ids) for clock in self.group_clocks.values()],
+                [clock.to_record(ids) for clock in self.group_finished],
+                {name: list(cycles) for name, cycles in self.group_cycles.items()},
+            ]
+        record: list[object] = list(
             TicketRecord(
                 self.ticket_id,
                 self.customer_id,
@@ -175,8 +218,12 @@ class TicketState:
                 finished,
                 list(ids),
                 self.version,
+                groups,
             )
         )
+        if not groups:  # a ticket no group held: its record is what it was before groups
+            record.pop()
+        return record
 
     @classmethod
     def from_record(cls, record: Sequence[Any]) -> TicketState:
@@ -201,7 +248,20 @@ class TicketState:
         state.assignee = r.assignee
         state.group = r.group
         state.finished = [MetricClock.from_record(clock, ids) for clock in r.finished]
+        if r.groups:
+            running, replaced, cycles = r.groups
+            state.own_groups()
+            for clock_record in running:
+                clock = MetricClock.from_record(clock_record, ids)
+                state.group_clocks[clock.metric] = clock
+            state.group_finished = [MetricClock.from_record(c, ids) for c in replaced]
+            state.group_cycles = {str(g): [int(n) for n in c] for g, c in cycles.items()}
         return state
+
+
+_NO_CLOCKS: dict[str, MetricClock] = {}
+_NO_FINISHED: list[MetricClock] = []
+_NO_CYCLES: dict[str, list[int]] = {}
 
 
 class TicketRecord(NamedTuple):
@@ -223,6 +283,8 @@ class TicketRecord(NamedTuple):
     finished: Sequence[Sequence[Any]] = ()  # `MetricRecord` arrays of replaced cycles
     event_ids: Sequence[str] = ()  # the event ids the clocks' notes name, by index
     version: str = ""  # policy version id ("": the first version)
+    # group clocks, only for a ticket a group held: [running by metric, replaced, cycles]
+    groups: Sequence[Any] = ()
 
 
 MIN_TICKET_FIELDS = 13
@@ -272,7 +334,13 @@ class TicketEngine:
         """The calendar of `tier` in `version` (for segments a clock froze under it)."""
         found = self.versions.find(version)
         policy = found.policy if found is not None else self.versions.first.policy
+        if tier.startswith(GROUP_ERA):
+            return policy.groups[tier[len(GROUP_ERA) :]].calendar
         return policy.tiers[tier].calendar
+
+    def _group_terms(self, state: TicketState, group: str) -> CompiledTier | None:
+        """The terms of `group` in the ticket's version (None: the version does not define it)."""
+        return self.version_of(state).policy.groups.get(group)
 
     # -- entry points ---------------------------------------------------------------------
 
@@ -351,6 +419,8 @@ class TicketEngine:
         if isinstance(event, AgentReplied):
             if event.public:
                 self._agent_replied(state, tier, at, outputs)
+            if state.group_clocks:  # any reply while held answers the group
+                self._group_replied(state, at, outputs)
         elif isinstance(event, CustomerReplied):
             self._customer_replied(state, tier, at, outputs)
         elif isinstance(event, StatusChanged):
@@ -359,7 +429,15 @@ class TicketEngine:
             self._change_priority(state, tier, str(event.priority), at, outputs)
         elif isinstance(event, Assigned):
             state.assignee = event.assignee
+            previous = state.holder
             state.group = event.group
+            if state.holder != previous:  # the same group again changes nothing
+                self._end_hold(state, at, outputs)
+                if previous is not None and state.holder is not None:
+                    outputs.append(_hold_fact(state, previous, "handoff", at))
+                self._begin_hold(state, at)
+                if state.holder is not None:
+                    outputs.append(_hold_fact(state, state.holder, "begun", at))
         state.cause = ""
         return Verdict.APPLIED, outputs
 
@@ -368,13 +446,20 @@ class TicketEngine:
 
     def fire_due(self, state: TicketState, now: int) -> list[Output]:
         """Fire every timer due at or before `now`, in time order (ties: metric order)."""
-        tier = self._tier(state)
+        customer_tier = self._tier(state)
         outputs: list[Output] = []
         while True:
             clock = _earliest(state)
             if clock is None or clock.due is None or clock.due > now:
                 return outputs
             at = clock.due
+            tier = customer_tier
+            if clock.group:
+                terms = self._group_terms(state, clock.group)
+                if terms is None:  # not reachable: a version without the group ends its clocks
+                    clock.due = None
+                    continue
+                tier = terms
             if clock.next_threshold < len(tier.thresholds):
                 threshold = tier.thresholds[clock.next_threshold]
                 clock.next_threshold += 1
@@ -440,8 +525,56 @@ class TicketEngine:
                 continue
             clock.next_threshold = _carried_threshold(clock, old_tier.thresholds, tier.thresholds)
             self._retarget(state, tier, clock, at, outputs)
+        if state.group_clocks or state.group_finished:
+            self._change_group_version(state, old_version, at, outputs)
         state.cause = ""
         return outputs
+
+    def _change_group_version(
+        self, state: TicketState, old_version: PolicyVersion, at: int, outputs: list[Output]
+    ) -> None:
+        """A version at P for the group clocks, as for the customer metrics: counted time
+        kept under the old group calendar, the new group terms from P (a group the version
+        no longer defines, or no target: the running cycles are cancelled, `no_target`)."""
+        old_groups = old_version.policy.groups
+        new_groups = self.version_of(state).policy.groups
+        old_id = old_version.version_id
+
+        def same(group: str) -> bool:
+            old, new = old_groups.get(group), new_groups.get(group)
+            return old is not None and new is not None and old.calendar.same_counting(new.calendar)
+
+        for replaced in state.group_finished:
+            old = old_groups.get(replaced.group)
+            if old is not None and not same(replaced.group):
+                _freeze_ended(replaced, old, old_id, GROUP_ERA + replaced.group)
+        for metric in list(state.group_clocks):
+            clock = state.group_clocks[metric]
+            old = old_groups.get(clock.group)
+            new = new_groups.get(clock.group)
+            if old is None:
+                continue
+            if clock.phase is not Phase.ACTIVE:
+                if not same(clock.group):
+                    _freeze_ended(clock, old, old_id, GROUP_ERA + clock.group)
+                continue
+            if new is None:  # the version drops the group: its running cycles end
+                self._cancel(state, old, clock, at, "no_target", outputs)
+                _freeze_ended(clock, old, old_id, GROUP_ERA + clock.group)
+                continue
+            running = clock.running
+            should_run = state.status not in new.pause_on if metric == GROUP_RESOLUTION else running
+            if running:
+                clock.pause(old.calendar, at)
+                if not should_run:
+                    clock.mark(at, PAUSED, state.status, state.cause)
+            if not same(clock.group):
+                clock.freeze(old_id, GROUP_ERA + clock.group)
+            if should_run:
+                clock.resume(at)
+                clock.mark(at, RUN, "", state.cause)
+            clock.next_threshold = _carried_threshold(clock, old.thresholds, new.thresholds)
+            self._retarget(state, new, clock, at, outputs)
 
     # -- rules ------------------------------------------------------------------------------
 
@@ -473,6 +606,14 @@ class TicketEngine:
         previous = state.status
         if status == previous:
             return
+        self._change_customer_status(state, tier, status, at, outputs)
+        if state.group_clocks or (previous == SOLVED and state.holder is not None):
+            self._group_status(state, previous, status, at, outputs)
+
+    def _change_customer_status(
+        self, state: TicketState, tier: CompiledTier, status: str, at: int, outputs: list[Output]
+    ) -> None:
+        previous = state.status
         state.status = status
         metrics = state.metrics
         if status in (SOLVED, CLOSED):
@@ -532,6 +673,116 @@ class TicketEngine:
             clock = state.metrics[metric]
             if clock.phase is Phase.ACTIVE and not _stopped(clock):
                 self._retarget(state, tier, clock, at, outputs)
+        for clock in list(state.group_clocks.values()):
+            terms = self._group_terms(state, clock.group)
+            if clock.phase is Phase.ACTIVE and terms is not None:
+                self._retarget(state, terms, clock, at, outputs)
+
+    # -- groups (docs/semantics.md: Groups) -------------------------------------------------
+
+    def _group_replied(self, state: TicketState, at: int, outputs: list[Output]) -> None:
+        """An agent reply (public or not) while held completes the hold's group_response."""
+        clock = state.group_clocks.get(GROUP_RESPONSE)
+        if clock is None or clock.phase is not Phase.ACTIVE:
+            return
+        terms = self._group_terms(state, clock.group)
+        if terms is not None:
+            self._complete(state, terms, clock, at, outputs)
+
+    def _end_hold(self, state: TicketState, at: int, outputs: list[Output]) -> None:
+        """The hold's group stops holding the ticket: a running group_response is cancelled
+        (`hold_ended`), a running group_resolution completes; both become replaced cycles."""
+        clocks = state.group_clocks
+        if not clocks:
+            return
+        response = clocks.get(GROUP_RESPONSE)
+        resolution = clocks.get(GROUP_RESOLUTION)
+        group = (response or resolution or next(iter(clocks.values()))).group
+        terms = self._group_terms(state, group)
+        if terms is not None:
+            self._cancel(state, terms, response, at, "hold_ended", outputs)
+            if resolution is not None and resolution.phase is Phase.ACTIVE:
+                self._complete(state, terms, resolution, at, outputs)
+        state.own_groups()
+        state.group_finished.extend(clocks.values())
+        clocks.clear()
+
+    def _begin_hold(self, state: TicketState, at: int) -> None:
+        """The holder begins a hold: a new cycle of both group metrics, unless the policy
+        does not define the group (held without clocks) or the ticket is solved (a reopen
+        starts group_resolution then)."""
+        group = state.holder
+        if group is None or state.status == SOLVED:
+            return
+        terms = self._group_terms(state, group)
+        if terms is None:
+            return
+        for metric in (GROUP_RESPONSE, GROUP_RESOLUTION):
+            self._start_group(state, terms, group, metric, at)
+
+    def _start_group(
+        self, state: TicketState, terms: CompiledTier, group: str, metric: str, at: int
+    ) -> None:
+        target = terms.target(metric, state.priority)
+        if target is None:
+            return  # an untracked cycle: not numbered, nothing runs
+        state.own_groups()
+        cycles = state.group_cycles.setdefault(group, [0, 0])
+        index = 0 if metric == GROUP_RESPONSE else 1
+        cycles[index] += 1
+        clock = MetricClock(metric, cycles[index], at, target, group)
+        if metric == GROUP_RESOLUTION and state.status in terms.pause_on:
+            clock.mark(at, PAUSED, state.status, state.cause)
+        else:
+            clock.resume(at)
+            clock.mark(at, RUN, "", state.cause)
+        clock.note_target(at, state.priority, state.version, state.cause)
+        clock.refresh_due(terms.calendar, terms.thresholds, self.calendar_of)
+        replaced = state.group_clocks.get(metric)
+        if replaced is not None:
+            state.group_finished.append(replaced)
+        state.group_clocks[metric] = clock
+
+    def _group_status(
+        self, state: TicketState, previous: str, status: str, at: int, outputs: list[Output]
+    ) -> None:
+        """A status change for the group clocks: solved/closed cancel group_response and
+        complete group_resolution (the ticket stays held); a reopen starts a new
+        group_resolution cycle for the holder; group_resolution pauses on the group's pause_on."""
+        group = state.holder
+        if status in (SOLVED, CLOSED):
+            response = state.group_clocks.get(GROUP_RESPONSE)
+            resolution = state.group_clocks.get(GROUP_RESOLUTION)
+            clock = response or resolution
+            if clock is None:
+                return
+            terms = self._group_terms(state, clock.group)
+            if terms is None:
+                return
+            self._cancel(
+                state, terms, response, at, "solved" if status == SOLVED else "closed", outputs
+            )
+            if resolution is not None and resolution.phase is Phase.ACTIVE:
+                self._complete(state, terms, resolution, at, outputs)
+            return
+        if group is None:
+            return
+        terms = self._group_terms(state, group)
+        if terms is None:
+            return
+        if previous == SOLVED:  # a reopen while held
+            self._start_group(state, terms, group, GROUP_RESOLUTION, at)
+            return
+        clock = state.group_clocks.get(GROUP_RESOLUTION)
+        if clock is None or clock.phase is not Phase.ACTIVE:
+            return
+        if status in terms.pause_on:
+            clock.pause(terms.calendar, at)
+            clock.mark(at, PAUSED, status, state.cause)
+        elif not clock.running:
+            clock.resume(at)
+            clock.mark(at, RUN, "", state.cause)
+        clock.refresh_due(terms.calendar, terms.thresholds, self.calendar_of)
 
     # -- clock operations -------------------------------------------------------------------
 
@@ -686,8 +937,11 @@ def _common(
     """The fields every ticket output has (docs/semantics.md: Outputs), in their fixed order.
 
     The event id is the UUIDv5 of (kind, ticket, metric, cycle, *key): a threshold for a
-    warning, the completion number for a completion, nothing more for a breach.
+    warning, the completion number for a completion, nothing more for a breach; then the
+    group, for a group metric.
     """
+    if clock.group:  # cycles are numbered per group: the group is part of the key
+        key = (*key, clock.group)
     return {
         "event_id": output_event_id(kind, state.ticket_id, clock.metric, clock.cycle, *key),
         "type": kind,
@@ -699,10 +953,26 @@ def _common(
         "cycle": clock.cycle,
         "at": format_us(at),
         "policy_version": state.version,
+        "group": clock.group or None,
     }
 
 
 _PAUSABLE = (RESOLUTION, PERIODIC_UPDATE)
+
+
+def _hold_fact(state: TicketState, group: str, hold: str, at: int) -> Output:
+    """A hold `begun`, or one ended by a `handoff` to another group: for the group
+    statements only (the ledger counts them; no public topic carries them)."""
+    return {
+        "event_id": output_event_id(GROUP_HOLD, state.ticket_id, group, hold, state.cause),
+        "type": GROUP_HOLD,
+        "ticket_id": state.ticket_id,
+        "customer_id": state.customer_id,
+        "group": group,
+        "hold": hold,
+        "at": format_us(at),
+        "policy_version": state.version,
+    }
 
 
 def _freeze_ended(clock: MetricClock, tier: CompiledTier, version: str, tier_name: str) -> None:
@@ -754,6 +1024,12 @@ def _earliest(state: TicketState) -> MetricClock | None:
         if clock.due is None:
             continue
         key = (clock.due, METRIC_ORDER[clock.metric])
+        if best is None or key < best_key:
+            best, best_key = clock, key
+    for clock in state.group_clocks.values():
+        if clock.due is None:
+            continue
+        key = (clock.due, _CLOCK_ORDER[clock.metric])
         if best is None or key < best_key:
             best, best_key = clock, key
     return best

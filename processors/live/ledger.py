@@ -36,6 +36,7 @@ from slaclock.processors.live.records import (
     encode_output,
     header_value,
     ledger_partition,
+    output_key,
 )
 from slaclock.processors.live.txloop import TransactionalLoop
 from slaclock.processors.settings import Settings
@@ -81,6 +82,7 @@ class LedgerProcessor(TransactionalLoop):
             "sla.credit": settings.topic_credits,
             "sla.credit_earned_back": settings.topic_credits,
             "sla.statement": settings.topic_statements,
+            "sla.group_statement": settings.topic_statements,
         }
 
     def _new_stage(self, partition: int) -> LedgerStage:
@@ -195,7 +197,7 @@ class LedgerProcessor(TransactionalLoop):
         self.produce(
             self.topics[kind],
             encode_output(output),
-            key=output["customer_id"].encode(),
+            key=output_key(output),  # a group statement's key is its group
             headers=cloudevents_headers(output, self.source),
         )
         self.metrics.output(kind)

@@ -47,6 +47,8 @@ def output_key(output: Output) -> bytes:
     kind = output["type"]
     if kind in CUSTOMER_KEYED:
         return str(output["customer_id"]).encode()
+    if kind == "sla.group_statement":
+        return str(output["group"]).encode()
     if "service_id" in output and output.get("ticket_id") is None:
         return str(output["service_id"]).encode()
     return str(output["ticket_id"]).encode()

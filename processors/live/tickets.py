@@ -20,6 +20,7 @@ import orjson
 from confluent_kafka import Message, TopicPartition
 
 from slaclock.processors.engine.contracts import ContractBook
+from slaclock.processors.engine.group_ledger import GROUP_HOLD
 from slaclock.processors.engine.instants import US_PER_SECOND, parse_instant, to_us
 from slaclock.processors.engine.ledger import ledger_input
 from slaclock.processors.engine.policy import CompiledPolicy
@@ -339,23 +340,26 @@ class TicketProcessor(TransactionalLoop):
         now = self.wall_clock()
         for output in outputs:
             kind = output["type"]
-            self.produce(
-                self.output_topics[kind],
-                encode_output(output),
-                key=output_key(output),
-                headers=cloudevents_headers(output, self.source),
-            )
-            self.outputs_seen[kind] = self.outputs_seen.get(kind, 0) + 1
+            if kind != GROUP_HOLD:  # a hold fact goes to the ledger only
+                self.produce(
+                    self.output_topics[kind],
+                    encode_output(output),
+                    key=output_key(output),
+                    headers=cloudevents_headers(output, self.source),
+                )
+                self.outputs_seen[kind] = self.outputs_seen.get(kind, 0) + 1
             if kind == "sla.breach":
                 self.metrics.breach_delay(now - to_us_seconds(output["at"]))
             if ledger_input(output):  # breaches and first met completions: compliance, credits
-                customer = output["customer_id"]
+                # keyed by customer; a group's outcomes and hold facts by group, so one
+                # ledger task owns each group's statements (docs/semantics.md: Groups)
+                owner = output.get("group") or output["customer_id"]
                 self.produce(
                     self.settings.topic_ledger_input,
                     encode_output(output),
-                    key=customer.encode(),
+                    key=owner.encode(),
                     headers=[("kind", KIND_OUTCOME)],
-                    partition=ledger_partition(customer, self.ledger_partitions),
+                    partition=ledger_partition(owner, self.ledger_partitions),
                 )
 
     def _dead_letter(self, message: Message, rejected: Rejected) -> None:

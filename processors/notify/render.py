@@ -6,7 +6,8 @@
   replays of old requests).
 - slack: `{"text": ...}`, a readable line with ticket, metric, deadline and overrun.
 - pagerduty: Events API v2; `trigger` for `sla.breach` and `resolve` for the `sla.completed`
-  or `sla.cancelled` of a breached cycle, `dedup_key` = `<ticket>/<metric>/<cycle>`; other
+  or `sla.cancelled` of a breached cycle, `dedup_key` = `<ticket>/<metric>/<cycle>` (then
+  `/<group>` for a group metric); other
   types: no request.
   The resolve carries `after` = the mark its trigger leaves when acknowledged, so it is not
   sent before the trigger (which would leave the incident open).
@@ -102,7 +103,9 @@ def render(
 
 
 def dedup_key(output: Mapping[str, Any]) -> str:
-    return f"{output.get('ticket_id')}/{output.get('metric')}/{output.get('cycle')}"
+    key = f"{output.get('ticket_id')}/{output.get('metric')}/{output.get('cycle')}"
+    group = output.get("group")  # a group metric's cycles are numbered per group
+    return key if group is None else f"{key}/{group}"
 
 
 def ended_breached(output: Mapping[str, Any]) -> bool:

@@ -20,6 +20,7 @@ KNOWN_TYPES = frozenset(
         "sla.credit",
         "sla.credit_earned_back",
         "sla.statement",
+        "sla.group_statement",  # kept apart: groups are not part of customer compliance
         "sla.availability_report",
         "sla.availability_warning",
         "sla.availability_breach",
@@ -42,11 +43,16 @@ class Outputs:
     statements: list[Output] = field(default_factory=list)
     availability_reports: list[Output] = field(default_factory=list)
     availability_alerts: list[Output] = field(default_factory=list)
+    # group metrics' outputs and group statements (docs/semantics.md: Groups): never part of
+    # a customer's figures
+    group_outputs: list[Output] = field(default_factory=list)
     warnings: int = 0
 
     def add(self, output: Output) -> None:
         kind = output.get("type")
-        if kind == "sla.warning":
+        if output.get("group") is not None:
+            self.group_outputs.append(output)
+        elif kind == "sla.warning":
             self.warnings += 1
         elif kind == "sla.breach":
             self.breaches.append(output)

@@ -322,11 +322,11 @@ def test_a_state_written_before_explanations_loads_and_explains_without_causes()
 def test_a_record_with_too_many_fields_is_refused() -> None:
     h = Harness(POLICY).feed(created("2026-03-02T09:00:00Z", tier="ent", customer="x"))
     record = orjson.loads(orjson.dumps(h.replayer.store["T1"].to_record()))
-    with pytest.raises(TypeError, match="fields, not 17"):
-        TicketState.from_record([*record, None])
+    with pytest.raises(TypeError, match="fields, not 18"):
+        TicketState.from_record([*record, [], None])
     clock = record[9][0]
-    with pytest.raises(TypeError, match="fields, not 15"):
-        TicketState.from_record([*record[:9], [[*clock, None]], *record[10:]])
+    with pytest.raises(TypeError, match="fields, not 16"):
+        TicketState.from_record([*record[:9], [[*clock, "", None]], *record[10:]])
 
 
 # -- policy versions ---------------------------------------------------------------------------

@@ -17,6 +17,7 @@ from typing import Any
 import orjson
 
 from slaclock.processors.engine.contracts import ContractBook
+from slaclock.processors.engine.group_ledger import GROUP_HOLD
 from slaclock.processors.engine.instants import parse_instant, to_us
 from slaclock.processors.engine.ledger import LedgerStage, ledger_input
 from slaclock.processors.engine.policy import CompiledPolicy
@@ -108,7 +109,8 @@ class Pipeline:
     def _route(self, partition: int, outputs: list[Output]) -> None:
         stage = self.stages[partition]
         for output in outputs:
-            self.ticket_outputs.append(output)
+            if output["type"] != GROUP_HOLD:  # hold facts go to the ledger only
+                self.ticket_outputs.append(output)
             if ledger_input(output):
                 self.inbox[partition].append(("outcome", output))
         if stage.fired_through is not None:  # the watermark goes with the outputs, after them

@@ -40,7 +40,7 @@ def replay_outputs(policy: CompiledPolicy, events: list[dict[str, Any]], until: 
     return outputs
 
 
-LEDGER_TYPES = ("sla.credit", "sla.statement", "sla.credit_earned_back")
+LEDGER_TYPES = ("sla.credit", "sla.statement", "sla.credit_earned_back", "sla.group_statement")
 
 
 def ledger_part(outputs: list[dict[str, Any]]) -> list[dict[str, Any]]:
@@ -138,6 +138,116 @@ def test_any_split_into_partitions_and_any_interleaving_gives_the_replay_outputs
     tickets_out = [o for o in expected if o["type"] not in LEDGER_TYPES]
     assert Counter(orjson.dumps(o) for o in pipeline.ticket_outputs) == Counter(
         orjson.dumps(o) for o in tickets_out
+    )
+
+
+# -- groups (OLAs) ---------------------------------------------------------------------------
+
+REF_GROUPS_YAML = """
+groups:
+  tier1:
+    calendar: always
+    targets:
+      group_response: {urgent: 10m, high: 30m, normal: 1h, low: 4h}
+      group_resolution: {urgent: 1h, high: 2h, normal: 4h}
+    pause_on: [pending]
+    warnings: [0.5]
+  engineering:
+    calendar: berlin
+    targets:
+      group_response: {high: 1h, normal: 4h}
+      group_resolution: {urgent: 4h, high: 8h, normal: 2d}
+    pause_on: [pending, on_hold]
+    warnings: [0.75]
+"""
+GROUP_CHOICES = ("tier1", "engineering", "billing", None, "")
+
+
+@cache
+def groups_policy() -> CompiledPolicy:
+    return make_policy(REF_POLICY_YAML + REF_GROUPS_YAML)
+
+
+def with_assignments(rng: random.Random, events: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """The events with random assignments to groups (defined, undefined, none) after some."""
+    out: list[dict[str, Any]] = []
+    for number, event in enumerate(events):
+        out.append(event)
+        if rng.random() < 0.35:
+            out.append(
+                {
+                    "event_id": f"{event['event_id']}-as{number}",
+                    "type": "ticket.assigned",
+                    "ticket_id": event["ticket_id"],
+                    "occurred_at": event["occurred_at"],
+                    "assignee": f"agent{rng.randint(1, 3)}",
+                    "group": rng.choice(GROUP_CHOICES),
+                }
+            )
+    return out
+
+
+@settings(
+    max_examples=40,
+    deadline=None,
+    suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large],
+)
+@given(
+    seed=st.integers(0, 2**32 - 1),
+    tickets=st.integers(1, 5),
+    partitions=st.integers(1, 3),
+    ledgers=st.integers(1, 2),
+)
+def test_group_clocks_and_statements_live_give_the_replay_outputs(
+    seed: int, tickets: int, partitions: int, ledgers: int
+) -> None:
+    rng = random.Random(seed)
+    scenario = random_scenario(rng, tickets)
+    events = with_assignments(rng, scenario.events)
+    policy = groups_policy()
+    expected = replay_outputs(policy, events, scenario.until)
+
+    pipeline = Pipeline(policy, partitions, ledgers=ledgers)
+    for event in events:
+        pipeline.event(event)
+        if rng.random() < 0.5:
+            pipeline.deliver(rng.randrange(partitions), rng.randint(0, 3))
+    pipeline.finish(scenario.until)
+
+    # several ledger tasks emit in their own order; each one's equals replay's order
+    assert Counter(orjson.dumps(o) for o in pipeline.ledger_outputs) == Counter(
+        orjson.dumps(o) for o in ledger_part(expected)
+    )
+    tickets_out = [o for o in expected if o["type"] not in LEDGER_TYPES]
+    assert Counter(orjson.dumps(o) for o in pipeline.ticket_outputs) == Counter(
+        orjson.dumps(o) for o in tickets_out
+    )
+    assert {s["group"] for s in pipeline.of("sla.group_statement")} <= {"tier1", "engineering"}
+    group_ids = [o["event_id"] for o in expected if o.get("group") is not None]
+    assert len(group_ids) == len(set(group_ids))  # one id per group output
+
+
+def test_group_statements_come_from_the_ledger_task_that_owns_the_group() -> None:
+    policy = groups_policy()
+    events = [
+        created("2026-03-02T09:00:00Z", ticket=LEFT, customer="c1"),
+        {
+            "event_id": "as1",
+            "type": "ticket.assigned",
+            "ticket_id": LEFT,
+            "occurred_at": "2026-03-02T09:05:00Z",
+            "group": "tier1",
+        },
+    ]
+    expected = replay_outputs(policy, events, "2026-04-01T00:00:00Z")
+    pipeline = Pipeline(policy, 2, ledgers=2)
+    for event in events:
+        pipeline.event(event)
+    pipeline.finish("2026-04-01T00:00:00Z")
+    statements = [o for o in expected if o["type"] == "sla.group_statement"]
+    assert [s["holds"] for s in statements if s["group"] == "tier1"] == [1]
+    assert sorted(orjson.dumps(o) for o in pipeline.of("sla.group_statement")) == sorted(
+        orjson.dumps(o) for o in statements
     )
 
 

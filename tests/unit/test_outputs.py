@@ -30,7 +30,7 @@ COMMON = {
     "metric": "resolution",
     "at": "2026-03-02T10:00:00Z",
 }
-TICKET = {**COMMON, "priority": "urgent", "cycle": 1, "policy_version": "1"}
+TICKET = {**COMMON, "priority": "urgent", "cycle": 1, "policy_version": "1", "group": None}
 
 WARNING = {
     **TICKET,

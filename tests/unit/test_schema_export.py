@@ -63,6 +63,7 @@ def test_output_schema_writes_money_as_strings() -> None:
         "sla.cancelled",
         "sla.credit",
         "sla.statement",
+        "sla.group_statement",
         "sla.credit_earned_back",
     }
     credit = schema["$defs"]["SlaCredit"]["properties"]

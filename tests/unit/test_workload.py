@@ -47,3 +47,19 @@ def test_an_id_prefix_goes_in_front_of_every_ticket_and_event_id() -> None:
 def test_a_start_without_an_offset_is_refused() -> None:
     with pytest.raises(ValueError, match="no UTC offset"):
         ticket_events(WorkloadShape(tickets=1), start=datetime(2026, 6, 1, 8))  # noqa: DTZ001
+
+
+def test_assignments_name_the_agents_team_so_some_are_hand_offs() -> None:
+    events = ticket_events(WorkloadShape(tickets=300, seed=3))
+    assigned = [e for e in events if e["type"] == "ticket.assigned"]
+    assert {e["group"] for e in assigned} == {"support", "tier2", "engineering"}
+    for e in assigned:
+        agent = int(e["assignee"].removeprefix("agent"))
+        expected = "support" if agent <= 28 else "tier2" if agent <= 36 else "engineering"
+        assert e["group"] == expected
+    last: dict[str, str] = {}
+    handoffs = 0
+    for e in assigned:
+        handoffs += last.get(e["ticket_id"], e["group"]) != e["group"]
+        last[e["ticket_id"]] = e["group"]
+    assert handoffs > 0

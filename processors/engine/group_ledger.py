@@ -1,0 +1,169 @@
+"""Group statements (docs/semantics.md: Groups): one `sla.group_statement` per internal group
+per month, in the time zone of the group's calendar.
+
+Part of the ledger stage (`LedgerStage.groups`), driven by the same watermark: a month of
+a group is closed at its end E once the least clock of every input partition has reached
+E, so live and replay give the same statements. Its inputs are what stage 1 decided for
+the group metrics (breaches, first met completions: `output["group"]` set) and the hold
+facts stage 1 sends the ledger only (`sla.group_hold`: a hold `begun`, or a hold ended by a
+`handoff` to another group), keyed by group so that one ledger task owns each group.
+
+State: per group the months not yet closed (six counters each) and the last month end
+closed; small, kept in the ledger's meta record.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+from zoneinfo import ZoneInfo
+
+from slaclock.processors.engine.ids import output_event_id
+from slaclock.processors.engine.instants import format_us, parse_instant
+from slaclock.processors.engine.periods import Period, next_period, period_bounds, period_of
+from slaclock.processors.engine.versions import PolicyBook
+
+Output = dict[str, Any]
+
+GROUP_HOLD = "sla.group_hold"
+"""The internal record of a hold fact; it goes to the ledger only, never to a public topic."""
+GROUP_METRICS = ("group_response", "group_resolution")
+
+# counter slots of a group month
+_MET = 0  # + metric index (0: group_response, 1: group_resolution)
+_BREACHED = 2  # + metric index
+_HOLDS = 4
+_HANDOFFS = 5
+
+Figures = Callable[[int, int], dict[str, Any]]
+
+
+class GroupLedger:
+    """The group months one ledger task owns (`owns(group)`)."""
+
+    def __init__(self, versions: PolicyBook, owns: Callable[[str], bool], figures: Figures):
+        self.versions = versions
+        self.owns = owns
+        self.figures = figures
+        self.months: dict[str, dict[Period, list[int]]] = {}  # group -> period -> counters
+        self.closed: dict[str, int] = {}  # group -> last month end closed
+        self.dirty = False
+
+    # -- inputs ---------------------------------------------------------------------------
+
+    def known(self, group: str) -> bool:
+        """A group some policy version defines (facts of other groups are not kept)."""
+        return any(group in self.versions.get(v).policy.groups for v in self.versions.ids())
+
+    def zone(self, group: str, instant: int) -> ZoneInfo | None:
+        """The time zone of the group's calendar in the version in force at `instant` (else
+        in the latest version defining it)."""
+        terms = self.versions.in_force(instant).policy.groups.get(group)
+        if terms is None:
+            for version_id in reversed(self.versions.ids()):
+                terms = self.versions.get(version_id).policy.groups.get(group)
+                if terms is not None:
+                    break
+        return None if terms is None else ZoneInfo(terms.calendar.timezone)
+
+    def on_fact(self, output: Output) -> None:
+        """A group outcome or hold fact of an owned group."""
+        group = output["group"]
+        if not self.owns(group) or not self.known(group):
+            return
+        kind = output["type"]
+        if kind == GROUP_HOLD:
+            instant = parse_instant(output["at"])
+            slot = _HOLDS if output["hold"] == "begun" else _HANDOFFS
+        elif kind == "sla.breach":
+            instant = parse_instant(output["decided_at"])
+            slot = _BREACHED + GROUP_METRICS.index(output["metric"])
+        else:  # a first met completion
+            instant = parse_instant(output["at"])
+            slot = _MET + GROUP_METRICS.index(output["metric"])
+        zone = self.zone(group, instant)
+        if zone is None:
+            return
+        period = period_of(instant, zone)
+        counters = self.months.setdefault(group, {}).setdefault(period, [0] * 6)
+        counters[slot] += 1
+        self.dirty = True
+
+    # -- month ends -----------------------------------------------------------------------
+
+    def groups(self) -> list[str]:
+        """Owned groups any version defines, in name order."""
+        names: set[str] = set()
+        for version_id in self.versions.ids():
+            names.update(self.versions.get(version_id).policy.groups)
+        return sorted(g for g in names if self.owns(g))
+
+    def ends(self, group: str, first_instant: int, limit: int | None) -> list[int]:
+        """Month ends of `group` not yet closed, at or before `limit` (None: the next one)."""
+        closed = self.closed.get(group)
+        start = first_instant if closed is None else closed
+        zone = self.zone(group, start)
+        if zone is None:
+            return []
+        period = period_of(start, zone)
+        found: list[int] = []
+        while True:
+            end = period_bounds(period, zone)[1]
+            if limit is None:
+                return [end]
+            if end > limit:
+                return found
+            found.append(end)
+            period = next_period(period)
+
+    def close(self, group: str, end: int) -> list[Output]:
+        """The statement of the group's month ending at `end`, if the version in force
+        during its last instant defines the group."""
+        self.closed[group] = end
+        self.dirty = True
+        version = self.versions.in_force(end - 1)
+        terms = version.policy.groups.get(group)
+        zone = self.zone(group, end - 1)
+        if zone is None:
+            return []
+        period = period_of(end - 1, zone)
+        start, _ = period_bounds(period, zone)
+        counters = self.months.get(group, {}).pop(period, None) or [0] * 6
+        for old in [p for p in self.months.get(group, {}) if p < period]:
+            del self.months[group][old]  # facts of a month closed already (a zone change)
+        if terms is None:
+            return []
+        metrics = {
+            metric: self.figures(counters[_MET + i], counters[_BREACHED + i])
+            for i, metric in enumerate(GROUP_METRICS)
+        }
+        overall = self.figures(
+            counters[_MET] + counters[_MET + 1], counters[_BREACHED] + counters[_BREACHED + 1]
+        )
+        return [
+            {
+                "event_id": output_event_id("sla.group_statement", group, period),
+                "type": "sla.group_statement",
+                "group": group,
+                "period": period,
+                "at": format_us(end),
+                "period_start": format_us(start),
+                "metrics": metrics,
+                "overall": overall,
+                "holds": counters[_HOLDS],
+                "handoffs": counters[_HANDOFFS],
+                "policy_version": version.version_id,
+            }
+        ]
+
+    # -- snapshot -------------------------------------------------------------------------
+
+    def to_record(self) -> dict[str, Any]:
+        return {"months": self.months, "closed": self.closed}
+
+    def restore(self, record: dict[str, Any]) -> None:
+        self.months = {
+            str(g): {str(p): [int(n) for n in c] for p, c in months.items()}
+            for g, months in record.get("months", {}).items()
+        }
+        self.closed = {str(g): int(e) for g, e in record.get("closed", {}).items()}
