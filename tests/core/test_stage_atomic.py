@@ -180,6 +180,9 @@ def test_a_timer_that_does_not_advance_raises_instead_of_looping() -> None:
 
 RETENTION_MIN = 120
 RETENTION_US = RETENTION_MIN * 60 * US_PER_SECOND
+TICK_LAG_MIN = 120
+"""How far past an event a clock tick may come (the grace-and-ticks test): a closing event
+applied after such a tick is late, closed at the clock, and retained from there."""
 FAR_FUTURE = minute_of("2027-01-01T00:00:00Z")
 
 
@@ -219,7 +222,8 @@ def _with_bad_records(
                 rejected += 1
             elif roll < 0.5 and closed_at:
                 ticket, closed = rng.choice(sorted(closed_at.items()))
-                after = max(late, closed + RETENTION_MIN + 1)
+                # past the retention even for a close applied late, at a tick's clock
+                after = max(late, closed + TICK_LAG_MIN + RETENTION_MIN + 1)
                 out.append(bad("ticket.customer_replied", ticket, after))
                 rejected += 1
             elif roll < 0.75 and known:
@@ -290,7 +294,8 @@ def test_rejected_records_change_nothing_with_grace_and_clock_ticks(
     policy = make_policy(REF_POLICY_YAML)
     scenario = random_scenario(rng, tickets)
     ticks = {
-        id(event): parse_instant(event["occurred_at"]) + rng.randint(0, 7200) * US_PER_SECOND
+        id(event): parse_instant(event["occurred_at"])
+        + rng.randint(0, TICK_LAG_MIN * 60) * US_PER_SECOND
         for event in scenario.events
         if rng.random() < 0.3
     }
