@@ -89,7 +89,7 @@ COMPOSE_IMAGE = "slaclock:local"  # what docker-compose.yml runs
 VARIANTS: dict[str, tuple[str, dict[str, str]]] = {
     "default": (COMPOSE_IMAGE, {}),
     "reports": ("slaclock:local-reports", {"EXTRAS": "reports"}),
-    # A compiled-core variant is one more line: its tag and build arguments.
+    "compiled": ("slaclock:local-compiled", {"MYPYC": "1"}),
 }
 """Image variants built and measured: name -> (tag, build arguments)."""
 CA_BUNDLE = Path("/etc/ssl/certs/ca-certificates.crt")

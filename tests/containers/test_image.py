@@ -3,10 +3,14 @@ health check, and carries exactly the dependencies its extras ask for."""
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 
 from tests.containers.conftest import Images
 from tests.containers.engine import VARIANTS, Podman
+
+ROOT = Path(__file__).resolve().parents[2]
 
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(1800)]
 
@@ -51,3 +55,22 @@ def test_the_default_image_leaves_out_pip_and_the_report_charts(
     assert run_in(podman, default, "python", "-c", probe) == "confluent_kafka rocksdict"
     assert run_in(podman, reports, "python", "-c", probe) == "matplotlib confluent_kafka rocksdict"
     assert run_in(podman, default, "slaclock", "--help").startswith("Usage")
+
+
+def test_the_compiled_image_runs_the_mypyc_core_and_replays_the_example_byte_for_byte(
+    podman: Podman, images: Images
+) -> None:
+    default, compiled = images.built["default"].tag, images.built["compiled"].tag
+    assert run_in(podman, default, "slaclock", "--version").endswith("(core: pure Python)")
+    assert run_in(podman, compiled, "slaclock", "--version").endswith("(core: compiled with mypyc)")
+    examples = f"{ROOT / 'examples'}:/examples:ro"
+    replay = ["replay", "--policy", "/examples/policy.yaml", "--events", "/examples/events.jsonl"]
+    outputs = {
+        tag: podman.run(
+            "run", "--rm", "--network", "none", "-v", examples, "--entrypoint", "slaclock",
+            tag, *replay,
+        )
+        for tag in (default, compiled)
+    }  # fmt: skip
+    assert outputs[default].count("sla.") > 10
+    assert outputs[compiled] == outputs[default]
