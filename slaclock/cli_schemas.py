@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from decimal import ROUND_HALF_UP, Decimal
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 from rich.console import Console
@@ -86,19 +87,8 @@ def print_summary(console: Console, policy: Policy, source: str) -> None:
 
     for name, tier in policy.tiers.items():
         default = " (default)" if name == policy.default_tier else ""
-        table = Table(
-            title=escape(f"Tier {name}{default}: calendar {tier.calendar}"), title_justify="left"
-        )
-        table.add_column("metric")
-        for priority in Priority:
-            table.add_column(priority.value, justify="right")
-        for metric in Metric:
-            targets = tier.targets.get(metric)
-            if targets is None:
-                continue
-            cells = [format_duration(targets[p]) if p in targets else "-" for p in Priority]
-            table.add_row(metric.value, *cells)
-        console.print(table)
+        title = f"Tier {name}{default}: calendar {tier.calendar}"
+        console.print(_targets_table(title, tier.targets, list(Metric)))
         details = []
         if tier.pause_on:
             details.append("pauses on " + ", ".join(s.value for s in Status if s in tier.pause_on))
@@ -197,22 +187,28 @@ def print_services(console: Console, policy: Policy) -> None:
         console.print(table)
 
 
+def _targets_table(
+    title: str, targets: Mapping[Any, Mapping[Any, Any]], metrics: list[Any]
+) -> Table:
+    """One row per metric with a target, one column per priority ("-": none)."""
+    table = Table(title=escape(title), title_justify="left")
+    table.add_column("metric")
+    for priority in Priority:
+        table.add_column(priority.value, justify="right")
+    for metric in metrics:
+        by_priority = targets.get(metric)
+        if by_priority is None:
+            continue
+        cells = [format_duration(by_priority[p]) if p in by_priority else "-" for p in Priority]
+        table.add_row(metric.value, *cells)
+    return table
+
+
 def print_groups(console: Console, policy: Policy) -> None:
     """The internal groups (OLAs) with their targets, like the tiers."""
     for name, group in policy.groups.items():
-        table = Table(
-            title=escape(f"Group {name}: calendar {group.calendar}"), title_justify="left"
-        )
-        table.add_column("metric")
-        for priority in Priority:
-            table.add_column(priority.value, justify="right")
-        for metric in GroupMetric:
-            targets = group.targets.get(metric)
-            if targets is None:
-                continue
-            cells = [format_duration(targets[p]) if p in targets else "-" for p in Priority]
-            table.add_row(metric.value, *cells)
-        console.print(table)
+        title = f"Group {name}: calendar {group.calendar}"
+        console.print(_targets_table(title, group.targets, list(GroupMetric)))
         details = []
         if group.pause_on:
             details.append(
