@@ -21,6 +21,7 @@ COPY slaclock ./slaclock
 # MYPYC=1 ships the compiled core (setup.py: processors/engine compiled by mypyc, about 2x
 # faster replay): gcc and mypy live in a throw-away virtualenv of this stage only, the
 # runtime stage copies /opt/venv alone; the build fails unless the core is then compiled.
+# The official python image carries Python.h; a Debian-Python base gets python3.11-dev here.
 # (A build argument is in the environment of every RUN: the pure installs clear it.)
 ARG EXTRAS=""
 ARG MYPYC=""
@@ -28,7 +29,8 @@ RUN python -m venv /opt/venv \
     && MYPYC= /opt/venv/bin/pip install --no-compile -c constraints.txt ".${EXTRAS:+[$EXTRAS]}" \
     && if [ "$MYPYC" = "1" ]; then \
          apt-get update -qq \
-         && apt-get install -y -qq --no-install-recommends gcc libc6-dev >/dev/null \
+         && apt-get install -y -qq --no-install-recommends gcc libc6-dev \
+              $(python -c "import os, sysconfig; print('' if os.path.exists(os.path.join(sysconfig.get_paths()['include'], 'Python.h')) else 'python3.11-dev')") >/dev/null \
          && python -m venv /opt/mypyc \
          && MYPYC= /opt/mypyc/bin/pip install --quiet -c constraints.txt . mypy types-pyyaml "setuptools>=69" wheel \
          && MYPYC=1 /opt/mypyc/bin/pip wheel --quiet --no-build-isolation --no-deps -w /tmp/wheels . \
