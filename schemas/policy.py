@@ -520,6 +520,16 @@ def _statuses_in_order(statuses: frozenset[Status]) -> list[str]:
     return [s.value for s in Status if s in statuses]
 
 
+PauseStatuses = Annotated[
+    frozenset[Annotated[Status, AfterValidator(_pausable)]],
+    PlainSerializer(_statuses_in_order, return_type=list[str], when_used="json"),
+]
+"""Statuses that pause a metric (tiers and groups alike), written in status order."""
+
+WarningFractions = Annotated[tuple[Fraction01, ...], AfterValidator(_sorted_unique)]
+"""Warning thresholds: fractions of a target, ascending and distinct."""
+
+
 class TierSpec(BaseModel):
     """A service tier: its calendar, targets per metric and priority, warnings and credits."""
 
@@ -527,11 +537,8 @@ class TierSpec(BaseModel):
 
     calendar: Name
     targets: dict[Metric, dict[Priority, Duration]]
-    pause_on: Annotated[
-        frozenset[Annotated[Status, AfterValidator(_pausable)]],
-        PlainSerializer(_statuses_in_order, return_type=list[str], when_used="json"),
-    ] = frozenset()
-    warnings: Annotated[tuple[Fraction01, ...], AfterValidator(_sorted_unique)] = ()
+    pause_on: PauseStatuses = frozenset()
+    warnings: WarningFractions = ()
     credits: CreditTerms | None = None
 
 
@@ -543,11 +550,8 @@ class GroupSpec(BaseModel):
 
     calendar: Name
     targets: dict[GroupMetric, dict[Priority, Duration]]
-    pause_on: Annotated[
-        frozenset[Annotated[Status, AfterValidator(_pausable)]],
-        PlainSerializer(_statuses_in_order, return_type=list[str], when_used="json"),
-    ] = frozenset()
-    warnings: Annotated[tuple[Fraction01, ...], AfterValidator(_sorted_unique)] = ()
+    pause_on: PauseStatuses = frozenset()
+    warnings: WarningFractions = ()
 
 
 # --- services (availability) ---------------------------------------------------------
