@@ -27,6 +27,7 @@ import csv
 import json
 import os
 import re
+import subprocess
 import sys
 import tempfile
 import threading
@@ -42,9 +43,15 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 import orjson  # noqa: E402
+import yaml  # noqa: E402
 
 from slaclock.local_kafka import LocalKafka, free_port  # noqa: E402
-from slaclock.processors.engine.instants import US_PER_SECOND, parse_instant  # noqa: E402
+from slaclock.processors.engine.instants import (  # noqa: E402
+    US_PER_SECOND,
+    format_us,
+    parse_instant,
+)
+from slaclock.processors.live.policies import read_policy_log  # noqa: E402
 from slaclock.workload import WorkloadShape, ticket_events  # noqa: E402
 from tests.kafka.pipeline import (  # noqa: E402
     LivePipeline,
@@ -73,11 +80,50 @@ tiers:
     credits:
       per_breach: {first_response: 1.0, resolution: 2.5}
       monthly_cap: 5
+groups:                        # the generator's teams (slaclock.workload.group_of_agent)
+  support:
+    calendar: always
+    targets:
+      group_response: {urgent: 20s, high: 40s, normal: 90s, low: 3m}
+      group_resolution: {urgent: 3m, high: 6m, normal: 12m, low: 30m}
+    pause_on: [pending]
+    warnings: [0.75]
+  tier2:
+    calendar: always
+    targets:
+      group_response: {urgent: 30s, high: 1m, normal: 2m}
+      group_resolution: {urgent: 4m, high: 8m, normal: 15m}
+    pause_on: [pending, on_hold]
+    warnings: [0.75]
+  engineering:
+    calendar: always
+    targets:
+      group_response: {urgent: 1m, high: 2m, normal: 4m}
+      group_resolution: {urgent: 10m, high: 20m, normal: 30m}
+    pause_on: [pending, on_hold]
+    warnings: [0.5, 0.9]
 customers:
   acme: {tier: soak, monthly_fee: "1000.00", currency: EUR, timezone: Europe/Berlin}
   globex: {tier: soak, monthly_fee: "500.00", currency: USD, timezone: America/New_York}
   initech: {tier: soak, monthly_fee: "800.00", currency: EUR, timezone: UTC}
 """
+# Policy versions published during the run (at these fractions of it) with `slaclock policy
+# publish`, each in force a minute after its publication: version 2 shortens the resolution
+# and engineering targets for open tickets too; version 3 restores them for new tickets only.
+VERSIONS = (
+    (
+        0.4,
+        "v2",
+        "open",
+        {"resolution": {"urgent": "3m", "high": "6m", "normal": "12m", "low": "30m"}},
+    ),
+    (
+        0.75,
+        "v3",
+        "new",
+        {"resolution": {"urgent": "5m", "high": "10m", "normal": "20m", "low": "40m"}},
+    ),
+)
 CUSTOMERS = ("acme", "globex", "initech", "hooli", "walk-in")
 ROUTING = "routes:\n  - {match: {type: sla.breach}, targets: [hook]}\n"
 
@@ -144,6 +190,8 @@ class Soak:
     broker: LocalKafka | None
     samples: list[dict[str, object]] = field(default_factory=list)
     ports: dict[str, int] = field(default_factory=dict)
+    # the versions in the log, as the replay's `policy.changed` lines: (publish instant, line)
+    version_lines: list[tuple[int, bytes]] = field(default_factory=list)
 
     def __post_init__(self) -> None:
         prefix = f"s{uuid.uuid4().hex[:6]}."
@@ -168,8 +216,10 @@ class Soak:
         env = {
             "SLACLOCK_HTTP_PORT": str(self.ports[instance]),
             "SLACLOCK_TICK_INTERVAL": "1",
-            # the clock trails wall time by more than an event's way through the publisher
-            "SLACLOCK_GRACE": "5",
+            # the clock trails wall time by more than an event's way through the publisher,
+            # a broker restart included: an event held back longer would be late, applied
+            # as of the clock (docs/semantics.md: Late events), and differ from the replay
+            "SLACLOCK_GRACE": str(self.args.grace),
         }
         self.workers[instance] = self.pipeline.start_worker(instance, env=env)
 
@@ -189,6 +239,55 @@ class Soak:
         self.broker.down()
         time.sleep(5)
         self.broker.up(timeout=120)
+
+    def publish_a_version(self, version: str, applies_to: str, targets: dict[str, object]) -> None:
+        """`slaclock policy publish`, as an operator would, in force a minute later; the
+        record it wrote (read back for its publish instant) becomes the replay's line."""
+        document = yaml.safe_load(SOAK_POLICY)
+        document["tiers"]["soak"]["targets"].update(targets)
+        if version == "v2":
+            document["groups"]["engineering"]["targets"]["group_resolution"] = {
+                "urgent": "5m", "high": "10m", "normal": "15m"
+            }  # fmt: skip
+        file = self.workdir / f"policy-{version}.yaml"
+        file.write_text(yaml.safe_dump(document), encoding="utf-8")
+        effective = datetime.fromtimestamp(time.time() + 60, UTC).replace(microsecond=0)
+        command = [
+            sys.executable, "-c", "from slaclock.cli import main; main()", "policy", "publish",
+            str(file), "--version", version, "--applies-to", applies_to,
+            "--effective-at", effective.strftime("%Y-%m-%dT%H:%M:%S%z"),
+            "--bootstrap", self.bootstrap,
+        ]  # fmt: skip
+        for _attempt in range(5):
+            done = subprocess.run(
+                command, env=self.pipeline.env("policy"), capture_output=True, text=True
+            )
+            print(f"policy publish {version}: exit {done.returncode} {done.stdout.strip()} "
+                  f"{done.stderr.strip()}", flush=True)  # fmt: skip
+            if done.returncode == 0:
+                break
+            time.sleep(5)
+        for record in read_policy_log(self.pipeline.settings):
+            if record.publication.version == version:
+                line = {
+                    "type": "policy.changed",
+                    "event_id": f"policy-{version}",
+                    "occurred_at": format_us(record.published_at),
+                    **record.publication.model_dump(mode="json", exclude_none=True),
+                }
+                self.version_lines.append((record.published_at, orjson.dumps(line)))
+
+    def replay_input(self) -> list[bytes]:
+        """Everything published, with each version at its publish instant."""
+        lines: list[bytes] = []
+        versions = sorted(self.version_lines)
+        for _, value in self.pipeline.published:
+            at = parse_instant(orjson.loads(value)["occurred_at"])
+            while versions and versions[0][0] <= at:
+                lines.append(versions.pop(0)[1])
+            lines.append(value)
+        lines.extend(line for _, line in versions)
+        return lines
 
     def pids(self) -> dict[str, int]:
         found = {name: w.process.pid for name, w in self.workers.items()}
@@ -222,6 +321,15 @@ class Soak:
             )
         for schedule in schedules:
             schedule.next_at = schedule.every
+        for fraction, version, applies_to, targets in VERSIONS:
+            schedules.append(
+                Schedule(
+                    seconds * 2,  # once
+                    lambda v=version, a=applies_to, t=targets: self.publish_a_version(v, a, t),
+                    f"policy {version}",
+                    next_at=seconds * fraction,
+                )
+            )
         stop = threading.Event()
         publisher = threading.Thread(target=self.publish, args=(events, stop), daemon=True)
         started = time.monotonic()
@@ -272,10 +380,10 @@ class Soak:
 
     def finish(self, schedules: list[Schedule]) -> int:
         clock = self.pipeline.wait_for_clock(
-            int(time.time() * US_PER_SECOND) - 5 * US_PER_SECOND, timeout=300
+            int((time.time() - self.args.grace) * US_PER_SECOND), timeout=300
         )
         cutoff = clock - 60 * US_PER_SECOND
-        lines = [value for _, value in self.pipeline.published]
+        lines = self.replay_input()
         expected = comparable(replay_outputs(self.pipeline.policy_path, lines, clock), cutoff)
         live_outputs = self.pipeline.outputs()
         live = comparable(live_outputs, cutoff)
@@ -301,7 +409,12 @@ class Soak:
         self.write_samples()
         half = self.samples[len(self.samples) // 2 :]
         print("\n== soak results")
-        print(f"minutes {self.args.minutes}, events published {len(lines)}, outputs {kinds}")
+        print(f"minutes {self.args.minutes}, lines published {len(lines)}, outputs {kinds}")
+        print(
+            f"policy versions published: {[orjson.loads(v)['version'] for _, v in self.version_lines]}"
+        )
+        groups = sum(1 for o in live_outputs if o.get("group"))
+        print(f"outputs of group clocks: {groups}")
         print("faults: " + ", ".join(f"{s.name} {s.done}" for s in schedules))
         print(f"outputs vs replay: missing {missing}, duplicated {duplicated}")
         if missing or duplicated:
@@ -320,6 +433,9 @@ class Soak:
         lags = [int(str(s["lag"])) for s in self.samples if s.get("lag") not in ("", None)]
         if lags:
             print(f"input lag: max {max(lags)}, last {lags[-1]}")
+        late = [float(str(s["late"])) for s in self.samples if s.get("late") not in ("", None)]
+        if late:
+            print(f"late events (workers alive at a sample, most seen): {max(late):.0f}")
         print(f"samples and chart in {self.args.out}")
         return 0 if missing == duplicated == undelivered == 0 else 1
 
@@ -368,6 +484,9 @@ def main() -> int:
     parser.add_argument("--tickets-per-minute", type=float, default=60.0)
     parser.add_argument("--mean-gap", type=float, default=20.0, help="seconds between events")
     parser.add_argument("--seed", type=int, default=7)
+    parser.add_argument(
+        "--grace", type=float, default=30.0, help="the workers' SLACLOCK_GRACE, seconds"
+    )
     parser.add_argument("--out", default=str(ROOT / "benchmarks" / "results" / "soak"))
     args = parser.parse_args()
     workdir = Path(tempfile.mkdtemp(prefix="slaclock-soak-"))
