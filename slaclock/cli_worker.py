@@ -47,6 +47,8 @@ def worker_command(
         ok, message = check_health_file(health_path(settings))
         print(f"{'healthy' if ok else 'unhealthy'}: {message}", file=sys.stderr)
         raise typer.Exit(0 if ok else 1)
+    from confluent_kafka import KafkaException
+
     from slaclock.processors.live.http import HttpBindError, LiveWorkerView, check_http_port
     from slaclock.processors.live.policies import PolicyLogError
     from slaclock.processors.live.worker import Worker  # heavy imports only when running
@@ -70,6 +72,14 @@ def worker_command(
     except RuntimeError as error:
         print(error, file=sys.stderr)
         raise typer.Exit(2) from None
+    except KafkaException as error:  # e.g. the broker went away during start-up
+        detail = error.args[0].str() if error.args and hasattr(error.args[0], "str") else error
+        print(
+            f"error: Kafka at {settings.bootstrap_servers} failed during start-up ({detail}); "
+            "the worker exits 1 for its supervisor to start it again",
+            file=sys.stderr,
+        )
+        raise typer.Exit(1) from None
     worker.install_signal_handlers()
     print(f"worker {settings.instance_id}: started; SIGTERM stops it cleanly", file=sys.stderr)
     heartbeat = HealthFile(LiveWorkerView(worker).health, health_path(settings)).start()

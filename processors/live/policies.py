@@ -28,7 +28,14 @@ from typing import Any
 
 import orjson
 import yaml
-from confluent_kafka import OFFSET_BEGINNING, Consumer, KafkaError, Producer, TopicPartition
+from confluent_kafka import (
+    OFFSET_BEGINNING,
+    Consumer,
+    KafkaError,
+    KafkaException,
+    Producer,
+    TopicPartition,
+)
 from pydantic import ValidationError
 
 from slaclock.client.librdkafka_log import with_logging
@@ -124,10 +131,9 @@ def read_policy_log(settings: Settings, timeout: float = READ_TIMEOUT_S) -> list
             )
         partitions = sorted(topic.partitions)
         pending: set[int] = set()
+        deadline = time.monotonic() + timeout
         for partition in partitions:
-            low, high = consumer.get_watermark_offsets(
-                TopicPartition(settings.topic_policies, partition), timeout=timeout, cached=False
-            )
+            low, high = _watermarks(consumer, settings.topic_policies, partition, deadline)
             if high > low:
                 pending.add(partition)
         consumer.assign(
@@ -152,9 +158,40 @@ def read_policy_log(settings: Settings, timeout: float = READ_TIMEOUT_S) -> list
             except ValidationError:
                 continue
             records.append(Recorded(publication, message.timestamp()[1] * 1000))
+        if pending:  # never run on part of the versions
+            raise PolicyLogError(
+                f"topic {settings.topic_policies} at {settings.bootstrap_servers} could not be "
+                f"read to its end within {timeout:.0f} s; check the broker and retry"
+            )
         return records
     finally:
         consumer.close()
+
+
+# a topic created a moment ago has no leader yet: these pass within seconds
+_NOT_YET = {
+    KafkaError.NOT_LEADER_FOR_PARTITION,
+    KafkaError.LEADER_NOT_AVAILABLE,
+    KafkaError.UNKNOWN_TOPIC_OR_PART,
+    KafkaError._UNKNOWN_PARTITION,
+}
+
+
+def _watermarks(consumer: Consumer, topic: str, partition: int, deadline: float) -> tuple[int, int]:
+    """A partition's (low, high) offsets, waiting out a partition that has no leader yet."""
+    while True:
+        try:
+            low, high = consumer.get_watermark_offsets(
+                TopicPartition(topic, partition),
+                timeout=max(0.5, deadline - time.monotonic()),
+                cached=False,
+            )
+            return int(low), int(high)
+        except KafkaException as error:
+            code = error.args[0].code() if error.args else None
+            if code not in _NOT_YET or time.monotonic() >= deadline:
+                raise
+            time.sleep(0.2)
 
 
 def publish_version(

@@ -418,6 +418,8 @@ def service_ticker(
                     cached=False,
                 )
                 self.broker.up()
+                if self.held():
+                    return
                 self.producer.produce(
                     self.settings.topic_services_clock,
                     Tick(now, high).encode(),

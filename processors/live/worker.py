@@ -73,6 +73,9 @@ class Ticker:
         self._producer_config = {**base, "enable.idempotence": True, "linger.ms": 0}
         self.producer = Producer(self._producer_config)
         self.offsets = Consumer({**base, "group.id": f"{settings.app_id}-ticker"})
+        # after a broker outage, no tick until `grace` has passed since its end (`held`)
+        self._outages_seen = self.broker.outages
+        self._hold_until = 0.0
 
     def run(self, stop: threading.Event) -> None:
         try:
@@ -135,9 +138,33 @@ class Ticker:
                 TopicPartition(self.settings.topic_events, partition), timeout=5, cached=False
             )
             self.broker.up()
+            if self.held():
+                return
             tick = Tick(now, high)
             self.producer.produce(self.settings.topic_clock, tick.encode(), partition=partition)
         self.producer.poll(0)
+
+    def held(self) -> bool:
+        """Whether ticks wait because the broker has just come back.
+
+        During an outage publishers keep their events in their own buffers; they land in
+        the input only after the broker's return. A tick right after the return would move
+        the clock to `now - grace` past events still on their way, which would then be
+        late (applied at the clock, docs/semantics.md: Late events) and differ from the
+        replay. So after any outage this worker saw, the clock waits `grace` seconds from
+        the broker's return: what publishers buffered has then the same `grace` to land
+        as an event published in normal operation.
+        """
+        now = self.wall_clock()
+        if self.broker.outages != self._outages_seen:
+            self._outages_seen = self.broker.outages
+            self._hold_until = now + self.settings.grace
+            log.info(
+                "ticker: the broker is back; the clock waits %.1f s (grace) for the events "
+                "publishers held during the outage",
+                self.settings.grace,
+            )
+        return now < self._hold_until
 
 
 class StartupError(RuntimeError):

@@ -21,13 +21,15 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from confluent_kafka import Producer
+from confluent_kafka import OFFSET_BEGINNING, Consumer, KafkaException, Producer, TopicPartition
 from confluent_kafka.admin import AdminClient
 from confluent_kafka.cimpl import NewTopic
 
 from slaclock.client.librdkafka_log import LIBRDKAFKA_LOG
 from slaclock.local_kafka import BrokerConfig, LocalKafka, free_port, render_server_properties
 from slaclock.processors.broker import BrokerState
+from slaclock.processors.live.records import Tick
+from slaclock.processors.live.worker import Ticker
 from tests.kafka.pipeline import ROOT, LivePipeline, assert_whole_output_equals_replay
 from tests.kafka.test_live_pipeline import FINAL_CLOCK, keyed, workload
 
@@ -138,6 +140,12 @@ def test_worker_refuses_co_partitioned_topics_that_disagree_in_one_line(
             admin.create_topics([NewTopic(clock, num_partitions=1)])[clock].result(30)
             break
         time.sleep(0.2)
+
+    def recreated() -> bool:  # the new topic's metadata has reached the broker's answers
+        topic = admin.list_topics(clock, timeout=10).topics.get(clock)
+        return topic is not None and topic.error is None and len(topic.partitions) == 1
+
+    wait_for(recreated, f"{clock} recreated with one partition")
     env = {**pipeline.env("w1")}
     done = subprocess.run(
         [*CLI, "worker"], cwd=ROOT, env=env, capture_output=True, text=True, timeout=120
@@ -279,3 +287,62 @@ def test_worker_rides_out_broker_kills_and_its_committed_output_equals_replay(
         f"{len(outputs.missing)}, duplicated {len(outputs.duplicated)}; stuck transactional "
         f"calls abandoned {abandoned:.0f}"
     )
+
+
+def ticks_readable(pipeline: LivePipeline) -> bool:
+    consumer = Consumer({"bootstrap.servers": pipeline.bootstrap, "group.id": "probe"})
+    try:
+        for topic in (pipeline.settings.topic_events, pipeline.settings.topic_clock):
+            consumer.get_watermark_offsets(TopicPartition(topic, 0), timeout=5, cached=False)
+        return True
+    except KafkaException:
+        return False
+    finally:
+        consumer.close()
+
+
+def clock_ticks(pipeline: LivePipeline) -> list[Tick]:
+    """Every tick written to the clock topic's partition 0 so far."""
+    consumer = Consumer({"bootstrap.servers": pipeline.bootstrap, "group.id": "ticks-reader",
+                         "enable.partition.eof": True, "auto.offset.reset": "earliest"})  # fmt: skip
+    consumer.assign([TopicPartition(pipeline.settings.topic_clock, 0, OFFSET_BEGINNING)])
+    ticks: list[Tick] = []
+    try:
+        while (message := consumer.poll(10)) is not None and message.error() is None:
+            ticks.append(Tick.decode(message.value() or b""))
+    finally:
+        consumer.close()
+    return ticks
+
+
+@pytest.mark.kafka
+def test_after_a_broker_outage_the_clock_waits_the_grace_for_what_publishers_held(
+    kafka_bootstrap: str, topic_prefix: str, tmp_path: Path
+) -> None:
+    """During an outage publishers keep their events; they land after the broker's return.
+    A tick at once would move the clock past them (they would be late, applied at the
+    clock, unlike the replay), so the ticker's first tick after an outage comes `grace`
+    seconds after it saw the broker back, and ticks before the outage are not delayed."""
+    pipeline = LivePipeline(kafka_bootstrap, topic_prefix, tmp_path)
+    settings = pipeline.settings.model_copy(update={"grace": 5.0})
+    wait_for(lambda: ticks_readable(pipeline), "the new topics have leaders")
+    wall = [1_800_000_000.0]
+    broker = BrokerState(kafka_bootstrap)
+    ticker = Ticker(settings, lambda: [0], lambda: wall[0], broker=broker)
+    ticker.tick_once()  # in normal operation: at once
+    broker.down("publisher", "connection refused")  # an outage seen by another component
+    wall[0] += 10.0
+    ticker.tick_once()  # the broker answers again: the first tick after it waits
+    wall[0] += 4.9
+    ticker.tick_once()
+    wall[0] += 0.2  # grace has passed since the return
+    ticker.tick_once()
+    wall[0] += 1.0
+    ticker.tick_once()
+    ticker.producer.flush(30)
+    ticker.offsets.close()
+    assert [tick.now for tick in clock_ticks(pipeline)] == [
+        1_800_000_000_000_000,
+        1_800_000_015_100_000,
+        1_800_000_016_100_000,
+    ]
