@@ -38,6 +38,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
@@ -51,14 +52,17 @@ from slaclock.processors.engine.instants import (  # noqa: E402
     format_us,
     parse_instant,
 )
+from slaclock.processors.engine.policy import compile_policy  # noqa: E402
 from slaclock.processors.live.policies import read_policy_log  # noqa: E402
+from slaclock.processors.replay import Replayer  # noqa: E402
+from slaclock.schemas.policy import load_policy  # noqa: E402
+from slaclock.schemas.rejection import Rejected  # noqa: E402
 from slaclock.workload import WorkloadShape, ticket_events  # noqa: E402
 from tests.kafka.pipeline import (  # noqa: E402
     LivePipeline,
     WorkerProcess,
     comparable,
     difference,
-    replay_outputs,
 )
 from tests.notify.harness import NotifyRun, wait_for  # noqa: E402
 from tests.notify.receivers import Receiver  # noqa: E402
@@ -220,6 +224,7 @@ class Soak:
             # a broker restart included: an event held back longer would be late, applied
             # as of the clock (docs/semantics.md: Late events), and differ from the replay
             "SLACLOCK_GRACE": str(self.args.grace),
+            "SLACLOCK_CLOSED_RETENTION": str(self.args.closed_retention),
         }
         self.workers[instance] = self.pipeline.start_worker(instance, env=env)
 
@@ -288,6 +293,23 @@ class Soak:
             lines.append(value)
         lines.extend(line for _, line in versions)
         return lines
+
+    def replay(self, lines: list[bytes], until: int) -> list[dict[str, Any]]:
+        """The replay of `lines` with the workers' closed-ticket retention (the live
+        workers send the same rejections to their dead-letter topic)."""
+        outputs: list[dict[str, Any]] = []
+        policy = compile_policy(load_policy(self.pipeline.policy_path))
+        retention = int(self.args.closed_retention * US_PER_SECOND)
+        replayer = Replayer(policy, outputs.append, closed_retention_us=retention)
+        rejected = 0
+        for line in lines:
+            try:
+                replayer.on_line(line)
+            except Rejected:
+                rejected += 1
+        replayer.finish(until)
+        print(f"replay: {len(lines)} lines, {rejected} rejected", flush=True)
+        return outputs
 
     def pids(self) -> dict[str, int]:
         found = {name: w.process.pid for name, w in self.workers.items()}
@@ -384,7 +406,7 @@ class Soak:
         )
         cutoff = clock - 60 * US_PER_SECOND
         lines = self.replay_input()
-        expected = comparable(replay_outputs(self.pipeline.policy_path, lines, clock), cutoff)
+        expected = comparable(self.replay(lines, clock), cutoff)
         live_outputs = self.pipeline.outputs()
         live = comparable(live_outputs, cutoff)
         missing = sum((expected - live).values())
@@ -486,6 +508,13 @@ def main() -> int:
     parser.add_argument("--seed", type=int, default=7)
     parser.add_argument(
         "--grace", type=float, default=30.0, help="the workers' SLACLOCK_GRACE, seconds"
+    )
+    parser.add_argument(
+        "--closed-retention",
+        type=float,
+        default=7 * 86400.0,
+        help="the workers' SLACLOCK_CLOSED_RETENTION, seconds: the state grows with the closed "
+        "tickets kept until this has passed, so RSS can be flat only in a run longer than it",
     )
     parser.add_argument("--out", default=str(ROOT / "benchmarks" / "results" / "soak"))
     args = parser.parse_args()
