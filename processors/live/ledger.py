@@ -115,7 +115,13 @@ class LedgerProcessor(TransactionalLoop):
                 stage.restore_meta(orjson.loads(value))
             else:
                 stage.restore_account(orjson.loads(value))
+                self.snapshots[key.decode()] = value
         self.tasks[partition] = stage
+        # readable over HTTP at once: a restored task may see no input for a while (every
+        # clock already sent), and its views must not wait for its first batch
+        self.marks[partition] = (stage.watermark(), stage.first_instant)
+        if stage.groups.months:
+            self.group_months[partition] = orjson.dumps(stage.groups.to_record())
 
     def drop_task(self, partition: int) -> None:
         self.tasks.pop(partition, None)
