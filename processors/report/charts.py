@@ -255,7 +255,7 @@ def group_compliance_chart(
         axes.set_xlim(0, 118)
         axes.invert_yaxis()
         axes.set_xlabel("met / (met + breached), %")
-        axes.legend(fontsize=7, frameon=False, loc="lower right")
+        axes.legend(fontsize=7, frameon=False, loc="center left", bbox_to_anchor=(1.0, 0.5))
         axes.set_title("Compliance per group (operational level agreements)")
         return _svg(figure, chart_id)
 
@@ -270,10 +270,12 @@ def handoff_chart(
             figsize=(max(3.6, 1.6 + 0.9 * size), 1.2 + 0.55 * size), layout="constrained"
         )
         grid = [[counts.get((a, b), 0) for b in groups] for a in groups] or [[0]]
-        axes.imshow(grid, cmap="Blues", vmin=0, vmax=max([*(max(r) for r in grid), 1]))
+        top = max([*(max(r) for r in grid), 1])
+        axes.imshow(grid, cmap="Blues", vmin=0, vmax=top)
         for i, row in enumerate(grid):
             for j, value in enumerate(row):
-                axes.text(j, i, str(value), ha="center", va="center", fontsize=8)
+                colour = "white" if value > top / 2 else "black"  # readable on dark cells
+                axes.text(j, i, str(value), ha="center", va="center", fontsize=8, color=colour)
         axes.set_xticks(list(range(len(groups))))
         axes.set_xticklabels(list(groups), rotation=30, ha="right")
         axes.set_yticks(list(range(len(groups))))
