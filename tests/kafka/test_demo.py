@@ -136,7 +136,7 @@ def test_demo_run_shows_outputs_and_stops_its_worker(kafka_bootstrap: str) -> No
     shown = Counter(feed)
     for label in ("warning", "BREACH", "met", "credit", "DLQ"):
         assert shown[label] >= 1, (label, shown, out)
-    group_breach = re.compile(r" BREACH .* group_response#\d+ \(group engineering\) target ")
+    group_breach = re.compile(r" BREACH .* group_response#\d+ \(group engineering\)\s+target ")
     ola_lines = [line for line in out.splitlines() if group_breach.search(line)]
     assert ola_lines, out  # an escalation whose group target was missed, in the feed
 
