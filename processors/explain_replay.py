@@ -24,13 +24,22 @@ from slaclock.schemas.rejection import Rejected
 FOREVER_US = 1 << 62
 """Closed-ticket retention for explanations: never purge."""
 
+HolderChange = tuple[str, int, str | None, str | None]
+"""(ticket, instant, group holding it before, group holding it after): a change of the
+ticket's holder (docs/semantics.md: Groups) as the engine applied it."""
+
 
 def replay_to(
-    policy: CompiledPolicy, lines: Iterable[bytes], at: int | None, at_least: int | None = None
+    policy: CompiledPolicy,
+    lines: Iterable[bytes],
+    at: int | None,
+    at_least: int | None = None,
+    holders: list[HolderChange] | None = None,
 ) -> tuple[Replayer, int | None]:
     """The replayer with every ticket's state as of `at` (default: the last event's
     instant, or `at_least` if that is later), and that instant (None when nothing valid
-    was read)."""
+    was read). With `holders`, every change of a ticket's holding group is appended to it,
+    at the instant the engine applied the event (the report's "By group")."""
     replayer = Replayer(policy, _discard, closed_retention_us=FOREVER_US)
     for raw in lines:
         line = raw.rstrip(b"\r\n")
@@ -40,16 +49,34 @@ def replay_to(
             instant = line_instant(line)
             if instant is not None and instant > at:
                 break
+        ticket = _ticket_of(line) if holders is not None else None
+        state = None if ticket is None else replayer.store.get(ticket)
+        before = None if state is None else state.holder
         try:
             replayer.on_line(line)
         except Rejected:
             continue
+        if holders is not None and ticket is not None:
+            state = replayer.store.get(ticket)
+            after = None if state is None else state.holder
+            clock = replayer.clock()
+            if after != before and clock is not None:
+                holders.append((ticket, clock, before, after))
     if at is None and at_least is not None:
         clock = replayer.clock()
         if clock is not None:
             at = max(clock, at_least)
     replayer.finish(at)
     return replayer, at if at is not None else replayer.clock()
+
+
+def _ticket_of(line: bytes) -> str | None:
+    try:
+        data = orjson.loads(line)
+    except orjson.JSONDecodeError:
+        return None
+    ticket = data.get("ticket_id") if isinstance(data, dict) else None
+    return ticket if isinstance(ticket, str) else None
 
 
 def line_instant(line: bytes) -> int | None:

@@ -23,6 +23,7 @@ from slaclock.processors.report.figures import (
     latest_period,
     month_window,
 )
+from slaclock.processors.report.groups import HolderChange, add_groups
 from slaclock.processors.report.outputs import (
     Outputs,
     ReportInputError,
@@ -188,7 +189,8 @@ def report_command(
         Path | None,
         typer.Option(
             help="The events the outputs came from (needs --policy): each breach of the HTML "
-            "list gets its timeline, as `slaclock explain` shows it."
+            "list gets its timeline, as `slaclock explain` shows it, and the By group section "
+            "its hand-offs and the customer breaches while each group held the ticket."
         ),
     ] = None,
 ) -> None:
@@ -215,7 +217,12 @@ def report_command(
         if request.period is None and request.start_us is None:
             request = replace(request, period=latest_period(data, request.timezone))
         report = build_report(data, request, info, source)
-        timelines = _timelines(report, data, policy, events) if events is not None else None
+        holders: list[HolderChange] | None = None
+        timelines = None
+        if events is not None:
+            holders = []
+            timelines = _timelines(report, data, policy, events, holders)
+        add_groups(report, data, info, holders)
         paths = write_report(report, out, timelines)
     except ReportInputError as error:
         raise _fail(str(error)) from None
@@ -228,10 +235,15 @@ def report_command(
 
 
 def _timelines(
-    report: Report, data: Outputs, policy: Path | None, events: Path
+    report: Report,
+    data: Outputs,
+    policy: Path | None,
+    events: Path,
+    holders: list[HolderChange] | None = None,
 ) -> dict[BreachKey, CycleTimeline]:
     """Replay `events` under `policy` (to the last event, or the latest instant of the
-    outputs if later, as their replay's `--until`) and explain each breach the HTML lists."""
+    outputs if later, as their replay's `--until`) and explain each breach the HTML lists;
+    each change of a ticket's holding group goes to `holders` (the "By group" section)."""
     from slaclock.processors.engine.policy import compile_policy
     from slaclock.processors.explain_replay import replay_to
     from slaclock.processors.report.render import HTML_BREACH_ROWS
@@ -244,7 +256,7 @@ def _timelines(
     compiled = compile_policy(load_policy(policy))  # already validated by _policy_info
     try:
         with events.open("rb") as source:
-            replayer, at = replay_to(compiled, source, None, _latest(data))
+            replayer, at = replay_to(compiled, source, None, _latest(data), holders)
     except OSError as error:
         raise ReportInputError(f"--events {events}: cannot read ({error.strerror})") from None
     if at is None:

@@ -12,6 +12,8 @@ What a run starts, in order (each piece is stopped again at exit, also on errors
 - a publisher of tickets created at `rate` per second (Poisson arrivals), each followed by
   replies and status changes seconds apart (`slaclock.workload.live_ticket_script`), every
   event stamped with the wall time at which it is sent: the SLA clocks run in real time;
+  every ticket starts with the first-line group and a quarter are escalated to
+  engineering, whose late first note breaches its group target (an OLA);
 - a read_committed subscriber of the four output topics and the dead-letter topic, whose
   records feed the view: a scrolling feed and a running summary (rich) on a terminal,
   plain lines otherwise.
@@ -86,10 +88,14 @@ __all__ = [
 ]
 
 DEMO_POLICY = Path(__file__).resolve().parent.parent / "examples" / "demo-policy.yaml"
+ESCALATE_SHARE = 0.25
+"""Tickets escalated from first line to engineering, whose late first note breaches
+engineering's group_response (examples/demo-policy.yaml: groups)."""
 TICK_INTERVAL = 0.5
 GRACE = 1.0
 LOOPBACK = frozenset({"127.0.0.1", "localhost"})
 METRICS = ("first_response", "next_response", "periodic_update", "resolution")
+GROUP_METRICS = ("group_response", "group_resolution")
 _TOPIC_FIELDS = (
     "topic_events",
     "topic_contracts",
@@ -148,6 +154,7 @@ class DemoStats:
     by_metric: defaultdict[str, Counter[str]] = field(default_factory=lambda: defaultdict(Counter))
     met: int = 0
     breached_completions: int = 0
+    group_breaches: int = 0  # of the breaches: internal groups' targets (OLAs)
     credits: dict[str, Decimal] = field(default_factory=dict)
     capped: int = 0
     undelivered: int = 0
@@ -181,6 +188,8 @@ class DemoStats:
 
     def count(self, event: OutputEvent) -> None:
         self.by_type[event.type] += 1
+        if isinstance(event, SlaBreach) and event.group is not None:
+            self.group_breaches += 1
         column = {"sla.warning": "warnings", "sla.breach": "breaches", "sla.credit": "credits"}
         if isinstance(event, SlaStatement | SlaGroupStatement | SlaCreditEarnedBack | SlaCancelled):
             return  # monthly accounting, cycles ended without an outcome: by type only
@@ -205,7 +214,8 @@ class DemoStats:
         """The whole summary on one line (plain mode)."""
         return (
             f"published {self.published} events ({self.tickets} tickets); "
-            f"warnings {self.warnings}, breaches {self.breaches}, "
+            f"warnings {self.warnings}, breaches {self.breaches} "
+            f"({self.group_breaches} of internal groups), "
             f"completions {self.completions} ({self.met} met, {self.breached_completions} "
             f"breached), credits {self.credit_count} ({self.capped} capped; "
             f"{self.credit_totals()}), dead letters {self.dlq}"
@@ -279,7 +289,7 @@ def format_output(event: OutputEvent) -> Text:
     who = f"{event.customer_id}/{event.tier}"
     what = f"{event.priority} {event.metric}#{event.cycle}"
     if event.group is not None:
-        what += f" ({event.group})"
+        what += f" (group {event.group})"
     if isinstance(event, SlaWarning):
         detail = f"{event.threshold:.0%} of {event.target_seconds}s, due {_clock(event.deadline)}"
         return _line(at, "warning", STYLES[event.type], event.ticket_id, who, what, detail)
@@ -317,7 +327,8 @@ def summary_table(stats: DemoStats, title: str | None = None) -> Table:
         ("credits", STYLES["sla.credit"]),
     ):
         table.add_column(name, justify="right", style=style)
-    for metric in METRICS:
+    shown = [*METRICS, *(m for m in GROUP_METRICS if m in stats.by_metric)]
+    for metric in shown:
         row = stats.by_metric.get(metric, Counter())
         table.add_row(
             metric,
@@ -450,12 +461,19 @@ class LiveWorkload:
     demo): the worker sends it to the dead-letter topic (`UnknownTicket`).
     """
 
-    def __init__(self, rng: random.Random, rate: float, unknown_every: int = 0) -> None:
+    def __init__(
+        self,
+        rng: random.Random,
+        rate: float,
+        unknown_every: int = 0,
+        escalate_share: float = ESCALATE_SHARE,
+    ) -> None:
         if rate <= 0:
             raise ValueError("rate must be positive")
         self.rng = rng
         self.rate = rate
         self.unknown_every = unknown_every
+        self.escalate_share = escalate_share
         self.tickets = 0
         self._next_ticket = 0.0
         self._queue: list[tuple[float, int, dict[str, Any]]] = []
@@ -467,7 +485,8 @@ class LiveWorkload:
     def _new_ticket(self, at: float) -> None:
         n = self.tickets
         self.tickets += 1
-        for offset, event in live_ticket_script(self.rng, f"D{n:05d}"):
+        script = live_ticket_script(self.rng, f"D{n:05d}", escalate_share=self.escalate_share)
+        for offset, event in script:
             self._schedule(at + offset, event)
         if self.unknown_every and n % self.unknown_every == self.unknown_every - 1:
             ghost = f"X{n:05d}"

@@ -129,6 +129,8 @@ def live_ticket_script(
     customers: Sequence[str] = LIVE_CUSTOMERS,
     reply_seconds: float = 20.0,
     late_share: float = 0.4,
+    escalate_share: float = 0.0,
+    groups: tuple[str, str] = ("first-line", "engineering"),
 ) -> list[tuple[float, dict[str, Any]]]:
     """One ticket's life for a *live* workload: `(seconds after creation, event)` pairs.
 
@@ -141,6 +143,13 @@ def live_ticket_script(
     of the replies comes 1.1 to 2.5 times `reply_seconds` after the customer's message
     (likely breaches), the others after about a quarter of it (met). A few tickets are
     never solved (their resolution breaches in the end).
+
+    With `escalate_share` > 0 every ticket is assigned to the first group of `groups` (first
+    line) when created, and that share of them is escalated to the second group (engineering)
+    after the first answer: engineering's first note comes 1.1 to 2 times `reply_seconds`
+    later (a group_response breach under the demo policy's targets of seconds, docs/semantics.md:
+    Groups), then the ticket is handed back. With 0 the script is what it was before groups
+    (the same random draws).
     """
     script: list[tuple[float, dict[str, Any]]] = []
     t = 0.0
@@ -178,9 +187,19 @@ def live_ticket_script(
         wait(reply_seconds / 3)
         priority = rng.choice([p for p in PRIORITIES if p != priority])
         add("ticket.priority_changed", priority=priority)
+    first_line, escalated_to = groups
+    if escalate_share > 0:
+        add("ticket.assigned", assignee="agent1", group=first_line)
     respond()
     add("ticket.agent_replied", public=True)
     add("ticket.status_changed", status="open")
+    if escalate_share > 0 and rng.random() < escalate_share:
+        wait(reply_seconds / 4)
+        add("ticket.assigned", assignee="dev1", group=escalated_to)  # the escalation
+        t += reply_seconds * rng.uniform(1.1, 2.0)
+        add("ticket.agent_replied", public=False)  # engineering's first (late) note
+        wait(reply_seconds / 4)
+        add("ticket.assigned", assignee="agent1", group=first_line)  # handed back
     for _ in range(rng.choice((0, 1, 1, 2, 3))):
         if rng.random() < 0.25:
             wait(reply_seconds / 4)

@@ -29,11 +29,11 @@ GROUP_HOLD = "sla.group_hold"
 """The internal record of a hold fact; it goes to the ledger only, never to a public topic."""
 GROUP_METRICS = ("group_response", "group_resolution")
 
-# counter slots of a group month
-_MET = 0  # + metric index (0: group_response, 1: group_resolution)
-_BREACHED = 2  # + metric index
-_HOLDS = 4
-_HANDOFFS = 5
+# counter slots of a group month (public: the group view reads the open month)
+MET = 0  # + metric index (0: group_response, 1: group_resolution)
+BREACHED = 2  # + metric index
+HOLDS = 4
+HANDOFFS = 5
 
 Figures = Callable[[int, int], dict[str, Any]]
 
@@ -74,13 +74,13 @@ class GroupLedger:
         kind = output["type"]
         if kind == GROUP_HOLD:
             instant = parse_instant(output["at"])
-            slot = _HOLDS if output["hold"] == "begun" else _HANDOFFS
+            slot = HOLDS if output["hold"] == "begun" else HANDOFFS
         elif kind == "sla.breach":
             instant = parse_instant(output["decided_at"])
-            slot = _BREACHED + GROUP_METRICS.index(output["metric"])
+            slot = BREACHED + GROUP_METRICS.index(output["metric"])
         else:  # a first met completion
             instant = parse_instant(output["at"])
-            slot = _MET + GROUP_METRICS.index(output["metric"])
+            slot = MET + GROUP_METRICS.index(output["metric"])
         zone = self.zone(group, instant)
         if zone is None:
             return
@@ -134,11 +134,11 @@ class GroupLedger:
         if terms is None:
             return []
         metrics = {
-            metric: self.figures(counters[_MET + i], counters[_BREACHED + i])
+            metric: self.figures(counters[MET + i], counters[BREACHED + i])
             for i, metric in enumerate(GROUP_METRICS)
         }
         overall = self.figures(
-            counters[_MET] + counters[_MET + 1], counters[_BREACHED] + counters[_BREACHED + 1]
+            counters[MET] + counters[MET + 1], counters[BREACHED] + counters[BREACHED + 1]
         )
         return [
             {
@@ -150,8 +150,8 @@ class GroupLedger:
                 "period_start": format_us(start),
                 "metrics": metrics,
                 "overall": overall,
-                "holds": counters[_HOLDS],
-                "handoffs": counters[_HANDOFFS],
+                "holds": counters[HOLDS],
+                "handoffs": counters[HANDOFFS],
                 "policy_version": version.version_id,
             }
         ]

@@ -1,4 +1,5 @@
-"""The worker's HTTP server: /health, /ready, /metrics and /tickets/{ticket_id}.
+"""The worker's HTTP server: /health, /ready, /metrics, /tickets/{ticket_id} and the other
+data endpoints (/customers/{id}, /groups/{group}, /services/{id}, /policy).
 
 `/tickets/{ticket_id}?explain=true` answers the ticket's timelines instead of its status
 (docs/semantics.md: Explanations), as of the same partition clock, under the same access and
@@ -36,6 +37,7 @@ import logging
 import threading
 import time
 import urllib.parse
+import urllib.request
 from collections.abc import Iterator
 from dataclasses import dataclass
 from http import HTTPStatus
@@ -51,6 +53,7 @@ from prometheus_client.registry import Collector, CollectorRegistry
 
 from slaclock.client.librdkafka_log import with_logging
 from slaclock.processors.engine.explain import explain_with_policy
+from slaclock.processors.engine.group_view import AtRisk, tickets_at_risk
 from slaclock.processors.engine.instants import US_PER_SECOND, format_us
 from slaclock.processors.engine.policy import CompiledPolicy
 from slaclock.processors.engine.status import TicketStatus, ticket_status
@@ -68,6 +71,12 @@ STAGE_THREADS = ("tickets", "ledger", "ticker")
 """Threads that must be alive for /health (the contracts feed may end on its own)."""
 
 PARTITION_CACHE_SECONDS = 30.0
+
+AT_RISK_SUFFIX = "/at-risk"
+"""`/groups/{group}/at-risk`: one worker's share of a group's tickets at risk (asked by the
+worker answering `/groups/{group}`; a data endpoint like the others)."""
+
+PEER_TIMEOUT_SECONDS = 5.0
 
 OPEN_PATHS = frozenset({"/health", "/ready", "/metrics"})
 """Answered without a token; every other path is a data endpoint."""
@@ -219,6 +228,18 @@ class WorkerView(Protocol):
     def policy_versions(self) -> dict[str, Any]:
         """The policy versions this worker knows and the one in force (`GET /policy`)."""
 
+    def group_names(self) -> list[str]:
+        """The internal groups any policy version this worker knows defines."""
+
+    def group_view(self, group: str, at_risk: list[AtRisk]) -> dict[str, Any] | None:
+        """The group's open month (with `at_risk`) if its ledger task runs here (None: the
+        version in force does not define it). Raises LookupError when another worker owns it.
+        """
+
+    def group_at_risk(self, group: str) -> tuple[list[int], list[AtRisk]]:
+        """(the events-topic partitions whose stage-1 task runs here, the group's cycles at
+        risk among their tickets, each as of its partition's clock)."""
+
 
 class LiveWorkerView:
     """`WorkerView` over a running `Worker`: the one place that knows its insides."""
@@ -296,6 +317,25 @@ class LiveWorkerView:
     def service_ids(self) -> list[str]:
         services = getattr(self._worker, "services", None)
         return [] if services is None else services.service_ids()
+
+    def group_names(self) -> list[str]:
+        versions = self._worker.tickets.versions
+        return sorted({g for v in versions.ids() for g in versions.get(v).policy.groups})
+
+    def group_view(self, group: str, at_risk: list[AtRisk]) -> dict[str, Any] | None:
+        return self._worker.ledger.group_view(group, at_risk)
+
+    def group_at_risk(self, group: str) -> tuple[list[int], list[AtRisk]]:
+        tickets = self._worker.tickets
+        partitions: list[int] = []
+        found: list[AtRisk] = []
+        for partition, records, clock in tickets.open_group_tickets(group):
+            partitions.append(partition)
+            now = clock if clock is not None else int(time.time() * US_PER_SECOND)
+            for record in records:
+                state = TicketState.from_record(orjson.loads(record))
+                found.extend(tickets_at_risk(state, group, self.policy, now, tickets.versions))
+        return sorted(partitions), found
 
     def policy_versions(self) -> dict[str, Any]:
         """As of the latest clock of this worker's ticket partitions (else the wall clock):
@@ -503,6 +543,12 @@ class StatusServer:
             return self.customer(path, urllib.parse.unquote(path[len("/customers/") :]))
         if path == "/policy":
             return _json(HTTPStatus.OK, self.view.policy_versions())
+        if path.startswith("/groups/") and path.endswith(AT_RISK_SUFFIX):
+            group = urllib.parse.unquote(path[len("/groups/") : -len(AT_RISK_SUFFIX)])
+            partitions, found = self.view.group_at_risk(group)
+            return _json(HTTPStatus.OK, {"partitions": partitions, "at_risk": found})
+        if path.startswith("/groups/") and len(path) > len("/groups/"):
+            return self.group(path, urllib.parse.unquote(path[len("/groups/") :]))
         if path.startswith("/services/") and len(path) > len("/services/"):
             return self.service(path, urllib.parse.unquote(path[len("/services/") :]))
         return _json(HTTPStatus.NOT_FOUND, {"error": f"no such endpoint: {path}"})
@@ -546,10 +592,72 @@ class StatusServer:
         try:
             view = self.view.customer_view(customer_id)
         except LookupError:
-            return self._redirect_to_ledger_owner(path, customer_id)
+            return self._redirect_to_ledger_owner(path, customer_id, "customer")
         if view is None:
             return _json(HTTPStatus.NOT_FOUND, {"error": "no contract", "customer_id": customer_id})
         return _json(HTTPStatus.OK, view)
+
+    def group(self, path: str, group: str) -> Response:
+        """A group's open month from its ledger task, or a 307 to the worker that has it.
+
+        The ledger task owning the group (its key's ledger partition, like a customer's)
+        answers; the tickets at risk live in stage-1 tasks all over the cluster, so it adds
+        its own and asks the owner of every other events partition
+        (`/groups/{group}/at-risk`); partitions it could not hear from are listed in
+        `at_risk_missing_partitions`.
+        """
+        if group not in self.view.group_names():
+            return _json(HTTPStatus.NOT_FOUND, {"error": "unknown group", "group": group})
+        try:
+            found = self.view.group_view(group, [])
+        except LookupError:
+            return self._redirect_to_ledger_owner(path, group, "group")
+        if found is None:
+            return _json(
+                HTTPStatus.NOT_FOUND,
+                {"error": "the policy in force does not define this group", "group": group},
+            )
+        entries, missing = self._gather_at_risk(group)
+        view = self.view.group_view(group, entries)
+        if view is None:  # a policy version took effect meanwhile
+            return _json(HTTPStatus.NOT_FOUND, {"error": "unknown group", "group": group})
+        view["at_risk_missing_partitions"] = missing
+        return _json(HTTPStatus.OK, view)
+
+    def _gather_at_risk(self, group: str) -> tuple[list[AtRisk], list[int]]:
+        """The group's cycles at risk on every events partition: this worker's own, then
+        each other owner's; and the partitions nobody answered for."""
+        covered, entries = self.view.group_at_risk(group)
+        try:
+            missing = sorted(set(range(self.directory.partitions())) - set(covered))
+            owners: dict[str, list[int]] = {}
+            for partition in missing:
+                owner = self.directory.owner_of(partition)
+                if owner is not None and owner != self.settings.http_url:
+                    owners.setdefault(owner, []).append(partition)
+        except (KafkaException, LookupError, TimeoutError) as error:
+            log.warning("http: finding the owners of group %s's tickets failed: %s", group, error)
+            return entries, []
+        heard: set[int] = set()
+        for owner in sorted(owners):
+            url = owner + "/groups/" + urllib.parse.quote(group, safe="") + AT_RISK_SUFFIX
+            try:
+                answer = self._ask_peer(url)
+            except (OSError, ValueError) as error:
+                log.warning("http: asking %s for group %s's risk failed: %s", owner, group, error)
+                continue
+            heard.update(int(p) for p in answer["partitions"])
+            entries.extend(answer["at_risk"])
+        return entries, [p for p in missing if p not in heard]
+
+    def _ask_peer(self, url: str) -> dict[str, Any]:
+        request = urllib.request.Request(url)
+        token = self.settings.http_token
+        if token is not None:
+            request.add_header("Authorization", f"Bearer {token.get_secret_value()}")
+        with urllib.request.urlopen(request, timeout=PEER_TIMEOUT_SECONDS) as response:
+            answer: dict[str, Any] = orjson.loads(response.read())
+        return answer
 
     def service(self, path: str, service_id: str) -> Response:
         """A service's availability this period (status, downtime so far, budget left, when
@@ -582,7 +690,8 @@ class StatusServer:
             orjson.dumps({"location": owner + path, "partition": partition}),
         )
 
-    def _redirect_to_ledger_owner(self, path: str, customer_id: str) -> Response:
+    def _redirect_to_ledger_owner(self, path: str, key: str, what: str) -> Response:
+        """A 307 to the worker whose ledger task owns `key` (a customer or a group)."""
         settings = self.settings
         try:
             directory = self.ledger_directory
@@ -590,15 +699,15 @@ class StatusServer:
                 directory = self.ledger_directory = KafkaDirectory(
                     settings, settings.topic_ledger_input, f"{settings.app_id}-ledger"
                 )
-            partition = ledger_partition(customer_id, directory.partitions())
+            partition = ledger_partition(key, directory.partitions())
             owner = directory.owner_of(partition)
         except (KafkaException, LookupError, TimeoutError) as error:
-            log.warning("http: routing customer %s failed: %s", customer_id, error)
-            return _unavailable({"error": f"cannot find the customer's ledger: {error}"})
+            log.warning("http: routing %s %s failed: %s", what, key, error)
+            return _unavailable({"error": f"cannot find the {what}'s ledger: {error}"})
         if owner is None or owner == settings.http_url:
             return _unavailable(
                 {
-                    "error": "the customer's ledger partition has no owner yet",
+                    "error": f"the {what}'s ledger partition has no owner yet",
                     "partition": partition,
                 }
             )

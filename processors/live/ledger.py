@@ -18,7 +18,14 @@ import orjson
 from confluent_kafka import Message
 
 from slaclock.processors.engine.contracts import ContractBook
-from slaclock.processors.engine.ledger import AvailabilityPercent, LedgerStage, Output
+from slaclock.processors.engine.group_ledger import GroupLedger
+from slaclock.processors.engine.group_view import AtRisk, group_month_view
+from slaclock.processors.engine.ledger import (
+    AvailabilityPercent,
+    LedgerStage,
+    Output,
+    metric_figures,
+)
 from slaclock.processors.engine.ledger_view import customer_view
 from slaclock.processors.engine.policy import CompiledPolicy
 from slaclock.processors.engine.versions import PolicyBook
@@ -78,6 +85,7 @@ class LedgerProcessor(TransactionalLoop):
         self.policies_feed: PoliciesFollower | None = None
         self.snapshots: dict[str, bytes] = {}  # customer -> account record (end of batch)
         self.marks: dict[int, tuple[int | None, int | None]] = {}  # watermark, first instant
+        self.group_months: dict[int, bytes] = {}  # partition -> its group months (end of batch)
         self.topics = {
             "sla.credit": settings.topic_credits,
             "sla.credit_earned_back": settings.topic_credits,
@@ -107,11 +115,18 @@ class LedgerProcessor(TransactionalLoop):
                 stage.restore_meta(orjson.loads(value))
             else:
                 stage.restore_account(orjson.loads(value))
+                self.snapshots[key.decode()] = value
         self.tasks[partition] = stage
+        # readable over HTTP at once: a restored task may see no input for a while (every
+        # clock already sent), and its views must not wait for its first batch
+        self.marks[partition] = (stage.watermark(), stage.first_instant)
+        if stage.groups.months:
+            self.group_months[partition] = orjson.dumps(stage.groups.to_record())
 
     def drop_task(self, partition: int) -> None:
         self.tasks.pop(partition, None)
         self.marks.pop(partition, None)
+        self.group_months.pop(partition, None)
 
     def flush_state(self) -> Iterator[tuple[int, bytes, bytes | None]]:
         for partition, stage in self.tasks.items():
@@ -171,6 +186,8 @@ class LedgerProcessor(TransactionalLoop):
                 if account is not None:
                     self.snapshots[customer] = orjson.dumps(account.to_record())
             self.marks[partition] = (stage.watermark(), stage.first_instant)
+            if stage.groups.months or partition in self.group_months:
+                self.group_months[partition] = orjson.dumps(stage.groups.to_record())
 
     def customer_view(self, customer_id: str) -> dict[str, Any] | None:
         """The customer's account as of its ledger task's last batch, if this worker owns it.
@@ -191,6 +208,21 @@ class LedgerProcessor(TransactionalLoop):
         if record is not None:
             view_stage.restore_account(orjson.loads(record))
         return customer_view(view_stage, customer_id)
+
+    def group_view(self, group: str, at_risk: list[AtRisk]) -> dict[str, Any] | None:
+        """The group's open month as of its ledger task's last batch, with `at_risk`; None
+        when the version in force does not define the group. Safe on any thread (built from
+        the serialised copy of that batch). Raises LookupError when another worker owns it.
+        """
+        partition = ledger_partition(group, self.ledger_partitions)
+        mark = self.marks.get(partition)
+        if partition not in self.tasks or mark is None:
+            raise LookupError(partition)
+        groups = GroupLedger(self.versions, lambda name: True, metric_figures)
+        record = self.group_months.get(partition)
+        if record is not None:
+            groups.restore(orjson.loads(record))
+        return group_month_view(groups, group, mark[0], at_risk)
 
     def _emit(self, output: Output) -> None:
         kind = output["type"]

@@ -13,7 +13,7 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import orjson
@@ -21,6 +21,7 @@ from confluent_kafka import Message, TopicPartition
 
 from slaclock.processors.engine.contracts import ContractBook
 from slaclock.processors.engine.group_ledger import GROUP_HOLD
+from slaclock.processors.engine.group_view import open_group
 from slaclock.processors.engine.instants import US_PER_SECOND, parse_instant, to_us
 from slaclock.processors.engine.ledger import ledger_input
 from slaclock.processors.engine.policy import CompiledPolicy
@@ -78,6 +79,10 @@ class TicketTask:
     last_in_batch: int = -1  # highest tickets.events offset of this task in the batch
     clock_sent: int | None = None  # last clock watermark sent to the ledger
     meta_dirty: bool = False
+    # tickets with a group cycle still open -> that group (stage thread only), and its
+    # immutable copy as of the last flush, for the HTTP thread (`GET /groups/{group}`)
+    open_groups: dict[str, str] = field(default_factory=dict)
+    published_open_groups: dict[str, str] = field(default_factory=dict)
 
 
 class TicketProcessor(TransactionalLoop):
@@ -175,6 +180,12 @@ class TicketProcessor(TransactionalLoop):
                     store.load(key, value)
             task.stage.rebuild_timers()
         store.publish_clock(task.stage.clock)
+        if self._has_groups():  # a policy without groups pays nothing for the index
+            for state in store.values():
+                group = open_group(state)
+                if group is not None:
+                    task.open_groups[state.ticket_id] = group
+            task.published_open_groups = dict(task.open_groups)
         self.tasks[partition] = task
         self.metrics.set_open_tickets(partition, len(store))
         log.info(
@@ -211,8 +222,30 @@ class TicketProcessor(TransactionalLoop):
                 task.store.destroy()
         self.metrics.forget_partition(partition)
 
+    def _has_groups(self) -> bool:
+        return any(self.versions.get(v).policy.groups for v in self.versions.ids())
+
+    def _note_open_groups(self, task: TicketTask) -> None:
+        """Keep the task's index of tickets with an open group cycle (read by
+        `GET /groups/{group}`) up to date with this batch's changed tickets."""
+        changed = False
+        index = task.open_groups
+        for ticket_id in task.store.dirty:
+            state = task.store.get(ticket_id)
+            group = None if state is None else open_group(state)
+            if group is None:
+                changed = index.pop(ticket_id, None) is not None or changed
+            elif index.get(ticket_id) != group:
+                index[ticket_id] = group
+                changed = True
+        if changed:
+            task.published_open_groups = dict(index)
+
     def flush_state(self) -> Iterator[tuple[int, bytes, bytes | None]]:
+        groups = self._has_groups()
         for task in self.tasks.values():
+            if groups:
+                self._note_open_groups(task)
             # the end of a batch: the store publishes these records to readers (HTTP)
             for ticket_id, value in task.store.flush(task.stage.clock):
                 yield task.partition, ticket_id.encode(), value
@@ -455,6 +488,24 @@ class TicketProcessor(TransactionalLoop):
         """The earliest timer of this worker's tasks (read by the ticker's thread)."""
         dues = [d for t in list(self.tasks.values()) if (d := t.stage.earliest_timer()) is not None]
         return min(dues) if dues else None
+
+    def open_group_tickets(self, group: str) -> list[tuple[int, list[Record], int | None]]:
+        """Per task of this worker: (partition, the published records of its tickets with
+        an open cycle of `group`, the clock of that flush); for readers on other threads."""
+        found = []
+        for task in list(self.tasks.values()):
+            records: list[Record] = []
+            clock: int | None = None
+            for ticket_id, held_by in task.published_open_groups.items():
+                if held_by != group:
+                    continue
+                record, clock = task.store.published(ticket_id)
+                if record is not None:
+                    records.append(record)
+            if clock is None:  # no such ticket: the flush clock alone (any key answers it)
+                clock = task.store.published("")[1]
+            found.append((task.partition, records, clock))
+        return found
 
     def published(self, ticket_id: str) -> tuple[int, Record, int | None] | None:
         """(partition, the ticket's record as of its task's last batch, that batch's clock),

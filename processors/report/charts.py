@@ -223,6 +223,92 @@ def whatif_chart(
         return _svg(figure, chart_id)
 
 
+GROUP_METRIC_COLOURS = {"group_response": "#1f5fa8", "group_resolution": "#d9822b"}
+
+
+def group_compliance_chart(
+    chart_id: str, compliance: Mapping[str, Mapping[str, Decimal | None]]
+) -> str:
+    """Grouped horizontal bars: per group, the compliance of each group metric (%)."""
+    with plt.rc_context(STYLE):
+        groups = list(compliance)
+        figure, axes = plt.subplots(
+            figsize=(6.4, 0.8 + 0.55 * max(1, len(groups))), layout="constrained"
+        )
+        height = 0.38
+        for offset, metric in ((-height / 2, "group_response"), (height / 2, "group_resolution")):
+            values = [compliance[g].get(metric) for g in groups]
+            rows = [n + offset for n in range(len(groups))]
+            axes.barh(
+                rows,
+                [float(v) * 100 if v is not None else 0.0 for v in values],
+                height,
+                color=GROUP_METRIC_COLOURS[metric],
+                label=metric,
+            )
+            for row, value in zip(rows, values, strict=True):
+                label = "no outcomes" if value is None else f"{float(value) * 100:.2f}%"
+                width = 0.0 if value is None else float(value) * 100
+                axes.text(width + 1, row, label, va="center", fontsize=7)
+        axes.set_yticks(list(range(len(groups))))
+        axes.set_yticklabels(groups)
+        axes.set_xlim(0, 118)
+        axes.invert_yaxis()
+        axes.set_xlabel("met / (met + breached), %")
+        axes.legend(fontsize=7, frameon=False, loc="center left", bbox_to_anchor=(1.0, 0.5))
+        axes.set_title("Compliance per group (operational level agreements)")
+        return _svg(figure, chart_id)
+
+
+def handoff_chart(
+    chart_id: str, groups: Sequence[str], counts: Mapping[tuple[str, str], int]
+) -> str:
+    """A heat map of hand-offs: rows the group handing off, columns the one receiving."""
+    with plt.rc_context(STYLE):
+        size = max(1, len(groups))
+        figure, axes = plt.subplots(
+            figsize=(max(3.6, 1.6 + 0.9 * size), 1.2 + 0.55 * size), layout="constrained"
+        )
+        grid = [[counts.get((a, b), 0) for b in groups] for a in groups] or [[0]]
+        top = max([*(max(r) for r in grid), 1])
+        axes.imshow(grid, cmap="Blues", vmin=0, vmax=top)
+        for i, row in enumerate(grid):
+            for j, value in enumerate(row):
+                colour = "white" if value > top / 2 else "black"  # readable on dark cells
+                axes.text(j, i, str(value), ha="center", va="center", fontsize=8, color=colour)
+        axes.set_xticks(list(range(len(groups))))
+        axes.set_xticklabels(list(groups), rotation=30, ha="right")
+        axes.set_yticks(list(range(len(groups))))
+        axes.set_yticklabels(list(groups))
+        axes.set_xlabel("to")
+        axes.set_ylabel("from")
+        axes.set_title("Hand-offs between groups")
+        return _svg(figure, chart_id)
+
+
+def held_breaches_chart(chart_id: str, by_holder: Mapping[str, Mapping[str, int]]) -> str:
+    """Stacked horizontal bars: customer breaches per group holding the ticket, by metric."""
+    with plt.rc_context(STYLE):
+        holders = list(by_holder) or ["(none)"]
+        figure, axes = plt.subplots(figsize=(6.4, 0.8 + 0.45 * len(holders)), layout="constrained")
+        lefts = [0] * len(holders)
+        metrics = sorted({m for counts in by_holder.values() for m in counts}, key=_metric_order)
+        for metric in metrics:
+            values = [by_holder.get(h, {}).get(metric, 0) for h in holders]
+            axes.barh(holders, values, left=lefts, color=METRIC_COLOURS.get(metric), label=metric)
+            lefts = [a + b for a, b in zip(lefts, values, strict=True)]
+        for n, total in enumerate(lefts):
+            axes.text(total, n, f" {total}", va="center", fontsize=8)
+        axes.set_xlim(0, max([*lefts, 1]) * 1.2)
+        axes.xaxis.set_major_locator(MaxNLocator(integer=True))
+        axes.invert_yaxis()
+        axes.set_xlabel("customer breaches")
+        if metrics:
+            axes.legend(fontsize=7, frameon=False, ncols=2, loc="lower right")
+        axes.set_title("Customer breaches by the group holding the ticket at the deadline")
+        return _svg(figure, chart_id)
+
+
 def _metric_order(metric: str) -> int:
     order = list(METRIC_COLOURS)
     return order.index(metric) if metric in order else len(order)

@@ -17,11 +17,15 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
 from decimal import ROUND_HALF_UP, Decimal
+from typing import TYPE_CHECKING
 from zoneinfo import ZoneInfo
 
 from slaclock.processors.engine.instants import format_us, from_us, parse_instant, to_us
 from slaclock.processors.report.outputs import Output, Outputs, ReportInputError
 from slaclock.schemas.common import Metric, Priority
+
+if TYPE_CHECKING:
+    from slaclock.processors.report.groups import GroupFigures
 
 METRICS: tuple[str, ...] = tuple(m.value for m in Metric)
 PRIORITIES: tuple[str, ...] = tuple(p.value for p in Priority)
@@ -257,6 +261,7 @@ class Report:
     sections: list[Section]  # "all customers" first unless the report is for one customer
     source: str
     notes: list[str] = field(default_factory=list)
+    groups: GroupFigures | None = None  # "By group" (processors.report.groups)
 
 
 @dataclass(frozen=True)
@@ -284,6 +289,7 @@ class TierInfo:
 class PolicyInfo:
     contracts: Mapping[str, ContractInfo] = field(default_factory=dict)
     tiers: Mapping[str, TierInfo] = field(default_factory=dict)
+    group_zones: Mapping[str, str] = field(default_factory=dict)  # group -> calendar's zone
 
 
 @dataclass(frozen=True)

@@ -40,4 +40,9 @@ def policy_info(policy: Policy) -> PolicyInfo:
             ),
             services=tuple(str(s) for s in getattr(contract, "services", ()) or ()),
         )
-    return PolicyInfo(contracts=contracts, tiers=tiers)
+    group_zones = {
+        name: str(policy.calendars[group.calendar].timezone)
+        for name, group in policy.groups.items()
+        if group.calendar in policy.calendars
+    }
+    return PolicyInfo(contracts=contracts, tiers=tiers, group_zones=group_zones)

@@ -21,6 +21,7 @@ import jinja2
 import orjson
 
 from slaclock.processors.engine.explain import CycleTimeline
+from slaclock.processors.engine.instants import seconds_value
 from slaclock.processors.report import charts
 from slaclock.processors.report.figures import (
     METRICS,
@@ -32,9 +33,12 @@ from slaclock.processors.report.figures import (
     Tally,
     format_duration,
 )
+from slaclock.processors.report.groups import GROUP_METRICS, GroupFigures
 from slaclock.processors.report.timelines import BreachKey, timeline_id, timeline_svg
 
 ALL = "(all)"
+GROUPS = "(groups)"
+"""The `customer` column of the "By group" figures in the CSV (and their keys' first part)."""
 HTML_BREACH_ROWS = 200
 TEMPLATES = Path(__file__).parent / "templates"
 
@@ -118,8 +122,29 @@ def section_figures(section: Section) -> Iterator[tuple[str, str]]:
     yield f"{c}/breach_list/all/count", text(len(section.breaches))
 
 
+def group_figures_items(figures: GroupFigures | None) -> Iterator[tuple[str, str]]:
+    """(key, value) of every "By group" figure: compliance per group and group metric,
+    hand-offs from>to (count, median time held), customer breaches per holding group."""
+    if figures is None:
+        return
+    for row in figures.rows:
+        for metric in GROUP_METRICS:
+            yield from _tally(f"{GROUPS}/group/{row.group}.{metric}", row.metrics[metric])
+        yield from _tally(f"{GROUPS}/group/{row.group}.overall", row.overall)
+    for cell in figures.handoffs:
+        key = f"{GROUPS}/handoff/{cell.source}>{cell.target}"
+        yield f"{key}/count", text(cell.count)
+        yield f"{key}/median_held_seconds", text(seconds_value(cell.median_held_us))
+    for holder, counts in figures.breaches_while_held.items():
+        for metric in METRICS:
+            yield f"{GROUPS}/held_breaches/{holder}.{metric}/breaches", text(counts[metric])
+        yield f"{GROUPS}/held_breaches/{holder}.all/breaches", text(sum(counts.values()))
+
+
 def report_figures(report: Report) -> dict[str, str]:
-    return {k: v for section in report.sections for k, v in section_figures(section)}
+    found = {k: v for section in report.sections for k, v in section_figures(section)}
+    found.update(group_figures_items(report.groups))
+    return found
 
 
 def report_csv(report: Report) -> str:
@@ -130,6 +155,9 @@ def report_csv(report: Report) -> str:
         for key, value in section_figures(section):
             customer, part, item, measure = key.split("/")
             writer.writerow([customer, part, item, measure, value])
+    for key, value in group_figures_items(report.groups):
+        customer, part, item, measure = key.split("/")
+        writer.writerow([customer, part, item, measure, value])
     return buffer.getvalue()
 
 
@@ -221,8 +249,77 @@ def report_json(report: Report) -> bytes:
         "source": report.source,
         "notes": report.notes,
         "sections": [section_json(s) for s in report.sections],
+        "groups": groups_json(report.groups),
     }
     return orjson.dumps(document, option=orjson.OPT_INDENT_2)
+
+
+def groups_json(figures: GroupFigures | None) -> dict[str, Any] | None:
+    if figures is None:
+        return None
+    return {
+        "window": {
+            "label": figures.window.label,
+            "start_us": figures.window.start_us,
+            "end_us": figures.window.end_us,
+        },
+        "compliance": [
+            {
+                "group": row.group,
+                "window": {"label": row.window.label, "timezone": row.window.timezone},
+                "metrics": {m: _tally_json(t) for m, t in row.metrics.items()},
+                "overall": _tally_json(row.overall),
+                "statement": row.statement,
+            }
+            for row in figures.rows
+        ],
+        "holds_known": figures.holds_known,
+        "handoffs": [
+            {
+                "from": cell.source,
+                "to": cell.target,
+                "count": cell.count,
+                "median_held_seconds": seconds_value(cell.median_held_us),
+            }
+            for cell in figures.handoffs
+        ],
+        "customer_breaches_by_holding_group": figures.breaches_while_held,
+        "charts": [chart_id for chart_id, _svg in group_charts(figures, draw=False).values()],
+    }
+
+
+def group_charts(figures: GroupFigures, draw: bool = True) -> dict[str, tuple[str, str]]:
+    """kind -> (chart id, SVG text) of the "By group" charts (SVG empty without `draw`)."""
+    drawn: dict[str, tuple[str, str]] = {}
+    compliance = {
+        row.group: {m: t.compliance for m, t in row.metrics.items()} for row in figures.rows
+    }
+    drawn["compliance"] = (
+        "groups-compliance",
+        charts.group_compliance_chart("groups-compliance", compliance) if draw else "",
+    )
+    if figures.handoffs:
+        counts = {(c.source, c.target): c.count for c in figures.handoffs}
+        drawn["handoffs"] = (
+            "groups-handoffs",
+            charts.handoff_chart("groups-handoffs", figures.matrix_groups, counts) if draw else "",
+        )
+    if figures.breaches_while_held:
+        drawn["held-breaches"] = (
+            "groups-held-breaches",
+            charts.held_breaches_chart("groups-held-breaches", figures.breaches_while_held)
+            if draw
+            else "",
+        )
+    return drawn
+
+
+def report_chart_ids(report: Report) -> list[str]:
+    """Every chart of the page, in page order."""
+    found = [chart for section in report.sections for chart in chart_ids(section)]
+    if report.groups is not None:
+        found += [chart_id for chart_id, _svg in group_charts(report.groups, False).values()]
+    return found
 
 
 def _slug(section: Section) -> str:
@@ -302,9 +399,15 @@ def report_html(report: Report, timelines: Mapping[BreachKey, CycleTimeline] | N
             }
         )
     template = _ENV.get_template("report.html.j2")
+    groups = report.groups
     return template.render(
         report=report,
         pages=pages,
+        groups=groups,
+        group_charts=group_charts(groups) if groups is not None else {},
+        group_metrics=GROUP_METRICS,
+        groups_key=GROUPS,
+        seconds=seconds_value,
         metrics=METRICS,
         priorities=PRIORITIES,
         text=text,

@@ -67,6 +67,28 @@ def test_demo_workload_shows_every_output_type_within_a_minute(seed: int) -> Non
     assert any(o["type"] == "sla.credit" and o["capped"] for o in outputs)
 
 
+@pytest.mark.parametrize("seed", [1, 2, 3])
+def test_demo_escalations_breach_engineerings_group_target_within_half_a_minute(
+    seed: int,
+) -> None:
+    """Tickets escalated from first line to engineering get engineering's first note late:
+    its group_response breaches (an OLA) within the live test's half minute at its rate, and
+    within a minute at the default rate the ticket is handed back to first line."""
+    outputs = simulated_outputs(30, rate=4.0, seed=seed)
+    group_breaches = [o for o in outputs if o["type"] == "sla.breach" and o["group"] is not None]
+    assert any(
+        o["group"] == "engineering" and o["metric"] == "group_response" for o in group_breaches
+    ), Counter((o["group"], o["metric"]) for o in group_breaches)
+    handed_back = [
+        o
+        for o in simulated_outputs(60, rate=2.0, seed=seed)
+        if o["type"] == "sla.completed"
+        and o["group"] == "engineering"
+        and o["metric"] == "group_resolution"
+    ]
+    assert handed_back  # engineering's hold ended by the hand-back
+
+
 def test_live_workload_is_in_due_order_per_ticket() -> None:
     workload = LiveWorkload(random.Random(4), rate=5.0, unknown_every=10)
     seen: dict[str, list[str]] = {}
@@ -114,16 +136,21 @@ def test_demo_run_shows_outputs_and_stops_its_worker(kafka_bootstrap: str) -> No
     shown = Counter(feed)
     for label in ("warning", "BREACH", "met", "credit", "DLQ"):
         assert shown[label] >= 1, (label, shown, out)
+    group_breach = re.compile(r" BREACH .* group_response#\d+ \(group engineering\)\s+target ")
+    ola_lines = [line for line in out.splitlines() if group_breach.search(line)]
+    assert ola_lines, out  # an escalation whose group target was missed, in the feed
 
     summary = re.search(
-        r"^demo finished after .*: published (\d+) events .*; warnings (\d+), breaches (\d+), "
-        r"completions (\d+) .*credits (\d+) .*dead letters (\d+)$",
+        r"^demo finished after .*: published (\d+) events .*; warnings (\d+), breaches (\d+) "
+        r"\((\d+) of internal groups\), completions (\d+) .*credits (\d+) .*dead letters (\d+)$",
         out,
         re.MULTILINE,
     )
     assert summary is not None, out
-    published, warnings, breaches, completions, credits, dead = map(int, summary.groups())
+    published, warnings, breaches, groups, completions, credits, dead = map(int, summary.groups())
     assert published > 0 and min(warnings, breaches, completions, credits, dead) >= 1
+    group_lines = [line for line in out.splitlines() if " BREACH " in line and "(group " in line]
+    assert groups == len(group_lines) >= len(ola_lines)
     assert warnings == shown["warning"] and breaches == shown["BREACH"]
     assert credits == shown["credit"] and dead == shown["DLQ"]
     assert completions == shown["met"] + shown["late"]

@@ -8,15 +8,19 @@ import os
 import re
 import shutil
 import subprocess
+from dataclasses import replace
+from datetime import UTC, datetime
 from pathlib import Path
 
+import orjson
 import pytest
 from PIL import Image
 
+from slaclock.processors.engine.instants import parse_instant
 from slaclock.processors.report.figures import ReportRequest, build_report
 from slaclock.processors.report.outputs import outputs_from_records
 from slaclock.processors.report.policy_info import policy_info
-from slaclock.processors.report.render import chart_ids, report_html
+from slaclock.processors.report.render import chart_ids, report_chart_ids, report_html
 from slaclock.schemas.policy import parse_policy
 from tests.report.spec_outputs import story
 from tests.report.workload import POLICY_YAML, known_events, replay_outputs
@@ -225,3 +229,49 @@ def test_whatif_page_shows_its_charts_in_chromium(tmp_path: Path) -> None:
     expected = [f"{m.ticket_id}|{m.metric}|{m.cycle}" for m in comparison.moves]
     assert [r["key"] for r in whatif["moves"]] == expected
     assert all(r["width"] > 200 and r["height"] > 5 for r in whatif["rules"] + whatif["moves"])
+
+
+def test_by_group_section_renders_its_charts_in_chromium(tmp_path: Path) -> None:
+    """A generated workload with groups, with its events: the By group section's three
+    charts (compliance, hand-offs, customer breaches by holding group) are drawn and seen."""
+    from slaclock.processors.engine.policy import compile_policy
+    from slaclock.processors.explain_replay import HolderChange, replay_to
+    from slaclock.processors.replay import replay
+    from slaclock.processors.report.groups import add_groups
+    from slaclock.schemas.policy import load_policy
+    from slaclock.workload import WorkloadShape, ticket_events
+
+    policy_path = Path(__file__).resolve().parents[2] / "benchmarks" / "policy-groups.yaml"
+    policy = load_policy(policy_path)
+    compiled = compile_policy(policy)
+    shape = WorkloadShape(tickets=300, start=datetime(2026, 10, 1, tzinfo=UTC), seed=3)
+    lines = [orjson.dumps(e) for e in ticket_events(replace(shape, spread_seconds=25 * 86_400))]
+    outputs: list[dict[str, object]] = []
+    replay(compiled, lines, outputs.append, lambda r: None, parse_instant("2026-11-05T00:00Z"))
+    holders: list[HolderChange] = []
+    replay_to(compiled, lines, None, None, holders)
+    data = outputs_from_records(outputs)
+    report = build_report(data, ReportRequest(period="2026-10"), policy_info(policy), "t")
+    add_groups(report, data, policy_info(policy), holders)
+    expected = report_chart_ids(report)
+    assert expected[-3:] == ["groups-compliance", "groups-handoffs", "groups-held-breaches"]
+    probed = tmp_path / "groups.html"
+    probed.write_text(report_html(report).replace("</body>", PROBE + "</body>"), encoding="utf-8")
+    done = run_chromium(
+        tmp_path,
+        "--enable-logging=stderr",
+        "--v=0",
+        "--window-size=1280,2000",
+        "--dump-dom",
+        probed.as_uri(),
+    )
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert console_messages(done.stderr) == []
+    match = re.search(r'<pre id="probe">(.*?)</pre>', done.stdout, re.DOTALL)
+    assert match is not None, done.stdout[-2000:]
+    probe = json.loads(match.group(1).replace("&quot;", '"').replace("&amp;", "&"))
+    assert [chart["id"] for chart in probe["charts"]] == expected
+    for chart in probe["charts"][-3:]:
+        assert chart["visible"], chart
+        assert chart["width"] > 200 and chart["height"] > 80, chart
+        assert chart["marks"] > 5, chart

@@ -17,6 +17,7 @@ import pytest
 from prometheus_client import CollectorRegistry
 from prometheus_client.parser import text_string_to_metric_families
 
+from slaclock.processors.engine.group_view import AtRisk, order_at_risk
 from slaclock.processors.engine.instants import parse_instant
 from slaclock.processors.engine.policy import CompiledPolicy
 from slaclock.processors.engine.stage import TicketStage
@@ -64,6 +65,9 @@ class FakeView:
         self.offsets: dict[int, int] = {}
         self.snapshots: dict[str, TicketSnapshot] = {}
         self.customers: dict[str, dict[str, Any]] = {}
+        self.groups: dict[str, dict[str, Any]] = {}  # group -> its open month (owned here)
+        self.group_elsewhere: set[str] = set()  # defined groups another worker's ledger owns
+        self.risky: dict[str, list[AtRisk]] = {}  # group -> this worker's tickets at risk
 
     @property
     def settings(self) -> Settings:
@@ -111,6 +115,18 @@ class FakeView:
 
     def policy_versions(self) -> dict[str, Any]:
         return versions_view(self.versions, 0)
+
+    def group_names(self) -> list[str]:
+        return sorted(set(self.groups) | self.group_elsewhere)
+
+    def group_view(self, group: str, at_risk: list[AtRisk]) -> dict[str, Any] | None:
+        if group in self.group_elsewhere:
+            raise LookupError(group)
+        found = self.groups.get(group)
+        return None if found is None else {**found, "at_risk": order_at_risk(at_risk)}
+
+    def group_at_risk(self, group: str) -> tuple[list[int], list[AtRisk]]:
+        return self.assigned["tickets"], list(self.risky.get(group, []))
 
 
 def view(**settings: Any) -> FakeView:
@@ -276,7 +292,14 @@ def test_unknown_path_is_404(open_view: FakeView) -> None:
 
 # -- access control -------------------------------------------------------------------------
 
-DATA_PATHS = ["/tickets/T-1", "/customers/acme", "/services/portal", "/anything-else"]
+DATA_PATHS = [
+    "/tickets/T-1",
+    "/customers/acme",
+    "/groups/tier1",
+    "/groups/tier1/at-risk",
+    "/services/portal",
+    "/anything-else",
+]
 
 
 @pytest.mark.parametrize("path", DATA_PATHS)
@@ -510,3 +533,60 @@ def test_get_policy_lists_the_versions_and_the_one_in_force() -> None:
         assert answer["versions"][0]["first"] is True
     finally:
         server.stop()
+
+
+# -- GET /groups/{group} ---------------------------------------------------------------------
+
+
+def risky(ticket: str, deadline: str) -> AtRisk:
+    return {
+        "ticket_id": ticket,
+        "customer_id": "acme",
+        "priority": "high",
+        "metric": "group_response",
+        "cycle": 1,
+        "started_at": "2026-03-02T09:00:00Z",
+        "elapsed_seconds": 1500,
+        "target_seconds": 1800,
+        "deadline": deadline,
+        "breached": False,
+    }
+
+
+def test_an_unknown_group_is_404_with_a_one_line_error(open_view: FakeView) -> None:
+    open_view.groups["tier1"] = {"group": "tier1"}
+    server = serve(open_view)
+    try:
+        status, _, body = request(server, "/groups/sales")
+        assert status == 404
+        assert json.loads(body) == {"error": "unknown group", "group": "sales"}
+    finally:
+        server.stop()
+
+
+def test_a_group_answers_its_month_with_the_tickets_at_risk_of_every_worker() -> None:
+    """The group's owner adds the other workers' share (asked over HTTP, with the token) to
+    its own, most urgent first, and names the partitions nobody answered for."""
+    peer = view(http_token=TOKEN)
+    peer.assigned["tickets"] = [2]
+    peer.risky["tier1"] = [risky("T-peer", "2026-03-02T09:31:00Z")]
+    peer_server = serve(peer)
+    owner = view(http_token=TOKEN)
+    owner.assigned["tickets"] = [0, 1]
+    owner.groups["tier1"] = {"group": "tier1", "open_period": {"holds": 3}}
+    owner.risky["tier1"] = [risky("T-here", "2026-03-02T09:35:00Z")]
+    peer_url = f"http://127.0.0.1:{peer_server.port}"
+    server = serve(owner, FakeDirectory(4, {2: peer_url}))  # partition 3: no owner yet
+    try:
+        status, _, body = request(server, "/groups/tier1", token=TOKEN)
+        assert status == 200, body
+        answer = json.loads(body)
+        assert answer["open_period"] == {"holds": 3}
+        assert [(e["ticket_id"], e["deadline"]) for e in answer["at_risk"]] == [
+            ("T-peer", "2026-03-02T09:31:00Z"),
+            ("T-here", "2026-03-02T09:35:00Z"),
+        ]
+        assert answer["at_risk_missing_partitions"] == [3]
+    finally:
+        server.stop()
+        peer_server.stop()
