@@ -78,3 +78,45 @@ def test_policy_check_prints_markup_like_names_literally(tmp_path: Path) -> None
     result = runner.invoke(app, ["policy", "check", str(path)])
     assert result.exit_code == 0, result.output
     assert "[bold]acme" in result.stdout
+
+
+def test_policy_check_shows_each_group_with_its_targets_pauses_and_warnings() -> None:
+    result = runner.invoke(app, ["policy", "check", str(ROOT / "examples" / "demo-policy.yaml")])
+    assert result.exit_code == 0, result.output
+    out = result.stdout
+    for expected in (
+        "Group first-line: calendar always",
+        "Group engineering: calendar always",
+        "group_response",
+        "group_resolution",
+        "group_resolution pauses on pending, on_hold; warns at 0.75",
+    ):
+        assert expected in out
+
+
+def test_policy_check_lists_every_problem_of_a_group(tmp_path: Path) -> None:
+    path = tmp_path / "groups.yaml"
+    path.write_text(
+        (ROOT / "examples" / "policy.yaml").read_text(encoding="utf-8")
+        + "groups:\n"
+        "  tier2:\n"
+        "    calendar: paris-office\n"
+        "    targets: {group_response: {high: 1h}, resolution: {high: 2h}}\n"
+        "    pause_on: [solved]\n"
+        "    warnings: [1.5]\n"
+        "    credits: {}\n",
+        encoding="utf-8",
+    )
+    result = runner.invoke(app, ["policy", "check", str(path)])
+    assert result.exit_code == 1
+    problems = result.stderr.splitlines()
+    assert problems[-1] == f"5 problems in {path}"
+    where = sorted(line.split(": ")[1] for line in problems[:-1])
+    assert where == [
+        "groups.tier2.calendar",
+        "groups.tier2.credits",
+        "groups.tier2.pause_on.0",
+        "groups.tier2.targets.resolution",
+        "groups.tier2.warnings.0",
+    ]
+    assert "unknown calendar 'paris-office'" in result.stderr
