@@ -194,3 +194,72 @@ def test_the_replay_summary_counts_group_statements_and_no_hold_facts() -> None:
     assert f"outputs {len(outputs)} " in text
     assert "group statements 4" in text
     assert all(o["type"] != "sla.group_hold" for o in outputs)
+
+
+def _dropping(at: str, version: str, group: str) -> dict[str, Any]:
+    import yaml
+
+    from tests.core.group_builders import GROUP_POLICY_YAML
+
+    doc = yaml.safe_load(GROUP_POLICY_YAML)
+    del doc["groups"][group]
+    return {
+        "type": "policy.changed",
+        "event_id": f"policy-{version}",
+        "occurred_at": at,
+        "version": version,
+        "policy": doc,
+    }
+
+
+def test_a_group_the_version_at_the_months_last_instant_lacks_gets_no_statement() -> None:
+    # engineering's March ends at 2026-03-31T22:00Z (Berlin): dropped during March, no March
+    # statement; dropped exactly at its end, March is still engineering's, April is not
+    h = Harness(group_policy()).feed(
+        created(OPENED), _dropping("2026-03-31T21:59:59Z", "2", "engineering")
+    )
+    h.until(UNTIL)
+    assert {(s["group"], s["period"]) for s in _statements(h)} == {
+        ("tier1", "2026-03"),
+        ("tier1", "2026-04"),
+    }
+    h = Harness(group_policy()).feed(
+        created(OPENED), _dropping("2026-03-31T22:00:00Z", "2", "engineering")
+    )
+    h.until(UNTIL)
+    found = [(s["group"], s["period"], s["policy_version"]) for s in _statements(h)]
+    assert found == [
+        ("engineering", "2026-03", "1"),
+        ("tier1", "2026-03", "2"),
+        ("tier1", "2026-04", "2"),
+    ]
+
+
+def test_a_breach_counts_in_the_month_it_was_decided_and_a_met_in_the_month_it_completed() -> None:
+    from tests.core.builders import priority
+
+    h = Harness(group_policy()).feed(
+        created("2026-03-31T23:40:00Z"),
+        assigned("2026-03-31T23:40:00Z", "tier1"),  # a hold begun in March
+        # urgent: 10m, due 23:50 in March, decided at the change in April
+        priority("2026-04-01T00:05:00Z", "urgent"),
+        # urgent resolution: 1h, due 00:40: met at the hand-off in April
+        assigned("2026-04-01T00:30:00Z", "engineering"),
+    )
+    h.until("2026-05-01T00:00:00Z")
+    assert _fields_of(h.one("breach", "group_response"), "deadline", "decided_at") == (
+        "2026-03-31T23:50:00Z",
+        "2026-04-01T00:05:00Z",
+    )
+    tier1 = {s["period"]: s for s in _statements(h) if s["group"] == "tier1"}
+    march, april = tier1["2026-03"], tier1["2026-04"]
+    assert (march["holds"], march["handoffs"], march["overall"]) == (1, 0, _figures(0, 0, None))
+    assert april["metrics"] == {
+        "group_response": _figures(0, 1, "0.0000"),
+        "group_resolution": _figures(1, 0, "1.0000"),
+    }
+    assert (april["holds"], april["handoffs"]) == (0, 1)
+
+
+def _fields_of(output: dict[str, Any], *names: str) -> tuple[Any, ...]:
+    return tuple(output[n] for n in names)

@@ -422,3 +422,51 @@ def test_the_ticket_status_shows_the_holds_group_clocks() -> None:
         "2026-03-02T11:00:00Z",
     )
     assert set(status_now["metrics"]) == {"first_response", "resolution"}
+
+
+def test_a_version_that_defines_the_holding_group_starts_no_clock_for_it() -> None:
+    def define_billing(groups: dict[str, Any]) -> None:
+        groups["billing"] = groups["tier1"]
+
+    h = Harness(group_policy()).feed(
+        created(CREATED),
+        assigned(HELD, "billing"),  # no clocks: the policy lacks billing
+        _version("2026-03-02T09:20:00Z", "2", define_billing),
+        agent_reply("2026-03-02T09:30:00Z", public=False),
+    )
+    h.until(LATER)
+    # a metric not tracked before is not started by a version (docs/semantics.md: Policy changes)
+    assert [o for o in h.outputs if o.get("group") is not None] == []
+    h.feed(assigned("2026-03-02T23:00:00Z", "tier1"), assigned("2026-03-02T23:10:00Z", "billing"))
+    h.until("2026-03-03T12:00:00Z")
+    # the next hold of billing starts its clocks under version 2
+    breach = h.one("breach", "group_response")
+    assert _fields(breach, "group", "cycle", "at", "policy_version") == (
+        "billing",
+        1,
+        "2026-03-02T23:40:00Z",
+        "2",
+    )
+
+
+def test_a_version_for_new_tickets_only_leaves_a_held_tickets_group_terms() -> None:
+    def shorten(groups: dict[str, Any]) -> None:
+        groups["tier1"]["targets"]["group_response"]["high"] = "10m"
+
+    pinned = {**_version("2026-03-02T09:06:00Z", "2", shorten), "applies_to": "new"}
+    h = Harness(group_policy()).feed(
+        created(CREATED),
+        pinned,
+        assigned("2026-03-02T09:10:00Z", "tier1"),  # T1 keeps version 1: 30m
+        created("2026-03-02T09:10:00Z", ticket="T2"),
+        assigned("2026-03-02T09:10:00Z", "tier1", ticket="T2"),  # created after P: 10m
+    )
+    h.until(LATER)
+    breaches = {
+        o["ticket_id"]: (o["at"], o["target_seconds"], o["policy_version"])
+        for o in h.of("breach", "group_response")
+    }
+    assert breaches == {
+        "T1": ("2026-03-02T09:40:00Z", 1800, "1"),
+        "T2": ("2026-03-02T09:20:00Z", 600, "2"),
+    }

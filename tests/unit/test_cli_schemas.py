@@ -95,18 +95,17 @@ def test_policy_check_shows_each_group_with_its_targets_pauses_and_warnings() ->
 
 
 def test_policy_check_lists_every_problem_of_a_group(tmp_path: Path) -> None:
+    groups = """
+groups:
+  tier2:
+    calendar: paris-office
+    targets: {group_response: {high: 1h}, resolution: {high: 2h}}
+    pause_on: [solved]
+    warnings: [1.5]
+    credits: {}
+"""
     path = tmp_path / "groups.yaml"
-    path.write_text(
-        (ROOT / "examples" / "policy.yaml").read_text(encoding="utf-8")
-        + "groups:\n"
-        "  tier2:\n"
-        "    calendar: paris-office\n"
-        "    targets: {group_response: {high: 1h}, resolution: {high: 2h}}\n"
-        "    pause_on: [solved]\n"
-        "    warnings: [1.5]\n"
-        "    credits: {}\n",
-        encoding="utf-8",
-    )
+    path.write_text((ROOT / "examples" / "policy.yaml").read_text(encoding="utf-8") + groups)
     result = runner.invoke(app, ["policy", "check", str(path)])
     assert result.exit_code == 1
     problems = result.stderr.splitlines()
