@@ -470,3 +470,51 @@ def test_a_version_for_new_tickets_only_leaves_a_held_tickets_group_terms() -> N
         "T1": ("2026-03-02T09:40:00Z", 1800, "1"),
         "T2": ("2026-03-02T09:20:00Z", 600, "2"),
     }
+
+
+def test_a_hand_off_exactly_at_the_group_resolution_deadline_is_met() -> None:
+    h = Harness(group_policy()).feed(
+        created(CREATED), assigned(HELD, "tier1"), assigned(T1_RESOLUTION_DEADLINE, "engineering")
+    )
+    h.until("2026-03-02T11:30:00Z")
+    completed = h.one("completed", "group_resolution")
+    assert _fields(completed, "at", "group", "outcome", "elapsed_seconds") == (
+        T1_RESOLUTION_DEADLINE,
+        "tier1",
+        "met",
+        7200,
+    )
+    assert h.of("breach", "group_resolution") == []
+
+
+def test_a_hold_begun_while_pending_starts_group_resolution_paused() -> None:
+    h = Harness(group_policy()).feed(
+        created(CREATED),
+        status("2026-03-02T09:00:00Z", "pending"),
+        assigned(HELD, "tier1"),
+        status("2026-03-02T10:00:00Z", "open"),
+    )
+    h.until(LATER)
+    assert h.one("breach", "group_resolution")["at"] == "2026-03-02T12:00:00Z"  # 2h from 10:00
+    assert h.one("breach", "group_response")["at"] == T1_RESPONSE_DEADLINE  # never pauses
+
+
+def test_a_hand_off_while_solved_starts_the_new_holders_resolution_at_the_reopen() -> None:
+    h = Harness(group_policy()).feed(
+        created(CREATED),
+        assigned(HELD, "tier1"),
+        status("2026-03-02T09:10:00Z", "solved"),
+        assigned("2026-03-02T09:20:00Z", "engineering"),  # a hand-off; no clock while solved
+        status("2026-03-02T09:30:00Z", "open"),  # 10:30 in Berlin
+    )
+    h.until("2026-03-04T00:00:00Z")
+    engineering = [
+        (o["type"], o["metric"], o["cycle"], o["at"])
+        for o in h.outputs
+        if o.get("group") == "engineering"
+    ]
+    # 8h of Berlin office hours from Monday 10:30: 6h30 on Monday, 1h30 on Tuesday
+    assert engineering == [
+        ("sla.warning", "group_resolution", 1, "2026-03-02T15:30:00Z"),
+        ("sla.breach", "group_resolution", 1, "2026-03-03T09:30:00Z"),
+    ]
