@@ -51,10 +51,6 @@ class GroupLedger:
 
     # -- inputs ---------------------------------------------------------------------------
 
-    def known(self, group: str) -> bool:
-        """A group some policy version defines (facts of other groups are not kept)."""
-        return any(group in self.versions.get(v).policy.groups for v in self.versions.ids())
-
     def zone(self, group: str, instant: int) -> ZoneInfo | None:
         """The time zone of the group's calendar in the version in force at `instant` (else
         in the latest version defining it)."""
@@ -69,7 +65,7 @@ class GroupLedger:
     def on_fact(self, output: Output) -> None:
         """A group outcome or hold fact of an owned group."""
         group = output["group"]
-        if not self.owns(group) or not self.known(group):
+        if not self.owns(group):
             return
         kind = output["type"]
         if kind == GROUP_HOLD:
@@ -81,10 +77,12 @@ class GroupLedger:
         else:  # a first met completion
             instant = parse_instant(output["at"])
             slot = MET + GROUP_METRICS.index(output["metric"])
-        zone = self.zone(group, instant)
-        if zone is None:
+        # Only a group the version in force at the fact defines: which versions a ledger has
+        # read by then (one published early with a later effective_at) must not matter.
+        terms = self.versions.in_force(instant).policy.groups.get(group)
+        if terms is None:
             return
-        period = period_of(instant, zone)
+        period = period_of(instant, ZoneInfo(terms.calendar.timezone))
         counters = self.months.setdefault(group, {}).setdefault(period, [0] * 6)
         counters[slot] += 1
         self.dirty = True

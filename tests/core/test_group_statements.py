@@ -263,3 +263,38 @@ def test_a_breach_counts_in_the_month_it_was_decided_and_a_met_in_the_month_it_c
 
 def _fields_of(output: dict[str, Any], *names: str) -> tuple[Any, ...]:
     return tuple(output[n] for n in names)
+
+
+def _defining_billing(published: str, effective: str) -> dict[str, Any]:
+    import yaml
+
+    from tests.core.group_builders import GROUP_POLICY_YAML
+
+    doc = yaml.safe_load(GROUP_POLICY_YAML)
+    doc["groups"]["billing"] = doc["groups"]["tier1"]
+    return {
+        "type": "policy.changed",
+        "event_id": "policy-2",
+        "occurred_at": published,
+        "effective_at": effective,
+        "version": "2",
+        "policy": doc,
+    }
+
+
+def test_a_hold_counts_only_for_a_group_the_version_in_force_at_its_start_defines() -> None:
+    """billing is defined from 09:20 (version 2), whenever version 2 was published: the hold
+    begun at 09:05 was held without clocks and is not counted; its hand-off at 09:30 and the
+    hold begun at 09:40 are billing's."""
+    early = _defining_billing("2026-03-02T09:00:00Z", "2026-03-02T09:20:00Z")
+    on_time = _defining_billing("2026-03-02T09:20:00Z", "2026-03-02T09:20:00Z")
+    opened = created("2026-03-02T09:00:00Z")
+    first_hold = assigned("2026-03-02T09:05:00Z", "billing")
+    rest = [assigned("2026-03-02T09:30:00Z", "tier1"), assigned("2026-03-02T09:40:00Z", "billing")]
+    found = []
+    for events in ([opened, early, first_hold, *rest], [opened, first_hold, on_time, *rest]):
+        h = Harness(group_policy()).feed(*events)
+        h.until("2026-04-01T00:00:00Z")
+        billing = next(s for s in _statements(h) if s["group"] == "billing")
+        found.append((billing["holds"], billing["handoffs"], billing["policy_version"]))
+    assert found == [(1, 1, "2"), (1, 1, "2")]
