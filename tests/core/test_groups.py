@@ -518,3 +518,21 @@ def test_a_hand_off_while_solved_starts_the_new_holders_resolution_at_the_reopen
         ("sla.warning", "group_resolution", 1, "2026-03-02T15:30:00Z"),
         ("sla.breach", "group_resolution", 1, "2026-03-03T09:30:00Z"),
     ]
+
+
+def test_the_status_shows_a_solved_holds_cycles_and_none_for_an_undefined_group() -> None:
+    from slaclock.processors.engine.status import ticket_status
+
+    policy = group_policy()
+    h = Harness(policy).feed(
+        created(CREATED), assigned(HELD, "tier1"), status("2026-03-02T09:10:00Z", "solved")
+    )
+    now = parse_instant("2026-03-02T09:20:00Z")
+    shown = ticket_status(h.replayer.store["T1"], policy, now)["group_metrics"]
+    assert {m: s["state"] for m, s in shown.items()} == {
+        "group_response": "cancelled",
+        "group_resolution": "met",
+    }
+    h.feed(assigned("2026-03-02T09:20:00Z", "billing"))  # a group the policy lacks
+    shown = ticket_status(h.replayer.store["T1"], policy, now)
+    assert (shown["group"], shown["group_metrics"]) == ("billing", {})
