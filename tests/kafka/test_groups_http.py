@@ -1,7 +1,7 @@
 """`GET /groups/{group}` on live workers: the group's open month as of its ledger task's
 watermark, its tickets at risk gathered from every worker's stage-1 tasks, the bearer token,
 404 for a group the policy does not define, and a 307 to the worker whose ledger task owns
-the group (docs/operations.md: HTTP)."""
+the group (docs/operations.md: HTTP); and the hold's clocks in `GET /tickets/{id}`."""
 
 from __future__ import annotations
 
@@ -83,6 +83,22 @@ def test_a_groups_month_and_tickets_at_risk_from_two_workers_and_the_307(
         unknown = get(f"{first_url}/groups/billing")  # assigned to in no test, defined nowhere
         assert unknown is not None and unknown[0] == 404
         assert json.loads(unknown[2]) == {"error": "unknown group", "group": "billing"}
+        for ticket, expected in ((TICKETS[0], "met"), (SILENT[0], "running")):
+            answer = get(f"{first_url}/tickets/{ticket}")
+            assert answer is not None and answer[0] == 200, answer
+            shown = json.loads(answer[2])
+            clocks = shown["group_metrics"]
+            assert (shown["group"], sorted(clocks)) == (
+                "engineering",
+                ["group_resolution", "group_response"],
+            )
+            assert (
+                clocks["group_response"]["state"],
+                clocks["group_response"]["target_seconds"],
+            ) == (
+                expected,
+                3600,
+            )
 
         second, second_url = start_http_worker(pipeline, "w2")
         workers = {first_url: first, second_url: second}
