@@ -47,6 +47,7 @@ class GroupLedger:
         self.figures = figures
         self.months: dict[str, dict[Period, list[int]]] = {}  # group -> period -> counters
         self.closed: dict[str, int] = {}  # group -> last month end closed
+        self.closed_periods: dict[str, Period] = {}  # group -> the month that end closed
         self.dirty = False
 
     # -- inputs ---------------------------------------------------------------------------
@@ -62,8 +63,9 @@ class GroupLedger:
                     break
         return None if terms is None else ZoneInfo(terms.calendar.timezone)
 
-    def on_fact(self, output: Output) -> None:
-        """A group outcome or hold fact of an owned group."""
+    def on_fact(self, output: Output, first_instant: int | None = None) -> None:
+        """A group outcome or hold fact of an owned group (`first_instant`: the ledger's
+        earliest input instant, where the group's months begin)."""
         group = output["group"]
         if not self.owns(group):
             return
@@ -82,10 +84,43 @@ class GroupLedger:
         terms = self.versions.in_force(instant).policy.groups.get(group)
         if terms is None:
             return
-        period = period_of(instant, ZoneInfo(terms.calendar.timezone))
+        period = self.month_of(group, instant, ZoneInfo(terms.calendar.timezone), first_instant)
         counters = self.months.setdefault(group, {}).setdefault(period, [0] * 6)
         counters[slot] += 1
         self.dirty = True
+
+    def month_of(
+        self, group: str, instant: int, zone: ZoneInfo, first_instant: int | None = None
+    ) -> Period:
+        """The group's month that `instant` falls in. The months follow one another from the
+        last one closed (else from the one `first_instant` falls in), each in the zone in
+        force at its start, as `ends` closes them: a version that changes the group's time
+        zone counts in the new zone from the month that follows, and an instant in the hours
+        between the old zone's month end and the new one's belongs to one month only. Only
+        versions in force at or before `instant` are asked. Without either anchor:
+        `period_of` in `zone`, the group's zone in force at `instant`."""
+        if group in self.closed:
+            period, start = next_period(self.closed_period(group)), self.closed[group]
+        elif first_instant is not None and first_instant <= instant:
+            period, start = self._next_month(group, first_instant)
+        else:
+            return period_of(instant, zone)
+        while True:
+            month_zone = self.zone(group, start)
+            end = period_bounds(period, zone if month_zone is None else month_zone)[1]
+            if instant < end:
+                return period
+            period, start = next_period(period), end
+
+    def closed_period(self, group: str) -> Period:
+        """The month the group's last closed end closed (derived for a record from before
+        months were kept with their ends)."""
+        period = self.closed_periods.get(group)
+        if period is None:
+            end = self.closed[group]
+            zone = self.zone(group, end - 1)
+            period = period_of(end - 1, ZoneInfo("UTC") if zone is None else zone)
+        return period
 
     # -- month ends -----------------------------------------------------------------------
 
@@ -98,34 +133,44 @@ class GroupLedger:
 
     def ends(self, group: str, first_instant: int, limit: int | None) -> list[int]:
         """Month ends of `group` not yet closed, at or before `limit` (None: the next one)."""
-        closed = self.closed.get(group)
-        start = first_instant if closed is None else closed
-        zone = self.zone(group, start)
-        if zone is None:
-            return []
-        period = period_of(start, zone)
+        period, start = self._next_month(group, first_instant)
         found: list[int] = []
         while True:
+            zone = self.zone(group, start)  # each month in the zone in force at its start
+            if zone is None:
+                return found
             end = period_bounds(period, zone)[1]
             if limit is None:
                 return [end]
             if end > limit:
                 return found
             found.append(end)
-            period = next_period(period)
+            period, start = next_period(period), end
 
-    def close(self, group: str, end: int) -> list[Output]:
-        """The statement of the group's month ending at `end`, if the version in force
-        during its last instant defines the group."""
+    def _next_month(self, group: str, first_instant: int) -> tuple[Period, int]:
+        """The group's first month not closed yet, and the instant it starts from."""
+        closed = self.closed.get(group)
+        if closed is not None:
+            return next_period(self.closed_period(group)), closed
+        zone = self.zone(group, first_instant)
+        return period_of(first_instant, ZoneInfo("UTC") if zone is None else zone), first_instant
+
+    def close(self, group: str, end: int, first_instant: int) -> list[Output]:
+        """The statement of the group's month ending at `end` (the next of `ends`), if the
+        version in force during its last instant defines the group."""
+        after_a_month = group in self.closed
+        period, begun = self._next_month(group, first_instant)
         self.closed[group] = end
+        self.closed_periods[group] = period
         self.dirty = True
         version = self.versions.in_force(end - 1)
         terms = version.policy.groups.get(group)
-        zone = self.zone(group, end - 1)
+        zone = self.zone(group, begun)
         if zone is None:
             return []
-        period = period_of(end - 1, zone)
-        start, _ = period_bounds(period, zone)
+        # the month begins where the last one ended (after a time zone change, not at the
+        # new zone's own first of the month)
+        start = begun if after_a_month else period_bounds(period, zone)[0]
         counters = self.months.get(group, {}).pop(period, None) or [0] * 6
         for old in [p for p in self.months.get(group, {}) if p < period]:
             del self.months[group][old]  # facts of a month closed already (a zone change)
@@ -157,7 +202,7 @@ class GroupLedger:
     # -- snapshot -------------------------------------------------------------------------
 
     def to_record(self) -> dict[str, Any]:
-        return {"months": self.months, "closed": self.closed}
+        return {"months": self.months, "closed": self.closed, "periods": self.closed_periods}
 
     def restore(self, record: dict[str, Any]) -> None:
         self.months = {
@@ -165,3 +210,4 @@ class GroupLedger:
             for g, months in record.get("months", {}).items()
         }
         self.closed = {str(g): int(e) for g, e in record.get("closed", {}).items()}
+        self.closed_periods = {str(g): str(p) for g, p in record.get("periods", {}).items()}

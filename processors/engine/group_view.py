@@ -26,7 +26,7 @@ from slaclock.processors.engine.group_ledger import (
 )
 from slaclock.processors.engine.instants import format_us, seconds_value
 from slaclock.processors.engine.ledger import metric_figures
-from slaclock.processors.engine.periods import period_bounds, period_of
+from slaclock.processors.engine.periods import period_bounds
 from slaclock.processors.engine.policy import CompiledPolicy
 from slaclock.processors.engine.ticket import GROUP_ERA, TicketState
 from slaclock.processors.engine.versions import PolicyBook
@@ -146,7 +146,7 @@ def group_month_view(
     view["timezone"] = zone.key
     if as_of is None:
         return view
-    period = period_of(as_of, zone)
+    period = groups.month_of(group, as_of, zone)  # as the ledger counts it
     start, end = period_bounds(period, zone)
     counters = groups.months.get(group, {}).get(period) or [0] * 6
     view["open_period"] = {

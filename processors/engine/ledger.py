@@ -264,7 +264,7 @@ class LedgerStage:
     def on_outcome(self, output: Output) -> None:
         """A breach or a first met completion of an owned customer (see `ledger_input`)."""
         if output.get("group") is not None:  # a group metric's outcome or a hold fact
-            self.groups.on_fact(output)
+            self.groups.on_fact(output, self.first_instant)
             self._groups_changed()
             return
         customer = output["customer_id"]
@@ -642,7 +642,8 @@ class LedgerStage:
     # -- period end -------------------------------------------------------------------------
 
     def _close_group(self, group: str, end: int) -> list[Output]:
-        outputs = self.groups.close(group, end)
+        assert self.first_instant is not None  # a month end is only due after the first input
+        outputs = self.groups.close(group, end, self.first_instant)
         self.counters.group_statements += len(outputs)
         self._groups_changed()
         return outputs

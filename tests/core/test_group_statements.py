@@ -298,3 +298,61 @@ def test_a_hold_counts_only_for_a_group_the_version_in_force_at_its_start_define
         billing = next(s for s in _statements(h) if s["group"] == "billing")
         found.append((billing["holds"], billing["handoffs"], billing["policy_version"]))
     assert found == [(1, 1, "2"), (1, 1, "2")]
+
+
+def _with_calendar(at: str, group: str, calendar: str) -> dict[str, Any]:
+    import yaml
+
+    from tests.core.group_builders import GROUP_POLICY_YAML
+
+    doc = yaml.safe_load(GROUP_POLICY_YAML)
+    doc["groups"][group]["calendar"] = calendar
+    return {
+        "type": "policy.changed",
+        "event_id": "policy-2",
+        "occurred_at": at,
+        "version": "2",
+        "policy": doc,
+    }
+
+
+def _months(h: Harness, group: str) -> list[tuple[str, str, str, int, int]]:
+    return [
+        (s["period"], s["period_start"], s["at"], s["holds"], s["handoffs"])
+        for s in _statements(h)
+        if s["group"] == group
+    ]
+
+
+def test_a_group_moved_from_berlin_to_utc_counts_in_utc_from_the_month_that_follows() -> None:
+    h = Harness(group_policy()).feed(
+        created("2026-03-02T09:00:00Z"),
+        assigned("2026-03-02T09:00:00Z", "engineering"),
+        _with_calendar("2026-03-15T00:00:00Z", "engineering", "always"),
+        # after Berlin's March ended (22:00Z), before UTC's (00:00Z): April's
+        assigned("2026-03-31T23:00:00Z", "tier1"),
+        assigned("2026-03-31T23:30:00Z", "engineering"),
+    )
+    h.until("2026-05-01T00:00:00Z")
+    assert _months(h, "engineering") == [
+        ("2026-03", "2026-02-28T23:00:00Z", "2026-03-31T22:00:00Z", 1, 0),
+        ("2026-04", "2026-03-31T22:00:00Z", "2026-05-01T00:00:00Z", 1, 1),
+    ]
+    ids = [s["event_id"] for s in _statements(h)]
+    assert len(ids) == len(set(ids))
+
+
+def test_a_group_moved_from_utc_to_berlin_counts_in_berlin_from_the_month_that_follows() -> None:
+    h = Harness(group_policy()).feed(
+        created("2026-03-02T09:00:00Z"),
+        assigned("2026-03-02T09:00:00Z", "tier1"),
+        _with_calendar("2026-03-15T00:00:00Z", "tier1", "berlin-office"),
+        # April in Berlin already, still UTC's March: March's
+        assigned("2026-03-31T22:30:00Z", "engineering"),
+        assigned("2026-03-31T23:30:00Z", "tier1"),
+    )
+    h.until("2026-05-01T00:00:00Z")
+    assert _months(h, "tier1") == [
+        ("2026-03", "2026-03-01T00:00:00Z", "2026-04-01T00:00:00Z", 2, 1),
+        ("2026-04", "2026-04-01T00:00:00Z", "2026-04-30T22:00:00Z", 0, 0),
+    ]
