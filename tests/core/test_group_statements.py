@@ -11,6 +11,7 @@ from typing import Any
 
 import orjson
 
+from slaclock.processors.engine.instants import parse_instant
 from tests.core.builders import Harness, created, status
 from tests.core.group_builders import assigned, group_policy
 
@@ -356,3 +357,21 @@ def test_a_group_moved_from_utc_to_berlin_counts_in_berlin_from_the_month_that_f
         ("2026-03", "2026-03-01T00:00:00Z", "2026-04-01T00:00:00Z", 2, 1),
         ("2026-04", "2026-04-01T00:00:00Z", "2026-04-30T22:00:00Z", 0, 0),
     ]
+
+
+def test_a_restored_group_ledger_keeps_the_months_it_closed_after_a_time_zone_change() -> None:
+    from slaclock.processors.engine.group_ledger import GroupLedger
+
+    h = Harness(group_policy()).feed(
+        created("2026-03-02T09:00:00Z"),
+        assigned("2026-03-02T09:00:00Z", "tier1"),
+        _with_calendar("2026-03-15T00:00:00Z", "tier1", "berlin-office"),
+    )
+    h.until("2026-04-01T00:00:00Z")  # UTC's March is closed (it ends in Berlin's April)
+    groups = h.replayer.ledger.groups
+    again = GroupLedger(groups.versions, groups.owns, groups.figures)
+    again.restore(orjson.loads(orjson.dumps(groups.to_record())))
+    first = parse_instant("2026-03-02T09:00:00Z")
+    berlin_april_end = parse_instant("2026-04-30T22:00:00Z")
+    assert again.ends("tier1", first, None) == groups.ends("tier1", first, None)
+    assert again.ends("tier1", first, None) == [berlin_april_end]
