@@ -844,8 +844,12 @@ def _service_problems(
 
 
 def _group_problems(calendars: object, groups: object) -> list[tuple[Location, str]]:
-    """Dangling group calendars (raw or validated data)."""
+    """Empty group names and dangling group calendars (raw or validated data)."""
     problems: list[tuple[Location, str]] = []
+    if isinstance(groups, Mapping) and any(name == "" for name in groups):
+        problems.append(
+            (("groups",), "a group name cannot be empty: an empty group holds no ticket")
+        )
     if isinstance(groups, Mapping) and isinstance(calendars, Mapping):
         calendar_names = {k for k in calendars if isinstance(k, str)}
         for name, group in groups.items():

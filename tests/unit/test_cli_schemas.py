@@ -119,3 +119,16 @@ groups:
         "groups.tier2.warnings.0",
     ]
     assert "unknown calendar 'paris-office'" in result.stderr
+
+
+def test_policy_check_refuses_an_empty_group_name(tmp_path: Path) -> None:
+    # an assignment with an empty group is held by no group: such a group could never hold
+    groups = '\ngroups:\n  "":\n    calendar: always\n    targets: {group_response: {high: 1h}}\n'
+    path = tmp_path / "empty-group.yaml"
+    path.write_text((ROOT / "examples" / "policy.yaml").read_text(encoding="utf-8") + groups)
+    result = runner.invoke(app, ["policy", "check", str(path)])
+    assert result.exit_code == 1
+    assert result.stderr.splitlines() == [
+        f"{path}: groups: a group name cannot be empty: an empty group holds no ticket",
+        f"1 problem in {path}",
+    ]
