@@ -536,3 +536,20 @@ def test_the_status_shows_a_solved_holds_cycles_and_none_for_an_undefined_group(
     h.feed(assigned("2026-03-02T09:20:00Z", "billing"))  # a group the policy lacks
     shown = ticket_status(h.replayer.store["T1"], policy, now)
     assert (shown["group"], shown["group_metrics"]) == ("billing", {})
+
+
+def test_a_hold_without_a_target_for_the_priority_takes_no_cycle_number() -> None:
+    h = Harness(group_policy()).feed(
+        created(CREATED, priority="urgent"),
+        assigned(HELD, "engineering"),  # engineering has no urgent target: nothing runs
+        priority("2026-03-02T09:10:00Z", "high"),  # not started by the change either
+        assigned("2026-03-02T09:20:00Z", "tier1"),
+        assigned("2026-03-02T09:30:00Z", "engineering"),  # 10:30 in Berlin
+    )
+    h.until("2026-03-04T00:00:00Z")
+    engineering = [o for o in h.outputs if o.get("group") == "engineering"]
+    assert {(o["metric"], o["cycle"]) for o in engineering} == {
+        ("group_response", 1),
+        ("group_resolution", 1),
+    }
+    assert h.one("breach", "group_response")["at"] == "2026-03-02T10:30:00Z"
