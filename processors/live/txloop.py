@@ -30,7 +30,8 @@ import logging
 import threading
 import time
 from abc import ABC, abstractmethod
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
+from concurrent.futures import ThreadPoolExecutor
 from functools import partial
 from typing import Any, TypeVar
 
@@ -244,12 +245,13 @@ class TransactionalLoop(ABC):
         headers: Headers | None = None,
         partition: int | None = None,
     ) -> None:
-        kwargs: dict[str, Any] = {"value": value, "key": key, "headers": headers}
-        if partition is not None:
-            kwargs["partition"] = partition
+        extra: Any = headers  # the client's stubs want a list of optional values
         while True:
             try:
-                self.producer.produce(topic, **kwargs)
+                if partition is None:
+                    self.producer.produce(topic, value, key, headers=extra)
+                else:
+                    self.producer.produce(topic, value, key, partition=partition, headers=extra)
                 return
             except BufferError:
                 self.producer.poll(0.05)
@@ -259,6 +261,7 @@ class TransactionalLoop(ABC):
     def _on_assign(self, consumer: Consumer, partitions: list[TopicPartition]) -> None:
         tasks = sorted({tp.partition for tp in partitions if tp.topic == self.task_topic})
         log.info("%s: assigned tasks %s", self.name, tasks)
+        cold: list[int] = []
         for task in tasks:
             checkpoint = self.warm_offset(task)
             if (
@@ -275,8 +278,9 @@ class TransactionalLoop(ABC):
             else:
                 if checkpoint is not None:
                     log.info("%s: task %d: local store is stale; full restore", self.name, task)
-                records = self._retry("restore", partial(self._read_changelog, task))
-                self.restore_task(task, records)
+                cold.append(task)
+        for task, records in self._changelogs(cold):
+            self.restore_task(task, records)
         with self.assigned_lock:
             self.assigned.update(tasks)
         self.ready.set()
@@ -289,6 +293,30 @@ class TransactionalLoop(ABC):
         for task in tasks:
             self.drop_task(task)
 
+    def _changelogs(self, tasks: list[int]) -> Iterator[tuple[int, list[tuple[bytes, bytes]]]]:
+        """Each task's changelog records (`_read_changelog`), in the order of `tasks`.
+
+        The next task's changelog is read on a helper thread while the caller restores
+        the one it was given: the broker's fetches and the client's work overlap the
+        restore's Python, and at most two tasks' records are held at once.
+        """
+        if len(tasks) <= 1:
+            for task in tasks:
+                yield task, self._retry("restore", partial(self._read_changelog, task))
+            return
+        pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix=f"{self.name}-changelog")
+        try:
+            ahead = pool.submit(self._retry, "restore", partial(self._read_changelog, tasks[0]))
+            for i, task in enumerate(tasks):
+                records = ahead.result()
+                if i + 1 < len(tasks):
+                    read = partial(self._read_changelog, tasks[i + 1])
+                    ahead = pool.submit(self._retry, "restore", read)
+                yield task, records
+        finally:
+            # a read still running ends by itself (its timeout, or the stop event)
+            pool.shutdown(wait=False, cancel_futures=True)
+
     def _changelog_end(self, partition: int) -> int:
         """The end offset of a task's changelog partition, as the broker has it now."""
         _, high = self.consumer.get_watermark_offsets(
@@ -298,6 +326,7 @@ class TransactionalLoop(ABC):
 
     def _read_changelog(self, partition: int) -> list[tuple[bytes, bytes]]:
         latest: dict[bytes, bytes] = {}
+        started = time.monotonic()
         restore = Consumer(self._restore_config)
         try:
             low, high = restore.get_watermark_offsets(
@@ -333,6 +362,13 @@ class TransactionalLoop(ABC):
                     )
         finally:
             restore.close()
+        log.info(
+            "%s: read %d changelog records of task %d in %.2f s",
+            self.name,
+            len(latest),
+            partition,
+            time.monotonic() - started,
+        )
         return list(latest.items())
 
     # -- the loop ---------------------------------------------------------------------------
@@ -706,9 +742,9 @@ class TransactionalLoop(ABC):
             return
         with self.assigned_lock:
             tasks = sorted(self.assigned)
-        for task in tasks:
+        for task, records in self._changelogs(tasks):
             self.drop_task(task)
-            self.restore_task(task, self._retry("restore", partial(self._read_changelog, task)))
+            self.restore_task(task, records)
         for tp in committed:
             if tp.offset < 0:
                 tp.offset = OFFSET_BEGINNING
