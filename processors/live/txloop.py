@@ -57,8 +57,6 @@ T = TypeVar("T")
 Headers = list[tuple[str, bytes]]
 
 RESTORE_TIMEOUT_S = 120.0
-RESTORE_BATCH = 20_000  # changelog records per consume() of a restore
-RESTORE_FETCH_BYTES = 16 * 1024 * 1024  # per fetch of a restore consumer
 CALL_TIMEOUT_S = 10.0  # one attempt of a transactional call; retried while the broker is away
 MAX_PRODUCER_RESETS = 5  # fatal producer errors in a row (no commit between) before giving up
 
@@ -163,9 +161,6 @@ class TransactionalLoop(ABC):
             "enable.auto.commit": False,
             "isolation.level": "read_committed",
             "enable.partition.eof": True,
-            # a restore reads one partition from its start: large fetches, fewer round trips
-            "max.partition.fetch.bytes": RESTORE_FETCH_BYTES,
-            "fetch.max.bytes": RESTORE_FETCH_BYTES,
         }
         self.clean_exit = False  # the loop stopped after a committed batch (not by an error)
         # TEST-ONLY kill switch (SLACLOCK_TEST_CRASH, see testcrash.py); None unless set
@@ -344,7 +339,7 @@ class TransactionalLoop(ABC):
             while True:
                 # consume() waits its whole timeout unless it fills the batch: keep it
                 # short, the position check below ends the loop at the end offset
-                for message in restore.consume(num_messages=RESTORE_BATCH, timeout=0.05):
+                for message in restore.consume(num_messages=5000, timeout=0.05):
                     error = message.error()
                     if error is not None:
                         if error.code() == KafkaError._PARTITION_EOF:

@@ -296,7 +296,11 @@ def test_a_ticket_changed_by_many_events_of_a_batch_is_logged_once_as_the_batch_
     )
 
 
-def test_load_many_fills_an_empty_store_like_load(tmp_path: Path) -> None:
+@pytest.mark.parametrize("batch_bytes", [1, 1000, 64 * 1024])  # a batch per record .. one
+def test_load_many_fills_an_empty_store_like_load(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, batch_bytes: int
+) -> None:
+    monkeypatch.setattr("slaclock.processors.live.store.LOAD_BATCH_BYTES", batch_bytes)
     records = [(k.encode(), record(s) or b"") for k, s in real_states().items()]
     one_by_one = RocksTicketStore.fresh(tmp_path / "one")
     bulk = RocksTicketStore.fresh(tmp_path / "bulk")
