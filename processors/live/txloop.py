@@ -57,7 +57,7 @@ T = TypeVar("T")
 Headers = list[tuple[str, bytes]]
 
 RESTORE_TIMEOUT_S = 120.0
-RESTORE_READS = 4  # changelog partitions read at once in a restore (`_changelogs`)
+RESTORE_READS = 1  # changelogs read ahead while a restore runs (`_changelogs`)
 CALL_TIMEOUT_S = 10.0  # one attempt of a transactional call; retried while the broker is away
 MAX_PRODUCER_RESETS = 5  # fatal producer errors in a row (no commit between) before giving up
 
@@ -297,11 +297,13 @@ class TransactionalLoop(ABC):
     def _changelogs(self, tasks: list[int]) -> Iterator[tuple[int, list[tuple[bytes, bytes]]]]:
         """Each task's changelog records (`_read_changelog`), in the order of `tasks`.
 
-        Up to `RESTORE_READS` changelogs are read at once, on helper threads, while the
-        caller restores the task it was given: a read mostly waits for the broker's
-        fetches (measured: four partitions read at once took 1.9-2.2 s, one after the
-        other 3.2-4.7 s), and the restore's Python overlaps them. At most that many
-        tasks' records are held at once, besides the one being restored.
+        The next `RESTORE_READS` changelogs are read on a helper thread while the caller
+        restores the task it was given: a read mostly waits for the broker's fetches
+        (250,000 records: 2.5 s of wall time, 0.4 s of CPU), and the restore's Python
+        overlaps them. At most that many tasks' records are held at once, besides the one
+        being restored. (Four reads at once, alone, took half the time of four in a row;
+        in a restarting worker, beside the restore, they were no faster and held 150 MiB
+        more at the peak: BENCHMARKS.md section 5.)
         """
         if len(tasks) <= 1:
             for task in tasks:
