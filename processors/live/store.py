@@ -248,22 +248,32 @@ class RocksTicketStore(TicketStore):
     # -- the mapping ------------------------------------------------------------------------
 
     def __getitem__(self, key: str) -> TicketState:
+        state = self.get(key)
+        if state is None:
+            raise KeyError(key)
+        return state
+
+    def get(  # type: ignore[override]
+        self, key: str, default: TicketState | None = None
+    ) -> TicketState | None:
+        """The state, or `default`: without the KeyError that `Mapping.get` would raise
+        and catch for every new ticket."""
         with self._lock:
             state = self._cache.get(key)
             if state is not None:
                 self._cache.move_to_end(key)
                 return state
             if self._db is None:  # a closed store holds nothing (an HTTP read may race it)
-                raise KeyError(key)
+                return default
             if key in self._pending:
-                pending = self._pending[key]
-                if pending is None:
-                    raise KeyError(key)
-                self._remember(key, pending)
-                return pending
+                state = self._pending[key]
+                if state is None:
+                    return default
+                self._remember(key, state)
+                return state
             record = self._db.get(key.encode())
             if record is None:
-                raise KeyError(key)
+                return default
             state = _decode(record)
             self._remember(key, state)
             return state
