@@ -2,6 +2,7 @@
 
     .venv/bin/python benchmarks/pipeline_bench.py --tickets 60000 [--workers 1,2]
         [--guarantees exactly_once,at_least_once] [--bootstrap HOST:PORT] [--profile FILE]
+        [--store memory|rocksdb] [--gil] [--variant NAME=PYTHON[@TREE] ...]
 
 Pre-loads a generated workload (60,000 tickets are ~515,000 events) into one input topic
 (4 partitions), then, in the same run and on the same broker, for each processing
@@ -16,7 +17,14 @@ Both are measured the same way, from the input group's committed offsets polled 
 the first commit until everything is committed, `overall` the events/s from launch.
 Without --bootstrap a local broker is started on free ports and stopped at the end.
 With --profile, the first single-worker exactly-once run is sampled with py-spy (raw
-collapsed stacks written to FILE, a summary printed).
+collapsed stacks written to FILE, a summary printed); with --gil as well, only the thread
+that holds the GIL is sampled (where the interpreter's time goes, waits left out).
+`--store` is the workers' SLACLOCK_STORE (memory, as the earlier figures; rocksdb is the
+default of a deployed worker). Each `--variant` adds workers run by another interpreter
+(e.g. the compiled build's, `make test-compiled`) in another directory (e.g. a checkout of
+an earlier commit, whose `slaclock` it then imports; default: a scratch directory, so
+the interpreter's installed package is used), measured in the same run against the same
+plain loop; the checkout's own workers (`.venv`) always run first.
 """
 
 from __future__ import annotations
@@ -72,12 +80,25 @@ class Run:
     startup_s: float
     steady_eps: float
     overall_eps: float
+    cpu_us: float | None = None  # CPU time of the processes per event, steady phase
 
     def line(self) -> str:
+        cpu = "" if self.cpu_us is None else f"   CPU {self.cpu_us:5.1f} us/ev"
         return (
             f"{self.label:<44} steady {self.steady_eps:>9,.0f} ev/s   "
-            f"overall {self.overall_eps:>9,.0f} ev/s   start-up {self.startup_s:4.1f} s"
+            f"overall {self.overall_eps:>9,.0f} ev/s   start-up {self.startup_s:4.1f} s{cpu}"
         )
+
+
+def cpu_seconds(pids: list[int]) -> float:
+    """User + system CPU time of processes so far (their threads included), from /proc."""
+    ticks = os.sysconf("SC_CLK_TCK")
+    total = 0
+    for pid in pids:
+        with contextlib.suppress(OSError):
+            fields = Path(f"/proc/{pid}/stat").read_text().rpartition(")")[2].split()
+            total += int(fields[11]) + int(fields[12])  # utime, stime
+    return total / ticks
 
 
 class GroupLag:
@@ -106,16 +127,19 @@ class GroupLag:
         self.consumer.close()
 
 
-def measure(label: str, total: int, lag: Callable[[], int], timeout: float) -> Run:
-    """Poll the lag from launch (now) until it is zero."""
+def measure(label: str, total: int, lag: Callable[[], int], timeout: float, pids: list[int]) -> Run:
+    """Poll the lag from launch (now) until it is zero; the CPU time of `pids` from the
+    first commit to the last (CPU per event varies far less than rates on a busy machine)."""
     launched = time.monotonic()
     first: tuple[float, int] | None = None
+    cpu_first = 0.0
     deadline = launched + timeout
     while True:
         remaining = lag()
         now = time.monotonic()
         if first is None and remaining < total:
             first = (now, remaining)
+            cpu_first = cpu_seconds(pids)
         if remaining == 0:
             break
         if now > deadline:
@@ -126,7 +150,8 @@ def measure(label: str, total: int, lag: Callable[[], int], timeout: float) -> R
     overall = total / (now - launched)
     # all done by the first observation (a tiny run): no steady phase to tell apart
     steady = lag_at_first / (now - first_at) if lag_at_first and now > first_at else overall
-    return Run(label, total, first_at - launched, steady, overall)
+    cpu = (cpu_seconds(pids) - cpu_first) / lag_at_first * 1e6 if lag_at_first else None
+    return Run(label, total, first_at - launched, steady, overall, cpu)
 
 
 # -- slaclock workers -------------------------------------------------------------------------
@@ -140,25 +165,36 @@ def worker_run(
     guarantee: str,
     workdir: Path,
     profile: Path | None,
+    options: argparse.Namespace,
+    variant: tuple[str, str, Path] | None = None,
 ) -> Run:
     launcher: list[str] = []
     if profile is not None:
         py_spy = shutil.which("py-spy", path=str(Path(sys.executable).parent)) or "py-spy"
-        launcher = [py_spy, "record", "-r", "100", "-f", "raw", "-o", str(profile), "--"]
+        launcher = [py_spy, "record", "-r", "100", "-f", "raw", "-o", str(profile)]
+        launcher += ["--gil", "--"] if options.gil else ["--"]
+    name, python, cwd = variant or ("slaclock", sys.executable, ROOT)
     pipeline = LivePipeline(
         bootstrap,
         f"b{uuid.uuid4().hex[:6]}.",
         workdir,
         events_topic=source,
         launcher=launcher,
-        extra_env={"SLACLOCK_PROCESSING_GUARANTEE": guarantee},
+        extra_env={
+            "SLACLOCK_PROCESSING_GUARANTEE": guarantee,
+            "SLACLOCK_STORE": options.store,
+            "SLACLOCK_STATE_DIR": str(workdir / "state"),
+        },
+        python=python,
+        cwd=cwd,
     )
     lag = GroupLag(bootstrap, f"{pipeline.names['app_id']}-tickets", source)
     try:
         for i in range(workers):
             pipeline.start_worker(f"w{i + 1}")
-        label = f"slaclock, {workers} worker{'s' * (workers > 1)}, {guarantee}"
-        return measure(label, total, lag, timeout=3600)
+        label = f"{name}, {workers} worker{'s' * (workers > 1)}, {guarantee}"
+        pids = [] if profile is not None else [w.process.pid for w in pipeline.workers]
+        return measure(label, total, lag, timeout=3600, pids=pids)
     finally:
         lag.close()
         for worker in pipeline.workers:
@@ -242,7 +278,7 @@ def plain_run(bootstrap: str, source: str, total: int, processes: int, guarantee
     children = [subprocess.Popen(command) for _ in range(processes)]
     try:
         label = f"plain loop, {processes} process{'es' * (processes > 1)}, {guarantee}"
-        return measure(label, total, lag, timeout=3600)
+        return measure(label, total, lag, timeout=3600, pids=[c.pid for c in children])
     finally:
         lag.close()
         for child in children:
@@ -283,6 +319,14 @@ def main() -> None:
     parser.add_argument("--guarantees", default="exactly_once,at_least_once")
     parser.add_argument("--bootstrap")
     parser.add_argument("--profile", type=Path, help="py-spy raw output of one worker")
+    parser.add_argument("--gil", action="store_true", help="profile the GIL holder only")
+    parser.add_argument("--store", default="memory", choices=("memory", "rocksdb"))
+    parser.add_argument(
+        "--variant",
+        action="append",
+        default=[],
+        help="NAME=PYTHON[@TREE]: workers run by PYTHON in TREE as well",
+    )
     parser.add_argument("--plain-child", action="store_true", help=argparse.SUPPRESS)
     parser.add_argument("--source", help=argparse.SUPPRESS)
     parser.add_argument("--sink", help=argparse.SUPPRESS)
@@ -297,27 +341,48 @@ def main() -> None:
     counts = [int(n) for n in args.workers.split(",")]
     guarantees = args.guarantees.split(",")
     print(f"machine: {os.cpu_count()} cores; load average {os.getloadavg()[0]:.2f} at start")
+    print(f"workers: SLACLOCK_STORE={args.store}")
     with broker(args.bootstrap) as bootstrap, tempfile.TemporaryDirectory() as tmp:
         t = time.monotonic()
         source, total = preload(bootstrap, args.tickets)
         print(
             f"pre-loaded {total:,} events ({args.tickets:,} tickets) in {time.monotonic() - t:.1f}s"
         )
+        # A first pass of the plain loop, not reported: the broker's JIT and page cache
+        # warm up on it (the first measured run was up to 30% slower without it)
+        plain_run(bootstrap, source, total, 1, guarantees[0])
         profile = args.profile
         for guarantee in guarantees:
             for n in counts:
                 workdir = Path(tmp) / f"{guarantee}-{n}"
                 workdir.mkdir()
                 sampled = profile if (n == 1 and guarantee == "exactly_once") else None
-                ours = worker_run(bootstrap, source, total, n, guarantee, workdir, sampled)
-                print(ours.line(), flush=True)
+                runs = [worker_run(bootstrap, source, total, n, guarantee, workdir, sampled, args)]
+                print(runs[0].line(), flush=True)
+                for i, spec in enumerate(args.variant):
+                    name, _, rest = spec.partition("=")
+                    python, _, tree = rest.partition("@")
+                    variant_dir = workdir / f"variant-{i}"
+                    variant_dir.mkdir()
+                    cwd = Path(tree).resolve() if tree else variant_dir
+                    variant = (name, str(Path(python).absolute()), cwd)
+                    runs.append(
+                        worker_run(
+                            bootstrap, source, total, n, guarantee, variant_dir, None, args, variant
+                        )
+                    )
+                    print(runs[-1].line(), flush=True)
                 plain = plain_run(bootstrap, source, total, n, guarantee)
                 print(plain.line(), flush=True)
-                print(
-                    f"{'':<44} slaclock / plain: steady {ours.steady_eps / plain.steady_eps:.0%}, "
-                    f"overall {ours.overall_eps / plain.overall_eps:.0%}",
-                    flush=True,
-                )
+                for run in runs:
+                    cpu = ""
+                    if run.cpu_us and plain.cpu_us:
+                        cpu = f", CPU per event {run.cpu_us / plain.cpu_us:.1f}x the plain loop's"
+                    print(
+                        f"{run.label:<44} / plain: steady {run.steady_eps / plain.steady_eps:.0%}, "
+                        f"overall {run.overall_eps / plain.overall_eps:.0%}{cpu}",
+                        flush=True,
+                    )
                 if sampled is not None:
                     print(summarise(sampled.read_text().splitlines(), top=25))
                     profile = None

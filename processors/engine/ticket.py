@@ -26,6 +26,7 @@ from slaclock.processors.engine.clock import (
     RUN,
     STOPPED,
     MetricClock,
+    MetricRecord,
     Phase,
     version_cause,
 )
@@ -289,6 +290,31 @@ class TicketRecord(NamedTuple):
 
 MIN_TICKET_FIELDS = 13
 """Fields of a ticket record written before explanations: it still loads."""
+
+_DUE = MetricRecord._fields.index("due")
+_CLOSED_AT = TicketRecord._fields.index("closed_at")
+_METRICS = TicketRecord._fields.index("metrics")
+_GROUPS = TicketRecord._fields.index("groups")
+
+
+def record_timer(record: Sequence[Any]) -> tuple[str, int | None, int | None]:
+    """(ticket_id, closed_at, next_due()) of a state record (decoded JSON), read without
+    rebuilding the state: what a restore needs for the timer index, at a fraction of
+    `TicketState.from_record`'s cost; the same as `from_record(record)`'s fields."""
+    if not MIN_TICKET_FIELDS <= len(record) <= len(TicketRecord._fields):
+        raise TypeError(
+            f"a ticket record has {MIN_TICKET_FIELDS} to {len(TicketRecord._fields)} "
+            f"fields, not {len(record)}"
+        )
+    due: int | None = None
+    clocks: list[Any] = list(record[_METRICS])
+    if len(record) > _GROUPS and record[_GROUPS]:
+        clocks.extend(record[_GROUPS][0])  # the running group clocks
+    for clock in clocks:
+        at = clock[_DUE]
+        if at is not None and (due is None or at < due):
+            due = at
+    return str(record[0]), record[_CLOSED_AT], due
 
 
 class TicketEngine:

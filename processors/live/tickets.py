@@ -42,9 +42,9 @@ from slaclock.processors.live.records import (
     KIND_OUTCOME,
     KIND_WATERMARK,
     META_KEY,
+    CloudEventsHeaders,
     Tick,
     Watermark,
-    cloudevents_headers,
     coordinates,
     dead_letter_headers,
     encode_output,
@@ -65,6 +65,8 @@ from slaclock.schemas.rejection import Rejected
 
 log = logging.getLogger(__name__)
 
+
+OUTCOME_HEADER = ("kind", KIND_OUTCOME)
 
 TrackingStore = MemoryTicketStore  # its former name (`SLACLOCK_STORE=memory`)
 
@@ -125,6 +127,8 @@ class TicketProcessor(TransactionalLoop):
         self.skew_us = int(settings.max_future_skew * US_PER_SECOND)
         self.retention_us = int(settings.closed_retention * US_PER_SECOND)
         self.source = f"slaclock/{settings.app_id}"
+        self.cloudevents_headers = CloudEventsHeaders(self.source)
+        self.topic_ledger_input = settings.topic_ledger_input  # a property: built once here
         self.output_topics = {
             "sla.warning": settings.topic_warnings,
             "sla.breach": settings.topic_breaches,
@@ -173,12 +177,17 @@ class TicketProcessor(TransactionalLoop):
             self._apply_meta(task, checkpoint.meta)
             task.stage.restore_timers(checkpoint.timers)
         else:
+            states = [(key, value) for key, value in records if key != META_KEY]
             for key, value in records:
                 if key == META_KEY:
                     self._apply_meta(task, orjson.loads(value))
-                else:
-                    store.load(key, value)
-            task.stage.rebuild_timers()
+            store.load_many(states)
+            if store.persistent:
+                # the timers from the records at hand: no state rebuilt, none read back
+                loads = orjson.loads
+                task.stage.rebuild_timers_from_records(loads(value) for _, value in states)
+            else:
+                task.stage.rebuild_timers()  # the memory store has rebuilt every state
         store.publish_clock(task.stage.clock)
         if self._has_groups():  # a policy without groups pays nothing for the index
             for state in store.values():
@@ -370,15 +379,18 @@ class TicketProcessor(TransactionalLoop):
         self.metrics.clock(task.partition, task.stage.clock, self.wall_clock())
 
     def _emit(self, outputs: list[Output], task: TicketTask) -> None:
+        if not outputs:
+            return
         now = self.wall_clock()
         for output in outputs:
             kind = output["type"]
+            value = encode_output(output)  # the same bytes for the output and the ledger
             if kind != GROUP_HOLD:  # a hold fact goes to the ledger only
                 self.produce(
                     self.output_topics[kind],
-                    encode_output(output),
+                    value,
                     key=output_key(output),
-                    headers=cloudevents_headers(output, self.source),
+                    headers=self.cloudevents_headers(output),
                 )
                 self.outputs_seen[kind] = self.outputs_seen.get(kind, 0) + 1
             if kind == "sla.breach":
@@ -388,10 +400,10 @@ class TicketProcessor(TransactionalLoop):
                 # ledger task owns each group's statements (docs/semantics.md: Groups)
                 owner = output.get("group") or output["customer_id"]
                 self.produce(
-                    self.settings.topic_ledger_input,
-                    encode_output(output),
+                    self.topic_ledger_input,
+                    value,
                     key=owner.encode(),
-                    headers=[("kind", KIND_OUTCOME)],
+                    headers=[OUTCOME_HEADER],
                     partition=ledger_partition(owner, self.ledger_partitions),
                 )
 

@@ -214,3 +214,23 @@ def test_restored_snapshot_continues_like_the_uninterrupted_run(
     _feed(restored, lines[cut:])
     restored.finish(until)
     assert resumed == straight[emitted_before_cut:]
+
+
+@PROPERTY_SETTINGS
+@given(scenario=scenarios(), data=st.data())
+def test_timers_rebuilt_from_state_records_are_those_rebuilt_from_the_states(
+    scenario: Scenario, data: st.DataObject
+) -> None:
+    """A restore schedules each ticket's timer from its changelog record (`record_timer`)
+    without rebuilding the state: the same timers, closed tickets' retention included."""
+    lines = scenario.lines()
+    cut = data.draw(st.integers(0, len(lines)), label="cut")
+    replayer = Replayer(_policy(), lambda output: None)
+    _feed(replayer, lines[:cut])
+    stage = replayer.stage
+    stage.rebuild_timers()
+    from_states = stage.scheduled_timers()
+    stage.rebuild_timers_from_records(
+        _round_trip(state.to_record()) for state in replayer.store.values()
+    )
+    assert stage.scheduled_timers() == from_states

@@ -309,6 +309,19 @@ def test_a_ticket_state_with_group_clocks_survives_its_record() -> None:
     assert {c.group for c in again.group_clocks.values()} == {"engineering"}
 
 
+def test_a_held_ticket_restores_its_group_timers_from_its_record() -> None:
+    """The timer a restore takes from a record (`rebuild_timers_from_records`) counts the
+    group clocks: a group response due before the ticket's own deadlines wakes it."""
+    h = Harness(group_policy()).feed(created(CREATED), assigned(HELD, "tier1"))
+    stage = h.replayer.stage
+    stage.rebuild_timers()
+    from_states = stage.scheduled_timers()
+    state = h.replayer.store["T1"]
+    assert from_states["T1"] == min(c.due for c in state.group_clocks.values() if c.due)
+    stage.rebuild_timers_from_records([orjson.loads(orjson.dumps(state.to_record()))])
+    assert stage.scheduled_timers() == from_states
+
+
 def test_a_ticket_no_group_held_keeps_its_record_layout() -> None:
     h = Harness(group_policy()).feed(created(CREATED), assigned(HELD, None))
     record = h.replayer.store["T1"].to_record()

@@ -101,6 +101,10 @@ class LivePipeline:
     workers: list[WorkerProcess] = field(default_factory=list)
     launcher: list[str] = field(default_factory=list)  # e.g. a profiler that runs the worker
     events_topic: str | None = None  # an existing input topic to share (benchmarks)
+    # the workers' interpreter, and their directory (another interpreter, e.g. the compiled
+    # build's, must not run in the checkout, whose sources it would import instead)
+    python: str = sys.executable
+    cwd: Path = ROOT
 
     manual_clock: bool = False  # the test sends the ticks (`ticking`), not the workers
     published: list[tuple[bytes | None, bytes]] = field(default_factory=list)
@@ -151,7 +155,7 @@ class LivePipeline:
         process = subprocess.Popen(
             [
                 *self.launcher,
-                sys.executable,
+                self.python,
                 "-c",
                 "from slaclock.cli import main; main()",
                 "worker",
@@ -159,7 +163,7 @@ class LivePipeline:
             env={**self.env(instance), **(env or {})},
             stdout=log,
             stderr=subprocess.STDOUT,
-            cwd=ROOT,
+            cwd=self.cwd,
         )
         worker = WorkerProcess(process, log_path)
         self.workers.append(worker)

@@ -267,6 +267,59 @@ def test_load_puts_changelog_records_without_making_them_dirty(store: RocksTicke
     assert {k: record(s) for k, s in store.items()} == {k: record(s) for k, s in states.items()}
 
 
+def test_a_ticket_changed_by_many_events_of_a_batch_is_logged_once_as_the_batch_left_it(
+    store: RocksTicketStore, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The open batch holds states, not records: each is serialised once, at the flush,
+    and the changelog gets the ticket's last state (what recovery must restore)."""
+    from slaclock.processors.live import store as store_module
+
+    encoded: list[str] = []
+    encode = store_module.encode_state
+
+    def counting(state: TicketState) -> bytes:
+        encoded.append(state.ticket_id)
+        return encode(state)
+
+    monkeypatch.setattr(store_module, "encode_state", counting)
+    state = real_states()["T1"]
+    for assignee in ("agent-1", "agent-2", "agent-3"):
+        state.assignee = assignee
+        store["T1"] = state
+    assert encoded == []
+    state.assignee = "agent-4"  # in place, after the last assignment: still the batch's
+    changes = store.flush(None)
+    assert encoded == ["T1"]
+    assert changes == [("T1", record(state))]
+    assert (
+        TicketState.from_record(orjson.loads(store.published("T1")[0] or b"")).assignee == "agent-4"
+    )
+
+
+@pytest.mark.parametrize("batch_bytes", [1, 1000, 64 * 1024])  # a batch per record .. one
+def test_load_many_fills_an_empty_store_like_load(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, batch_bytes: int
+) -> None:
+    monkeypatch.setattr("slaclock.processors.live.store.LOAD_BATCH_BYTES", batch_bytes)
+    records = [(k.encode(), record(s) or b"") for k, s in real_states().items()]
+    one_by_one = RocksTicketStore.fresh(tmp_path / "one")
+    bulk = RocksTicketStore.fresh(tmp_path / "bulk")
+    try:
+        for key, value in records:
+            one_by_one.load(key, value)
+        bulk.load_many(records)
+        assert len(bulk) == len(one_by_one) == 4 and bulk.dirty == set()
+        assert dict(bulk.items()).keys() == dict(one_by_one.items()).keys()
+        assert {k: record(s) for k, s in bulk.items()} == {
+            k: record(s) for k, s in one_by_one.items()
+        }
+        bulk.load_many(records[:1])  # not empty any more: one by one, counted once
+        assert len(bulk) == 4
+    finally:
+        one_by_one.close()
+        bulk.close()
+
+
 def test_reads_from_another_thread_while_the_stage_writes(store: RocksTicketStore) -> None:
     """The HTTP server reads `get` on its own threads; it sees a whole state or none."""
     states = list(real_states().values())

@@ -171,3 +171,32 @@ def test_a_transactional_call_stuck_past_its_timeout_abandons_the_producer(
     finally:
         stuck.release.set()
         loop.consumer.close()
+
+
+@pytest.mark.parametrize("reads", [1, 2])
+def test_changelogs_read_at_once_come_back_in_task_order_each_with_its_own_records(
+    loop: RecordingLoop, monkeypatch: pytest.MonkeyPatch, reads: int
+) -> None:
+    """A restore reads several changelogs at once (`RESTORE_READS`), slow ones and fast
+    ones; each task still gets its own records, in the order asked, and never more
+    reads run at once than allowed."""
+    monkeypatch.setattr(txloop, "RESTORE_READS", reads)
+    running: list[int] = []
+    most = 0
+    lock = threading.Lock()
+
+    def read(partition: int) -> list[tuple[bytes, bytes]]:
+        nonlocal most
+        with lock:
+            running.append(partition)
+            most = max(most, len(running))
+        threading.Event().wait(0.05 if partition % 2 else 0.01)
+        with lock:
+            running.remove(partition)
+        return [(b"key", str(partition).encode())]
+
+    loop._read_changelog = read  # type: ignore[method-assign]
+    tasks = [3, 1, 2, 0, 5, 4]
+    got = [(task, records) for task, records in loop._changelogs(tasks)]
+    assert got == [(task, [(b"key", str(task).encode())]) for task in tasks]
+    assert most == reads
