@@ -317,6 +317,22 @@ def record_timer(record: Sequence[Any]) -> tuple[str, int | None, int | None]:
     return str(record[0]), record[_CLOSED_AT], due
 
 
+_PHASE = MetricRecord._fields.index("phase")
+_GROUP = MetricRecord._fields.index("group")
+
+
+def record_open_group(record: Sequence[Any]) -> str | None:
+    """The group whose cycle of this ticket still has no outcome, read off a state record
+    (decoded JSON) without rebuilding the state: `group_view.open_group` of
+    `TicketState.from_record(record)`, at a restore's cost."""
+    if len(record) <= _GROUPS or not record[_GROUPS]:
+        return None
+    for clock in record[_GROUPS][0]:
+        if clock[_PHASE] == 0 and len(clock) > _GROUP and clock[_GROUP]:  # Phase.ACTIVE
+            return str(clock[_GROUP])
+    return None
+
+
 class TicketEngine:
     """Applies events and time to `TicketState`s under the policy versions of a book."""
 

@@ -26,7 +26,7 @@ from slaclock.processors.engine.instants import US_PER_SECOND, parse_instant, to
 from slaclock.processors.engine.ledger import ledger_input
 from slaclock.processors.engine.policy import CompiledPolicy
 from slaclock.processors.engine.stage import TicketStage
-from slaclock.processors.engine.ticket import Output, TicketEngine
+from slaclock.processors.engine.ticket import Output, TicketEngine, record_open_group
 from slaclock.processors.engine.versions import PolicyBook
 from slaclock.processors.intake import decode_record
 from slaclock.processors.live.checkpoint import (
@@ -183,23 +183,37 @@ class TicketProcessor(TransactionalLoop):
                     self._apply_meta(task, orjson.loads(value))
             store.load_many(states)
             if store.persistent:
-                # the timers from the records at hand: no state rebuilt, none read back
-                loads = orjson.loads
-                task.stage.rebuild_timers_from_records(loads(value) for _, value in states)
+                # the timers (and the group index) from the records at hand: no state
+                # rebuilt, none read back
+                task.stage.rebuild_timers_from_records(self._indexed(task, states))
             else:
                 task.stage.rebuild_timers()  # the memory store has rebuilt every state
-        store.publish_clock(task.stage.clock)
-        if self._has_groups():  # a policy without groups pays nothing for the index
-            for state in store.values():
+        if self._has_groups() and not (store.persistent and checkpoint is None):
+            for state in store.values():  # a warm store or the memory store: states at hand
                 group = open_group(state)
                 if group is not None:
                     task.open_groups[state.ticket_id] = group
-            task.published_open_groups = dict(task.open_groups)
+        task.published_open_groups = dict(task.open_groups)
+        store.publish_clock(task.stage.clock)
         self.tasks[partition] = task
         self.metrics.set_open_tickets(partition, len(store))
         log.info(
             "tickets[%d]: restored %d tickets, clock %s", partition, len(store), task.stage.clock
         )
+
+    def _indexed(self, task: TicketTask, states: list[tuple[bytes, bytes]]) -> Iterator[Any]:
+        """The decoded records, one at a time, noting each ticket's open group on the way
+        (when a version defines groups; a policy without groups pays nothing)."""
+        loads = orjson.loads
+        groups = self._has_groups()
+        index = task.open_groups
+        for _, value in states:
+            record = loads(value)
+            if groups:
+                group = record_open_group(record)
+                if group is not None:
+                    index[str(record[0])] = group
+            yield record
 
     @staticmethod
     def _apply_meta(task: TicketTask, meta: dict[str, Any]) -> None:

@@ -7,6 +7,8 @@ group_resolution 2h, pauses on pending; engineering: Berlin office hours).
 
 from __future__ import annotations
 
+import orjson
+
 from slaclock.processors.engine.group_view import (
     group_month_view,
     open_group,
@@ -14,7 +16,7 @@ from slaclock.processors.engine.group_view import (
     tickets_at_risk,
 )
 from slaclock.processors.engine.instants import parse_instant
-from slaclock.processors.engine.ticket import TicketState
+from slaclock.processors.engine.ticket import TicketState, record_open_group
 from tests.core.builders import Harness, agent_reply, created, status
 from tests.core.group_builders import assigned, group_policy
 
@@ -172,3 +174,33 @@ def test_before_any_input_the_view_has_no_open_month() -> None:
     h = Harness(group_policy())
     view = group_month_view(h.replayer.ledger.groups, "tier1", None, [])
     assert view is not None and view["open_period"] is None and view["as_of"] is None
+
+
+def test_a_restore_reads_each_tickets_open_group_off_its_record_as_off_its_state() -> None:
+    """`record_open_group` (a restore, no state rebuilt) agrees with `open_group`."""
+    cases = {
+        "no hold": Harness(group_policy()).feed(created(CREATED)),
+        "held": held_by_tier1(),
+        "held, response met": held_by_tier1(agent_reply(REPLIED, public=False)),
+        "held, paused": held_by_tier1(
+            agent_reply(REPLIED, public=False), status("2026-03-02T10:00:00Z", "pending")
+        ),
+        "unassigned": held_by_tier1(agent_reply(REPLIED), assigned("2026-03-02T09:20:00Z", None)),
+        "handed to engineering": held_by_tier1(assigned("2026-03-02T09:20:00Z", "engineering")),
+        "solved": held_by_tier1(status("2026-03-02T09:30:00Z", "solved")),
+    }
+    found = {}
+    for name, h in cases.items():
+        state = ticket(h)
+        record = orjson.loads(orjson.dumps(state.to_record()))
+        assert record_open_group(record) == open_group(state), name
+        found[name] = open_group(state)
+    assert found == {
+        "no hold": None,
+        "held": "tier1",
+        "held, response met": "tier1",
+        "held, paused": "tier1",
+        "unassigned": None,
+        "handed to engineering": "engineering",
+        "solved": None,
+    }
