@@ -111,7 +111,8 @@ def decode_contract_change(raw: bytes | str) -> ContractChanged:
         raise classify_validation_error(error) from None
 
 
-SERVICE_MARKERS = (b'"service.', b'"maintenance.')
+SERVICE_MARKER = b'"service.'
+MAINTENANCE_MARKER = b'"maintenance.'
 
 
 def line_kind(raw: bytes) -> str:
@@ -121,7 +122,8 @@ def line_kind(raw: bytes) -> str:
     if (
         CONTRACT_CHANGED not in raw
         and POLICY_CHANGED not in raw
-        and not any(marker in raw for marker in SERVICE_MARKERS)
+        and SERVICE_MARKER not in raw
+        and MAINTENANCE_MARKER not in raw
     ):
         return "ticket"
     try:
@@ -265,6 +267,11 @@ class Replayer:
         return min(known) if known else None
 
     def _publish(self, outputs: list[Output], final: int | None = None) -> None:
+        self.release_ledger(self.offer(outputs), final)
+
+    def offer(self, outputs: list[Output]) -> bool:
+        """Emit outputs (a hold fact is for the ledger only) and give the ledger those it
+        takes; whether it was given any."""
         ledger = self.ledger
         offered = False
         for output in outputs:
@@ -280,11 +287,24 @@ class Replayer:
             elif ledger_input(output):
                 ledger.on_outcome(output)
                 offered = True
+        return offered
+
+    def release_ledger(self, offered: bool, final: int | None = None) -> None:
+        """Tell the ledger how far the replay got and emit what it releases (at the end,
+        `final`: everything through that instant)."""
+        ledger = self.ledger
         clock = self.fired_through()
         if clock is None or (final is None and not offered and clock == self._released_at):
             return  # nothing new for the ledger: same clock, nothing offered
+        forced = self._released_at is None  # a contract or policy line came before
         self._released_at = clock
         ledger.on_watermark(self.SOURCE, clock, self.first_applied())
+        if final is None and not forced:
+            # Most lines: nothing is due at this clock, so `release` would find nothing
+            # (it checks the same `next_due` after computing the watermark again).
+            due = ledger.next_due()
+            if due is None or due > clock:
+                return
         released = ledger.release() if final is None else ledger.release(through=final, final=True)
         for output in released:
             self._emit(output)
