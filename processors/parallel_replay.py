@@ -26,6 +26,13 @@ to every open ticket in one sweep, which the shards do not reproduce.
 A new kind of input line: add it to `line_kind` (replay.py) and to `BROADCAST` if it
 changes what the ticket stages decide (as contract changes do); broadcast lines go to
 every shard and to the parent, in file order, through `Replayer.on_line`.
+
+What the parent does is the serial part of the replay, so the shards do all they can:
+every shard reads every line and keeps its own tickets' lines (the parent routes nothing),
+and it sends its outputs already serialised (the bytes one process writes), in one buffer
+per shard, with the few outputs the ledger takes (breaches, first met completions, hold
+facts) apart; the parent writes those bytes as they are (`emit_raw`) and decodes only the
+ledger's share.
 """
 
 from __future__ import annotations
@@ -35,6 +42,7 @@ import multiprocessing
 import os
 import re
 import zlib
+from array import array
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from multiprocessing.connection import Connection
@@ -42,13 +50,22 @@ from typing import Any
 
 import orjson
 
+from slaclock.processors.engine.group_ledger import GROUP_HOLD
 from slaclock.processors.engine.instants import format_us, to_us
+from slaclock.processors.engine.ledger import ledger_input
 from slaclock.processors.engine.policy import CompiledPolicy
 from slaclock.processors.engine.stage import StageCounters, TicketStage
 from slaclock.processors.engine.ticket import Output
 from slaclock.processors.gc_tuning import tune_gc
 from slaclock.processors.intake import decode_event
-from slaclock.processors.replay import Rejection, Replayer, ReplaySummary, line_kind, replay
+from slaclock.processors.replay import (
+    POLICY_CHANGED,
+    Rejection,
+    Replayer,
+    ReplaySummary,
+    line_kind,
+    replay,
+)
 from slaclock.processors.services_intake import decode_service_event
 from slaclock.schemas.rejection import Rejected
 from slaclock.schemas.services import ServiceEvent
@@ -64,11 +81,9 @@ AUTO_MIN_LINES = 20_000
 
 _UNDECODED, _REJECTED, _DUPLICATE, _APPLIED = 0, 1, 2, 3
 
-# A shard's timer output: (due, ticket_id, sequence in the shard, JSON).
-_Timer = tuple[int, str, int, bytes]
-# A shard's verdict on one of its ticket lines: (line number, verdict, instant, detail):
-# undecoded or rejected -> (error_class, message); applied -> its own outputs as JSON.
-_Verdict = tuple[int, int, int, Any]
+# A shard's timer output: (due, ticket_id, sequence in the shard, the bytes to write (JSON
+# and a newline; empty for a hold fact), the JSON the ledger takes (empty: none)).
+_Timer = tuple[int, str, int, bytes, bytes]
 
 
 def default_workers() -> int:
@@ -85,18 +100,27 @@ class ParallelReplay:
 
 
 @dataclass
-class _Line:
-    number: int
-    raw: bytes
-    kind: str
-    shard: int = -1  # ticket lines
+class _Verdicts:
+    """A shard's verdicts on its ticket lines, in line order: for the i-th, its line
+    number, verdict and instant; its own outputs' bytes are `written[ends[i-1]:ends[i]]`,
+    the ledger's share of them `ledger[i]`, a refused line's reason `refused[i]`. Shard 0
+    also lists the other lines (service, contract, policy) as (number, kind)."""
+
+    numbers: array[int] = field(default_factory=lambda: array("q"))
+    codes: bytearray = field(default_factory=bytearray)
+    instants: array[int] = field(default_factory=lambda: array("q"))
+    ends: array[int] = field(default_factory=lambda: array("q"))
+    written: bytes = b""
+    ledger: dict[int, list[bytes]] = field(default_factory=dict)
+    refused: dict[int, tuple[str, str]] = field(default_factory=dict)
+    others: list[tuple[int, str]] = field(default_factory=list)
 
 
 @dataclass
 class _Shard:
     process: Any
     conn: Connection
-    verdicts: list[_Verdict] = field(default_factory=list)
+    verdicts: _Verdicts = field(default_factory=_Verdicts)
 
 
 def replay_parallel(
@@ -106,28 +130,34 @@ def replay_parallel(
     reject: Callable[[Rejection], None],
     until: int | None = None,
     workers: int | None = None,
+    emit_raw: Callable[[bytes], None] | None = None,
 ) -> ParallelReplay:
     """`replay` with tickets sharded over `workers` processes (default: the cores; then
     inputs under `AUTO_MIN_LINES` lines use one). Same outputs, rejections and summary, in
-    the same order, as `replay` for input in time order; otherwise it is `replay`."""
+    the same order, as `replay` for input in time order; otherwise it is `replay`.
+
+    `emit_raw`, if given, takes the outputs the shards serialised as they are: the bytes
+    of one or more outputs, each `orjson.dumps(output)` and a newline (a writer's fast
+    path; `emit` still takes the others). Without it every output goes to `emit`."""
     raw_lines = list(lines)
     auto = workers is None
     n = default_workers() if workers is None else workers
     if n <= 1 or (auto and len(raw_lines) < AUTO_MIN_LINES) or not _can_fork():
         return ParallelReplay(replay(policy, raw_lines, emit, reject, until), 1)
-    parsed = _route(raw_lines, n)
-    versioned = next((line.number for line in parsed if line.kind == "policy"), None)
+    versioned = _first_policy_line(raw_lines)
     if versioned is not None:
         # A version applies at its P to every open ticket at once (one sweep, in the
         # stage's order); the shards do not replay that sweep, so such input runs whole.
         summary = replay(policy, raw_lines, emit, reject, until)
         reason = f"line {versioned} is a policy version (policy.changed), which is not sharded"
         return ParallelReplay(summary, 1, fallback=reason)
-    shards = _start_shards(policy, parsed, n)
+    if emit_raw is None:
+        emit_raw = _decoding(emit)
+    shards = _start_shards(policy, raw_lines, n)
     try:
         for shard in shards:
             shard.verdicts = _receive(shard)
-        merge = _Merge(policy, parsed, shards, emit, reject)
+        merge = _Merge(policy, raw_lines, shards, emit, emit_raw, reject)
         disorder = merge.check_time_order()
         if disorder is not None:
             _stop(shards)
@@ -140,22 +170,26 @@ def replay_parallel(
     return ParallelReplay(summary, n)
 
 
+def _decoding(emit: Callable[[Output], None]) -> Callable[[bytes], None]:
+    def emit_raw(written: bytes) -> None:
+        for line in written.splitlines():
+            emit(orjson.loads(line))
+
+    return emit_raw
+
+
 def _can_fork() -> bool:
     return "fork" in multiprocessing.get_all_start_methods()
 
 
-def _route(raw_lines: list[bytes], n: int) -> list[_Line]:
-    parsed = []
+def _first_policy_line(raw_lines: list[bytes]) -> int | None:
+    """The number of the first `policy.changed` line (a substring test first: cheap)."""
     for number, raw in enumerate(raw_lines, start=1):
-        line = raw.rstrip(b"\r\n")
-        if not line.strip():
-            continue
-        kind = line_kind(line)
-        item = _Line(number, line, kind)
-        if kind == "ticket":
-            item.shard = _shard_of(line, n)
-        parsed.append(item)
-    return parsed
+        if POLICY_CHANGED in raw:
+            line = raw.rstrip(b"\r\n")
+            if line.strip() and line_kind(line) == "policy":
+                return number
+    return None
 
 
 _TICKET_ID = re.compile(rb'"ticket_id"[ \t\r\n]*:[ \t\r\n]*"([^"\\]*)"')
@@ -185,18 +219,15 @@ def _shard_of(line: bytes, n: int) -> int:
     return zlib.crc32(ticket.encode("utf-8", "surrogatepass")) % n
 
 
-def _start_shards(policy: CompiledPolicy, parsed: list[_Line], n: int) -> list[_Shard]:
+def _start_shards(policy: CompiledPolicy, raw_lines: list[bytes], n: int) -> list[_Shard]:
     context = multiprocessing.get_context("fork")
     shards = []
     for index in range(n):
-        items = [
-            (line.number, line.raw, line.kind in BROADCAST)
-            for line in parsed
-            if line.shard == index or line.kind in BROADCAST
-        ]
         parent_end, child_end = context.Pipe()
         process = context.Process(
-            target=_shard_main, args=(policy, items, child_end), name=f"replay-shard-{index}"
+            target=_shard_main,
+            args=(policy, raw_lines, index, n, child_end),
+            name=f"replay-shard-{index}",
         )
         process.start()
         child_end.close()
@@ -220,49 +251,84 @@ def _stop(shards: list[_Shard]) -> None:
 
 
 def _shard_main(
-    policy: CompiledPolicy, items: list[tuple[int, bytes, bool]], conn: Connection
+    policy: CompiledPolicy, raw_lines: list[bytes], index: int, n: int, conn: Connection
 ) -> None:
     try:
-        _shard(policy, items, conn)
+        _shard(policy, raw_lines, index, n, conn)
     except BaseException as error:  # the parent raises it: a shard's failure is the replay's
         with contextlib.suppress(OSError):
             conn.send(_ShardFailed(f"{type(error).__name__}: {error}"))
         raise
 
 
-def _shard(policy: CompiledPolicy, items: list[tuple[int, bytes, bool]], conn: Connection) -> None:
-    """One shard: its ticket lines in file order (verdicts and outputs back to the parent),
-    then timers fired on request ((limit, inclusive) messages) until None."""
+def _shard(
+    policy: CompiledPolicy, raw_lines: list[bytes], index: int, n: int, conn: Connection
+) -> None:
+    """One shard: every line read, its own ticket lines applied in file order (verdicts
+    and outputs back to the parent), broadcast lines applied too; then timers fired on
+    request ((limit, inclusive) messages) until None."""
     tune_gc()
     replayer = Replayer(policy, _discard)
     stage = replayer.stage
     timers: list[_Timer] = []
-    verdicts: list[_Verdict] = []
-    for number, raw, broadcast in items:
-        if broadcast:
-            with contextlib.suppress(Rejected):  # the parent reports it
-                replayer.on_line(raw)
+    found = _Verdicts()
+    written: list[bytes] = []
+    size = 0
+    for number, raw in enumerate(raw_lines, start=1):
+        line = raw.rstrip(b"\r\n")
+        if not line.strip():
             continue
+        kind = line_kind(line)
+        if kind != "ticket":
+            if index == 0:
+                found.others.append((number, kind))
+            if kind in BROADCAST:
+                with contextlib.suppress(Rejected):  # the parent reports it
+                    replayer.on_line(line)
+            continue
+        if n > 1 and _shard_of(line, n) != index:
+            continue
+        verdict = len(found.codes)
+        found.numbers.append(number)
         try:
-            event = decode_event(raw)
+            event = decode_event(line)
         except Rejected as rejected:
             if rejected.error_class in DECODE_CLASSES:
                 stage.counters.rejected += 1
-            verdicts.append((number, _UNDECODED, 0, (rejected.error_class, rejected.message)))
+            found.refused[verdict] = (rejected.error_class, rejected.message)
+            found.codes.append(_UNDECODED)
+            found.instants.append(0)
+            found.ends.append(size)
             continue
         at = to_us(event.occurred_at)
+        found.instants.append(at)
         _fire(stage, at, False, timers)
         duplicates = stage.counters.duplicates
         try:
             outputs = stage.on_event(event, at)
         except Rejected as rejected:
-            verdicts.append((number, _REJECTED, at, (rejected.error_class, rejected.message)))
+            found.refused[verdict] = (rejected.error_class, rejected.message)
+            found.codes.append(_REJECTED)
+            found.ends.append(size)
             continue
         if stage.counters.duplicates != duplicates:
-            verdicts.append((number, _DUPLICATE, at, None))
+            found.codes.append(_DUPLICATE)
         else:
-            verdicts.append((number, _APPLIED, at, [orjson.dumps(o) for o in outputs]))
-    conn.send(verdicts)
+            found.codes.append(_APPLIED)
+            ledger: list[bytes] = []
+            for output in outputs:
+                data, taken = _serialise(output)
+                if data:
+                    written.append(data)
+                    size += len(data)
+                if taken:
+                    ledger.append(taken)
+            if ledger:
+                found.ledger[verdict] = ledger
+        found.ends.append(size)
+    found.written = b"".join(written)
+    del written
+    conn.send(found)
     while True:
         request = conn.recv()
         if request is None:
@@ -275,6 +341,15 @@ def _shard(policy: CompiledPolicy, items: list[tuple[int, bytes, bool]], conn: C
         conn.send(timers)  # with those fired while applying the lines, the first time
         timers = []
     conn.close()
+
+
+def _serialise(output: Output) -> tuple[bytes, bytes]:
+    """(the bytes to write: JSON and a newline, or empty for a hold fact; the JSON the
+    ledger takes, or empty), as `Replayer.offer` sorts them."""
+    data = orjson.dumps(output)
+    if output["type"] == GROUP_HOLD:
+        return b"", data
+    return data + b"\n", data if ledger_input(output) else b""
 
 
 class _ShardFailed:
@@ -304,7 +379,8 @@ def _fire(stage: TicketStage, limit: int, inclusive: bool, into: list[_Timer]) -
         if due is None or due > limit or (due == limit and not inclusive):
             return
         for sequence, output in enumerate(stage.advance_to(due)):
-            into.append((due, output["ticket_id"], sequence, orjson.dumps(output)))
+            data, taken = _serialise(output)
+            into.append((due, output["ticket_id"], sequence, data, taken))
 
 
 def _counters_tuple(c: StageCounters) -> tuple[Any, ...]:
@@ -339,6 +415,16 @@ def _add_counters(total: StageCounters, part: tuple[Any, ...]) -> None:
 # -- the parent: merge, services, ledger --------------------------------------------------
 
 
+def _take_outcomes(replayer: Replayer, outcomes: list[Output]) -> None:
+    """The ledger's share of outputs already written (or hold facts, never written)."""
+    ledger = replayer.ledger
+    for outcome in outcomes:
+        ledger.on_outcome(outcome)
+
+
+_OTHER = -1  # in `_Merge.walk`: a line that is not a ticket line (its kind is in `kinds`)
+
+
 class _Merge:
     """Walks the lines in file order and publishes what one process would, through a
     `Replayer` whose ticket stage holds no tickets: only the clock one process would have
@@ -347,16 +433,27 @@ class _Merge:
     def __init__(
         self,
         policy: CompiledPolicy,
-        parsed: list[_Line],
+        raw_lines: list[bytes],
         shards: list[_Shard],
         emit: Callable[[Output], None],
+        emit_raw: Callable[[bytes], None],
         reject: Callable[[Rejection], None],
     ) -> None:
-        self.parsed = parsed
+        self.raw_lines = raw_lines
         self.shards = shards
+        self.emit_raw = emit_raw
         self.reject = reject
         self.replayer = Replayer(policy, emit)
-        self.verdicts: dict[int, _Verdict] = {v[0]: v for shard in shards for v in shard.verdicts}
+        self.found = [shard.verdicts for shard in shards]
+        # every non-blank line in file order: (number, shard, its verdict's index there),
+        # or (number, _OTHER, 0) with its kind in `kinds`
+        self.kinds: dict[int, str] = dict(self.found[0].others)
+        walk: list[tuple[int, int, int]] = [(number, _OTHER, 0) for number in self.kinds]
+        for index, found in enumerate(self.found):
+            count = len(found.numbers)
+            walk.extend(zip(found.numbers, [index] * count, range(count), strict=True))
+        walk.sort()
+        self.walk = walk
         self.services: dict[int, ServiceEvent | Rejected] = {}
         self.timers: list[_Timer] = []
         self.taken = 0
@@ -366,29 +463,36 @@ class _Merge:
         before it), or None. Also decodes the service lines, once."""
         clock: int | None = None
         has_services = self.replayer.services is not None
-        for line in self.parsed:
-            if line.kind == "service":
-                try:
-                    event = decode_service_event(line.raw)
-                except Rejected as rejected:
-                    self.services[line.number] = rejected
+        for number, shard, verdict in self.walk:
+            if shard == _OTHER:
+                if self.kinds[number] != "service":
                     continue
-                self.services[line.number] = event
+                try:
+                    event = decode_service_event(self._line(number))
+                except Rejected as rejected:
+                    self.services[number] = rejected
+                    continue
+                self.services[number] = event
                 if has_services:
                     at = to_us(event.occurred_at) - 1
                     clock = at if clock is None or at > clock else clock
-            elif line.kind == "ticket":
-                _, verdict, at, _ = self.verdicts[line.number]
-                if verdict == _UNDECODED:
-                    continue
-                if clock is not None and at < clock:
-                    return (
-                        f"line {line.number} ({format_us(at)}) is older than the replay "
-                        f"clock before it ({format_us(clock)})"
-                    )
-                if verdict == _APPLIED and (clock is None or at > clock):
-                    clock = at
+                continue
+            found = self.found[shard]
+            code = found.codes[verdict]
+            if code == _UNDECODED:
+                continue
+            at = found.instants[verdict]
+            if clock is not None and at < clock:
+                return (
+                    f"line {number} ({format_us(at)}) is older than the replay "
+                    f"clock before it ({format_us(clock)})"
+                )
+            if code == _APPLIED and (clock is None or at > clock):
+                clock = at
         return None
+
+    def _line(self, number: int) -> bytes:
+        return self.raw_lines[number - 1].rstrip(b"\r\n")
 
     def run(self, until: int | None) -> None:
         # every timer due before the last firing line's instant: the shards fire them now
@@ -396,25 +500,26 @@ class _Merge:
         if last is not None:
             self._collect((last, False))
         replayer = self.replayer
-        for line in self.parsed:
+        for number, shard, verdict in self.walk:
             try:
-                if line.kind == "ticket":
-                    self._ticket_line(line)
-                elif line.kind == "service":
-                    self._service_line(line)
+                if shard != _OTHER:
+                    self._ticket_line(number, self.found[shard], verdict)
+                elif self.kinds[number] == "service":
+                    self._service_line(number)
                 else:
-                    replayer.on_line(line.raw)
+                    replayer.on_line(self._line(number))
             except Rejected as rejected:
                 if rejected.error_class in DECODE_CLASSES:
                     replayer.stage.counters.rejected += 1
-                self._reject(line, rejected.error_class, rejected.message)
+                self._reject(number, rejected.error_class, rejected.message)
         self._finish(until)
 
     def _last_firing_instant(self) -> int | None:
         last: int | None = None
-        for _number, verdict, at, _ in self.verdicts.values():
-            if verdict == _APPLIED and (last is None or at > last):
-                last = at
+        for found in self.found:
+            for code, at in zip(found.codes, found.instants, strict=True):
+                if code == _APPLIED and (last is None or at > last):
+                    last = at
         if self.replayer.services is not None:
             for event in self.services.values():
                 if not isinstance(event, Rejected):
@@ -432,42 +537,62 @@ class _Merge:
         pending.sort()
         self.timers[self.taken :] = pending
 
-    def _take(self, limit: int, inclusive: bool) -> list[Output]:
-        """The shards' timer outputs due before `limit` (or at it), in (due, ticket) order."""
+    def _take(self, limit: int, inclusive: bool, ledger: list[Output]) -> bytes:
+        """The bytes of the shards' timer outputs due before `limit` (or at it), in (due,
+        ticket) order; the ledger's share of them decoded into `ledger`."""
         timers = self.timers
         start = end = self.taken
         while end < len(timers) and (
             timers[end][0] < limit or (inclusive and timers[end][0] == limit)
         ):
             end += 1
+        if start == end:
+            return b""
         self.taken = end
-        return [orjson.loads(t[3]) for t in timers[start:end]]
+        taken = timers[start:end]
+        ledger.extend(orjson.loads(t[4]) for t in taken if t[4])
+        return b"".join(t[3] for t in taken)
 
-    def _ticket_line(self, line: _Line) -> None:
-        _, verdict, at, detail = self.verdicts[line.number]
-        if verdict in (_UNDECODED, _REJECTED):
-            error_class, message = detail
-            self._reject(line, error_class, message)
+    def _ticket_line(self, number: int, found: _Verdicts, verdict: int) -> None:
+        code = found.codes[verdict]
+        if code in (_UNDECODED, _REJECTED):
+            error_class, message = found.refused[verdict]
+            self._reject(number, error_class, message)
             return
+        at = found.instants[verdict]
         replayer = self.replayer
-        outputs: list[Output] = []
-        if verdict == _APPLIED:
+        written = b""
+        ledger: list[Output] = []
+        if code == _APPLIED:
             # the stage's on_event (time order checked: the event is not late)
             stage = replayer.stage
             if stage.clock is None or at > stage.clock:
                 stage.clock = at
-            outputs = self._take(at, False)
+            written = self._take(at, False, ledger)
             if stage.fired_through is None or at - 1 > stage.fired_through:
                 stage.fired_through = at - 1
             if stage.first_applied is None or at < stage.first_applied:
                 stage.first_applied = at
-            outputs.extend(orjson.loads(raw) for raw in detail)
-        if replayer.services is not None:
-            outputs = replayer.services.advance_before(at) + outputs + replayer._settle_services()
-        replayer._publish(outputs)
+            start = found.ends[verdict - 1] if verdict else 0
+            written += found.written[start : found.ends[verdict]]
+            own = found.ledger.get(verdict)
+            if own is not None:
+                ledger.extend(orjson.loads(data) for data in own)
+        services = replayer.services
+        offered = False
+        if services is not None:
+            offered = replayer.offer(services.advance_before(at))
+        if written:
+            self.emit_raw(written)
+        if ledger:
+            _take_outcomes(replayer, ledger)
+            offered = True
+        if services is not None:
+            offered = replayer.offer(replayer._settle_services()) or offered
+        replayer.release_ledger(offered)
 
-    def _service_line(self, line: _Line) -> None:
-        event = self.services[line.number]
+    def _service_line(self, number: int) -> None:
+        event = self.services[number]
         if isinstance(event, Rejected):
             raise event
         replayer = self.replayer
@@ -476,22 +601,31 @@ class _Merge:
                 "UnknownService", f"service {event.service_id!r}: the policy defines no services"
             )
         at = to_us(event.occurred_at)
-        before = self._advance(at - 1)
+        offered = self._advance(at - 1)
         try:
             applied = replayer.services.on_event(event, at)
         except Rejected:
-            replayer._publish(before + replayer._settle_services())
+            offered = replayer.offer(replayer._settle_services()) or offered
+            replayer.release_ledger(offered)
             raise
-        replayer._publish(before + applied + replayer._settle_services())
+        offered = replayer.offer(applied + replayer._settle_services()) or offered
+        replayer.release_ledger(offered)
 
-    def _advance(self, instant: int) -> list[Output]:
-        """The ticket stage's `advance_to(instant)`, its timers from the shards."""
+    def _advance(self, instant: int) -> bool:
+        """The ticket stage's `advance_to(instant)`, its timers from the shards, written
+        and offered to the ledger (whether it took any)."""
         stage = self.replayer.stage
         if stage.clock is None or instant > stage.clock:
             stage.clock = instant
-        outputs = self._take(stage.clock, True)
+        ledger: list[Output] = []
+        written = self._take(stage.clock, True, ledger)
         stage.fired_through = stage.clock
-        return outputs
+        if written:
+            self.emit_raw(written)
+        if not ledger:
+            return False
+        _take_outcomes(self.replayer, ledger)
+        return True
 
     def _finish(self, until: int | None) -> None:
         replayer = self.replayer
@@ -501,14 +635,14 @@ class _Merge:
         stage = replayer.stage
         limit = until if stage.clock is None or until > stage.clock else stage.clock
         self._collect((limit, True))
-        outputs = self._advance(until)
+        offered = self._advance(until)
         if replayer.services is not None:
-            outputs += replayer.services.advance_to(until)
-        replayer._publish(outputs, final=until)
+            offered = replayer.offer(replayer.services.advance_to(until)) or offered
+        replayer.release_ledger(offered, final=until)
 
-    def _reject(self, line: _Line, error_class: str, message: str) -> None:
-        raw = line.raw.decode("utf-8", "replace")
-        self.reject(Rejection(line.number, error_class, message, raw))
+    def _reject(self, number: int, error_class: str, message: str) -> None:
+        raw = self._line(number).decode("utf-8", "replace")
+        self.reject(Rejection(number, error_class, message, raw))
 
     def summary(self, lines: int) -> ReplaySummary:
         replayer = self.replayer

@@ -83,6 +83,9 @@ def replay_command(
             sink.write(orjson.dumps(output))
             sink.write(b"\n")
 
+        def emit_raw(outputs: bytes) -> None:  # outputs the shards serialised, newlines and all
+            sink.write(outputs)
+
         def reject(rejection: Rejection) -> None:
             rejected_by_class[rejection.error_class] += 1
             if len(first_rejections) < SHOWN_REJECTIONS:
@@ -126,7 +129,9 @@ def replay_command(
             if progress is not None:
                 progress.stop()
             count = None if workers == 0 else workers
-            run = replay_parallel(compiled, source.readlines(), emit, reject, until_us, count)
+            run = replay_parallel(
+                compiled, source.readlines(), emit, reject, until_us, count, emit_raw=emit_raw
+            )
             summary = run.summary
             if run.fallback is not None:
                 print(f"replay: {run.fallback}: replayed in one process", file=sys.stderr)

@@ -42,12 +42,24 @@ def one_process(
 
 
 def sharded(
-    policy: CompiledPolicy, lines: list[bytes], until: int | None, workers: int
+    policy: CompiledPolicy, lines: list[bytes], until: int | None, workers: int, raw: bool = False
 ) -> tuple[tuple[bytes, bytes, str], int, str | None]:
+    """With `raw`, the outputs the shards serialised come as bytes (the command's writer)."""
     outputs: list[bytes] = []
     rejected: list[Rejection] = []
+
+    def emit_raw(written: bytes) -> None:
+        assert written.endswith(b"\n")
+        outputs.extend(written.splitlines())
+
     run = replay_parallel(
-        policy, lines, lambda o: outputs.append(orjson.dumps(o)), rejected.append, until, workers
+        policy,
+        lines,
+        lambda o: outputs.append(orjson.dumps(o)),
+        rejected.append,
+        until,
+        workers,
+        emit_raw=emit_raw if raw else None,
     )
     dlq = b"\n".join(r.to_json() for r in rejected)
     return (b"\n".join(outputs), dlq, run.summary.describe()), run.workers, run.fallback
@@ -68,6 +80,8 @@ def test_two_and_three_workers_write_the_bytes_of_one_process(seed: int, until: 
         result, used, fallback = sharded(policy, lines, until_us, workers)
         assert (used, fallback) == (workers, None)
         assert result == expected, f"{workers} workers"
+    for workers in (2, 3):
+        assert sharded(policy, lines, until_us, workers, raw=True)[0] == expected
 
 
 def test_tickets_without_services_and_statements_with_earn_back_are_merged_exactly() -> None:
@@ -78,6 +92,7 @@ def test_tickets_without_services_and_statements_with_earn_back_are_merged_exact
     assert expected[0].count(b'"sla.statement"') > 0
     for workers in (2, 3):
         assert sharded(policy, lines, until, workers)[0] == expected
+        assert sharded(policy, lines, until, workers, raw=True)[0] == expected
 
 
 def test_input_out_of_time_order_is_replayed_in_one_process_and_says_why() -> None:
