@@ -43,6 +43,7 @@ import os
 import re
 import zlib
 from array import array
+from collections import deque
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from multiprocessing.connection import Connection
@@ -101,10 +102,12 @@ class ParallelReplay:
 
 @dataclass
 class _Verdicts:
-    """A shard's verdicts on its ticket lines, in line order: for the i-th, its line
-    number, verdict and instant; its own outputs' bytes are `written[ends[i-1]:ends[i]]`,
-    the ledger's share of them `ledger[i]`, a refused line's reason `refused[i]`. Shard 0
-    also lists the other lines (service, contract, policy) as (number, kind)."""
+    """One batch of a shard: its verdicts on its ticket lines of `CHUNK` input lines, in
+    line order: for the i-th, its line number, verdict and instant; its own outputs' bytes
+    are `written[ends[i-1]:ends[i]]`, the ledger's share of them `ledger[i]`, a refused
+    line's reason `refused[i]`. Shard 0 also lists the other lines (service, contract,
+    policy) as (number, kind). With them: the timers the shard fired meanwhile, and the
+    instant before which it has fired every timer (`fired_below`; None: none yet)."""
 
     numbers: array[int] = field(default_factory=lambda: array("q"))
     codes: bytearray = field(default_factory=bytearray)
@@ -114,13 +117,18 @@ class _Verdicts:
     ledger: dict[int, list[bytes]] = field(default_factory=dict)
     refused: dict[int, tuple[str, str]] = field(default_factory=dict)
     others: list[tuple[int, str]] = field(default_factory=list)
+    timers: list[_Timer] = field(default_factory=list)
+    fired_below: int | None = None
+
+
+CHUNK = 4096
+"""Input lines per batch: the parent merges a batch while the shards work on the next."""
 
 
 @dataclass
 class _Shard:
     process: Any
     conn: Connection
-    verdicts: _Verdicts = field(default_factory=_Verdicts)
 
 
 def replay_parallel(
@@ -153,21 +161,49 @@ def replay_parallel(
         return ParallelReplay(summary, 1, fallback=reason)
     if emit_raw is None:
         emit_raw = _decoding(emit)
+    held = _Held(emit, emit_raw, reject)
     shards = _start_shards(policy, raw_lines, n)
     try:
-        for shard in shards:
-            shard.verdicts = _receive(shard)
-        merge = _Merge(policy, raw_lines, shards, emit, emit_raw, reject)
-        disorder = merge.check_time_order()
+        merge = _Merge(policy, raw_lines, shards, held)
+        disorder = merge.run(until)
         if disorder is not None:
-            _stop(shards)
+            _stop(shards, abort=True)
             summary = replay(policy, raw_lines, emit, reject, until)
             return ParallelReplay(summary, 1, fallback=disorder)
-        merge.run(until)
         summary = merge.summary(len(raw_lines))
     finally:
         _stop(shards)
+    held.flush()
     return ParallelReplay(summary, n)
+
+
+class _Held:
+    """The merge's outputs and rejections, held until the merge is known to be exact (a
+    line out of time order, found half-way, means replaying in one process instead)."""
+
+    def __init__(
+        self,
+        emit: Callable[[Output], None],
+        emit_raw: Callable[[bytes], None],
+        reject: Callable[[Rejection], None],
+    ) -> None:
+        self._sinks = (emit, emit_raw, reject)
+        self._held: list[tuple[int, Any]] = []
+
+    def emit(self, output: Output) -> None:
+        self._held.append((0, output))
+
+    def emit_raw(self, written: bytes) -> None:
+        self._held.append((1, written))
+
+    def reject(self, rejection: Rejection) -> None:
+        self._held.append((2, rejection))
+
+    def flush(self) -> None:
+        sinks = self._sinks
+        for sink, item in self._held:
+            sinks[sink](item)
+        self._held = []
 
 
 def _decoding(emit: Callable[[Output], None]) -> Callable[[bytes], None]:
@@ -235,7 +271,12 @@ def _start_shards(policy: CompiledPolicy, raw_lines: list[bytes], n: int) -> lis
     return shards
 
 
-def _stop(shards: list[_Shard]) -> None:
+def _stop(shards: list[_Shard], abort: bool = False) -> None:
+    """Stop the shards: asked to, or (`abort`, they may be half-way) terminated."""
+    if abort:
+        for shard in shards:
+            if shard.process.is_alive():
+                shard.process.terminate()
     for shard in shards:
         with contextlib.suppress(OSError):
             shard.conn.send(None)
@@ -270,11 +311,16 @@ def _shard(
     tune_gc()
     replayer = Replayer(policy, _discard)
     stage = replayer.stage
-    timers: list[_Timer] = []
     found = _Verdicts()
     written: list[bytes] = []
     size = 0
+    fired_below: int | None = None
     for number, raw in enumerate(raw_lines, start=1):
+        if number % CHUNK == 0:
+            found.written = b"".join(written)
+            found.fired_below = fired_below
+            conn.send(found)
+            found, written, size = _Verdicts(), [], 0
         line = raw.rstrip(b"\r\n")
         if not line.strip():
             continue
@@ -286,7 +332,7 @@ def _shard(
                 with contextlib.suppress(Rejected):  # the parent reports it
                     replayer.on_line(line)
             continue
-        if n > 1 and _shard_of(line, n) != index:
+        if _shard_of(line, n) != index:
             continue
         verdict = len(found.codes)
         found.numbers.append(number)
@@ -302,7 +348,9 @@ def _shard(
             continue
         at = to_us(event.occurred_at)
         found.instants.append(at)
-        _fire(stage, at, False, timers)
+        _fire(stage, at, False, found.timers)
+        if fired_below is None or at > fired_below:
+            fired_below = at
         duplicates = stage.counters.duplicates
         try:
             outputs = stage.on_event(event, at)
@@ -327,8 +375,9 @@ def _shard(
                 found.ledger[verdict] = ledger
         found.ends.append(size)
     found.written = b"".join(written)
-    del written
-    conn.send(found)
+    found.fired_below = fired_below
+    conn.send(found)  # the last batch: every shard sends as many (one per CHUNK lines, + 1)
+    del found, written
     while True:
         request = conn.recv()
         if request is None:
@@ -337,9 +386,9 @@ def _shard(
             conn.send(_counters_tuple(stage.counters))
             continue
         limit, inclusive = request
+        timers: list[_Timer] = []
         _fire(stage, limit, inclusive, timers)
-        conn.send(timers)  # with those fired while applying the lines, the first time
-        timers = []
+        conn.send(timers)
     conn.close()
 
 
@@ -415,6 +464,10 @@ def _add_counters(total: StageCounters, part: tuple[Any, ...]) -> None:
 # -- the parent: merge, services, ledger --------------------------------------------------
 
 
+def _number(entry: tuple[int, Any, int]) -> int:
+    return entry[0]
+
+
 def _take_outcomes(replayer: Replayer, outcomes: list[Output]) -> None:
     """The ledger's share of outputs already written (or hold facts, never written)."""
     ledger = replayer.ledger
@@ -422,88 +475,126 @@ def _take_outcomes(replayer: Replayer, outcomes: list[Output]) -> None:
         ledger.on_outcome(outcome)
 
 
-_OTHER = -1  # in `_Merge.walk`: a line that is not a ticket line (its kind is in `kinds`)
-
-
 class _Merge:
     """Walks the lines in file order and publishes what one process would, through a
     `Replayer` whose ticket stage holds no tickets: only the clock one process would have
-    (clock, fired_through, first_applied), which the ledger's watermark reads."""
+    (clock, fired_through, first_applied), which the ledger's watermark reads.
+
+    It takes the shards' batches as they come: a line that needs the timers due before its
+    instant (an applied ticket event, a service event) waits until every shard has fired
+    its timers that far (`fired_below`); the others only wait for the lines before them.
+    """
 
     def __init__(
-        self,
-        policy: CompiledPolicy,
-        raw_lines: list[bytes],
-        shards: list[_Shard],
-        emit: Callable[[Output], None],
-        emit_raw: Callable[[bytes], None],
-        reject: Callable[[Rejection], None],
+        self, policy: CompiledPolicy, raw_lines: list[bytes], shards: list[_Shard], held: _Held
     ) -> None:
         self.raw_lines = raw_lines
         self.shards = shards
-        self.emit_raw = emit_raw
-        self.reject = reject
-        self.replayer = Replayer(policy, emit)
-        self.found = [shard.verdicts for shard in shards]
-        # every non-blank line in file order: (number, shard, its verdict's index there),
-        # or (number, _OTHER, 0) with its kind in `kinds`
-        self.kinds: dict[int, str] = dict(self.found[0].others)
-        walk: list[tuple[int, int, int]] = [(number, _OTHER, 0) for number in self.kinds]
-        for index, found in enumerate(self.found):
-            count = len(found.numbers)
-            walk.extend(zip(found.numbers, [index] * count, range(count), strict=True))
-        walk.sort()
-        self.walk = walk
+        self.emit_raw = held.emit_raw
+        self.reject = held.reject
+        self.replayer = Replayer(policy, held.emit)
+        # lines received, not merged yet, in file order: (number, its shard's batch and
+        # the verdict's index there), or (number, None, 0) for a line of kind `kinds[n]`
+        self.pending: deque[tuple[int, _Verdicts | None, int]] = deque()
+        self.kinds: dict[int, str] = {}
         self.services: dict[int, ServiceEvent | Rejected] = {}
+        self.fired_below: list[int | None] = [None] * len(shards)
         self.timers: list[_Timer] = []
         self.taken = 0
+        self.took_below: int | None = None  # every timer due before it has been taken
+        self.last: int | None = None  # the last instant that fires timers (so far)
+        self.order_clock: int | None = None  # the replay clock of the time-order check
 
-    def check_time_order(self) -> str | None:
-        """Why sharding would change the outputs (a ticket line older than the replay clock
-        before it), or None. Also decodes the service lines, once."""
-        clock: int | None = None
-        has_services = self.replayer.services is not None
-        for number, shard, verdict in self.walk:
-            if shard == _OTHER:
-                if self.kinds[number] != "service":
-                    continue
-                try:
-                    event = decode_service_event(self._line(number))
-                except Rejected as rejected:
-                    self.services[number] = rejected
-                    continue
-                self.services[number] = event
-                if has_services:
-                    at = to_us(event.occurred_at) - 1
-                    clock = at if clock is None or at > clock else clock
-                continue
-            found = self.found[shard]
-            code = found.codes[verdict]
-            if code == _UNDECODED:
-                continue
-            at = found.instants[verdict]
-            if clock is not None and at < clock:
-                return (
-                    f"line {number} ({format_us(at)}) is older than the replay "
-                    f"clock before it ({format_us(clock)})"
-                )
-            if code == _APPLIED and (clock is None or at > clock):
-                clock = at
+    def run(self, until: int | None) -> str | None:
+        """Merge everything; or why sharding would change the outputs (then nothing merged
+        may be used)."""
+        for _batch in range(len(self.raw_lines) // CHUNK + 1):
+            problem = self._add([_receive(shard) for shard in self.shards])
+            problem = problem or self._drain(final=False)
+            if problem is not None:
+                return problem
+        # every timer due before the last firing line's instant: the shards fire them now
+        if self.last is not None:
+            problem = self._collect((self.last, False))
+            if problem is not None:
+                return problem
+        problem = self._drain(final=True)
+        if problem is not None:
+            return problem
+        self._finish(until)
         return None
 
-    def _line(self, number: int) -> bytes:
-        return self.raw_lines[number - 1].rstrip(b"\r\n")
-
-    def run(self, until: int | None) -> None:
-        # every timer due before the last firing line's instant: the shards fire them now
-        last = self._last_firing_instant()
-        if last is not None:
-            self._collect((last, False))
-        replayer = self.replayer
-        for number, shard, verdict in self.walk:
+    def _add(self, batches: list[_Verdicts]) -> str | None:
+        entries: list[tuple[int, _Verdicts | None, int]] = []
+        last = self.last
+        for index, batch in enumerate(batches):
+            count = len(batch.numbers)
+            entries.extend(zip(batch.numbers, [batch] * count, range(count), strict=True))
+            for code, at in zip(batch.codes, batch.instants, strict=True):
+                if code == _APPLIED and (last is None or at > last):
+                    last = at
+            self.fired_below[index] = batch.fired_below
+        has_services = self.replayer.services is not None
+        for number, kind in batches[0].others:
+            self.kinds[number] = kind
+            entries.append((number, None, 0))
+            if kind != "service":
+                continue
             try:
-                if shard != _OTHER:
-                    self._ticket_line(number, self.found[shard], verdict)
+                event = decode_service_event(self._line(number))
+            except Rejected as rejected:
+                self.services[number] = rejected
+                continue
+            self.services[number] = event
+            if has_services:
+                at = to_us(event.occurred_at)
+                if last is None or at > last:
+                    last = at
+        self.last = last
+        entries.sort(key=_number)
+        self.pending.extend(entries)
+        return self._receive_timers([t for batch in batches for t in batch.timers])
+
+    def _receive_timers(self, timers: list[_Timer]) -> str | None:
+        if not timers:
+            return None
+        behind = self.took_below
+        if behind is not None and min(timers)[0] < behind:
+            # never for time-ordered input: a shard's timers are due after its clock
+            return f"a replay shard fired a timer due before {format_us(behind)} late"
+        self.timers.extend(timers)
+        pending = self.timers[self.taken :]
+        pending.sort()
+        self.timers[self.taken :] = pending
+        return None
+
+    def _drain(self, final: bool) -> str | None:
+        """Merge the pending lines in order, as far as the shards' timers allow (`final`:
+        all of them; every timer has been collected)."""
+        frontier: int | None = None
+        if not final and None not in self.fired_below:
+            frontier = min(f for f in self.fired_below if f is not None)
+        has_services = self.replayer.services is not None
+        pending = self.pending
+        replayer = self.replayer
+        while pending:
+            number, batch, verdict = pending[0]
+            need: int | None = None  # the instant before which this line takes timers
+            if batch is None:
+                event = self.services.get(number)
+                if has_services and event is not None and not isinstance(event, Rejected):
+                    need = to_us(event.occurred_at)
+            elif batch.codes[verdict] == _APPLIED:
+                need = batch.instants[verdict]
+            if not final and need is not None and (frontier is None or need > frontier):
+                return None
+            pending.popleft()
+            problem = self._out_of_order(number, batch, verdict, need)
+            if problem is not None:
+                return problem
+            try:
+                if batch is not None:
+                    self._ticket_line(number, batch, verdict)
                 elif self.kinds[number] == "service":
                     self._service_line(number)
                 else:
@@ -512,39 +603,52 @@ class _Merge:
                 if rejected.error_class in DECODE_CLASSES:
                     replayer.stage.counters.rejected += 1
                 self._reject(number, rejected.error_class, rejected.message)
-        self._finish(until)
+        return None
 
-    def _last_firing_instant(self) -> int | None:
-        last: int | None = None
-        for found in self.found:
-            for code, at in zip(found.codes, found.instants, strict=True):
-                if code == _APPLIED and (last is None or at > last):
-                    last = at
-        if self.replayer.services is not None:
-            for event in self.services.values():
-                if not isinstance(event, Rejected):
-                    at = to_us(event.occurred_at)
-                    if last is None or at > last:
-                        last = at
-        return last
+    def _out_of_order(
+        self, number: int, batch: _Verdicts | None, verdict: int, need: int | None
+    ) -> str | None:
+        """Why this line makes sharding inexact (a ticket line older than the replay clock
+        before it, as one process would have it), or None."""
+        clock = self.order_clock
+        if batch is None:
+            if need is not None:  # a service event moves the clock to its instant - 1
+                at = need - 1
+                self.order_clock = at if clock is None or at > clock else clock
+            return None
+        code = batch.codes[verdict]
+        if code == _UNDECODED:
+            return None
+        at = batch.instants[verdict]
+        if clock is not None and at < clock:
+            return (
+                f"line {number} ({format_us(at)}) is older than the replay "
+                f"clock before it ({format_us(clock)})"
+            )
+        if code == _APPLIED and (clock is None or at > clock):
+            self.order_clock = at
+        return None
 
-    def _collect(self, request: tuple[int, bool]) -> None:
+    def _line(self, number: int) -> bytes:
+        return self.raw_lines[number - 1].rstrip(b"\r\n")
+
+    def _collect(self, request: tuple[int, bool]) -> str | None:
         for shard in self.shards:
             shard.conn.send(request)
+        timers: list[_Timer] = []
         for shard in self.shards:
-            self.timers.extend(_receive(shard))
-        pending = self.timers[self.taken :]
-        pending.sort()
-        self.timers[self.taken :] = pending
+            timers.extend(_receive(shard))
+        return self._receive_timers(timers)
 
     def _take(self, limit: int, inclusive: bool, ledger: list[Output]) -> bytes:
         """The bytes of the shards' timer outputs due before `limit` (or at it), in (due,
         ticket) order; the ledger's share of them decoded into `ledger`."""
+        below = limit + 1 if inclusive else limit
+        if self.took_below is None or below > self.took_below:
+            self.took_below = below
         timers = self.timers
         start = end = self.taken
-        while end < len(timers) and (
-            timers[end][0] < limit or (inclusive and timers[end][0] == limit)
-        ):
+        while end < len(timers) and timers[end][0] < below:
             end += 1
         if start == end:
             return b""
@@ -634,7 +738,9 @@ class _Merge:
             return
         stage = replayer.stage
         limit = until if stage.clock is None or until > stage.clock else stage.clock
-        self._collect((limit, True))
+        problem = self._collect((limit, True))
+        if problem is not None:  # never for time-ordered input (see `_receive_timers`)
+            raise RuntimeError(problem)
         offered = self._advance(until)
         if replayer.services is not None:
             offered = replayer.offer(replayer.services.advance_to(until)) or offered

@@ -12,6 +12,7 @@ from typer.testing import CliRunner
 from slaclock.cli import app
 from slaclock.processors.engine.instants import parse_instant
 from slaclock.processors.engine.policy import CompiledPolicy, compile_policy
+from slaclock.processors import parallel_replay
 from slaclock.processors.parallel_replay import replay_parallel
 from slaclock.processors.replay import Rejection, replay
 from slaclock.schemas.policy import load_policy, parse_policy
@@ -67,9 +68,15 @@ def sharded(
 
 @pytest.mark.parametrize("seed", [11, 12, 13])
 @pytest.mark.parametrize("until", [None, "2027-01-03T00:00:00Z"])
-def test_two_and_three_workers_write_the_bytes_of_one_process(seed: int, until: str | None) -> None:
+@pytest.mark.parametrize("chunk", [parallel_replay.CHUNK, 37])
+def test_two_and_three_workers_write_the_bytes_of_one_process(
+    seed: int, until: str | None, chunk: int, monkeypatch: pytest.MonkeyPatch
+) -> None:
     """Random workloads with rejected lines, repeated events, contract changes, service
-    events (and an unknown service), with and without a final `until`."""
+    events (and an unknown service), with and without a final `until`; in one batch of
+    lines, and in batches of 37 lines merged while the shards work on the next (the
+    shards are forked: they see the patched size)."""
+    monkeypatch.setattr(parallel_replay, "CHUNK", chunk)
     policy = _policy(SERVICES_POLICY)
     lines = [line + b"\n" for line in mixed_lines(100 + 40 * seed, seed)]
     lines.insert(len(lines) // 2, b"   \n")  # a blank line: still counted as a line
@@ -84,7 +91,11 @@ def test_two_and_three_workers_write_the_bytes_of_one_process(seed: int, until: 
         assert sharded(policy, lines, until_us, workers, raw=True)[0] == expected
 
 
-def test_tickets_without_services_and_statements_with_earn_back_are_merged_exactly() -> None:
+@pytest.mark.parametrize("chunk", [parallel_replay.CHUNK, 5])
+def test_tickets_without_services_and_statements_with_earn_back_are_merged_exactly(
+    chunk: int, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(parallel_replay, "CHUNK", chunk)
     policy = compile_policy(parse_policy(policy_yaml(), "test-policy.yaml"))
     lines = [orjson.dumps(e) for e in known_events()]
     until = parse_instant("2027-01-01T00:00:00Z")
@@ -95,7 +106,13 @@ def test_tickets_without_services_and_statements_with_earn_back_are_merged_exact
         assert sharded(policy, lines, until, workers, raw=True)[0] == expected
 
 
-def test_input_out_of_time_order_is_replayed_in_one_process_and_says_why() -> None:
+@pytest.mark.parametrize("chunk", [parallel_replay.CHUNK, 40])
+def test_input_out_of_time_order_is_replayed_in_one_process_and_says_why(
+    chunk: int, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Found half-way through the merge too (batches of 40 lines): nothing merged before
+    it is written."""
+    monkeypatch.setattr(parallel_replay, "CHUNK", chunk)
     policy = _policy(SERVICES_POLICY)
     lines = mixed_lines(300, 5)
     # a ticket's reply moved before the previous line: one process applies it late
