@@ -303,6 +303,10 @@ class TicketEngine:
         from slaclock.processors.engine.contracts import ContractBook
 
         self.policy = policy  # the first version
+        # the last event id fingerprinted and its fingerprint: the stage asks
+        # `is_duplicate`, then `apply` asks again, for every event
+        self._fingerprinted_id = ""
+        self._fingerprint = event_fingerprint("")
         # Policy versions in time; a ticket runs under the version its state names.
         self.versions = versions if versions is not None else PolicyBook(policy)
         self._first = self.versions.first  # the hot path: most tickets run under it
@@ -391,7 +395,7 @@ class TicketEngine:
             "new",
             version.version_id,
         )
-        state.seen.add(event_fingerprint(event.event_id))
+        state.seen.add(self.fingerprint(event.event_id))
         state.cause = event.event_id
         outputs: list[Output] = []
         for metric in (FIRST_RESPONSE, RESOLUTION):
@@ -405,7 +409,7 @@ class TicketEngine:
         self, state: TicketState, event: TicketEvent, at: int
     ) -> tuple[Verdict, list[Output]]:
         """Apply a non-creating event to a known ticket at effective instant `at`."""
-        fingerprint = event_fingerprint(event.event_id)
+        fingerprint = self.fingerprint(event.event_id)
         if fingerprint in state.seen:
             return Verdict.DUPLICATE, []
         if isinstance(event, TicketCreated):
@@ -442,7 +446,14 @@ class TicketEngine:
         return Verdict.APPLIED, outputs
 
     def is_duplicate(self, state: TicketState, event_id: str) -> bool:
-        return event_fingerprint(event_id) in state.seen
+        return self.fingerprint(event_id) in state.seen
+
+    def fingerprint(self, event_id: str) -> int:
+        """`event_fingerprint(event_id)`, remembered for the last id asked."""
+        if event_id != self._fingerprinted_id:
+            self._fingerprint = event_fingerprint(event_id)
+            self._fingerprinted_id = event_id
+        return self._fingerprint
 
     def fire_due(self, state: TicketState, now: int) -> list[Output]:
         """Fire every timer due at or before `now`, in time order (ties: metric order)."""
