@@ -401,9 +401,9 @@ def _serialise(output: Output) -> tuple[bytes, bytes]:
     return data + b"\n", data if ledger_input(output) else b""
 
 
+@dataclass
 class _ShardFailed:
-    def __init__(self, reason: str) -> None:
-        self.reason = reason
+    reason: str = ""  # (a default: compiled classes are unpickled without arguments)
 
 
 def _receive(shard: _Shard) -> Any:

@@ -253,18 +253,20 @@ class Replayer:
     def fired_through(self) -> int | None:
         """Every timer of both stages due at or before this instant has fired: the ledger's
         watermark (after an event at t, timers due at t are still to come)."""
-        fired = [self.stage.fired_through]
-        if self.services is not None:
-            fired.append(self.services.fired_through)
-        known = [f for f in fired if f is not None]
-        return min(known) if known else None
+        fired = self.stage.fired_through
+        if self.services is not None:  # the least of those known (on every line: no lists)
+            other = self.services.fired_through
+            if fired is None or (other is not None and other < fired):
+                fired = other
+        return fired
 
     def first_applied(self) -> int | None:
-        firsts = [self.stage.first_applied]
+        first = self.stage.first_applied
         if self.services is not None:
-            firsts.append(self.services.first_applied)
-        known = [f for f in firsts if f is not None]
-        return min(known) if known else None
+            other = self.services.first_applied
+            if first is None or (other is not None and other < first):
+                first = other
+        return first
 
     def _publish(self, outputs: list[Output], final: int | None = None) -> None:
         self.release_ledger(self.offer(outputs), final)
