@@ -80,8 +80,7 @@ def replay_command(
         dlq_sink = _open_for_writing(stack, dlq, "--dlq") if dlq is not None else None
 
         def emit(output: Output) -> None:
-            sink.write(orjson.dumps(output))
-            sink.write(b"\n")
+            sink.write(orjson.dumps(output, option=orjson.OPT_APPEND_NEWLINE))
 
         def emit_raw(outputs: bytes) -> None:  # outputs the shards serialised, newlines and all
             sink.write(outputs)
