@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Final
 
 import orjson
 from pydantic import ValidationError
@@ -99,8 +99,8 @@ class ReplaySummary:
         return text
 
 
-CONTRACT_CHANGED = b'"contract.changed"'
-POLICY_CHANGED = b'"policy.changed"'
+CONTRACT_CHANGED: Final = b'"contract.changed"'
+POLICY_CHANGED: Final = b'"policy.changed"'
 
 
 def decode_contract_change(raw: bytes | str) -> ContractChanged:
@@ -111,8 +111,8 @@ def decode_contract_change(raw: bytes | str) -> ContractChanged:
         raise classify_validation_error(error) from None
 
 
-SERVICE_MARKER = b'"service.'
-MAINTENANCE_MARKER = b'"maintenance.'
+SERVICE_MARKER: Final = b'"service.'
+MAINTENANCE_MARKER: Final = b'"maintenance.'
 
 
 def line_kind(raw: bytes) -> str:

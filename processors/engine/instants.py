@@ -10,7 +10,7 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 from typing import Final
 
-US_PER_SECOND = 1_000_000
+US_PER_SECOND: Final = 1_000_000
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 _DAY_US: Final = 86_400 * US_PER_SECOND
 _EPOCH_ORDINAL: Final = 719_163  # datetime(1970, 1, 1).toordinal()

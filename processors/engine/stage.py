@@ -26,6 +26,7 @@ from __future__ import annotations
 
 from collections.abc import MutableMapping
 from dataclasses import dataclass, field
+from typing import Final
 
 from slaclock.processors.engine.group_ledger import GROUP_HOLD
 from slaclock.processors.engine.ticket import Output, TicketEngine, TicketState, Verdict
@@ -34,7 +35,7 @@ from slaclock.processors.engine.versions import NEW, PolicyVersion
 from slaclock.schemas.events import TicketCreated, TicketEvent
 from slaclock.schemas.rejection import Rejected
 
-DAY_US = 86_400 * 1_000_000
+DAY_US: Final = 86_400 * 1_000_000
 
 
 @dataclass

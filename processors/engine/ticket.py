@@ -16,7 +16,7 @@ from __future__ import annotations
 import hashlib
 from collections.abc import Sequence
 from enum import Enum
-from typing import TYPE_CHECKING, Any, NamedTuple
+from typing import TYPE_CHECKING, Any, Final, NamedTuple
 
 from slaclock.processors.engine.calendar import BusinessCalendar
 from slaclock.processors.engine.clock import (
@@ -62,18 +62,18 @@ if TYPE_CHECKING:
     from slaclock.processors.engine.contracts import ContractBook
 
 
-FIRST_RESPONSE = "first_response"
-NEXT_RESPONSE = "next_response"
-PERIODIC_UPDATE = "periodic_update"
-RESOLUTION = "resolution"
-METRICS = (FIRST_RESPONSE, NEXT_RESPONSE, PERIODIC_UPDATE, RESOLUTION)
-SOLVED = "solved"
-CLOSED = "closed"
-PENDING = "pending"
-OPEN = "open"
-GROUP_RESPONSE = "group_response"
-GROUP_RESOLUTION = "group_resolution"
-GROUP_ERA = "\x00group:"
+FIRST_RESPONSE: Final = "first_response"
+NEXT_RESPONSE: Final = "next_response"
+PERIODIC_UPDATE: Final = "periodic_update"
+RESOLUTION: Final = "resolution"
+METRICS: Final = (FIRST_RESPONSE, NEXT_RESPONSE, PERIODIC_UPDATE, RESOLUTION)
+SOLVED: Final = "solved"
+CLOSED: Final = "closed"
+PENDING: Final = "pending"
+OPEN: Final = "open"
+GROUP_RESPONSE: Final = "group_response"
+GROUP_RESOLUTION: Final = "group_resolution"
+GROUP_ERA: Final = "\x00group:"
 """The prefix of an era's tier that names a group (a group clock's segments frozen under an
 earlier version's group calendar); no tier name starts with a NUL character."""
 _CLOCK_ORDER: dict[str, int] = {**METRIC_ORDER, GROUP_RESPONSE: 4, GROUP_RESOLUTION: 5}
@@ -85,7 +85,7 @@ class Verdict(Enum):
     IGNORED_CLOSED = "ignored_closed"  # the ticket is closed: ignored (docs/semantics.md: Metrics)
 
 
-DEFAULT_POLICY_VERSION = "1"
+DEFAULT_POLICY_VERSION: Final = "1"
 
 
 def policy_version(policy: CompiledPolicy) -> str:
@@ -287,7 +287,7 @@ class TicketRecord(NamedTuple):
     groups: Sequence[Any] = ()
 
 
-MIN_TICKET_FIELDS = 13
+MIN_TICKET_FIELDS: Final = 13
 """Fields of a ticket record written before explanations: it still loads."""
 
 
@@ -968,7 +968,7 @@ def _common(
     }
 
 
-_PAUSABLE = (RESOLUTION, PERIODIC_UPDATE)
+_PAUSABLE: Final = (RESOLUTION, PERIODIC_UPDATE)
 
 
 def _hold_fact(state: TicketState, group: str, hold: str, at: int) -> Output:

@@ -10,9 +10,9 @@ import pytest
 from typer.testing import CliRunner
 
 from slaclock.cli import app
+from slaclock.processors import parallel_replay
 from slaclock.processors.engine.instants import parse_instant
 from slaclock.processors.engine.policy import CompiledPolicy, compile_policy
-from slaclock.processors import parallel_replay
 from slaclock.processors.parallel_replay import replay_parallel
 from slaclock.processors.replay import Rejection, replay
 from slaclock.schemas.policy import load_policy, parse_policy
