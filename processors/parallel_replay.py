@@ -17,9 +17,11 @@ stream, through the single-process `Replayer`; rejected lines reach the dead-let
 in line order.
 
 Only for input in time order: one process applies a late event at its clock, and a shard's
-clock, which has not seen the other shards' events, would not. So the parent first checks
-that no ticket line is older than the replay clock before it (as one process would have
-it), and otherwise replays in one process (`ParallelReplay.fallback` says why). Input with
+clock, which has not seen the other shards' events, would not. So the parent checks that
+no ticket line is older than the replay clock before it (as one process would have it),
+nor older than a ticket line before it that did not apply (refused or repeated: one
+process moves no clock for it, but its shard fired its timers due before it first), and
+otherwise replays in one process (`ParallelReplay.fallback` says why). Input with
 a policy version (`policy.changed`) also replays in one process: a version applies at its P
 to every open ticket in one sweep, which the shards do not reproduce.
 
@@ -504,6 +506,8 @@ class _Merge:
         self.took_below: int | None = None  # every timer due before it has been taken
         self.last: int | None = None  # the last instant that fires timers (so far)
         self.order_clock: int | None = None  # the replay clock of the time-order check
+        # the latest instant of a decoded ticket line that did not apply (refused, repeated)
+        self.refused_floor: int | None = None
 
     def run(self, until: int | None) -> str | None:
         """Merge everything; or why sharding would change the outputs (then nothing merged
@@ -625,8 +629,19 @@ class _Merge:
                 f"line {number} ({format_us(at)}) is older than the replay "
                 f"clock before it ({format_us(clock)})"
             )
-        if code == _APPLIED and (clock is None or at > clock):
-            self.order_clock = at
+        floor = self.refused_floor
+        if floor is not None and at < floor:
+            # the shard fired its timers due before that line's instant before it knew
+            # the line would not apply; one process moved no clock for it
+            return (
+                f"line {number} ({format_us(at)}) is older than a line before it that was "
+                f"not applied ({format_us(floor)})"
+            )
+        if code == _APPLIED:
+            if clock is None or at > clock:
+                self.order_clock = at
+        elif floor is None or at > floor:
+            self.refused_floor = at
         return None
 
     def _line(self, number: int) -> bytes:

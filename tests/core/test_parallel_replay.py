@@ -223,3 +223,26 @@ def test_a_ticket_id_written_with_escapes_reaches_the_shard_of_its_ticket() -> N
     for workers in (2, 3):
         result, used, _ = sharded(policy, lines, None, workers)
         assert (result, used) == (expected, workers)
+
+
+def test_a_refused_line_ahead_of_the_clock_does_not_fire_a_shards_timers_early() -> None:
+    """A line the engine refuses moves no clock in one process; a shard fires its timers
+    due before the line's instant before it learns the line is refused. A later (earlier
+    dated) event of that ticket must still come before its breach: such input replays in
+    one process."""
+    policy = _policy(SERVICES_POLICY)
+    created = (
+        b'{"event_id":"c1","type":"ticket.created","ticket_id":"X","occurred_at":'
+        b'"2026-11-02T09:00:00Z","customer_id":"acme","priority":"urgent"}'
+    )
+    again = created.replace(b'"c1"', b'"c2"').replace(b"2026-11-02T09", b"2026-11-09T09")
+    reply = (
+        b'{"event_id":"r1","type":"ticket.agent_replied","ticket_id":"X","occurred_at":'
+        b'"2026-11-02T09:05:00Z"}'
+    )
+    lines = [created, again, reply]
+    expected = one_process(policy, lines, None)
+    assert b"DuplicateTicket" in expected[1] and b'"outcome":"met"' in expected[0]
+    result, used, fallback = sharded(policy, lines, None, 2)
+    assert result == expected
+    assert used == 1 and fallback is not None and "line 3 " in fallback
