@@ -1,7 +1,7 @@
 """Build hook: the compiled core is opt-in.
 
 `MYPYC=1` at build time compiles the pure core (every module of `processors/engine`) and
-the replay adapter (`COMPILED`) with mypyc into the wheel, next to their sources; without
+the replay adapters (`COMPILED`) with mypyc into the wheel, next to their sources; without
 it (and always for editable installs) the wheel is pure Python, so no compiled file can
 shadow a source being edited. mypyc
 type-checks what it compiles, so build with mypy and the runtime dependencies installed
@@ -27,6 +27,8 @@ COMPILED = [
     "slaclock/processors/replay.py",
     "slaclock/processors/intake.py",
     "slaclock/processors/services_intake.py",
+    # `replay --workers`: the shards' loop over every line and the parent's merge
+    "slaclock/processors/parallel_replay.py",
 ]
 
 

@@ -9,9 +9,11 @@ One seeded workload, written once as JSONL; then, round-robin and `--repeat` tim
 median is reported), each variant as a whole process (`slaclock replay ... --out
 /dev/null`, its CPU time including its workers' and its wall time):
 - `json.loads` of every line by a Python process: the floor every ratio is taken against;
-- `before`: the replay of another source tree (`--base-tree`, e.g. `git archive <commit>`),
-  pure Python, one process;
-- `pure`, `compiled`: this checkout and the compiled wheel, `--workers 1` and `2`.
+- `before, pure`: the replay of another source tree (`--base-tree`, e.g. `git archive
+  <commit>`), pure Python; `before, compiled`: a compiled install of it
+  (`--base-compiled-python`);
+- `pure`, `compiled`: this checkout and the compiled wheel;
+each with `--workers 1` and `2` (`--workers`).
 In this process, on the same lines: the share of CPU the cyclic GC takes with default
 thresholds and with `tune_gc`, and the decoding cost per event of pydantic alone against
 the msgspec fast path. The machine may be shared: absolute figures are noisy, ratios of
@@ -60,10 +62,13 @@ def main() -> None:
     parser.add_argument("--repeat", type=int, default=3)
     parser.add_argument("--compiled-python", type=Path, help="python of a MYPYC=1 install")
     parser.add_argument("--base-tree", type=Path, help="a source tree to compare against")
+    parser.add_argument(
+        "--base-compiled-python", type=Path, help="python of a MYPYC=1 install of the base"
+    )
     parser.add_argument("--workers", default="1,2", help="worker counts to measure")
     args = parser.parse_args()
     # absolute (the variants run elsewhere), not resolved (a venv's python is a symlink)
-    for name in ("policy", "compiled_python", "base_tree"):
+    for name in ("policy", "compiled_python", "base_tree", "base_compiled_python"):
         if getattr(args, name) is not None:
             setattr(args, name, Path(os.path.abspath(getattr(args, name))))
 
@@ -83,17 +88,19 @@ def main() -> None:
         "json.loads": ([str(me), "-c", LOADS, path], {}),
     }
     replay_args = ["replay", "--policy", str(args.policy), "--events", path, "--out", os.devnull]
-    if args.base_tree is not None:
-        base_env = {"PYTHONPATH": str(args.base_tree)}
-        variants["before (pure, 1 process)"] = ([str(me), "-c", REPLAY, *replay_args], base_env)
     workers = [int(w) for w in args.workers.split(",")]
-    builds = [("pure", me)]
+    builds: list[tuple[str, Path, dict[str, str]]] = []
+    if args.base_tree is not None:
+        builds.append(("before, pure", me, {"PYTHONPATH": str(args.base_tree)}))
+    if args.base_compiled_python is not None:
+        builds.append(("before, compiled", args.base_compiled_python, {}))
+    builds.append(("pure", me, {}))
     if args.compiled_python is not None:
-        builds.append(("compiled", args.compiled_python))
-    for build, python in builds:
+        builds.append(("compiled", args.compiled_python, {}))
+    for build, python, env in builds:
         for n in workers:
             command = [str(python), "-c", REPLAY, *replay_args, "--workers", str(n)]
-            variants[f"{build}, {n} worker{'s' if n > 1 else ''}"] = (command, {})
+            variants[f"{build}, {n} worker{'s' if n > 1 else ''}"] = (command, env)
     for name, (command, env) in variants.items():
         _check(name, command, env)
 
@@ -106,13 +113,14 @@ def main() -> None:
     loads_cpu = statistics.median(cpu for cpu, _ in runs["json.loads"])
     loads_wall = statistics.median(wall for _, wall in runs["json.loads"])
     print(f"\nmedian of {args.repeat}, whole processes; ratios to json.loads of the same lines")
-    print(f"{'variant':28} {'CPU s':>7} {'wall s':>7} {'CPU/loads':>10} {'wall/loads':>11}")
+    print(f"{'variant':30} {'CPU s':>7} {'wall s':>7} {'CPU/loads':>10} {'wall/loads':>11}")
     for name, samples in runs.items():
         cpu = statistics.median(c for c, _ in samples)
         wall = statistics.median(w for _, w in samples)
         print(
-            f"{name:28} {cpu:7.2f} {wall:7.2f} {cpu / loads_cpu:9.1f}x {wall / loads_wall:10.1f}x"
+            f"{name:30} {cpu:7.2f} {wall:7.2f} {cpu / loads_cpu:9.1f}x {wall / loads_wall:10.1f}x"
         )
+    print(f"load average at the end {os.getloadavg()[0]:.2f}")
     _gc_share(policy, lines[: min(len(lines), 150_000)])
     _decode_cost(lines[: min(len(lines), 50_000)])
 

@@ -17,15 +17,24 @@ stream, through the single-process `Replayer`; rejected lines reach the dead-let
 in line order.
 
 Only for input in time order: one process applies a late event at its clock, and a shard's
-clock, which has not seen the other shards' events, would not. So the parent first checks
-that no ticket line is older than the replay clock before it (as one process would have
-it), and otherwise replays in one process (`ParallelReplay.fallback` says why). Input with
+clock, which has not seen the other shards' events, would not. So the parent checks that
+no ticket line is older than the replay clock before it (as one process would have it),
+nor older than a ticket line before it that did not apply (refused or repeated: one
+process moves no clock for it, but its shard fired its timers due before it first), and
+otherwise replays in one process (`ParallelReplay.fallback` says why). Input with
 a policy version (`policy.changed`) also replays in one process: a version applies at its P
 to every open ticket in one sweep, which the shards do not reproduce.
 
 A new kind of input line: add it to `line_kind` (replay.py) and to `BROADCAST` if it
 changes what the ticket stages decide (as contract changes do); broadcast lines go to
 every shard and to the parent, in file order, through `Replayer.on_line`.
+
+What the parent does is the serial part of the replay, so the shards do all they can:
+every shard reads every line and keeps its own tickets' lines (the parent routes nothing),
+and it sends its outputs already serialised (the bytes one process writes), in one buffer
+per shard, with the few outputs the ledger takes (breaches, first met completions, hold
+facts) apart; the parent writes those bytes as they are (`emit_raw`) and decodes only the
+ledger's share.
 """
 
 from __future__ import annotations
@@ -35,6 +44,8 @@ import multiprocessing
 import os
 import re
 import zlib
+from array import array
+from collections import deque
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from multiprocessing.connection import Connection
@@ -42,13 +53,22 @@ from typing import Any
 
 import orjson
 
+from slaclock.processors.engine.group_ledger import GROUP_HOLD
 from slaclock.processors.engine.instants import format_us, to_us
+from slaclock.processors.engine.ledger import ledger_input
 from slaclock.processors.engine.policy import CompiledPolicy
 from slaclock.processors.engine.stage import StageCounters, TicketStage
 from slaclock.processors.engine.ticket import Output
 from slaclock.processors.gc_tuning import tune_gc
 from slaclock.processors.intake import decode_event
-from slaclock.processors.replay import Rejection, Replayer, ReplaySummary, line_kind, replay
+from slaclock.processors.replay import (
+    POLICY_CHANGED,
+    Rejection,
+    Replayer,
+    ReplaySummary,
+    line_kind,
+    replay,
+)
 from slaclock.processors.services_intake import decode_service_event
 from slaclock.schemas.rejection import Rejected
 from slaclock.schemas.services import ServiceEvent
@@ -64,11 +84,9 @@ AUTO_MIN_LINES = 20_000
 
 _UNDECODED, _REJECTED, _DUPLICATE, _APPLIED = 0, 1, 2, 3
 
-# A shard's timer output: (due, ticket_id, sequence in the shard, JSON).
-_Timer = tuple[int, str, int, bytes]
-# A shard's verdict on one of its ticket lines: (line number, verdict, instant, detail):
-# undecoded or rejected -> (error_class, message); applied -> its own outputs as JSON.
-_Verdict = tuple[int, int, int, Any]
+# A shard's timer output: (due, ticket_id, sequence in the shard, the bytes to write (JSON
+# and a newline; empty for a hold fact), the JSON the ledger takes (empty: none)).
+_Timer = tuple[int, str, int, bytes, bytes]
 
 
 def default_workers() -> int:
@@ -85,18 +103,34 @@ class ParallelReplay:
 
 
 @dataclass
-class _Line:
-    number: int
-    raw: bytes
-    kind: str
-    shard: int = -1  # ticket lines
+class _Verdicts:
+    """One batch of a shard: its verdicts on its ticket lines of `CHUNK` input lines, in
+    line order: for the i-th, its line number, verdict and instant; its own outputs' bytes
+    are `written[ends[i-1]:ends[i]]`, the ledger's share of them `ledger[i]`, a refused
+    line's reason `refused[i]`. Shard 0 also lists the other lines (service, contract,
+    policy) as (number, kind). With them: the timers the shard fired meanwhile, and the
+    instant before which it has fired every timer (`fired_below`; None: none yet)."""
+
+    numbers: array[int] = field(default_factory=lambda: array("q"))
+    codes: bytearray = field(default_factory=bytearray)
+    instants: array[int] = field(default_factory=lambda: array("q"))
+    ends: array[int] = field(default_factory=lambda: array("q"))
+    written: bytes = b""
+    ledger: dict[int, list[bytes]] = field(default_factory=dict)
+    refused: dict[int, tuple[str, str]] = field(default_factory=dict)
+    others: list[tuple[int, str]] = field(default_factory=list)
+    timers: list[_Timer] = field(default_factory=list)
+    fired_below: int | None = None
+
+
+CHUNK = 4096
+"""Input lines per batch: the parent merges a batch while the shards work on the next."""
 
 
 @dataclass
 class _Shard:
     process: Any
     conn: Connection
-    verdicts: list[_Verdict] = field(default_factory=list)
 
 
 def replay_parallel(
@@ -106,56 +140,94 @@ def replay_parallel(
     reject: Callable[[Rejection], None],
     until: int | None = None,
     workers: int | None = None,
+    emit_raw: Callable[[bytes], None] | None = None,
 ) -> ParallelReplay:
     """`replay` with tickets sharded over `workers` processes (default: the cores; then
     inputs under `AUTO_MIN_LINES` lines use one). Same outputs, rejections and summary, in
-    the same order, as `replay` for input in time order; otherwise it is `replay`."""
+    the same order, as `replay` for input in time order; otherwise it is `replay`.
+
+    `emit_raw`, if given, takes the outputs the shards serialised as they are: the bytes
+    of one or more outputs, each `orjson.dumps(output)` and a newline (a writer's fast
+    path; `emit` still takes the others). Without it every output goes to `emit`."""
     raw_lines = list(lines)
     auto = workers is None
     n = default_workers() if workers is None else workers
     if n <= 1 or (auto and len(raw_lines) < AUTO_MIN_LINES) or not _can_fork():
         return ParallelReplay(replay(policy, raw_lines, emit, reject, until), 1)
-    parsed = _route(raw_lines, n)
-    versioned = next((line.number for line in parsed if line.kind == "policy"), None)
+    versioned = _first_policy_line(raw_lines)
     if versioned is not None:
         # A version applies at its P to every open ticket at once (one sweep, in the
         # stage's order); the shards do not replay that sweep, so such input runs whole.
         summary = replay(policy, raw_lines, emit, reject, until)
         reason = f"line {versioned} is a policy version (policy.changed), which is not sharded"
         return ParallelReplay(summary, 1, fallback=reason)
-    shards = _start_shards(policy, parsed, n)
+    if emit_raw is None:
+        emit_raw = _decoding(emit)
+    held = _Held(emit, emit_raw, reject)
+    shards = _start_shards(policy, raw_lines, n)
     try:
-        for shard in shards:
-            shard.verdicts = _receive(shard)
-        merge = _Merge(policy, parsed, shards, emit, reject)
-        disorder = merge.check_time_order()
+        merge = _Merge(policy, raw_lines, shards, held)
+        disorder = merge.run(until)
         if disorder is not None:
-            _stop(shards)
+            _stop(shards, abort=True)
             summary = replay(policy, raw_lines, emit, reject, until)
             return ParallelReplay(summary, 1, fallback=disorder)
-        merge.run(until)
         summary = merge.summary(len(raw_lines))
     finally:
         _stop(shards)
+    held.flush()
     return ParallelReplay(summary, n)
+
+
+class _Held:
+    """The merge's outputs and rejections, held until the merge is known to be exact (a
+    line out of time order, found half-way, means replaying in one process instead)."""
+
+    def __init__(
+        self,
+        emit: Callable[[Output], None],
+        emit_raw: Callable[[bytes], None],
+        reject: Callable[[Rejection], None],
+    ) -> None:
+        self._sinks = (emit, emit_raw, reject)
+        self._held: list[tuple[int, Any]] = []
+
+    def emit(self, output: Output) -> None:
+        self._held.append((0, output))
+
+    def emit_raw(self, written: bytes) -> None:
+        self._held.append((1, written))
+
+    def reject(self, rejection: Rejection) -> None:
+        self._held.append((2, rejection))
+
+    def flush(self) -> None:
+        sinks = self._sinks
+        for sink, item in self._held:
+            sinks[sink](item)
+        self._held = []
+
+
+def _decoding(emit: Callable[[Output], None]) -> Callable[[bytes], None]:
+    def emit_raw(written: bytes) -> None:
+        for line in written.splitlines():
+            emit(orjson.loads(line))
+
+    return emit_raw
 
 
 def _can_fork() -> bool:
     return "fork" in multiprocessing.get_all_start_methods()
 
 
-def _route(raw_lines: list[bytes], n: int) -> list[_Line]:
-    parsed = []
+def _first_policy_line(raw_lines: list[bytes]) -> int | None:
+    """The number of the first `policy.changed` line (a substring test first: cheap)."""
     for number, raw in enumerate(raw_lines, start=1):
-        line = raw.rstrip(b"\r\n")
-        if not line.strip():
-            continue
-        kind = line_kind(line)
-        item = _Line(number, line, kind)
-        if kind == "ticket":
-            item.shard = _shard_of(line, n)
-        parsed.append(item)
-    return parsed
+        if POLICY_CHANGED in raw:
+            line = raw.rstrip(b"\r\n")
+            if line.strip() and line_kind(line) == "policy":
+                return number
+    return None
 
 
 _TICKET_ID = re.compile(rb'"ticket_id"[ \t\r\n]*:[ \t\r\n]*"([^"\\]*)"')
@@ -185,18 +257,15 @@ def _shard_of(line: bytes, n: int) -> int:
     return zlib.crc32(ticket.encode("utf-8", "surrogatepass")) % n
 
 
-def _start_shards(policy: CompiledPolicy, parsed: list[_Line], n: int) -> list[_Shard]:
+def _start_shards(policy: CompiledPolicy, raw_lines: list[bytes], n: int) -> list[_Shard]:
     context = multiprocessing.get_context("fork")
     shards = []
     for index in range(n):
-        items = [
-            (line.number, line.raw, line.kind in BROADCAST)
-            for line in parsed
-            if line.shard == index or line.kind in BROADCAST
-        ]
         parent_end, child_end = context.Pipe()
         process = context.Process(
-            target=_shard_main, args=(policy, items, child_end), name=f"replay-shard-{index}"
+            target=_shard_main,
+            args=(policy, raw_lines, index, n, child_end),
+            name=f"replay-shard-{index}",
         )
         process.start()
         child_end.close()
@@ -204,7 +273,12 @@ def _start_shards(policy: CompiledPolicy, parsed: list[_Line], n: int) -> list[_
     return shards
 
 
-def _stop(shards: list[_Shard]) -> None:
+def _stop(shards: list[_Shard], abort: bool = False) -> None:
+    """Stop the shards: asked to, or (`abort`, they may be half-way) terminated."""
+    if abort:
+        for shard in shards:
+            if shard.process.is_alive():
+                shard.process.terminate()
     for shard in shards:
         with contextlib.suppress(OSError):
             shard.conn.send(None)
@@ -220,49 +294,92 @@ def _stop(shards: list[_Shard]) -> None:
 
 
 def _shard_main(
-    policy: CompiledPolicy, items: list[tuple[int, bytes, bool]], conn: Connection
+    policy: CompiledPolicy, raw_lines: list[bytes], index: int, n: int, conn: Connection
 ) -> None:
     try:
-        _shard(policy, items, conn)
+        _shard(policy, raw_lines, index, n, conn)
     except BaseException as error:  # the parent raises it: a shard's failure is the replay's
         with contextlib.suppress(OSError):
             conn.send(_ShardFailed(f"{type(error).__name__}: {error}"))
         raise
 
 
-def _shard(policy: CompiledPolicy, items: list[tuple[int, bytes, bool]], conn: Connection) -> None:
-    """One shard: its ticket lines in file order (verdicts and outputs back to the parent),
-    then timers fired on request ((limit, inclusive) messages) until None."""
+def _shard(
+    policy: CompiledPolicy, raw_lines: list[bytes], index: int, n: int, conn: Connection
+) -> None:
+    """One shard: every line read, its own ticket lines applied in file order (verdicts
+    and outputs back to the parent), broadcast lines applied too; then timers fired on
+    request ((limit, inclusive) messages) until None."""
     tune_gc()
     replayer = Replayer(policy, _discard)
     stage = replayer.stage
-    timers: list[_Timer] = []
-    verdicts: list[_Verdict] = []
-    for number, raw, broadcast in items:
-        if broadcast:
-            with contextlib.suppress(Rejected):  # the parent reports it
-                replayer.on_line(raw)
+    found = _Verdicts()
+    written: list[bytes] = []
+    size = 0
+    fired_below: int | None = None
+    for number, raw in enumerate(raw_lines, start=1):
+        if number % CHUNK == 0:
+            found.written = b"".join(written)
+            found.fired_below = fired_below
+            conn.send(found)
+            found, written, size = _Verdicts(), [], 0
+        line = raw.rstrip(b"\r\n")
+        if not line.strip():
             continue
+        kind = line_kind(line)
+        if kind != "ticket":
+            if index == 0:
+                found.others.append((number, kind))
+            if kind in BROADCAST:
+                with contextlib.suppress(Rejected):  # the parent reports it
+                    replayer.on_line(line)
+            continue
+        if _shard_of(line, n) != index:
+            continue
+        verdict = len(found.codes)
+        found.numbers.append(number)
         try:
-            event = decode_event(raw)
+            event = decode_event(line)
         except Rejected as rejected:
             if rejected.error_class in DECODE_CLASSES:
                 stage.counters.rejected += 1
-            verdicts.append((number, _UNDECODED, 0, (rejected.error_class, rejected.message)))
+            found.refused[verdict] = (rejected.error_class, rejected.message)
+            found.codes.append(_UNDECODED)
+            found.instants.append(0)
+            found.ends.append(size)
             continue
         at = to_us(event.occurred_at)
-        _fire(stage, at, False, timers)
+        found.instants.append(at)
+        _fire(stage, at, False, found.timers)
+        if fired_below is None or at > fired_below:
+            fired_below = at
         duplicates = stage.counters.duplicates
         try:
             outputs = stage.on_event(event, at)
         except Rejected as rejected:
-            verdicts.append((number, _REJECTED, at, (rejected.error_class, rejected.message)))
+            found.refused[verdict] = (rejected.error_class, rejected.message)
+            found.codes.append(_REJECTED)
+            found.ends.append(size)
             continue
         if stage.counters.duplicates != duplicates:
-            verdicts.append((number, _DUPLICATE, at, None))
+            found.codes.append(_DUPLICATE)
         else:
-            verdicts.append((number, _APPLIED, at, [orjson.dumps(o) for o in outputs]))
-    conn.send(verdicts)
+            found.codes.append(_APPLIED)
+            ledger: list[bytes] = []
+            for output in outputs:
+                data, taken = _serialise(output)
+                if data:
+                    written.append(data)
+                    size += len(data)
+                if taken:
+                    ledger.append(taken)
+            if ledger:
+                found.ledger[verdict] = ledger
+        found.ends.append(size)
+    found.written = b"".join(written)
+    found.fired_below = fired_below
+    conn.send(found)  # the last batch: every shard sends as many (one per CHUNK lines, + 1)
+    del found, written
     while True:
         request = conn.recv()
         if request is None:
@@ -271,15 +388,24 @@ def _shard(policy: CompiledPolicy, items: list[tuple[int, bytes, bool]], conn: C
             conn.send(_counters_tuple(stage.counters))
             continue
         limit, inclusive = request
+        timers: list[_Timer] = []
         _fire(stage, limit, inclusive, timers)
-        conn.send(timers)  # with those fired while applying the lines, the first time
-        timers = []
+        conn.send(timers)
     conn.close()
 
 
+def _serialise(output: Output) -> tuple[bytes, bytes]:
+    """(the bytes to write: JSON and a newline, or empty for a hold fact; the JSON the
+    ledger takes, or empty), as `Replayer.offer` sorts them."""
+    data = orjson.dumps(output)
+    if output["type"] == GROUP_HOLD:
+        return b"", data
+    return data + b"\n", data if ledger_input(output) else b""
+
+
+@dataclass
 class _ShardFailed:
-    def __init__(self, reason: str) -> None:
-        self.reason = reason
+    reason: str = ""  # (a default: compiled classes are unpickled without arguments)
 
 
 def _receive(shard: _Shard) -> Any:
@@ -304,7 +430,8 @@ def _fire(stage: TicketStage, limit: int, inclusive: bool, into: list[_Timer]) -
         if due is None or due > limit or (due == limit and not inclusive):
             return
         for sequence, output in enumerate(stage.advance_to(due)):
-            into.append((due, output["ticket_id"], sequence, orjson.dumps(output)))
+            data, taken = _serialise(output)
+            into.append((due, output["ticket_id"], sequence, data, taken))
 
 
 def _counters_tuple(c: StageCounters) -> tuple[Any, ...]:
@@ -339,135 +466,252 @@ def _add_counters(total: StageCounters, part: tuple[Any, ...]) -> None:
 # -- the parent: merge, services, ledger --------------------------------------------------
 
 
+def _number(entry: tuple[int, Any, int]) -> int:
+    return entry[0]
+
+
+def _take_outcomes(replayer: Replayer, outcomes: list[Output]) -> None:
+    """The ledger's share of outputs already written (or hold facts, never written)."""
+    ledger = replayer.ledger
+    for outcome in outcomes:
+        ledger.on_outcome(outcome)
+
+
 class _Merge:
     """Walks the lines in file order and publishes what one process would, through a
     `Replayer` whose ticket stage holds no tickets: only the clock one process would have
-    (clock, fired_through, first_applied), which the ledger's watermark reads."""
+    (clock, fired_through, first_applied), which the ledger's watermark reads.
+
+    It takes the shards' batches as they come: a line that needs the timers due before its
+    instant (an applied ticket event, a service event) waits until every shard has fired
+    its timers that far (`fired_below`); the others only wait for the lines before them.
+    """
 
     def __init__(
-        self,
-        policy: CompiledPolicy,
-        parsed: list[_Line],
-        shards: list[_Shard],
-        emit: Callable[[Output], None],
-        reject: Callable[[Rejection], None],
+        self, policy: CompiledPolicy, raw_lines: list[bytes], shards: list[_Shard], held: _Held
     ) -> None:
-        self.parsed = parsed
+        self.raw_lines = raw_lines
         self.shards = shards
-        self.reject = reject
-        self.replayer = Replayer(policy, emit)
-        self.verdicts: dict[int, _Verdict] = {v[0]: v for shard in shards for v in shard.verdicts}
+        self.emit_raw = held.emit_raw
+        self.reject = held.reject
+        self.replayer = Replayer(policy, held.emit)
+        # lines received, not merged yet, in file order: (number, its shard's batch and
+        # the verdict's index there), or (number, None, 0) for a line of kind `kinds[n]`
+        self.pending: deque[tuple[int, _Verdicts | None, int]] = deque()
+        self.kinds: dict[int, str] = {}
         self.services: dict[int, ServiceEvent | Rejected] = {}
+        self.fired_below: list[int | None] = [None] * len(shards)
         self.timers: list[_Timer] = []
         self.taken = 0
+        self.took_below: int | None = None  # every timer due before it has been taken
+        self.last: int | None = None  # the last instant that fires timers (so far)
+        self.order_clock: int | None = None  # the replay clock of the time-order check
+        # the latest instant of a decoded ticket line that did not apply (refused, repeated)
+        self.refused_floor: int | None = None
 
-    def check_time_order(self) -> str | None:
-        """Why sharding would change the outputs (a ticket line older than the replay clock
-        before it), or None. Also decodes the service lines, once."""
-        clock: int | None = None
-        has_services = self.replayer.services is not None
-        for line in self.parsed:
-            if line.kind == "service":
-                try:
-                    event = decode_service_event(line.raw)
-                except Rejected as rejected:
-                    self.services[line.number] = rejected
-                    continue
-                self.services[line.number] = event
-                if has_services:
-                    at = to_us(event.occurred_at) - 1
-                    clock = at if clock is None or at > clock else clock
-            elif line.kind == "ticket":
-                _, verdict, at, _ = self.verdicts[line.number]
-                if verdict == _UNDECODED:
-                    continue
-                if clock is not None and at < clock:
-                    return (
-                        f"line {line.number} ({format_us(at)}) is older than the replay "
-                        f"clock before it ({format_us(clock)})"
-                    )
-                if verdict == _APPLIED and (clock is None or at > clock):
-                    clock = at
+    def run(self, until: int | None) -> str | None:
+        """Merge everything; or why sharding would change the outputs (then nothing merged
+        may be used)."""
+        for _batch in range(len(self.raw_lines) // CHUNK + 1):
+            problem = self._add([_receive(shard) for shard in self.shards])
+            problem = problem or self._drain(final=False)
+            if problem is not None:
+                return problem
+        # every timer due before the last firing line's instant: the shards fire them now
+        if self.last is not None:
+            problem = self._collect((self.last, False))
+            if problem is not None:
+                return problem
+        problem = self._drain(final=True)
+        if problem is not None:
+            return problem
+        self._finish(until)
         return None
 
-    def run(self, until: int | None) -> None:
-        # every timer due before the last firing line's instant: the shards fire them now
-        last = self._last_firing_instant()
-        if last is not None:
-            self._collect((last, False))
-        replayer = self.replayer
-        for line in self.parsed:
+    def _add(self, batches: list[_Verdicts]) -> str | None:
+        entries: list[tuple[int, _Verdicts | None, int]] = []
+        last = self.last
+        for index, batch in enumerate(batches):
+            count = len(batch.numbers)
+            entries.extend(zip(batch.numbers, [batch] * count, range(count), strict=True))
+            for code, at in zip(batch.codes, batch.instants, strict=True):
+                if code == _APPLIED and (last is None or at > last):
+                    last = at
+            self.fired_below[index] = batch.fired_below
+        has_services = self.replayer.services is not None
+        for number, kind in batches[0].others:
+            self.kinds[number] = kind
+            entries.append((number, None, 0))
+            if kind != "service":
+                continue
             try:
-                if line.kind == "ticket":
-                    self._ticket_line(line)
-                elif line.kind == "service":
-                    self._service_line(line)
-                else:
-                    replayer.on_line(line.raw)
+                event = decode_service_event(self._line(number))
             except Rejected as rejected:
-                if rejected.error_class in DECODE_CLASSES:
-                    replayer.stage.counters.rejected += 1
-                self._reject(line, rejected.error_class, rejected.message)
-        self._finish(until)
+                self.services[number] = rejected
+                continue
+            self.services[number] = event
+            if has_services:
+                at = to_us(event.occurred_at)
+                if last is None or at > last:
+                    last = at
+        self.last = last
+        entries.sort(key=_number)
+        self.pending.extend(entries)
+        return self._receive_timers([t for batch in batches for t in batch.timers])
 
-    def _last_firing_instant(self) -> int | None:
-        last: int | None = None
-        for _number, verdict, at, _ in self.verdicts.values():
-            if verdict == _APPLIED and (last is None or at > last):
-                last = at
-        if self.replayer.services is not None:
-            for event in self.services.values():
-                if not isinstance(event, Rejected):
-                    at = to_us(event.occurred_at)
-                    if last is None or at > last:
-                        last = at
-        return last
-
-    def _collect(self, request: tuple[int, bool]) -> None:
-        for shard in self.shards:
-            shard.conn.send(request)
-        for shard in self.shards:
-            self.timers.extend(_receive(shard))
+    def _receive_timers(self, timers: list[_Timer]) -> str | None:
+        if not timers:
+            return None
+        behind = self.took_below
+        if behind is not None and min(timers)[0] < behind:
+            # never for time-ordered input: a shard's timers are due after its clock
+            return f"a replay shard fired a timer due before {format_us(behind)} late"
+        self.timers.extend(timers)
         pending = self.timers[self.taken :]
         pending.sort()
         self.timers[self.taken :] = pending
+        return None
 
-    def _take(self, limit: int, inclusive: bool) -> list[Output]:
-        """The shards' timer outputs due before `limit` (or at it), in (due, ticket) order."""
+    def _drain(self, final: bool) -> str | None:
+        """Merge the pending lines in order, as far as the shards' timers allow (`final`:
+        all of them; every timer has been collected)."""
+        frontier: int | None = None
+        if not final and None not in self.fired_below:
+            frontier = min(f for f in self.fired_below if f is not None)
+        has_services = self.replayer.services is not None
+        pending = self.pending
+        replayer = self.replayer
+        while pending:
+            number, batch, verdict = pending[0]
+            need: int | None = None  # the instant before which this line takes timers
+            if batch is None:
+                event = self.services.get(number)
+                if has_services and event is not None and not isinstance(event, Rejected):
+                    need = to_us(event.occurred_at)
+            elif batch.codes[verdict] == _APPLIED:
+                need = batch.instants[verdict]
+            if not final and need is not None and (frontier is None or need > frontier):
+                return None
+            pending.popleft()
+            problem = self._out_of_order(number, batch, verdict, need)
+            if problem is not None:
+                return problem
+            try:
+                if batch is not None:
+                    self._ticket_line(number, batch, verdict)
+                elif self.kinds[number] == "service":
+                    self._service_line(number)
+                else:
+                    replayer.on_line(self._line(number))
+            except Rejected as rejected:
+                if rejected.error_class in DECODE_CLASSES:
+                    replayer.stage.counters.rejected += 1
+                self._reject(number, rejected.error_class, rejected.message)
+        return None
+
+    def _out_of_order(
+        self, number: int, batch: _Verdicts | None, verdict: int, need: int | None
+    ) -> str | None:
+        """Why this line makes sharding inexact (a ticket line older than the replay clock
+        before it, as one process would have it), or None."""
+        clock = self.order_clock
+        if batch is None:
+            if need is not None:  # a service event moves the clock to its instant - 1
+                at = need - 1
+                self.order_clock = at if clock is None or at > clock else clock
+            return None
+        code = batch.codes[verdict]
+        if code == _UNDECODED:
+            return None
+        at = batch.instants[verdict]
+        if clock is not None and at < clock:
+            return (
+                f"line {number} ({format_us(at)}) is older than the replay "
+                f"clock before it ({format_us(clock)})"
+            )
+        floor = self.refused_floor
+        if floor is not None and at < floor:
+            # the shard fired its timers due before that line's instant before it knew
+            # the line would not apply; one process moved no clock for it
+            return (
+                f"line {number} ({format_us(at)}) is older than a line before it that was "
+                f"not applied ({format_us(floor)})"
+            )
+        if code == _APPLIED:
+            if clock is None or at > clock:
+                self.order_clock = at
+        elif floor is None or at > floor:
+            self.refused_floor = at
+        return None
+
+    def _line(self, number: int) -> bytes:
+        return self.raw_lines[number - 1].rstrip(b"\r\n")
+
+    def _collect(self, request: tuple[int, bool]) -> str | None:
+        for shard in self.shards:
+            shard.conn.send(request)
+        timers: list[_Timer] = []
+        for shard in self.shards:
+            timers.extend(_receive(shard))
+        return self._receive_timers(timers)
+
+    def _take(self, limit: int, inclusive: bool, ledger: list[Output]) -> bytes:
+        """The bytes of the shards' timer outputs due before `limit` (or at it), in (due,
+        ticket) order; the ledger's share of them decoded into `ledger`."""
+        below = limit + 1 if inclusive else limit
+        if self.took_below is None or below > self.took_below:
+            self.took_below = below
         timers = self.timers
         start = end = self.taken
-        while end < len(timers) and (
-            timers[end][0] < limit or (inclusive and timers[end][0] == limit)
-        ):
+        while end < len(timers) and timers[end][0] < below:
             end += 1
+        if start == end:
+            return b""
         self.taken = end
-        return [orjson.loads(t[3]) for t in timers[start:end]]
+        taken = timers[start:end]
+        ledger.extend(orjson.loads(t[4]) for t in taken if t[4])
+        return b"".join(t[3] for t in taken)
 
-    def _ticket_line(self, line: _Line) -> None:
-        _, verdict, at, detail = self.verdicts[line.number]
-        if verdict in (_UNDECODED, _REJECTED):
-            error_class, message = detail
-            self._reject(line, error_class, message)
+    def _ticket_line(self, number: int, found: _Verdicts, verdict: int) -> None:
+        code = found.codes[verdict]
+        if code in (_UNDECODED, _REJECTED):
+            error_class, message = found.refused[verdict]
+            self._reject(number, error_class, message)
             return
+        at = found.instants[verdict]
         replayer = self.replayer
-        outputs: list[Output] = []
-        if verdict == _APPLIED:
+        written = b""
+        ledger: list[Output] = []
+        if code == _APPLIED:
             # the stage's on_event (time order checked: the event is not late)
             stage = replayer.stage
             if stage.clock is None or at > stage.clock:
                 stage.clock = at
-            outputs = self._take(at, False)
+            written = self._take(at, False, ledger)
             if stage.fired_through is None or at - 1 > stage.fired_through:
                 stage.fired_through = at - 1
             if stage.first_applied is None or at < stage.first_applied:
                 stage.first_applied = at
-            outputs.extend(orjson.loads(raw) for raw in detail)
-        if replayer.services is not None:
-            outputs = replayer.services.advance_before(at) + outputs + replayer._settle_services()
-        replayer._publish(outputs)
+            start = found.ends[verdict - 1] if verdict else 0
+            written += found.written[start : found.ends[verdict]]
+            own = found.ledger.get(verdict)
+            if own is not None:
+                ledger.extend(orjson.loads(data) for data in own)
+        services = replayer.services
+        offered = False
+        if services is not None:
+            offered = replayer.offer(services.advance_before(at))
+        if written:
+            self.emit_raw(written)
+        if ledger:
+            _take_outcomes(replayer, ledger)
+            offered = True
+        if services is not None:
+            offered = replayer.offer(replayer._settle_services()) or offered
+        replayer.release_ledger(offered)
 
-    def _service_line(self, line: _Line) -> None:
-        event = self.services[line.number]
+    def _service_line(self, number: int) -> None:
+        event = self.services[number]
         if isinstance(event, Rejected):
             raise event
         replayer = self.replayer
@@ -476,22 +720,31 @@ class _Merge:
                 "UnknownService", f"service {event.service_id!r}: the policy defines no services"
             )
         at = to_us(event.occurred_at)
-        before = self._advance(at - 1)
+        offered = self._advance(at - 1)
         try:
             applied = replayer.services.on_event(event, at)
         except Rejected:
-            replayer._publish(before + replayer._settle_services())
+            offered = replayer.offer(replayer._settle_services()) or offered
+            replayer.release_ledger(offered)
             raise
-        replayer._publish(before + applied + replayer._settle_services())
+        offered = replayer.offer(applied + replayer._settle_services()) or offered
+        replayer.release_ledger(offered)
 
-    def _advance(self, instant: int) -> list[Output]:
-        """The ticket stage's `advance_to(instant)`, its timers from the shards."""
+    def _advance(self, instant: int) -> bool:
+        """The ticket stage's `advance_to(instant)`, its timers from the shards, written
+        and offered to the ledger (whether it took any)."""
         stage = self.replayer.stage
         if stage.clock is None or instant > stage.clock:
             stage.clock = instant
-        outputs = self._take(stage.clock, True)
+        ledger: list[Output] = []
+        written = self._take(stage.clock, True, ledger)
         stage.fired_through = stage.clock
-        return outputs
+        if written:
+            self.emit_raw(written)
+        if not ledger:
+            return False
+        _take_outcomes(self.replayer, ledger)
+        return True
 
     def _finish(self, until: int | None) -> None:
         replayer = self.replayer
@@ -500,15 +753,17 @@ class _Merge:
             return
         stage = replayer.stage
         limit = until if stage.clock is None or until > stage.clock else stage.clock
-        self._collect((limit, True))
-        outputs = self._advance(until)
+        problem = self._collect((limit, True))
+        if problem is not None:  # never for time-ordered input (see `_receive_timers`)
+            raise RuntimeError(problem)
+        offered = self._advance(until)
         if replayer.services is not None:
-            outputs += replayer.services.advance_to(until)
-        replayer._publish(outputs, final=until)
+            offered = replayer.offer(replayer.services.advance_to(until)) or offered
+        replayer.release_ledger(offered, final=until)
 
-    def _reject(self, line: _Line, error_class: str, message: str) -> None:
-        raw = line.raw.decode("utf-8", "replace")
-        self.reject(Rejection(line.number, error_class, message, raw))
+    def _reject(self, number: int, error_class: str, message: str) -> None:
+        raw = self._line(number).decode("utf-8", "replace")
+        self.reject(Rejection(number, error_class, message, raw))
 
     def summary(self, lines: int) -> ReplaySummary:
         replayer = self.replayer

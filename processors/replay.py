@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Final
 
 import orjson
 from pydantic import ValidationError
@@ -99,8 +99,8 @@ class ReplaySummary:
         return text
 
 
-CONTRACT_CHANGED = b'"contract.changed"'
-POLICY_CHANGED = b'"policy.changed"'
+CONTRACT_CHANGED: Final = b'"contract.changed"'
+POLICY_CHANGED: Final = b'"policy.changed"'
 
 
 def decode_contract_change(raw: bytes | str) -> ContractChanged:
@@ -111,7 +111,8 @@ def decode_contract_change(raw: bytes | str) -> ContractChanged:
         raise classify_validation_error(error) from None
 
 
-SERVICE_MARKERS = (b'"service.', b'"maintenance.')
+SERVICE_MARKER: Final = b'"service.'
+MAINTENANCE_MARKER: Final = b'"maintenance.'
 
 
 def line_kind(raw: bytes) -> str:
@@ -121,7 +122,8 @@ def line_kind(raw: bytes) -> str:
     if (
         CONTRACT_CHANGED not in raw
         and POLICY_CHANGED not in raw
-        and not any(marker in raw for marker in SERVICE_MARKERS)
+        and SERVICE_MARKER not in raw
+        and MAINTENANCE_MARKER not in raw
     ):
         return "ticket"
     try:
@@ -251,20 +253,27 @@ class Replayer:
     def fired_through(self) -> int | None:
         """Every timer of both stages due at or before this instant has fired: the ledger's
         watermark (after an event at t, timers due at t are still to come)."""
-        fired = [self.stage.fired_through]
-        if self.services is not None:
-            fired.append(self.services.fired_through)
-        known = [f for f in fired if f is not None]
-        return min(known) if known else None
+        fired = self.stage.fired_through
+        if self.services is not None:  # the least of those known (on every line: no lists)
+            other = self.services.fired_through
+            if fired is None or (other is not None and other < fired):
+                fired = other
+        return fired
 
     def first_applied(self) -> int | None:
-        firsts = [self.stage.first_applied]
+        first = self.stage.first_applied
         if self.services is not None:
-            firsts.append(self.services.first_applied)
-        known = [f for f in firsts if f is not None]
-        return min(known) if known else None
+            other = self.services.first_applied
+            if first is None or (other is not None and other < first):
+                first = other
+        return first
 
     def _publish(self, outputs: list[Output], final: int | None = None) -> None:
+        self.release_ledger(self.offer(outputs), final)
+
+    def offer(self, outputs: list[Output]) -> bool:
+        """Emit outputs (a hold fact is for the ledger only) and give the ledger those it
+        takes; whether it was given any."""
         ledger = self.ledger
         offered = False
         for output in outputs:
@@ -280,11 +289,24 @@ class Replayer:
             elif ledger_input(output):
                 ledger.on_outcome(output)
                 offered = True
+        return offered
+
+    def release_ledger(self, offered: bool, final: int | None = None) -> None:
+        """Tell the ledger how far the replay got and emit what it releases (at the end,
+        `final`: everything through that instant)."""
+        ledger = self.ledger
         clock = self.fired_through()
         if clock is None or (final is None and not offered and clock == self._released_at):
             return  # nothing new for the ledger: same clock, nothing offered
+        forced = self._released_at is None  # a contract or policy line came before
         self._released_at = clock
         ledger.on_watermark(self.SOURCE, clock, self.first_applied())
+        if final is None and not forced:
+            # Most lines: nothing is due at this clock, so `release` would find nothing
+            # (it checks the same `next_due` after computing the watermark again).
+            due = ledger.next_due()
+            if due is None or due > clock:
+                return
         released = ledger.release() if final is None else ledger.release(through=final, final=True)
         for output in released:
             self._emit(output)

@@ -80,8 +80,10 @@ def replay_command(
         dlq_sink = _open_for_writing(stack, dlq, "--dlq") if dlq is not None else None
 
         def emit(output: Output) -> None:
-            sink.write(orjson.dumps(output))
-            sink.write(b"\n")
+            sink.write(orjson.dumps(output, option=orjson.OPT_APPEND_NEWLINE))
+
+        def emit_raw(outputs: bytes) -> None:  # outputs the shards serialised, newlines and all
+            sink.write(outputs)
 
         def reject(rejection: Rejection) -> None:
             rejected_by_class[rejection.error_class] += 1
@@ -126,7 +128,9 @@ def replay_command(
             if progress is not None:
                 progress.stop()
             count = None if workers == 0 else workers
-            run = replay_parallel(compiled, source.readlines(), emit, reject, until_us, count)
+            run = replay_parallel(
+                compiled, source.readlines(), emit, reject, until_us, count, emit_raw=emit_raw
+            )
             summary = run.summary
             if run.fallback is not None:
                 print(f"replay: {run.fallback}: replayed in one process", file=sys.stderr)

@@ -25,21 +25,21 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from enum import IntEnum
-from typing import Any, NamedTuple, cast
+from typing import Any, Final, NamedTuple, cast
 
 from slaclock.processors.engine.calendar import BusinessCalendar
 from slaclock.processors.engine.policy import Threshold
 
-RUN = "r"
+RUN: Final = "r"
 """Mark codes (see the module doc): counting began; the others carry a status or reason."""
-PAUSED = "p:"
-STOPPED = "s:"
-COMPLETED = "c:"
-CANCELLED = "x:"
+PAUSED: Final = "p:"
+STOPPED: Final = "s:"
+COMPLETED: Final = "c:"
+CANCELLED: Final = "x:"
 _CODES: dict[str, str] = {}
 
 
-VERSION_CAUSE = "\x00policy:"
+VERSION_CAUSE: Final = "\x00policy:"
 """The prefix of a cause that is a policy version taking effect (not an event): what
 `version_cause` notes; no event id starts with a NUL character."""
 
@@ -387,5 +387,5 @@ class MetricRecord(NamedTuple):
     group: str = ""  # a group metric's group (written only for those)
 
 
-MIN_METRIC_FIELDS = 11
+MIN_METRIC_FIELDS: Final = 11
 """Fields of a metric record written before explanations: it still loads."""

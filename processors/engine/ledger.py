@@ -28,7 +28,7 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from decimal import ROUND_HALF_UP, Decimal
-from typing import Any
+from typing import Any, Final
 
 from slaclock.processors.engine.contracts import ContractBook
 from slaclock.processors.engine.group_ledger import GROUP_HOLD, GroupLedger
@@ -57,8 +57,8 @@ METRICS = tuple(METRIC_ORDER)  # first_response, next_response, periodic_update,
 HeldKey = tuple[int, str, int, int]  # decided_at, ticket_id, metric order, cycle
 
 # agenda phases at one instant
-_PERIOD_END = 0
-_TICKET_CREDIT = 1
+_PERIOD_END: Final = 0
+_TICKET_CREDIT: Final = 1
 _GROUP_END = 0.5  # group statements at E: after every customer's period-end work
 _NEVER = 2**62
 # period-end steps for one customer
@@ -391,6 +391,8 @@ class LedgerStage:
                             customer,
                         )
                         agenda.append((order, _bind(self._ticket_credit, customer, breach)))
+            if self._next_end(customer) > limit:
+                continue  # no period end due (cached: most releases are ticket credits)
             for end in self._period_ends(customer, limit):
                 order = (end, _PERIOD_END, customer, (_STATEMENT, "", 0, 0))
                 agenda.append((order, _bind(self._close, customer, end)))

@@ -26,7 +26,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, MutableMapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Final
 
 from slaclock.processors.engine.group_ledger import GROUP_HOLD
 from slaclock.processors.engine.ticket import (
@@ -41,7 +41,7 @@ from slaclock.processors.engine.versions import NEW, PolicyVersion
 from slaclock.schemas.events import TicketCreated, TicketEvent
 from slaclock.schemas.rejection import Rejected
 
-DAY_US = 86_400 * 1_000_000
+DAY_US: Final = 86_400 * 1_000_000
 
 
 @dataclass

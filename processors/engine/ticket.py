@@ -16,7 +16,7 @@ from __future__ import annotations
 import hashlib
 from collections.abc import Sequence
 from enum import Enum
-from typing import TYPE_CHECKING, Any, NamedTuple
+from typing import TYPE_CHECKING, Any, Final, NamedTuple
 
 from slaclock.processors.engine.calendar import BusinessCalendar
 from slaclock.processors.engine.clock import (
@@ -63,18 +63,18 @@ if TYPE_CHECKING:
     from slaclock.processors.engine.contracts import ContractBook
 
 
-FIRST_RESPONSE = "first_response"
-NEXT_RESPONSE = "next_response"
-PERIODIC_UPDATE = "periodic_update"
-RESOLUTION = "resolution"
-METRICS = (FIRST_RESPONSE, NEXT_RESPONSE, PERIODIC_UPDATE, RESOLUTION)
-SOLVED = "solved"
-CLOSED = "closed"
-PENDING = "pending"
-OPEN = "open"
-GROUP_RESPONSE = "group_response"
-GROUP_RESOLUTION = "group_resolution"
-GROUP_ERA = "\x00group:"
+FIRST_RESPONSE: Final = "first_response"
+NEXT_RESPONSE: Final = "next_response"
+PERIODIC_UPDATE: Final = "periodic_update"
+RESOLUTION: Final = "resolution"
+METRICS: Final = (FIRST_RESPONSE, NEXT_RESPONSE, PERIODIC_UPDATE, RESOLUTION)
+SOLVED: Final = "solved"
+CLOSED: Final = "closed"
+PENDING: Final = "pending"
+OPEN: Final = "open"
+GROUP_RESPONSE: Final = "group_response"
+GROUP_RESOLUTION: Final = "group_resolution"
+GROUP_ERA: Final = "\x00group:"
 """The prefix of an era's tier that names a group (a group clock's segments frozen under an
 earlier version's group calendar); no tier name starts with a NUL character."""
 _CLOCK_ORDER: dict[str, int] = {**METRIC_ORDER, GROUP_RESPONSE: 4, GROUP_RESOLUTION: 5}
@@ -86,7 +86,7 @@ class Verdict(Enum):
     IGNORED_CLOSED = "ignored_closed"  # the ticket is closed: ignored (docs/semantics.md: Metrics)
 
 
-DEFAULT_POLICY_VERSION = "1"
+DEFAULT_POLICY_VERSION: Final = "1"
 
 
 def policy_version(policy: CompiledPolicy) -> str:
@@ -288,7 +288,7 @@ class TicketRecord(NamedTuple):
     groups: Sequence[Any] = ()
 
 
-MIN_TICKET_FIELDS = 13
+MIN_TICKET_FIELDS: Final = 13
 """Fields of a ticket record written before explanations: it still loads."""
 
 _DUE = MetricRecord._fields.index("due")
@@ -345,6 +345,10 @@ class TicketEngine:
         from slaclock.processors.engine.contracts import ContractBook
 
         self.policy = policy  # the first version
+        # the last event id fingerprinted and its fingerprint: the stage asks
+        # `is_duplicate`, then `apply` asks again, for every event
+        self._fingerprinted_id = ""
+        self._fingerprint = event_fingerprint("")
         # Policy versions in time; a ticket runs under the version its state names.
         self.versions = versions if versions is not None else PolicyBook(policy)
         self._first = self.versions.first  # the hot path: most tickets run under it
@@ -433,7 +437,7 @@ class TicketEngine:
             "new",
             version.version_id,
         )
-        state.seen.add(event_fingerprint(event.event_id))
+        state.seen.add(self.fingerprint(event.event_id))
         state.cause = event.event_id
         outputs: list[Output] = []
         for metric in (FIRST_RESPONSE, RESOLUTION):
@@ -447,7 +451,7 @@ class TicketEngine:
         self, state: TicketState, event: TicketEvent, at: int
     ) -> tuple[Verdict, list[Output]]:
         """Apply a non-creating event to a known ticket at effective instant `at`."""
-        fingerprint = event_fingerprint(event.event_id)
+        fingerprint = self.fingerprint(event.event_id)
         if fingerprint in state.seen:
             return Verdict.DUPLICATE, []
         if isinstance(event, TicketCreated):
@@ -484,7 +488,14 @@ class TicketEngine:
         return Verdict.APPLIED, outputs
 
     def is_duplicate(self, state: TicketState, event_id: str) -> bool:
-        return event_fingerprint(event_id) in state.seen
+        return self.fingerprint(event_id) in state.seen
+
+    def fingerprint(self, event_id: str) -> int:
+        """`event_fingerprint(event_id)`, remembered for the last id asked."""
+        if event_id != self._fingerprinted_id:
+            self._fingerprint = event_fingerprint(event_id)
+            self._fingerprinted_id = event_id
+        return self._fingerprint
 
     def fire_due(self, state: TicketState, now: int) -> list[Output]:
         """Fire every timer due at or before `now`, in time order (ties: metric order)."""
@@ -999,7 +1010,7 @@ def _common(
     }
 
 
-_PAUSABLE = (RESOLUTION, PERIODIC_UPDATE)
+_PAUSABLE: Final = (RESOLUTION, PERIODIC_UPDATE)
 
 
 def _hold_fact(state: TicketState, group: str, hold: str, at: int) -> Output:

@@ -10,6 +10,7 @@ import pytest
 from typer.testing import CliRunner
 
 from slaclock.cli import app
+from slaclock.processors import parallel_replay
 from slaclock.processors.engine.instants import parse_instant
 from slaclock.processors.engine.policy import CompiledPolicy, compile_policy
 from slaclock.processors.parallel_replay import replay_parallel
@@ -42,12 +43,24 @@ def one_process(
 
 
 def sharded(
-    policy: CompiledPolicy, lines: list[bytes], until: int | None, workers: int
+    policy: CompiledPolicy, lines: list[bytes], until: int | None, workers: int, raw: bool = False
 ) -> tuple[tuple[bytes, bytes, str], int, str | None]:
+    """With `raw`, the outputs the shards serialised come as bytes (the command's writer)."""
     outputs: list[bytes] = []
     rejected: list[Rejection] = []
+
+    def emit_raw(written: bytes) -> None:
+        assert written.endswith(b"\n")
+        outputs.extend(written.splitlines())
+
     run = replay_parallel(
-        policy, lines, lambda o: outputs.append(orjson.dumps(o)), rejected.append, until, workers
+        policy,
+        lines,
+        lambda o: outputs.append(orjson.dumps(o)),
+        rejected.append,
+        until,
+        workers,
+        emit_raw=emit_raw if raw else None,
     )
     dlq = b"\n".join(r.to_json() for r in rejected)
     return (b"\n".join(outputs), dlq, run.summary.describe()), run.workers, run.fallback
@@ -55,9 +68,15 @@ def sharded(
 
 @pytest.mark.parametrize("seed", [11, 12, 13])
 @pytest.mark.parametrize("until", [None, "2027-01-03T00:00:00Z"])
-def test_two_and_three_workers_write_the_bytes_of_one_process(seed: int, until: str | None) -> None:
+@pytest.mark.parametrize("chunk", [parallel_replay.CHUNK, 37])
+def test_two_and_three_workers_write_the_bytes_of_one_process(
+    seed: int, until: str | None, chunk: int, monkeypatch: pytest.MonkeyPatch
+) -> None:
     """Random workloads with rejected lines, repeated events, contract changes, service
-    events (and an unknown service), with and without a final `until`."""
+    events (and an unknown service), with and without a final `until`; in one batch of
+    lines, and in batches of 37 lines merged while the shards work on the next (the
+    shards are forked: they see the patched size)."""
+    monkeypatch.setattr(parallel_replay, "CHUNK", chunk)
     policy = _policy(SERVICES_POLICY)
     lines = [line + b"\n" for line in mixed_lines(100 + 40 * seed, seed)]
     lines.insert(len(lines) // 2, b"   \n")  # a blank line: still counted as a line
@@ -68,9 +87,15 @@ def test_two_and_three_workers_write_the_bytes_of_one_process(seed: int, until: 
         result, used, fallback = sharded(policy, lines, until_us, workers)
         assert (used, fallback) == (workers, None)
         assert result == expected, f"{workers} workers"
+    for workers in (2, 3):
+        assert sharded(policy, lines, until_us, workers, raw=True)[0] == expected
 
 
-def test_tickets_without_services_and_statements_with_earn_back_are_merged_exactly() -> None:
+@pytest.mark.parametrize("chunk", [parallel_replay.CHUNK, 5])
+def test_tickets_without_services_and_statements_with_earn_back_are_merged_exactly(
+    chunk: int, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(parallel_replay, "CHUNK", chunk)
     policy = compile_policy(parse_policy(policy_yaml(), "test-policy.yaml"))
     lines = [orjson.dumps(e) for e in known_events()]
     until = parse_instant("2027-01-01T00:00:00Z")
@@ -78,9 +103,16 @@ def test_tickets_without_services_and_statements_with_earn_back_are_merged_exact
     assert expected[0].count(b'"sla.statement"') > 0
     for workers in (2, 3):
         assert sharded(policy, lines, until, workers)[0] == expected
+        assert sharded(policy, lines, until, workers, raw=True)[0] == expected
 
 
-def test_input_out_of_time_order_is_replayed_in_one_process_and_says_why() -> None:
+@pytest.mark.parametrize("chunk", [parallel_replay.CHUNK, 40])
+def test_input_out_of_time_order_is_replayed_in_one_process_and_says_why(
+    chunk: int, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Found half-way through the merge too (batches of 40 lines): nothing merged before
+    it is written."""
+    monkeypatch.setattr(parallel_replay, "CHUNK", chunk)
     policy = _policy(SERVICES_POLICY)
     lines = mixed_lines(300, 5)
     # a ticket's reply moved before the previous line: one process applies it late
@@ -191,3 +223,26 @@ def test_a_ticket_id_written_with_escapes_reaches_the_shard_of_its_ticket() -> N
     for workers in (2, 3):
         result, used, _ = sharded(policy, lines, None, workers)
         assert (result, used) == (expected, workers)
+
+
+def test_a_refused_line_ahead_of_the_clock_does_not_fire_a_shards_timers_early() -> None:
+    """A line the engine refuses moves no clock in one process; a shard fires its timers
+    due before the line's instant before it learns the line is refused. A later (earlier
+    dated) event of that ticket must still come before its breach: such input replays in
+    one process."""
+    policy = _policy(SERVICES_POLICY)
+    created = (
+        b'{"event_id":"c1","type":"ticket.created","ticket_id":"X","occurred_at":'
+        b'"2026-11-02T09:00:00Z","customer_id":"acme","priority":"urgent"}'
+    )
+    again = created.replace(b'"c1"', b'"c2"').replace(b"2026-11-02T09", b"2026-11-09T09")
+    reply = (
+        b'{"event_id":"r1","type":"ticket.agent_replied","ticket_id":"X","occurred_at":'
+        b'"2026-11-02T09:05:00Z"}'
+    )
+    lines = [created, again, reply]
+    expected = one_process(policy, lines, None)
+    assert b"DuplicateTicket" in expected[1] and b'"outcome":"met"' in expected[0]
+    result, used, fallback = sharded(policy, lines, None, 2)
+    assert result == expected
+    assert used == 1 and fallback is not None and "line 3 " in fallback
