@@ -14,7 +14,6 @@ from __future__ import annotations
 
 from typing import Any, TypedDict
 
-from slaclock.processors.engine.calendar import BusinessCalendar
 from slaclock.processors.engine.clock import Phase
 from slaclock.processors.engine.group_ledger import (
     BREACHED,
@@ -28,7 +27,7 @@ from slaclock.processors.engine.instants import format_us, seconds_value
 from slaclock.processors.engine.ledger import metric_figures
 from slaclock.processors.engine.periods import period_bounds
 from slaclock.processors.engine.policy import CompiledPolicy
-from slaclock.processors.engine.ticket import GROUP_ERA, TicketState
+from slaclock.processors.engine.ticket import TicketState, era_calendars
 from slaclock.processors.engine.versions import PolicyBook
 
 AT_RISK_NUMERATOR = 3
@@ -73,14 +72,7 @@ def tickets_at_risk(
     terms = policy.groups.get(group)
     if terms is None:
         return []
-    book = versions
-
-    def calendar_of(version_id: str, tier_name: str) -> BusinessCalendar:
-        found = None if book is None else book.find(version_id)
-        past = policy if found is None else found.policy
-        if tier_name.startswith(GROUP_ERA):
-            return past.groups[tier_name[len(GROUP_ERA) :]].calendar
-        return past.tiers[tier_name].calendar
+    calendar_of = era_calendars(versions, policy)
 
     found: list[AtRisk] = []
     for metric in GROUP_METRICS:

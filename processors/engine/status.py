@@ -21,11 +21,10 @@ from __future__ import annotations
 
 from typing import Literal, TypedDict
 
-from slaclock.processors.engine.calendar import BusinessCalendar
 from slaclock.processors.engine.clock import CalendarOf, MetricClock, Phase
 from slaclock.processors.engine.instants import format_us, seconds_value
 from slaclock.processors.engine.policy import CompiledPolicy, CompiledTier
-from slaclock.processors.engine.ticket import GROUP_ERA, TicketState
+from slaclock.processors.engine.ticket import TicketState, era_calendars
 from slaclock.processors.engine.versions import PolicyBook
 from slaclock.schemas.common import METRIC_ORDER
 
@@ -75,14 +74,7 @@ def ticket_status(
     if version is not None:
         policy = version.policy
     tier = policy.tiers[state.tier]
-    book = versions
-
-    def calendar_of(version_id: str, tier_name: str) -> BusinessCalendar:
-        found = None if book is None else book.find(version_id)
-        terms = policy if found is None else found.policy
-        if tier_name.startswith(GROUP_ERA):
-            return terms.groups[tier_name[len(GROUP_ERA) :]].calendar
-        return terms.tiers[tier_name].calendar
+    calendar_of = era_calendars(versions, policy)
 
     group_metrics: dict[str, MetricStatus] = {}
     for metric in ("group_response", "group_resolution"):

@@ -25,6 +25,7 @@ from slaclock.processors.engine.clock import (
     PAUSED,
     RUN,
     STOPPED,
+    CalendarOf,
     MetricClock,
     MetricRecord,
     Phase,
@@ -317,6 +318,23 @@ def record_timer(record: Sequence[Any]) -> tuple[str, int | None, int | None]:
     return str(record[0]), record[_CLOSED_AT], due
 
 
+def era_calendar(policy: CompiledPolicy, tier: str) -> BusinessCalendar:
+    """The calendar an era of a clock counted under: a tier's, or a group's (`GROUP_ERA`)."""
+    if tier.startswith(GROUP_ERA):
+        return policy.groups[tier[len(GROUP_ERA) :]].calendar
+    return policy.tiers[tier].calendar
+
+
+def era_calendars(book: PolicyBook | None, fallback: CompiledPolicy) -> CalendarOf:
+    """`calendar_of` for a clock's eras: each era's version from `book`, else `fallback`."""
+
+    def calendar_of(version_id: str, tier: str) -> BusinessCalendar:
+        found = None if book is None else book.find(version_id)
+        return era_calendar(fallback if found is None else found.policy, tier)
+
+    return calendar_of
+
+
 _PHASE = MetricRecord._fields.index("phase")
 _GROUP = MetricRecord._fields.index("group")
 
@@ -379,10 +397,7 @@ class TicketEngine:
     def calendar_of(self, version: str, tier: str) -> BusinessCalendar:
         """The calendar of `tier` in `version` (for segments a clock froze under it)."""
         found = self.versions.find(version)
-        policy = found.policy if found is not None else self.versions.first.policy
-        if tier.startswith(GROUP_ERA):
-            return policy.groups[tier[len(GROUP_ERA) :]].calendar
-        return policy.tiers[tier].calendar
+        return era_calendar(found.policy if found is not None else self.versions.first.policy, tier)
 
     def _group_terms(self, state: TicketState, group: str) -> CompiledTier | None:
         """The terms of `group` in the ticket's version (None: the version does not define it)."""
