@@ -329,6 +329,7 @@ class Soak:
             mean_gap_seconds=self.args.mean_gap,
             customers=CUSTOMERS,
             seed=self.args.seed,
+            close_every_ticket=self.args.close_every_ticket,
         )
         end_us = int((time.time() + seconds) * US_PER_SECOND)
         events = [e for e in ticket_events(shape) if parse_instant(e["occurred_at"]) < end_us]
@@ -515,6 +516,12 @@ def main() -> int:
         default=7 * 86400.0,
         help="the workers' SLACLOCK_CLOSED_RETENTION, seconds: the state grows with the closed "
         "tickets kept until this has passed, so RSS can be flat only in a run longer than it",
+    )
+    parser.add_argument(
+        "--close-every-ticket",
+        action="store_true",
+        help="every generated ticket is solved and closed at the end of its life (by default "
+        "about a third stay open for good): with --closed-retention, the stored state is bounded",
     )
     parser.add_argument("--out", default=str(ROOT / "benchmarks" / "results" / "soak"))
     args = parser.parse_args()

@@ -31,6 +31,10 @@ class WorkloadShape:
     mean_gap_seconds: float = 3 * 3600.0  # typical time between a ticket's events
     customers: Sequence[str] = ("acme", "globex", "initech", "umbrella", "hooli", "walk-in")
     seed: int = 7
+    # Every ticket solved and closed at the end of its life (a workload whose stored state
+    # stays bounded under a closed-ticket retention, for soaks); False leaves about a third
+    # open or solved for good (exactly the events the generator always gave).
+    close_every_ticket: bool = False
 
 
 def ticket_events(
@@ -111,9 +115,11 @@ def _one_ticket(
             status = "solved"
             yield event("ticket.status_changed", status="solved")
     later()
-    if rng.random() < 0.85:
+    solves = rng.random() < 0.85
+    if solves or shape.close_every_ticket:
         yield event("ticket.status_changed", status="solved")
-        if rng.random() < 0.8:
+        closes = rng.random() < 0.8 if solves else False
+        if closes or shape.close_every_ticket:
             later()
             yield event("ticket.status_changed", status="closed")
 

@@ -47,6 +47,7 @@ from confluent_kafka import (
 
 from slaclock.client.librdkafka_log import with_logging
 from slaclock.processors.broker import Backoff, BrokerState, is_outage
+from slaclock.processors.live.heap import release_free_heap
 from slaclock.processors.live.testcrash import AFTER_COMMITS, BETWEEN_PRODUCE_AND_COMMIT, CrashPoint
 from slaclock.processors.settings import Settings
 
@@ -282,6 +283,8 @@ class TransactionalLoop(ABC):
                 cold.append(task)
         for task, records in self._changelogs(cold):
             self.restore_task(task, records)
+        if cold:
+            release_free_heap()  # the changelog records just decoded
         with self.assigned_lock:
             self.assigned.update(tasks)
         self.ready.set()
@@ -293,6 +296,8 @@ class TransactionalLoop(ABC):
             self.assigned.difference_update(tasks)
         for task in tasks:
             self.drop_task(task)
+        if tasks:
+            release_free_heap()  # the tasks' state
 
     def _changelogs(self, tasks: list[int]) -> Iterator[tuple[int, list[tuple[bytes, bytes]]]]:
         """Each task's changelog records (`_read_changelog`), in the order of `tasks`.
@@ -718,6 +723,7 @@ class TransactionalLoop(ABC):
             self.assigned.clear()
         for task in tasks:
             self.drop_task(task)
+        release_free_heap()  # the tasks' state
         self.consumer = Consumer(self._consumer_config)
         self.consumer.subscribe(
             self.input_topics, on_assign=self._on_assign, on_revoke=self._on_revoke
@@ -757,6 +763,7 @@ class TransactionalLoop(ABC):
         for task, records in self._changelogs(tasks):
             self.drop_task(task)
             self.restore_task(task, records)
+        release_free_heap()  # the old state and the changelog records
         for tp in committed:
             if tp.offset < 0:
                 tp.offset = OFFSET_BEGINNING

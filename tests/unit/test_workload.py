@@ -63,3 +63,24 @@ def test_assignments_name_the_agents_team_so_some_are_hand_offs() -> None:
         handoffs += last.get(e["ticket_id"], e["group"]) != e["group"]
         last[e["ticket_id"]] = e["group"]
     assert handoffs > 0
+
+
+def _last_status(events: list[dict[str, object]]) -> dict[object, object]:
+    last: dict[object, object] = {}
+    for e in events:
+        if e["type"] == "ticket.status_changed":
+            last[e["ticket_id"]] = e["status"]
+        else:
+            last.setdefault(e["ticket_id"], "new")
+    return last
+
+
+def test_by_default_some_tickets_are_never_closed() -> None:
+    last = _last_status(ticket_events(WorkloadShape(tickets=200, seed=3)))
+    assert len(last) == 200
+    assert 20 < sum(status != "closed" for status in last.values()) < 120
+
+
+def test_closing_every_ticket_leaves_none_open() -> None:
+    events = ticket_events(WorkloadShape(tickets=200, seed=3, close_every_ticket=True))
+    assert set(_last_status(events).values()) == {"closed"}
