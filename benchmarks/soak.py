@@ -207,7 +207,8 @@ class Soak:
             f"targets:\n  hook: {{kind: webhook, url: '{self.hook.url}', secret_env: SOAK_HOOK}}\n"
             + ROUTING
         )
-        self.notify = NotifyRun(self.bootstrap, prefix, self.workdir, routing, {"SOAK_HOOK": "s"})
+        notify_env = {"SOAK_HOOK": "s", **self.heap_trim_env("notify")}
+        self.notify = NotifyRun(self.bootstrap, prefix, self.workdir, routing, notify_env)
         self.workers: dict[str, WorkerProcess] = {}
         for instance in ("w1", "w2"):
             self.ports[instance] = free_port()
@@ -225,8 +226,14 @@ class Soak:
             # as of the clock (docs/semantics.md: Late events), and differ from the replay
             "SLACLOCK_GRACE": str(self.args.grace),
             "SLACLOCK_CLOSED_RETENTION": str(self.args.closed_retention),
+            **self.heap_trim_env(instance),
         }
         self.workers[instance] = self.pipeline.start_worker(instance, env=env)
+
+    def heap_trim_env(self, process: str) -> dict[str, str]:
+        """No periodic heap trim for the processes named by --no-heap-trim-on (a side-by-side
+        comparison in one run)."""
+        return {"SLACLOCK_HEAP_TRIM_INTERVAL": "0"} if process in self.args.no_heap_trim_on else {}
 
     def kill_a_worker(self) -> None:
         instance = ("w1", "w2")[self.kills_of_workers.done % 2]
@@ -522,6 +529,13 @@ def main() -> int:
         action="store_true",
         help="every generated ticket is solved and closed at the end of its life (by default "
         "about a third stay open for good): with --closed-retention, the stored state is bounded",
+    )
+    parser.add_argument(
+        "--no-heap-trim-on",
+        nargs="*",
+        default=[],
+        choices=("w1", "w2", "notify"),
+        help="processes run with SLACLOCK_HEAP_TRIM_INTERVAL=0 (to compare with the others)",
     )
     parser.add_argument("--out", default=str(ROOT / "benchmarks" / "results" / "soak"))
     args = parser.parse_args()

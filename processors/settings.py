@@ -90,6 +90,12 @@ class Settings(BaseSettings):
     grace: float = Field(2.0, ge=0, description="seconds the clock trails wall time")
     max_future_skew: float = Field(300.0, gt=0, description="seconds an event may be ahead")
     closed_retention: float = Field(7 * 86400.0, ge=0, description="seconds to keep closed")
+    heap_trim_interval: float = Field(
+        60.0,
+        ge=0,
+        description="seconds between returns of freed heap memory to the system (glibc "
+        "malloc_trim, processors/heap.py); 0: never",
+    )
     processing_guarantee: Literal["exactly_once", "at_least_once"] = "exactly_once"
     commit_interval: float = Field(0.1, gt=0, description="max seconds per transaction")
     max_batch: int = Field(

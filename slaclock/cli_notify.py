@@ -240,6 +240,7 @@ def _run(
         web_port=notify.http_port,
         datadir=str(notify.datadir),
         from_beginning=from_beginning,
+        heap_trim_interval=settings.heap_trim_interval,
     )
     app, _ = build_app(options, config)
     err.print(

@@ -47,7 +47,7 @@ from confluent_kafka import (
 
 from slaclock.client.librdkafka_log import with_logging
 from slaclock.processors.broker import Backoff, BrokerState, is_outage
-from slaclock.processors.live.heap import release_free_heap
+from slaclock.processors.heap import release_free_heap
 from slaclock.processors.live.testcrash import AFTER_COMMITS, BETWEEN_PRODUCE_AND_COMMIT, CrashPoint
 from slaclock.processors.settings import Settings
 

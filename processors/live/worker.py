@@ -24,6 +24,7 @@ from slaclock.processors.engine.availability import compile_services, ledger_ava
 from slaclock.processors.engine.instants import US_PER_SECOND
 from slaclock.processors.engine.policy import compile_policy
 from slaclock.processors.gc_tuning import tune_gc
+from slaclock.processors.heap import release_free_heap
 from slaclock.processors.live.http import StatusServer
 from slaclock.processors.live.ledger import LedgerProcessor, ticket_sources
 from slaclock.processors.live.metrics import Metrics
@@ -285,10 +286,15 @@ class Worker:
             thread.start()
         if http is not None:
             http.start()
+        trim_every = self.settings.heap_trim_interval
+        next_trim = time.monotonic() + trim_every
         try:
             while any(t.is_alive() for t in threads):
                 for thread in threads:
                     thread.join(0.2)
+                if trim_every > 0 and time.monotonic() >= next_trim:
+                    release_free_heap()  # what the stage threads' arenas freed (heap.py)
+                    next_trim = time.monotonic() + trim_every
         except KeyboardInterrupt:
             self.stop.set()
             for thread in threads:

@@ -33,6 +33,7 @@ import faust
 from faust.types import EventT
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
 
+from slaclock.processors.heap import release_free_heap
 from slaclock.processors.notify.config import NotifyConfig
 from slaclock.processors.notify.driver import ReadCommittedApp, isolation_level
 from slaclock.processors.notify.offsets import OffsetLedger
@@ -68,6 +69,7 @@ class NotifyOptions:
     web_port: int
     datadir: str
     from_beginning: bool = True
+    heap_trim_interval: float = 60.0  # SLACLOCK_HEAP_TRIM_INTERVAL; 0: never
 
 
 def now_us() -> int:
@@ -434,6 +436,13 @@ def build_app(options: NotifyOptions, config: NotifyConfig) -> tuple[faust.App, 
     @app.timer(interval=60.0)  # type: ignore[untyped-decorator]
     async def expire_delivered() -> None:
         deliverer.expire()
+
+    if options.heap_trim_interval > 0:
+
+        @app.timer(interval=options.heap_trim_interval)  # type: ignore[untyped-decorator]
+        async def trim_heap() -> None:
+            # the consumer thread's arena keeps the free chunks of every fetch (heap.py)
+            release_free_heap()
 
     @app.page("/notify/status")
     async def status_page(web: Any, request: Any) -> Any:

@@ -1,4 +1,4 @@
-"""Freed heap memory goes back to the system after a restore (processors/live/heap.py)."""
+"""Freed heap memory goes back to the system after a restore (processors/heap.py)."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ import sys
 
 import pytest
 
-from slaclock.processors.live.heap import release_free_heap
+from slaclock.processors.heap import release_free_heap
 
 PAGE = os.sysconf("SC_PAGE_SIZE")
 
