@@ -199,6 +199,8 @@ class Soak:
 
     def __post_init__(self) -> None:
         prefix = f"s{uuid.uuid4().hex[:6]}."
+        # what benchmarks/notify_shadow.py needs to read the same outputs
+        print(f"broker {self.bootstrap}, topic prefix {prefix}", flush=True)
         policy = self.workdir / "soak-policy.yaml"
         policy.write_text(SOAK_POLICY, encoding="utf-8")
         self.pipeline = LivePipeline(self.bootstrap, prefix, self.workdir, policy_path=policy)
