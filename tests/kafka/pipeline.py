@@ -185,18 +185,35 @@ class LivePipeline:
         Returns the last (running) worker and how many kills came mid-stream: after the
         killed worker had committed some input (not during its start-up) and before the
         input was all processed. `crash_env`: more settings for the workers to be killed.
+
+        Each kill comes a random `pause` after the worker's start, but never before it has
+        committed input of its own (or the input is done): on a loaded machine a start-up
+        can take longer than the pause, and a kill during it tests nothing mid-stream.
         """
         worker = self.start_worker(env=crash_env)
         mid_stream = 0
         before, _ = self.input_progress()
         for n in range(times):
-            time.sleep(rng.uniform(*pause))
+            started = time.monotonic()
+            self._until_progress(before, worker)
+            time.sleep(max(0.0, rng.uniform(*pause) - (time.monotonic() - started)))
             worker.kill()
             committed, lag = self.input_progress()
             mid_stream += committed > before and lag > 0
             before = committed
             worker = self.start_worker(env=crash_env if n < times - 1 else None)
         return worker, mid_stream
+
+    def _until_progress(self, committed_before: int, worker: WorkerProcess) -> None:
+        """Until stage 1 has committed more input than `committed_before`, or has none left
+        (at most 60 s; a worker that exits meanwhile fails the test)."""
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline:
+            committed, lag = self.input_progress()
+            if committed > committed_before or lag == 0:
+                return
+            assert worker.process.poll() is None, worker.log_tail()
+            time.sleep(0.2)
 
     def run_crash_plan(
         self,
