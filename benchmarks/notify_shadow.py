@@ -29,18 +29,11 @@ sys.path.insert(0, str(ROOT))
 from confluent_kafka.admin import AdminClient  # noqa: E402
 from confluent_kafka.cimpl import NewTopic  # noqa: E402
 
+from benchmarks.soak import rss_kib  # noqa: E402
 from tests.notify.harness import NotifyRun  # noqa: E402
 from tests.notify.receivers import Receiver  # noqa: E402
 
 THREAD_ARENA_ALIGN = 64 << 20  # glibc's HEAP_MAX_SIZE on 64-bit: non-main arenas start here
-
-
-def rss_kib(pid: int) -> int:
-    with open(f"/proc/{pid}/status", encoding="ascii") as status:
-        for line in status:
-            if line.startswith("VmRSS"):
-                return int(line.split()[1])
-    return 0
 
 
 def resident_by_kind(pid: int) -> dict[str, int]:

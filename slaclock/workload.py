@@ -118,7 +118,7 @@ def _one_ticket(
     solves = rng.random() < 0.85
     if solves or shape.close_every_ticket:
         yield event("ticket.status_changed", status="solved")
-        closes = rng.random() < 0.8 if solves else False
+        closes = solves and rng.random() < 0.8
         if closes or shape.close_every_ticket:
             later()
             yield event("ticket.status_changed", status="closed")

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import os
-import sys
+import platform
 
 import pytest
 
@@ -17,7 +17,7 @@ def rss_bytes() -> int:
         return int(statm.read().split()[1]) * PAGE
 
 
-@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="glibc's malloc_trim")
+@pytest.mark.skipif(platform.libc_ver()[0] != "glibc", reason="glibc's malloc_trim")
 def test_memory_freed_inside_the_heap_is_returned_by_the_trim() -> None:
     # Records bigger than pymalloc's 512 bytes come from malloc, as a changelog's do; the
     # last one stays alive, so free() alone cannot shrink the heap from its top.
