@@ -39,6 +39,7 @@ import time
 import urllib.parse
 import urllib.request
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from http import HTTPStatus
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -639,15 +640,22 @@ class StatusServer:
             log.warning("http: finding the owners of group %s's tickets failed: %s", group, error)
             return entries, []
         heard: set[int] = set()
-        for owner in sorted(owners):
-            url = owner + "/groups/" + urllib.parse.quote(group, safe="") + AT_RISK_SUFFIX
-            try:
-                answer = self._ask_peer(url)
-            except (OSError, ValueError) as error:
-                log.warning("http: asking %s for group %s's risk failed: %s", owner, group, error)
-                continue
-            heard.update(int(p) for p in answer["partitions"])
-            entries.extend(answer["at_risk"])
+        path = "/groups/" + urllib.parse.quote(group, safe="") + AT_RISK_SUFFIX
+        # Every owner at once: one slow or vanished worker costs one timeout, not one each.
+        # The answers are taken in the owners' order, so the result does not depend on timing.
+        ordered = sorted(owners)
+        with ThreadPoolExecutor(max_workers=max(1, len(ordered))) as pool:
+            asks = [pool.submit(self._ask_peer, owner + path) for owner in ordered]
+            for owner, ask in zip(ordered, asks, strict=True):
+                try:
+                    answer = ask.result()
+                except (OSError, ValueError) as error:
+                    log.warning(
+                        "http: asking %s for group %s's risk failed: %s", owner, group, error
+                    )
+                    continue
+                heard.update(int(p) for p in answer["partitions"])
+                entries.extend(answer["at_risk"])
         return entries, [p for p in missing if p not in heard]
 
     def _ask_peer(self, url: str) -> dict[str, Any]:

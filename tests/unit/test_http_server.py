@@ -590,3 +590,42 @@ def test_a_group_answers_its_month_with_the_tickets_at_risk_of_every_worker() ->
     finally:
         server.stop()
         peer_server.stop()
+
+
+class MeetingView(FakeView):
+    """A peer that answers for its tickets at risk only once every peer has been asked: a
+    group's owner that asked its peers one after another would never get past the first."""
+
+    def __init__(self, settings: Settings, meeting: threading.Barrier) -> None:
+        super().__init__(settings)
+        self.meeting = meeting
+
+    def group_at_risk(self, group: str) -> tuple[list[int], list[AtRisk]]:
+        self.meeting.wait()
+        return super().group_at_risk(group)
+
+
+def test_a_group_asks_every_other_worker_at_once() -> None:
+    meeting = threading.Barrier(2, timeout=2.0)  # well inside the peer timeout (5 s)
+    peers = []
+    for partition, ticket in ((2, "T-two"), (3, "T-three")):
+        settings = load_settings(http_host="127.0.0.1", http_port=0, http_open_data=True)
+        peer = MeetingView(settings, meeting)
+        peer.assigned["tickets"] = [partition]
+        peer.risky["tier1"] = [risky(ticket, f"2026-03-02T09:3{partition}:00Z")]
+        peers.append(serve(peer))
+    owner = view(http_open_data=True)
+    owner.assigned["tickets"] = [0, 1]
+    owner.groups["tier1"] = {"group": "tier1"}
+    urls = {p: f"http://127.0.0.1:{s.port}" for p, s in zip((2, 3), peers, strict=True)}
+    server = serve(owner, FakeDirectory(4, urls))
+    try:
+        status, _, body = request(server, "/groups/tier1")
+        assert status == 200, body
+        answer = json.loads(body)
+        assert answer["at_risk_missing_partitions"] == []
+        assert sorted(e["ticket_id"] for e in answer["at_risk"]) == ["T-three", "T-two"]
+    finally:
+        server.stop()
+        for peer_server in peers:
+            peer_server.stop()
