@@ -49,14 +49,14 @@ from slaclock.processors.engine.outputs import (
 from slaclock.processors.engine.policy import CompiledPolicy, CompiledTier, Threshold
 from slaclock.processors.engine.versions import PolicyBook, PolicyVersion
 from slaclock.schemas.common import METRIC_ORDER
-from slaclock.schemas.events import (
-    AgentReplied,
-    Assigned,
-    CustomerReplied,
-    PriorityChanged,
-    StatusChanged,
-    TicketCreated,
-    TicketEvent,
+from slaclock.schemas.fast_events import (
+    AgentRepliedEvent,
+    AssignedEvent,
+    CustomerRepliedEvent,
+    EngineEvent,
+    PriorityChangedEvent,
+    StatusChangedEvent,
+    TicketCreatedEvent,
 )
 from slaclock.schemas.rejection import Rejected
 
@@ -405,7 +405,7 @@ class TicketEngine:
 
     # -- entry points ---------------------------------------------------------------------
 
-    def check_creatable(self, event: TicketCreated, at: int | None = None) -> None:
+    def check_creatable(self, event: TicketCreatedEvent, at: int | None = None) -> None:
         """Raise `Rejected` if the ticket cannot be created under the version in force at
         `at` (default: the first version)."""
         # A contract's tier is checked when the contract is accepted; the default is valid.
@@ -418,7 +418,9 @@ class TicketEngine:
             )
             raise Rejected("UnknownTier", f"tier {event.tier!r} is not defined in {where}")
 
-    def untracked_reason(self, event: TicketCreated, state: TicketState, at: int) -> str | None:
+    def untracked_reason(
+        self, event: TicketCreatedEvent, state: TicketState, at: int
+    ) -> str | None:
         """Why a ticket just created gets no SLA at all, or None if it is tracked.
 
         Untracked: its tier has no target for its priority in any metric (a later priority
@@ -435,7 +437,7 @@ class TicketEngine:
             return "no_contract"
         return "no_target"
 
-    def create(self, event: TicketCreated, at: int) -> tuple[TicketState, list[Output]]:
+    def create(self, event: TicketCreatedEvent, at: int) -> tuple[TicketState, list[Output]]:
         """Start a ticket. `at` is the effective instant (occurred_at, or the clock if late)."""
         self.check_creatable(event, at)
         version = self.versions.in_force(at)
@@ -463,13 +465,13 @@ class TicketEngine:
         return state, outputs
 
     def apply(
-        self, state: TicketState, event: TicketEvent, at: int
+        self, state: TicketState, event: EngineEvent, at: int
     ) -> tuple[Verdict, list[Output]]:
         """Apply a non-creating event to a known ticket at effective instant `at`."""
         fingerprint = self.fingerprint(event.event_id)
         if fingerprint in state.seen:
             return Verdict.DUPLICATE, []
-        if isinstance(event, TicketCreated):
+        if isinstance(event, TicketCreatedEvent):
             raise Rejected("DuplicateTicket", f"ticket {event.ticket_id!r} was already created")
         if state.closed_at is not None:
             return Verdict.IGNORED_CLOSED, []
@@ -477,18 +479,18 @@ class TicketEngine:
         state.cause = event.event_id
         tier = self._tier(state)
         outputs: list[Output] = []
-        if isinstance(event, AgentReplied):
+        if isinstance(event, AgentRepliedEvent):
             if event.public:
                 self._agent_replied(state, tier, at, outputs)
             if state.group_clocks:  # any reply while held answers the group
                 self._group_replied(state, at, outputs)
-        elif isinstance(event, CustomerReplied):
+        elif isinstance(event, CustomerRepliedEvent):
             self._customer_replied(state, tier, at, outputs)
-        elif isinstance(event, StatusChanged):
+        elif isinstance(event, StatusChangedEvent):
             self._change_status(state, tier, str(event.status), at, outputs)
-        elif isinstance(event, PriorityChanged):
+        elif isinstance(event, PriorityChangedEvent):
             self._change_priority(state, tier, str(event.priority), at, outputs)
-        elif isinstance(event, Assigned):
+        elif isinstance(event, AssignedEvent):
             state.assignee = event.assignee
             previous = state.holder
             state.group = event.group
