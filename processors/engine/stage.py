@@ -237,7 +237,12 @@ class TicketStage(PartitionClock[Output]):
         does not would fire forever, so it raises instead.
         """
         outputs: list[Output] = []
-        for due, ticket_id in self._timers.pop_due(limit, inclusive):
+        timers = self._timers
+        while True:
+            entry = timers.pop_next(limit, inclusive)
+            if entry is None:
+                break
+            due, ticket_id = entry
             state = self.store.get(ticket_id)
             if state is None:
                 continue

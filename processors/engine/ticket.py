@@ -516,13 +516,15 @@ class TicketEngine:
 
     def fire_due(self, state: TicketState, now: int) -> list[Output]:
         """Fire every timer due at or before `now`, in time order (ties: metric order)."""
-        customer_tier = self._tier(state)
         outputs: list[Output] = []
+        customer_tier: CompiledTier | None = None  # looked up once something is due
         while True:
             clock = _earliest(state)
             if clock is None or clock.due is None or clock.due > now:
                 return outputs
             at = clock.due
+            if customer_tier is None:
+                customer_tier = self._tier(state)
             tier = customer_tier
             if clock.group:
                 terms = self._group_terms(state, clock.group)
@@ -1087,19 +1089,30 @@ def _stopped(clock: MetricClock) -> bool:
 
 
 def _earliest(state: TicketState) -> MetricClock | None:
-    """The clock with the earliest timer; ties go to the earlier metric (the metric order of docs/semantics.md: Credits)."""
+    """The clock with the earliest timer; ties go to the earlier metric (the metric order of docs/semantics.md: Credits).
+
+    Once per event and per timer fired: instants compared first, the metric order looked
+    up only on a tie (no key tuples)."""
     best: MetricClock | None = None
-    best_key = (0, 0)
+    best_due = 0
     for clock in state.metrics.values():
-        if clock.due is None:
+        due = clock.due
+        if due is None:
             continue
-        key = (clock.due, METRIC_ORDER[clock.metric])
-        if best is None or key < best_key:
-            best, best_key = clock, key
+        if (
+            best is None
+            or due < best_due
+            or (due == best_due and _CLOCK_ORDER[clock.metric] < _CLOCK_ORDER[best.metric])
+        ):
+            best, best_due = clock, due
     for clock in state.group_clocks.values():
-        if clock.due is None:
+        due = clock.due
+        if due is None:
             continue
-        key = (clock.due, _CLOCK_ORDER[clock.metric])
-        if best is None or key < best_key:
-            best, best_key = clock, key
+        if (
+            best is None
+            or due < best_due
+            or (due == best_due and _CLOCK_ORDER[clock.metric] < _CLOCK_ORDER[best.metric])
+        ):
+            best, best_due = clock, due
     return best
