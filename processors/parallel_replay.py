@@ -107,8 +107,7 @@ class _Verdicts:
     """One batch of a shard: its verdicts on its ticket lines of `CHUNK` input lines, in
     line order: for the i-th, its line number, verdict and instant; its own outputs' bytes
     are `written[ends[i-1]:ends[i]]`, the ledger's share of them `ledger[i]`, a refused
-    line's reason `refused[i]`. Shard 0 also lists the other lines (service, contract,
-    policy) as (number, kind). With them: the timers the shard fired meanwhile, and the
+    line's reason `refused[i]`. With them: the timers the shard fired meanwhile, and the
     instant before which it has fired every timer (`fired_below`; None: none yet)."""
 
     numbers: array[int] = field(default_factory=lambda: array("q"))
@@ -118,7 +117,6 @@ class _Verdicts:
     written: bytes = b""
     ledger: dict[int, list[bytes]] = field(default_factory=dict)
     refused: dict[int, tuple[str, str]] = field(default_factory=dict)
-    others: list[tuple[int, str]] = field(default_factory=list)
     timers: list[_Timer] = field(default_factory=list)
     fired_below: int | None = None
 
@@ -181,7 +179,8 @@ def replay_parallel(
 
 class _Held:
     """The merge's outputs and rejections, held until the merge is known to be exact (a
-    line out of time order, found half-way, means replaying in one process instead)."""
+    line out of time order, found half-way, means replaying in one process instead).
+    Consecutive bytes from the shards are held (and written) as one."""
 
     def __init__(
         self,
@@ -191,17 +190,26 @@ class _Held:
     ) -> None:
         self._sinks = (emit, emit_raw, reject)
         self._held: list[tuple[int, Any]] = []
+        self._raw: list[bytes] = []
 
     def emit(self, output: Output) -> None:
+        self._join_raw()
         self._held.append((0, output))
 
     def emit_raw(self, written: bytes) -> None:
-        self._held.append((1, written))
+        self._raw.append(written)
 
     def reject(self, rejection: Rejection) -> None:
+        self._join_raw()
         self._held.append((2, rejection))
 
+    def _join_raw(self) -> None:
+        if self._raw:
+            self._held.append((1, b"".join(self._raw)))
+            self._raw = []
+
     def flush(self) -> None:
+        self._join_raw()
         sinks = self._sinks
         for sink, item in self._held:
             sinks[sink](item)
@@ -257,6 +265,42 @@ def _shard_of(line: bytes, n: int) -> int:
     return zlib.crc32(ticket.encode("utf-8", "surrogatepass")) % n
 
 
+def _batches(raw_lines: list[bytes]) -> int:
+    """Batches of `CHUNK` input lines (the last one may be empty): lines
+    `b * CHUNK + 1 ... (b + 1) * CHUNK` are batch b."""
+    return len(raw_lines) // CHUNK + 1
+
+
+def _route(
+    raw_lines: list[bytes], batch: int, n: int
+) -> tuple[list[array[int]], list[tuple[int, str]]]:
+    """One batch's lines, routed once, by the parent (the shards read none but theirs):
+    for each shard, the numbers of its ticket lines and, negated, of the broadcast lines,
+    in file order; and every line that is not a ticket line, as (number, kind). Blank
+    lines go nowhere."""
+    routes = [array("q") for _ in range(n)]
+    others: list[tuple[int, str]] = []
+    stop = min(len(raw_lines), (batch + 1) * CHUNK)
+    for number in range(batch * CHUNK + 1, stop + 1):
+        line = raw_lines[number - 1].rstrip(b"\r\n")
+        if not line.strip():
+            continue
+        kind = line_kind(line)
+        if kind == "ticket":
+            routes[_shard_of(line, n)].append(number)
+            continue
+        others.append((number, kind))
+        if kind in BROADCAST:
+            for route in routes:
+                route.append(-number)
+    return routes, others
+
+
+def _send_routes(shards: list[_Shard], routes: list[array[int]]) -> None:
+    for shard, route in zip(shards, routes, strict=True):
+        shard.conn.send(route)
+
+
 def _start_shards(policy: CompiledPolicy, raw_lines: list[bytes], n: int) -> list[_Shard]:
     context = multiprocessing.get_context("fork")
     shards = []
@@ -307,9 +351,10 @@ def _shard_main(
 def _shard(
     policy: CompiledPolicy, raw_lines: list[bytes], index: int, n: int, conn: Connection
 ) -> None:
-    """One shard: every line read, its own ticket lines applied in file order (verdicts
-    and outputs back to the parent), broadcast lines applied too; then timers fired on
-    request ((limit, inclusive) messages) until None."""
+    """One shard: batch by batch, the lines the parent routed to it (`_route`): its own
+    ticket lines applied in file order (verdicts and outputs back to the parent),
+    broadcast lines applied too; then timers fired on request ((limit, inclusive)
+    messages) until None."""
     tune_gc()
     replayer = Replayer(policy, _discard)
     stage = replayer.stage
@@ -317,68 +362,66 @@ def _shard(
     written: list[bytes] = []
     size = 0
     fired_below: int | None = None
-    for number, raw in enumerate(raw_lines, start=1):
-        if number % CHUNK == 0:
+    for batch in range(_batches(raw_lines)):
+        if batch:
             found.written = b"".join(written)
             found.fired_below = fired_below
             conn.send(found)
             found, written, size = _Verdicts(), [], 0
-        line = raw.rstrip(b"\r\n")
-        if not line.strip():
-            continue
-        kind = line_kind(line)
-        if kind != "ticket":
-            if index == 0:
-                found.others.append((number, kind))
-            if kind in BROADCAST:
+        routed: array[int] | None = conn.recv()
+        if routed is None:  # the parent stopped before the end (it failed)
+            conn.close()
+            return
+        for code in routed:
+            if code < 0:  # a broadcast line (`_route`)
                 with contextlib.suppress(Rejected):  # the parent reports it
-                    replayer.on_line(line)
-            continue
-        if _shard_of(line, n) != index:
-            continue
-        verdict = len(found.codes)
-        found.numbers.append(number)
-        try:
-            event = decode_event(line)
-        except Rejected as rejected:
-            if rejected.error_class in DECODE_CLASSES:
-                stage.counters.rejected += 1
-            found.refused[verdict] = (rejected.error_class, rejected.message)
-            found.codes.append(_UNDECODED)
-            found.instants.append(0)
+                    replayer.on_line(raw_lines[-code - 1].rstrip(b"\r\n"))
+                continue
+            number = code
+            line = raw_lines[number - 1].rstrip(b"\r\n")
+            verdict = len(found.codes)
+            found.numbers.append(number)
+            try:
+                event = decode_event(line)
+            except Rejected as rejected:
+                if rejected.error_class in DECODE_CLASSES:
+                    stage.counters.rejected += 1
+                found.refused[verdict] = (rejected.error_class, rejected.message)
+                found.codes.append(_UNDECODED)
+                found.instants.append(0)
+                found.ends.append(size)
+                continue
+            at = to_us(event.occurred_at)
+            found.instants.append(at)
+            _fire(stage, at, False, found.timers)
+            if fired_below is None or at > fired_below:
+                fired_below = at
+            duplicates = stage.counters.duplicates
+            try:
+                outputs = stage.on_event(event, at)
+            except Rejected as rejected:
+                found.refused[verdict] = (rejected.error_class, rejected.message)
+                found.codes.append(_REJECTED)
+                found.ends.append(size)
+                continue
+            if stage.counters.duplicates != duplicates:
+                found.codes.append(_DUPLICATE)
+            else:
+                found.codes.append(_APPLIED)
+                ledger: list[bytes] = []
+                for output in outputs:
+                    data, taken = _serialise(output)
+                    if data:
+                        written.append(data)
+                        size += len(data)
+                    if taken:
+                        ledger.append(taken)
+                if ledger:
+                    found.ledger[verdict] = ledger
             found.ends.append(size)
-            continue
-        at = to_us(event.occurred_at)
-        found.instants.append(at)
-        _fire(stage, at, False, found.timers)
-        if fired_below is None or at > fired_below:
-            fired_below = at
-        duplicates = stage.counters.duplicates
-        try:
-            outputs = stage.on_event(event, at)
-        except Rejected as rejected:
-            found.refused[verdict] = (rejected.error_class, rejected.message)
-            found.codes.append(_REJECTED)
-            found.ends.append(size)
-            continue
-        if stage.counters.duplicates != duplicates:
-            found.codes.append(_DUPLICATE)
-        else:
-            found.codes.append(_APPLIED)
-            ledger: list[bytes] = []
-            for output in outputs:
-                data, taken = _serialise(output)
-                if data:
-                    written.append(data)
-                    size += len(data)
-                if taken:
-                    ledger.append(taken)
-            if ledger:
-                found.ledger[verdict] = ledger
-        found.ends.append(size)
     found.written = b"".join(written)
     found.fired_below = fired_below
-    conn.send(found)  # the last batch: every shard sends as many (one per CHUNK lines, + 1)
+    conn.send(found)  # the last batch: every shard sends `_batches(raw_lines)`
     del found, written
     while True:
         request = conn.recv()
@@ -512,8 +555,21 @@ class _Merge:
     def run(self, until: int | None) -> str | None:
         """Merge everything; or why sharding would change the outputs (then nothing merged
         may be used)."""
-        for _batch in range(len(self.raw_lines) // CHUNK + 1):
-            problem = self._add([_receive(shard) for shard in self.shards])
+        # routed a batch ahead: the shards work on the next batch while this one merges
+        batches = _batches(self.raw_lines)
+        n = len(self.shards)
+        routed: deque[list[tuple[int, str]]] = deque()
+        for batch in range(min(2, batches)):
+            routes, others = _route(self.raw_lines, batch, n)
+            _send_routes(self.shards, routes)
+            routed.append(others)
+        for batch in range(batches):
+            received = [_receive(shard) for shard in self.shards]
+            if batch + 2 < batches:
+                routes, others = _route(self.raw_lines, batch + 2, n)
+                _send_routes(self.shards, routes)
+                routed.append(others)
+            problem = self._add(received, routed.popleft())
             problem = problem or self._drain(final=False)
             if problem is not None:
                 return problem
@@ -528,7 +584,7 @@ class _Merge:
         self._finish(until)
         return None
 
-    def _add(self, batches: list[_Verdicts]) -> str | None:
+    def _add(self, batches: list[_Verdicts], others: list[tuple[int, str]]) -> str | None:
         entries: list[tuple[int, _Verdicts | None, int]] = []
         last = self.last
         for index, batch in enumerate(batches):
@@ -539,7 +595,7 @@ class _Merge:
                     last = at
             self.fired_below[index] = batch.fired_below
         has_services = self.replayer.services is not None
-        for number, kind in batches[0].others:
+        for number, kind in others:
             self.kinds[number] = kind
             entries.append((number, None, 0))
             if kind != "service":

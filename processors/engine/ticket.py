@@ -32,7 +32,7 @@ from slaclock.processors.engine.clock import (
     version_cause,
 )
 from slaclock.processors.engine.group_ledger import GROUP_HOLD
-from slaclock.processors.engine.ids import output_event_id
+from slaclock.processors.engine.ids import KEY_SEPARATOR, natural_key_id, output_event_id
 from slaclock.processors.engine.instants import format_us, seconds_value
 from slaclock.processors.engine.outputs import (
     BreachOutput,
@@ -1012,10 +1012,15 @@ def _common(
     warning, the completion number for a completion, nothing more for a breach; then the
     group, for a group metric.
     """
+    # output_event_id(kind, ticket, metric, cycle, *key), joined here (no star-call)
+    natural = kind + KEY_SEPARATOR + state.ticket_id + KEY_SEPARATOR + str(clock.metric)
+    natural += KEY_SEPARATOR + str(clock.cycle)
+    for part in key:
+        natural += KEY_SEPARATOR + str(part)
     if clock.group:  # cycles are numbered per group: the group is part of the key
-        key = (*key, clock.group)
+        natural += KEY_SEPARATOR + clock.group
     return {
-        "event_id": output_event_id(kind, state.ticket_id, clock.metric, clock.cycle, *key),
+        "event_id": natural_key_id(natural),
         "type": kind,
         "ticket_id": state.ticket_id,
         "customer_id": state.customer_id,
