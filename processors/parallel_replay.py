@@ -29,12 +29,14 @@ A new kind of input line: add it to `line_kind` (replay.py) and to `BROADCAST` i
 changes what the ticket stages decide (as contract changes do); broadcast lines go to
 every shard and to the parent, in file order, through `Replayer.on_line`.
 
-What the parent does is the serial part of the replay, so the shards do all they can:
-every shard reads every line and keeps its own tickets' lines (the parent routes nothing),
-and it sends its outputs already serialised (the bytes one process writes), in one buffer
-per shard, with the few outputs the ledger takes (breaches, first met completions, hold
-facts) apart; the parent writes those bytes as they are (`emit_raw`) and decodes only the
-ledger's share.
+What the parent does is the serial part of the replay, so the shards do all they can.
+The parent routes every line once before they start (a substring test for the kind of
+line, the hash of `ticket_id`; about as long as one shard took to skim every line), so
+each shard reads only its own lines and never waits for the parent. A shard sends its
+outputs already serialised (the bytes one process writes), in one buffer per batch, with
+the few outputs the ledger takes (breaches, first met completions, hold facts) apart; the
+parent writes those bytes as they are (`emit_raw`), consecutive ones at once, and decodes
+only the ledger's share.
 """
 
 from __future__ import annotations
@@ -162,9 +164,10 @@ def replay_parallel(
     if emit_raw is None:
         emit_raw = _decoding(emit)
     held = _Held(emit, emit_raw, reject)
-    shards = _start_shards(policy, raw_lines, n)
+    routes, others = _route(raw_lines, n)
+    shards = _start_shards(policy, raw_lines, routes)
     try:
-        merge = _Merge(policy, raw_lines, shards, held)
+        merge = _Merge(policy, raw_lines, shards, held, others)
         disorder = merge.run(until)
         if disorder is not None:
             _stop(shards, abort=True)
@@ -272,43 +275,46 @@ def _batches(raw_lines: list[bytes]) -> int:
 
 
 def _route(
-    raw_lines: list[bytes], batch: int, n: int
-) -> tuple[list[array[int]], list[tuple[int, str]]]:
-    """One batch's lines, routed once, by the parent (the shards read none but theirs):
-    for each shard, the numbers of its ticket lines and, negated, of the broadcast lines,
-    in file order; and every line that is not a ticket line, as (number, kind). Blank
-    lines go nowhere."""
-    routes = [array("q") for _ in range(n)]
-    others: list[tuple[int, str]] = []
-    stop = min(len(raw_lines), (batch + 1) * CHUNK)
-    for number in range(batch * CHUNK + 1, stop + 1):
-        line = raw_lines[number - 1].rstrip(b"\r\n")
-        if not line.strip():
-            continue
-        kind = line_kind(line)
-        if kind == "ticket":
-            routes[_shard_of(line, n)].append(number)
-            continue
-        others.append((number, kind))
-        if kind in BROADCAST:
-            for route in routes:
-                route.append(-number)
+    raw_lines: list[bytes], n: int
+) -> tuple[list[list[array[int]]], list[list[tuple[int, str]]]]:
+    """Every line routed once, by the parent before the shards start (they read none but
+    theirs, and wait for nothing): for each shard and batch, the numbers of its ticket
+    lines and, negated, of the broadcast lines, in file order; and for each batch, every
+    line that is not a ticket line, as (number, kind). Blank lines go nowhere."""
+    routes: list[list[array[int]]] = [[] for _ in range(n)]
+    others: list[list[tuple[int, str]]] = []
+    for batch in range(_batches(raw_lines)):
+        batch_routes = [array("q") for _ in range(n)]
+        batch_others: list[tuple[int, str]] = []
+        stop = min(len(raw_lines), (batch + 1) * CHUNK)
+        for number in range(batch * CHUNK + 1, stop + 1):
+            line = raw_lines[number - 1].rstrip(b"\r\n")
+            if not line.strip():
+                continue
+            kind = line_kind(line)
+            if kind == "ticket":
+                batch_routes[_shard_of(line, n)].append(number)
+                continue
+            batch_others.append((number, kind))
+            if kind in BROADCAST:
+                for route in batch_routes:
+                    route.append(-number)
+        for index in range(n):
+            routes[index].append(batch_routes[index])
+        others.append(batch_others)
     return routes, others
 
 
-def _send_routes(shards: list[_Shard], routes: list[array[int]]) -> None:
-    for shard, route in zip(shards, routes, strict=True):
-        shard.conn.send(route)
-
-
-def _start_shards(policy: CompiledPolicy, raw_lines: list[bytes], n: int) -> list[_Shard]:
+def _start_shards(
+    policy: CompiledPolicy, raw_lines: list[bytes], routes: list[list[array[int]]]
+) -> list[_Shard]:
     context = multiprocessing.get_context("fork")
     shards = []
-    for index in range(n):
+    for index, route in enumerate(routes):
         parent_end, child_end = context.Pipe()
         process = context.Process(
             target=_shard_main,
-            args=(policy, raw_lines, index, n, child_end),
+            args=(policy, raw_lines, route, child_end),
             name=f"replay-shard-{index}",
         )
         process.start()
@@ -338,10 +344,10 @@ def _stop(shards: list[_Shard], abort: bool = False) -> None:
 
 
 def _shard_main(
-    policy: CompiledPolicy, raw_lines: list[bytes], index: int, n: int, conn: Connection
+    policy: CompiledPolicy, raw_lines: list[bytes], routes: list[array[int]], conn: Connection
 ) -> None:
     try:
-        _shard(policy, raw_lines, index, n, conn)
+        _shard(policy, raw_lines, routes, conn)
     except BaseException as error:  # the parent raises it: a shard's failure is the replay's
         with contextlib.suppress(OSError):
             conn.send(_ShardFailed(f"{type(error).__name__}: {error}"))
@@ -349,7 +355,7 @@ def _shard_main(
 
 
 def _shard(
-    policy: CompiledPolicy, raw_lines: list[bytes], index: int, n: int, conn: Connection
+    policy: CompiledPolicy, raw_lines: list[bytes], routes: list[array[int]], conn: Connection
 ) -> None:
     """One shard: batch by batch, the lines the parent routed to it (`_route`): its own
     ticket lines applied in file order (verdicts and outputs back to the parent),
@@ -362,16 +368,12 @@ def _shard(
     written: list[bytes] = []
     size = 0
     fired_below: int | None = None
-    for batch in range(_batches(raw_lines)):
+    for batch, routed in enumerate(routes):
         if batch:
             found.written = b"".join(written)
             found.fired_below = fired_below
             conn.send(found)
             found, written, size = _Verdicts(), [], 0
-        routed: array[int] | None = conn.recv()
-        if routed is None:  # the parent stopped before the end (it failed)
-            conn.close()
-            return
         for code in routed:
             if code < 0:  # a broadcast line (`_route`)
                 with contextlib.suppress(Rejected):  # the parent reports it
@@ -421,7 +423,7 @@ def _shard(
             found.ends.append(size)
     found.written = b"".join(written)
     found.fired_below = fired_below
-    conn.send(found)  # the last batch: every shard sends `_batches(raw_lines)`
+    conn.send(found)  # the last batch: every shard sends one per batch (`_batches`)
     del found, written
     while True:
         request = conn.recv()
@@ -531,9 +533,15 @@ class _Merge:
     """
 
     def __init__(
-        self, policy: CompiledPolicy, raw_lines: list[bytes], shards: list[_Shard], held: _Held
+        self,
+        policy: CompiledPolicy,
+        raw_lines: list[bytes],
+        shards: list[_Shard],
+        held: _Held,
+        others: list[list[tuple[int, str]]],
     ) -> None:
         self.raw_lines = raw_lines
+        self.others = others  # per batch: the lines that are not ticket lines (`_route`)
         self.shards = shards
         self.emit_raw = held.emit_raw
         self.reject = held.reject
@@ -555,21 +563,8 @@ class _Merge:
     def run(self, until: int | None) -> str | None:
         """Merge everything; or why sharding would change the outputs (then nothing merged
         may be used)."""
-        # routed a batch ahead: the shards work on the next batch while this one merges
-        batches = _batches(self.raw_lines)
-        n = len(self.shards)
-        routed: deque[list[tuple[int, str]]] = deque()
-        for batch in range(min(2, batches)):
-            routes, others = _route(self.raw_lines, batch, n)
-            _send_routes(self.shards, routes)
-            routed.append(others)
-        for batch in range(batches):
-            received = [_receive(shard) for shard in self.shards]
-            if batch + 2 < batches:
-                routes, others = _route(self.raw_lines, batch + 2, n)
-                _send_routes(self.shards, routes)
-                routed.append(others)
-            problem = self._add(received, routed.popleft())
+        for others in self.others:  # one batch of every shard per batch of lines
+            problem = self._add([_receive(shard) for shard in self.shards], others)
             problem = problem or self._drain(final=False)
             if problem is not None:
                 return problem

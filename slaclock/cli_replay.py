@@ -18,13 +18,11 @@ import orjson
 import typer
 from rich.console import Console
 from rich.markup import escape
-from rich.progress import BarColumn, Progress, TextColumn, TimeRemainingColumn, TransferSpeedColumn
 
 from slaclock.processors.engine.instants import parse_instant
 from slaclock.processors.engine.policy import compile_policy
 from slaclock.processors.engine.ticket import Output
 from slaclock.processors.gc_tuning import tune_gc
-from slaclock.processors.parallel_replay import replay_parallel
 from slaclock.processors.replay import Rejection, replay
 from slaclock.schemas.policy import PolicyError, load_policy
 from slaclock.sniff import describe_file
@@ -100,6 +98,14 @@ def replay_command(
             _fail(f"cannot read --events {events}: {error.strerror or error}", 2)
         progress = None
         if err.is_terminal and size >= PROGRESS_MIN_BYTES:
+            from rich.progress import (
+                BarColumn,
+                Progress,
+                TextColumn,
+                TimeRemainingColumn,
+                TransferSpeedColumn,
+            )
+
             progress = stack.enter_context(
                 Progress(
                     TextColumn("replay"),
@@ -125,6 +131,10 @@ def replay_command(
         if workers == 1:
             summary = replay(compiled, source, emit, reject, until_us, on_progress)
         else:
+            # imported here: multiprocessing and the merge are start-up a one-process
+            # replay does not need
+            from slaclock.processors.parallel_replay import replay_parallel
+
             if progress is not None:
                 progress.stop()
             count = None if workers == 0 else workers
