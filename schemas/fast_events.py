@@ -4,26 +4,16 @@ pydantic (`schemas.events`) stays the schema of record: the JSON Schemas, the do
 SDK, and every rejection with its exact class and wording. These Structs mirror its models
 field for field (same names, order and defaults; `type` is a class constant, the union's
 tag; tests/unit/test_fast_decode.py checks the mirror) and are what the engine, replay and
-the worker handle: `decode_fast(raw)` builds one in C (a tagged union on `type`, the same
-constraints as the models) with no pydantic object per event, or returns None when it
-cannot vouch for pydantic's verdict; then `schemas.rejection.decode_event` runs pydantic
-and converts an accepted model with `from_model`, so both paths give equal Structs.
-
-Where msgspec and pydantic disagree on an input both accept, the fast path steps aside
-before decoding (each case has a test in tests/unit/test_fast_decode.py, and a hypothesis
-differential test compares both paths on random valid and invalid records):
-- more than 6 fractional digits in a timestamp: msgspec rounds, pydantic truncates;
-- bytes that are not UTF-8 (inside a string msgspec does not check them).
-The other known differences are inputs msgspec refuses and pydantic accepts (an epoch
-inside a string, `HH:MMZ` without seconds, a comma before the fraction, `NaN` or
-`Infinity` in an unknown field, a repeated `type`): refused here, they take the pydantic
-path too.
+the worker handle. `schemas.fast_decode.decode_fast(raw)` decodes one in C (a tagged
+union on `type`, the same constraints as the models) with no pydantic object per event,
+or returns None when it cannot vouch for pydantic's verdict; then
+`schemas.rejection.decode_event` runs pydantic and converts an accepted model with
+`from_model`, so both paths give equal Structs.
 """
 
 from __future__ import annotations
 
-import re
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Annotated, ClassVar, Final
 
 import msgspec
@@ -48,7 +38,6 @@ __all__ = [
     "StatusChangedEvent",
     "TicketCreatedEvent",
     "TicketEventStruct",
-    "decode_fast",
     "from_model",
 ]
 
@@ -110,8 +99,6 @@ EngineEvent = (
 )
 """A validated ticket event, as the engine takes it."""
 
-_DECODER: Final = msgspec.json.Decoder(EngineEvent)
-
 STRUCTS: Final[dict[type[TicketEventStruct], type[TicketEvent]]] = {
     TicketCreatedEvent: TicketCreated,
     AgentRepliedEvent: AgentReplied,
@@ -123,33 +110,6 @@ STRUCTS: Final[dict[type[TicketEventStruct], type[TicketEvent]]] = {
 """Each Struct and the pydantic model it mirrors."""
 
 _BY_TYPE: Final[dict[str, type[TicketEventStruct]]] = {struct.type: struct for struct in STRUCTS}
-
-_LONG_FRACTION: Final = re.compile(rb"\.[0-9]{7}")
-
-
-def decode_fast(raw: bytes | str) -> EngineEvent | None:
-    """The event `decode_event(raw)` returns, or None: decide with pydantic."""
-    if isinstance(raw, str):
-        if not raw.isascii():
-            return None
-        data = raw.encode()
-    else:
-        data = raw
-        if not data.isascii():
-            try:
-                data.decode()
-            except UnicodeDecodeError:
-                return None
-    if _LONG_FRACTION.search(data) is not None:
-        return None
-    try:
-        event: EngineEvent = _DECODER.decode(data)
-        occurred_at = event.occurred_at
-        if occurred_at.tzinfo is not UTC:
-            return msgspec.structs.replace(event, occurred_at=occurred_at.astimezone(UTC))
-    except (msgspec.DecodeError, OverflowError):  # ValidationError is a DecodeError
-        return None
-    return event
 
 
 def from_model(model: TicketEvent) -> EngineEvent:

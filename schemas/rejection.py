@@ -11,7 +11,8 @@ from __future__ import annotations
 from pydantic import ValidationError
 
 from slaclock.schemas.events import parse_ticket_event
-from slaclock.schemas.fast_events import EngineEvent, decode_fast, from_model
+from slaclock.schemas.fast_decode import decode_fast
+from slaclock.schemas.fast_events import EngineEvent, from_model
 
 __all__ = ["Rejected", "classify_validation_error", "decode_event"]
 

@@ -14,16 +14,14 @@ from contextlib import ExitStack
 from pathlib import Path
 from typing import IO, Annotated, NoReturn
 
-import orjson
 import typer
 from rich.console import Console
 from rich.markup import escape
 
 from slaclock.processors.engine.instants import parse_instant
 from slaclock.processors.engine.policy import compile_policy
-from slaclock.processors.engine.ticket import Output
 from slaclock.processors.gc_tuning import tune_gc
-from slaclock.processors.replay import Rejection, replay
+from slaclock.processors.replay import OutputWriter, Rejection, replay
 from slaclock.schemas.policy import PolicyError, load_policy
 from slaclock.sniff import describe_file
 
@@ -77,11 +75,8 @@ def replay_command(
         )
         dlq_sink = _open_for_writing(stack, dlq, "--dlq") if dlq is not None else None
 
-        def emit(output: Output) -> None:
-            sink.write(orjson.dumps(output, option=orjson.OPT_APPEND_NEWLINE))
-
-        def emit_raw(outputs: bytes) -> None:  # outputs the shards serialised, newlines and all
-            sink.write(outputs)
+        writer = OutputWriter(sink.write)  # outputs in blocks
+        stack.callback(writer.flush)  # before the sink closes (its callback runs later)
 
         def reject(rejection: Rejection) -> None:
             rejected_by_class[rejection.error_class] += 1
@@ -129,7 +124,7 @@ def replay_command(
 
         tune_gc()  # after start-up: the replay's state is long-lived
         if workers == 1:
-            summary = replay(compiled, source, emit, reject, until_us, on_progress)
+            summary = replay(compiled, source, writer, reject, until_us, on_progress)
         else:
             # imported here: multiprocessing and the merge are start-up a one-process
             # replay does not need
@@ -139,7 +134,13 @@ def replay_command(
                 progress.stop()
             count = None if workers == 0 else workers
             run = replay_parallel(
-                compiled, source.readlines(), emit, reject, until_us, count, emit_raw=emit_raw
+                compiled,
+                source.readlines(),
+                writer,
+                reject,
+                until_us,
+                count,
+                emit_raw=writer.write_raw,
             )
             summary = run.summary
             if run.fallback is not None:

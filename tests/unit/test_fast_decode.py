@@ -16,7 +16,8 @@ from pydantic import ValidationError
 
 from slaclock.processors.replay import line_kind
 from slaclock.schemas.events import parse_ticket_event
-from slaclock.schemas.fast_events import STRUCTS, decode_fast, from_model
+from slaclock.schemas.fast_decode import decode_fast
+from slaclock.schemas.fast_events import STRUCTS, from_model
 from slaclock.schemas.rejection import Rejected, classify_validation_error, decode_event
 
 BASE = {"event_id": "e-1", "ticket_id": "T-1", "occurred_at": "2026-03-02T09:00:00Z"}
