@@ -289,7 +289,7 @@ def _route(
         stop = min(len(raw_lines), (batch + 1) * CHUNK)
         for number in range(batch * CHUNK + 1, stop + 1):
             line = raw_lines[number - 1].rstrip(b"\r\n")
-            if not line.strip():
+            if not line or line.isspace():  # blank
                 continue
             kind = line_kind(line)
             if kind == "ticket":

@@ -368,7 +368,7 @@ def replay(
     count = 0
     for count, raw in enumerate(lines, start=1):
         line = raw.rstrip(b"\r\n")
-        if not line.strip():
+        if not line or line.isspace():  # blank (`not line.strip()`, without a copy)
             continue
         try:
             replayer.on_line(line)
