@@ -4,8 +4,10 @@ pydantic."""
 
 from __future__ import annotations
 
+import ast
 import json
 from datetime import UTC
+from pathlib import Path
 from typing import Any
 
 import msgspec
@@ -334,3 +336,26 @@ def test_a_line_the_fast_path_decodes_is_a_ticket_line(raw: bytes) -> None:
 def test_msgspec_errors_are_decode_errors() -> None:
     """`decode_fast` catches `msgspec.DecodeError`: a validation failure must be one."""
     assert issubclass(msgspec.ValidationError, msgspec.DecodeError)
+
+
+EVENT_MODELS = {"TicketEvent", *(model.__name__ for model in STRUCTS.values())}
+
+
+def test_only_the_schemas_import_the_pydantic_event_models() -> None:
+    """The engine, replay and the worker take the Structs (`schemas.fast_events`) that
+    `decode_event` returns: an `isinstance(event, TicketCreated)` on them is always false,
+    so no module outside `schemas` may import the pydantic event classes."""
+    root = Path(__file__).resolve().parents[2]
+    wrong = []
+    paths = [
+        *(root / "processors").rglob("*.py"),
+        *(root / "slaclock").glob("*.py"),
+        *(root / "slaclock" / "client").rglob("*.py"),
+    ]
+    for path in sorted(paths):
+        for node in ast.walk(ast.parse(path.read_text(), str(path))):
+            if isinstance(node, ast.ImportFrom) and node.module == "slaclock.schemas.events":
+                names = {alias.name for alias in node.names} & EVENT_MODELS
+                if names:
+                    wrong.append(f"{path.relative_to(root)}: {sorted(names)}")
+    assert not wrong, f"use the Structs of slaclock.schemas.fast_events instead: {wrong}"
