@@ -12,11 +12,9 @@ import sys
 from collections import Counter
 from contextlib import ExitStack
 from pathlib import Path
-from typing import IO, Annotated, NoReturn
+from typing import IO, TYPE_CHECKING, Annotated, NoReturn
 
 import typer
-from rich.console import Console
-from rich.markup import escape
 
 from slaclock.processors.engine.instants import parse_instant
 from slaclock.processors.engine.policy import compile_policy
@@ -24,6 +22,9 @@ from slaclock.processors.gc_tuning import tune_gc
 from slaclock.processors.replay import OutputWriter, Rejection, replay
 from slaclock.schemas.policy import PolicyError, load_policy
 from slaclock.sniff import describe_file
+
+if TYPE_CHECKING:
+    from rich.console import Console
 
 PROGRESS_MIN_BYTES = 8 * 1024 * 1024
 SHOWN_REJECTIONS = 3  # rejected lines shown on stderr; --dlq keeps them all
@@ -55,11 +56,12 @@ def replay_command(
     ] = 1,
 ) -> None:
     """Replay events through the SLA engine and print the outputs, one JSON object a line."""
-    err = Console(stderr=True, highlight=False, soft_wrap=True)  # error lines never wrapped
     try:
         compiled = compile_policy(load_policy(policy))
     except PolicyError as error:
-        err.print(f"[red]policy refused[/red]\n{escape(str(error))}")
+        from rich.markup import escape
+
+        _stderr_console().print(f"[red]policy refused[/red]\n{escape(str(error))}")
         raise typer.Exit(1) from None
     until_us = None
     if until is not None:
@@ -92,7 +94,9 @@ def replay_command(
         except OSError as error:
             _fail(f"cannot read --events {events}: {error.strerror or error}", 2)
         progress = None
-        if err.is_terminal and size >= PROGRESS_MIN_BYTES:
+        # rich (about 1% of a replay's start-up) only for a progress bar on a terminal
+        err = _stderr_console() if size >= PROGRESS_MIN_BYTES and sys.stderr.isatty() else None
+        if err is not None and err.is_terminal:
             from rich.progress import (
                 BarColumn,
                 Progress,
@@ -166,6 +170,12 @@ def replay_command(
         )
         plural = "line" if rejected == 1 else "lines"
         print(f"replay: {rejected} rejected {plural} {where}{more}", file=sys.stderr)
+
+
+def _stderr_console() -> Console:
+    from rich.console import Console
+
+    return Console(stderr=True, highlight=False, soft_wrap=True)  # error lines never wrapped
 
 
 def _rejection_line(rejection: Rejection) -> str:
