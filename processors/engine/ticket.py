@@ -16,7 +16,7 @@ from __future__ import annotations
 import hashlib
 from collections.abc import Sequence
 from enum import Enum
-from typing import TYPE_CHECKING, Any, Final, NamedTuple
+from typing import TYPE_CHECKING, Any, Final, NamedTuple, cast
 
 from slaclock.processors.engine.calendar import BusinessCalendar
 from slaclock.processors.engine.clock import (
@@ -910,13 +910,12 @@ class TicketEngine:
         clock.phase = Phase.CANCELLED
         clock.due = None
         clock.mark(at, CANCELLED, reason, state.cause)
-        cancelled: CancelledOutput = {
-            **_common(state, clock, "sla.cancelled", at),
-            "reason": reason,
-            "elapsed_seconds": seconds_value(elapsed),
-            "target_seconds": seconds_value(clock.target),
-            "breached": clock.breached,
-        }
+        # the common fields, then this output's own, in one dict (no copy)
+        cancelled = cast(CancelledOutput, _common(state, clock, "sla.cancelled", at))
+        cancelled["reason"] = reason
+        cancelled["elapsed_seconds"] = seconds_value(elapsed)
+        cancelled["target_seconds"] = seconds_value(clock.target)
+        cancelled["breached"] = clock.breached
         outputs.append(as_output(cancelled))
 
     def _complete(
@@ -933,12 +932,13 @@ class TicketEngine:
         clock.due = None
         clock.completions += 1
         clock.mark(at, COMPLETED, state.status, state.cause)
-        completed: CompletedOutput = {
-            **_common(state, clock, "sla.completed", at, clock.completions),
-            "outcome": "breached" if clock.breached else "met",
-            "elapsed_seconds": seconds_value(clock.closed_counted),
-            "target_seconds": seconds_value(clock.target),
-        }
+        # the common fields, then this output's own, in one dict (no copy)
+        completed = cast(
+            CompletedOutput, _common(state, clock, "sla.completed", at, clock.completions)
+        )
+        completed["outcome"] = "breached" if clock.breached else "met"
+        completed["elapsed_seconds"] = seconds_value(clock.closed_counted)
+        completed["target_seconds"] = seconds_value(clock.target)
         outputs.append(as_output(completed))
 
     def _retarget(
@@ -985,21 +985,19 @@ class TicketEngine:
         deadline = clock.deadline(calendar, self.calendar_of)
         if deadline is None:  # paused at the very threshold instant: project as if it ran on
             deadline = calendar.instant_after(at, clock.target - clock.counted(calendar, at))
-        warning: WarningOutput = {
-            **_common(state, clock, "sla.warning", at, fraction),
-            "threshold": float(fraction),
-            "deadline": format_us(deadline),
-            "target_seconds": seconds_value(clock.target),
-        }
+        # the common fields, then this output's own, in one dict (no copy)
+        warning = cast(WarningOutput, _common(state, clock, "sla.warning", at, fraction))
+        warning["threshold"] = float(fraction)
+        warning["deadline"] = format_us(deadline)
+        warning["target_seconds"] = seconds_value(clock.target)
         return as_output(warning)
 
     def _breach(self, state: TicketState, clock: MetricClock, at: int, decided_at: int) -> Output:
-        breach: BreachOutput = {
-            **_common(state, clock, "sla.breach", at),
-            "deadline": format_us(at),
-            "decided_at": format_us(decided_at),
-            "target_seconds": seconds_value(clock.target),
-        }
+        # the common fields, then this output's own, in one dict (no copy)
+        breach = cast(BreachOutput, _common(state, clock, "sla.breach", at))
+        breach["deadline"] = format_us(at)
+        breach["decided_at"] = format_us(decided_at)
+        breach["target_seconds"] = seconds_value(clock.target)
         return as_output(breach)
 
 
