@@ -30,9 +30,9 @@ changes what the ticket stages decide (as contract changes do); broadcast lines 
 every shard and to the parent, in file order, through `Replayer.on_line`.
 
 What the parent does is the serial part of the replay, so the shards do all they can.
-The parent routes every line once before they start (a substring test for the kind of
-line, the hash of `ticket_id`; about as long as one shard took to skim every line), so
-each shard reads only its own lines and never waits for the parent. A shard sends its
+The parent routes every line once (a substring test for the kind of line, the hash of
+`ticket_id`) into a map the shards share, batch by batch as they start, so each shard
+reads only its own lines and waits only for the batch it is about to read. A shard sends its
 outputs already serialised (the bytes one process writes), in one buffer per batch, with
 the few outputs the ledger takes (breaches, first met completions, hold facts) apart; the
 parent writes those bytes as they are (`emit_raw`), consecutive ones at once, and decodes
@@ -42,6 +42,7 @@ only the ledger's share.
 from __future__ import annotations
 
 import contextlib
+import mmap
 import multiprocessing
 import os
 import re
@@ -164,9 +165,11 @@ def replay_parallel(
     if emit_raw is None:
         emit_raw = _decoding(emit)
     held = _Held(emit, emit_raw, reject)
-    routes, others = _route(raw_lines, n)
+    n = min(n, MAX_SHARDS)
+    routes = _Routes(raw_lines, n)
     shards = _start_shards(policy, raw_lines, routes)
     try:
+        others = routes.route_all()  # the shards start on each batch as soon as it is routed
         merge = _Merge(policy, raw_lines, shards, held, others)
         disorder = merge.run(until)
         if disorder is not None:
@@ -174,6 +177,9 @@ def replay_parallel(
             summary = replay(policy, raw_lines, emit, reject, until)
             return ParallelReplay(summary, 1, fallback=disorder)
         summary = merge.summary(len(raw_lines))
+    except BaseException:
+        _stop(shards, abort=True)  # they may be waiting for a batch never routed
+        raise
     finally:
         _stop(shards)
     held.flush()
@@ -274,47 +280,61 @@ def _batches(raw_lines: list[bytes]) -> int:
     return len(raw_lines) // CHUNK + 1
 
 
-def _route(
-    raw_lines: list[bytes], n: int
-) -> tuple[list[list[array[int]]], list[list[tuple[int, str]]]]:
-    """Every line routed once, by the parent before the shards start (they read none but
-    theirs, and wait for nothing): for each shard and batch, the numbers of its ticket
-    lines and, negated, of the broadcast lines, in file order; and for each batch, every
-    line that is not a ticket line, as (number, kind). Blank lines go nowhere."""
-    routes: list[list[array[int]]] = [[] for _ in range(n)]
-    others: list[list[tuple[int, str]]] = []
-    for batch in range(_batches(raw_lines)):
-        batch_routes = [array("q") for _ in range(n)]
-        batch_others: list[tuple[int, str]] = []
-        stop = min(len(raw_lines), (batch + 1) * CHUNK)
-        for number in range(batch * CHUNK + 1, stop + 1):
-            line = raw_lines[number - 1].rstrip(b"\r\n")
-            if not line or line.isspace():  # blank
-                continue
-            kind = line_kind(line)
-            if kind == "ticket":
-                batch_routes[_shard_of(line, n)].append(number)
-                continue
-            batch_others.append((number, kind))
-            if kind in BROADCAST:
-                for route in batch_routes:
-                    route.append(-number)
-        for index in range(n):
-            routes[index].append(batch_routes[index])
-        others.append(batch_others)
-    return routes, others
+MAX_SHARDS = 240
+"""Shards at most (a line's route is one byte: a shard's index or a mark)."""
+
+_BLANK, _OTHER, _BROADCAST = 255, 254, 253
 
 
-def _start_shards(
-    policy: CompiledPolicy, raw_lines: list[bytes], routes: list[list[array[int]]]
-) -> list[_Shard]:
+class _Routes:
+    """Every line routed once, by the parent, into a map the shards share (one byte a
+    line: its shard, or a mark for a broadcast line, another kind of line, a blank one),
+    batch by batch after they start: a shard waits only for the batch it is about to
+    read (a semaphore per shard, released once per batch routed; the parent never waits
+    for a shard here, so no pipe can fill up on both ends)."""
+
+    def __init__(self, raw_lines: list[bytes], n: int) -> None:
+        self.raw_lines = raw_lines
+        self.n = n
+        self.map = mmap.mmap(-1, max(1, len(raw_lines)))  # shared with the forked shards
+        context = multiprocessing.get_context("fork")
+        self.ready = [context.Semaphore(0) for _ in range(n)]
+
+    def route_all(self) -> list[list[tuple[int, str]]]:
+        """Route every batch (a substring test for the kind of line, the hash of its
+        `ticket_id`); per batch, the lines that are not ticket lines, as (number, kind)."""
+        raw_lines = self.raw_lines
+        routes = self.map
+        n = self.n
+        others: list[list[tuple[int, str]]] = []
+        for batch in range(_batches(raw_lines)):
+            batch_others: list[tuple[int, str]] = []
+            stop = min(len(raw_lines), (batch + 1) * CHUNK)
+            for number in range(batch * CHUNK + 1, stop + 1):
+                line = raw_lines[number - 1].rstrip(b"\r\n")
+                if not line or line.isspace():  # blank
+                    routes[number - 1] = _BLANK
+                    continue
+                kind = line_kind(line)
+                if kind == "ticket":
+                    routes[number - 1] = _shard_of(line, n)
+                    continue
+                batch_others.append((number, kind))
+                routes[number - 1] = _BROADCAST if kind in BROADCAST else _OTHER
+            for ready in self.ready:
+                ready.release()
+            others.append(batch_others)
+        return others
+
+
+def _start_shards(policy: CompiledPolicy, raw_lines: list[bytes], routes: _Routes) -> list[_Shard]:
     context = multiprocessing.get_context("fork")
     shards = []
-    for index, route in enumerate(routes):
+    for index in range(routes.n):
         parent_end, child_end = context.Pipe()
         process = context.Process(
             target=_shard_main,
-            args=(policy, raw_lines, route, child_end),
+            args=(policy, raw_lines, routes, index, child_end),
             name=f"replay-shard-{index}",
         )
         process.start()
@@ -344,10 +364,10 @@ def _stop(shards: list[_Shard], abort: bool = False) -> None:
 
 
 def _shard_main(
-    policy: CompiledPolicy, raw_lines: list[bytes], routes: list[array[int]], conn: Connection
+    policy: CompiledPolicy, raw_lines: list[bytes], routes: _Routes, index: int, conn: Connection
 ) -> None:
     try:
-        _shard(policy, raw_lines, routes, conn)
+        _shard(policy, raw_lines, routes, index, conn)
     except BaseException as error:  # the parent raises it: a shard's failure is the replay's
         with contextlib.suppress(OSError):
             conn.send(_ShardFailed(f"{type(error).__name__}: {error}"))
@@ -355,10 +375,10 @@ def _shard_main(
 
 
 def _shard(
-    policy: CompiledPolicy, raw_lines: list[bytes], routes: list[array[int]], conn: Connection
+    policy: CompiledPolicy, raw_lines: list[bytes], routes: _Routes, index: int, conn: Connection
 ) -> None:
-    """One shard: batch by batch, the lines the parent routed to it (`_route`): its own
-    ticket lines applied in file order (verdicts and outputs back to the parent),
+    """One shard: batch by batch, as soon as the parent has routed it (`_Routes`), its
+    own ticket lines applied in file order (verdicts and outputs back to the parent),
     broadcast lines applied too; then timers fired on request ((limit, inclusive)
     messages) until None."""
     tune_gc()
@@ -368,18 +388,23 @@ def _shard(
     written: list[bytes] = []
     size = 0
     fired_below: int | None = None
-    for batch, routed in enumerate(routes):
+    ready = routes.ready[index]
+    routed = routes.map
+    for batch in range(_batches(raw_lines)):
         if batch:
             found.written = b"".join(written)
             found.fired_below = fired_below
             conn.send(found)
             found, written, size = _Verdicts(), [], 0
-        for code in routed:
-            if code < 0:  # a broadcast line (`_route`)
-                with contextlib.suppress(Rejected):  # the parent reports it
-                    replayer.on_line(raw_lines[-code - 1].rstrip(b"\r\n"))
+        ready.acquire()  # the parent has routed this batch
+        stop = min(len(raw_lines), (batch + 1) * CHUNK)
+        for number in range(batch * CHUNK + 1, stop + 1):
+            route = routed[number - 1]
+            if route != index:
+                if route == _BROADCAST:
+                    with contextlib.suppress(Rejected):  # the parent reports it
+                        replayer.on_line(raw_lines[number - 1].rstrip(b"\r\n"))
                 continue
-            number = code
             line = raw_lines[number - 1].rstrip(b"\r\n")
             verdict = len(found.codes)
             found.numbers.append(number)
@@ -541,7 +566,7 @@ class _Merge:
         others: list[list[tuple[int, str]]],
     ) -> None:
         self.raw_lines = raw_lines
-        self.others = others  # per batch: the lines that are not ticket lines (`_route`)
+        self.others = others  # per batch: the lines that are not ticket lines (`_Routes`)
         self.shards = shards
         self.emit_raw = held.emit_raw
         self.reject = held.reject
