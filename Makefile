@@ -34,7 +34,8 @@ lock:
 test-fast: venv
 	$(BIN)/pytest -q -p no:cacheprovider -m "not slow" tests/core tests/unit
 
-# The core tier against the compiled build (setup.py: MYPYC=1 compiles processors/engine
+# The core tier (and the differential test of the compiled fast decode path) against the
+# compiled build (setup.py: MYPYC=1 compiles processors/engine and the rest of `COMPILED`
 # with mypyc), as the image ships it: a wheel built into its own virtualenv, and the tests
 # run from a copy outside the checkout, so `import slaclock` can only find that wheel (the
 # conftest refuses to run if the core turns out to be pure Python). A few minutes.
@@ -48,7 +49,7 @@ test-compiled:
 	$(COMPILED)/venv/bin/slaclock --version
 	mkdir -p $(COMPILED)/checkout && cp -r tests examples pyproject.toml $(COMPILED)/checkout/
 	mkdir -p $(COMPILED)/checkout/schemas && cp -r schemas/json $(COMPILED)/checkout/schemas/
-	cd $(COMPILED)/checkout && SLACLOCK_EXPECT_COMPILED=1 ../venv/bin/pytest -q -p no:cacheprovider -m "not slow" tests/core
+	cd $(COMPILED)/checkout && SLACLOCK_EXPECT_COMPILED=1 ../venv/bin/pytest -q -p no:cacheprovider -m "not slow" tests/core tests/unit/test_fast_decode.py
 
 # Secrets of docker-compose.yml (git-ignored): a random bearer token for the workers' data
 # endpoints, readable by the image's user.

@@ -29,6 +29,9 @@ COMPILED = [
     "slaclock/processors/services_intake.py",
     # `replay --workers`: the shards' loop over every line and the parent's merge
     "slaclock/processors/parallel_replay.py",
+    # the fast path of input decoding, once per line (the Structs it decodes into stay
+    # Python classes: schemas/fast_events.py)
+    "slaclock/schemas/fast_decode.py",
 ]
 
 

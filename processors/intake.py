@@ -7,13 +7,13 @@ the worker's.
 
 from __future__ import annotations
 
-from slaclock.schemas.events import TicketEvent
+from slaclock.schemas.fast_events import EngineEvent
 from slaclock.schemas.rejection import Rejected, classify_validation_error, decode_event
 
 __all__ = ["Rejected", "check_key", "classify_validation_error", "decode_event", "decode_record"]
 
 
-def check_key(key: bytes | None, event: TicketEvent) -> None:
+def check_key(key: bytes | None, event: EngineEvent) -> None:
     """Raise `KeyMismatch` unless the record's key is the event's `ticket_id` (UTF-8).
 
     The key decides the partition, and a ticket's state lives in one partition: a record
@@ -34,7 +34,7 @@ def check_key(key: bytes | None, event: TicketEvent) -> None:
     )
 
 
-def decode_record(value: bytes | str, key: bytes | None) -> TicketEvent:
+def decode_record(value: bytes | str, key: bytes | None) -> EngineEvent:
     """A keyed input record (Kafka) -> validated event; `Rejected` as `decode_event`, or
     `KeyMismatch` when the key is missing or is not the ticket id."""
     event = decode_event(value)

@@ -29,17 +29,20 @@ A new kind of input line: add it to `line_kind` (replay.py) and to `BROADCAST` i
 changes what the ticket stages decide (as contract changes do); broadcast lines go to
 every shard and to the parent, in file order, through `Replayer.on_line`.
 
-What the parent does is the serial part of the replay, so the shards do all they can:
-every shard reads every line and keeps its own tickets' lines (the parent routes nothing),
-and it sends its outputs already serialised (the bytes one process writes), in one buffer
-per shard, with the few outputs the ledger takes (breaches, first met completions, hold
-facts) apart; the parent writes those bytes as they are (`emit_raw`) and decodes only the
-ledger's share.
+What the parent does is the serial part of the replay, so the shards do all they can.
+The parent routes every line once (a substring test for the kind of line, the hash of
+`ticket_id`) into a map the shards share, batch by batch as they start, so each shard
+reads only its own lines and waits only for the batch it is about to read. A shard sends its
+outputs already serialised (the bytes one process writes), in one buffer per batch, with
+the few outputs the ledger takes (breaches, first met completions, hold facts) apart; the
+parent writes those bytes as they are (`emit_raw`), consecutive ones at once, and decodes
+only the ledger's share.
 """
 
 from __future__ import annotations
 
 import contextlib
+import mmap
 import multiprocessing
 import os
 import re
@@ -107,8 +110,7 @@ class _Verdicts:
     """One batch of a shard: its verdicts on its ticket lines of `CHUNK` input lines, in
     line order: for the i-th, its line number, verdict and instant; its own outputs' bytes
     are `written[ends[i-1]:ends[i]]`, the ledger's share of them `ledger[i]`, a refused
-    line's reason `refused[i]`. Shard 0 also lists the other lines (service, contract,
-    policy) as (number, kind). With them: the timers the shard fired meanwhile, and the
+    line's reason `refused[i]`. With them: the timers the shard fired meanwhile, and the
     instant before which it has fired every timer (`fired_below`; None: none yet)."""
 
     numbers: array[int] = field(default_factory=lambda: array("q"))
@@ -118,7 +120,6 @@ class _Verdicts:
     written: bytes = b""
     ledger: dict[int, list[bytes]] = field(default_factory=dict)
     refused: dict[int, tuple[str, str]] = field(default_factory=dict)
-    others: list[tuple[int, str]] = field(default_factory=list)
     timers: list[_Timer] = field(default_factory=list)
     fired_below: int | None = None
 
@@ -164,15 +165,21 @@ def replay_parallel(
     if emit_raw is None:
         emit_raw = _decoding(emit)
     held = _Held(emit, emit_raw, reject)
-    shards = _start_shards(policy, raw_lines, n)
+    n = min(n, MAX_SHARDS)
+    routes = _Routes(raw_lines, n)
+    shards = _start_shards(policy, raw_lines, routes)
     try:
-        merge = _Merge(policy, raw_lines, shards, held)
+        others = routes.route_all()  # the shards start on each batch as soon as it is routed
+        merge = _Merge(policy, raw_lines, shards, held, others)
         disorder = merge.run(until)
         if disorder is not None:
             _stop(shards, abort=True)
             summary = replay(policy, raw_lines, emit, reject, until)
             return ParallelReplay(summary, 1, fallback=disorder)
         summary = merge.summary(len(raw_lines))
+    except BaseException:
+        _stop(shards, abort=True)  # they may be waiting for a batch never routed
+        raise
     finally:
         _stop(shards)
     held.flush()
@@ -181,7 +188,8 @@ def replay_parallel(
 
 class _Held:
     """The merge's outputs and rejections, held until the merge is known to be exact (a
-    line out of time order, found half-way, means replaying in one process instead)."""
+    line out of time order, found half-way, means replaying in one process instead).
+    Consecutive bytes from the shards are held (and written) as one."""
 
     def __init__(
         self,
@@ -191,17 +199,26 @@ class _Held:
     ) -> None:
         self._sinks = (emit, emit_raw, reject)
         self._held: list[tuple[int, Any]] = []
+        self._raw: list[bytes] = []
 
     def emit(self, output: Output) -> None:
+        self._join_raw()
         self._held.append((0, output))
 
     def emit_raw(self, written: bytes) -> None:
-        self._held.append((1, written))
+        self._raw.append(written)
 
     def reject(self, rejection: Rejection) -> None:
+        self._join_raw()
         self._held.append((2, rejection))
 
+    def _join_raw(self) -> None:
+        if self._raw:
+            self._held.append((1, b"".join(self._raw)))
+            self._raw = []
+
     def flush(self) -> None:
+        self._join_raw()
         sinks = self._sinks
         for sink, item in self._held:
             sinks[sink](item)
@@ -257,14 +274,67 @@ def _shard_of(line: bytes, n: int) -> int:
     return zlib.crc32(ticket.encode("utf-8", "surrogatepass")) % n
 
 
-def _start_shards(policy: CompiledPolicy, raw_lines: list[bytes], n: int) -> list[_Shard]:
+def _batches(raw_lines: list[bytes]) -> int:
+    """Batches of `CHUNK` input lines (the last one may be empty): lines
+    `b * CHUNK + 1 ... (b + 1) * CHUNK` are batch b."""
+    return len(raw_lines) // CHUNK + 1
+
+
+MAX_SHARDS = 240
+"""Shards at most (a line's route is one byte: a shard's index or a mark)."""
+
+_BLANK, _OTHER, _BROADCAST = 255, 254, 253
+
+
+class _Routes:
+    """Every line routed once, by the parent, into a map the shards share (one byte a
+    line: its shard, or a mark for a broadcast line, another kind of line, a blank one),
+    batch by batch after they start: a shard waits only for the batch it is about to
+    read (a semaphore per shard, released once per batch routed; the parent never waits
+    for a shard here, so no pipe can fill up on both ends)."""
+
+    def __init__(self, raw_lines: list[bytes], n: int) -> None:
+        self.raw_lines = raw_lines
+        self.n = n
+        self.map = mmap.mmap(-1, max(1, len(raw_lines)))  # shared with the forked shards
+        context = multiprocessing.get_context("fork")
+        self.ready = [context.Semaphore(0) for _ in range(n)]
+
+    def route_all(self) -> list[list[tuple[int, str]]]:
+        """Route every batch (a substring test for the kind of line, the hash of its
+        `ticket_id`); per batch, the lines that are not ticket lines, as (number, kind)."""
+        raw_lines = self.raw_lines
+        routes = self.map
+        n = self.n
+        others: list[list[tuple[int, str]]] = []
+        for batch in range(_batches(raw_lines)):
+            batch_others: list[tuple[int, str]] = []
+            stop = min(len(raw_lines), (batch + 1) * CHUNK)
+            for number in range(batch * CHUNK + 1, stop + 1):
+                line = raw_lines[number - 1].rstrip(b"\r\n")
+                if not line or line.isspace():  # blank
+                    routes[number - 1] = _BLANK
+                    continue
+                kind = line_kind(line)
+                if kind == "ticket":
+                    routes[number - 1] = _shard_of(line, n)
+                    continue
+                batch_others.append((number, kind))
+                routes[number - 1] = _BROADCAST if kind in BROADCAST else _OTHER
+            for ready in self.ready:
+                ready.release()
+            others.append(batch_others)
+        return others
+
+
+def _start_shards(policy: CompiledPolicy, raw_lines: list[bytes], routes: _Routes) -> list[_Shard]:
     context = multiprocessing.get_context("fork")
     shards = []
-    for index in range(n):
+    for index in range(routes.n):
         parent_end, child_end = context.Pipe()
         process = context.Process(
             target=_shard_main,
-            args=(policy, raw_lines, index, n, child_end),
+            args=(policy, raw_lines, routes, index, child_end),
             name=f"replay-shard-{index}",
         )
         process.start()
@@ -294,10 +364,10 @@ def _stop(shards: list[_Shard], abort: bool = False) -> None:
 
 
 def _shard_main(
-    policy: CompiledPolicy, raw_lines: list[bytes], index: int, n: int, conn: Connection
+    policy: CompiledPolicy, raw_lines: list[bytes], routes: _Routes, index: int, conn: Connection
 ) -> None:
     try:
-        _shard(policy, raw_lines, index, n, conn)
+        _shard(policy, raw_lines, routes, index, conn)
     except BaseException as error:  # the parent raises it: a shard's failure is the replay's
         with contextlib.suppress(OSError):
             conn.send(_ShardFailed(f"{type(error).__name__}: {error}"))
@@ -305,11 +375,12 @@ def _shard_main(
 
 
 def _shard(
-    policy: CompiledPolicy, raw_lines: list[bytes], index: int, n: int, conn: Connection
+    policy: CompiledPolicy, raw_lines: list[bytes], routes: _Routes, index: int, conn: Connection
 ) -> None:
-    """One shard: every line read, its own ticket lines applied in file order (verdicts
-    and outputs back to the parent), broadcast lines applied too; then timers fired on
-    request ((limit, inclusive) messages) until None."""
+    """One shard: batch by batch, as soon as the parent has routed it (`_Routes`), its
+    own ticket lines applied in file order (verdicts and outputs back to the parent),
+    broadcast lines applied too; then timers fired on request ((limit, inclusive)
+    messages) until None."""
     tune_gc()
     replayer = Replayer(policy, _discard)
     stage = replayer.stage
@@ -317,68 +388,67 @@ def _shard(
     written: list[bytes] = []
     size = 0
     fired_below: int | None = None
-    for number, raw in enumerate(raw_lines, start=1):
-        if number % CHUNK == 0:
+    ready = routes.ready[index]
+    routed = routes.map
+    for batch in range(_batches(raw_lines)):
+        if batch:
             found.written = b"".join(written)
             found.fired_below = fired_below
             conn.send(found)
             found, written, size = _Verdicts(), [], 0
-        line = raw.rstrip(b"\r\n")
-        if not line.strip():
-            continue
-        kind = line_kind(line)
-        if kind != "ticket":
-            if index == 0:
-                found.others.append((number, kind))
-            if kind in BROADCAST:
-                with contextlib.suppress(Rejected):  # the parent reports it
-                    replayer.on_line(line)
-            continue
-        if _shard_of(line, n) != index:
-            continue
-        verdict = len(found.codes)
-        found.numbers.append(number)
-        try:
-            event = decode_event(line)
-        except Rejected as rejected:
-            if rejected.error_class in DECODE_CLASSES:
-                stage.counters.rejected += 1
-            found.refused[verdict] = (rejected.error_class, rejected.message)
-            found.codes.append(_UNDECODED)
-            found.instants.append(0)
+        ready.acquire()  # the parent has routed this batch
+        stop = min(len(raw_lines), (batch + 1) * CHUNK)
+        for number in range(batch * CHUNK + 1, stop + 1):
+            route = routed[number - 1]
+            if route != index:
+                if route == _BROADCAST:
+                    with contextlib.suppress(Rejected):  # the parent reports it
+                        replayer.on_line(raw_lines[number - 1].rstrip(b"\r\n"))
+                continue
+            line = raw_lines[number - 1].rstrip(b"\r\n")
+            verdict = len(found.codes)
+            found.numbers.append(number)
+            try:
+                event = decode_event(line)
+            except Rejected as rejected:
+                if rejected.error_class in DECODE_CLASSES:
+                    stage.counters.rejected += 1
+                found.refused[verdict] = (rejected.error_class, rejected.message)
+                found.codes.append(_UNDECODED)
+                found.instants.append(0)
+                found.ends.append(size)
+                continue
+            at = to_us(event.occurred_at)
+            found.instants.append(at)
+            _fire(stage, at, False, found.timers)
+            if fired_below is None or at > fired_below:
+                fired_below = at
+            duplicates = stage.counters.duplicates
+            try:
+                outputs = stage.on_event(event, at)
+            except Rejected as rejected:
+                found.refused[verdict] = (rejected.error_class, rejected.message)
+                found.codes.append(_REJECTED)
+                found.ends.append(size)
+                continue
+            if stage.counters.duplicates != duplicates:
+                found.codes.append(_DUPLICATE)
+            else:
+                found.codes.append(_APPLIED)
+                ledger: list[bytes] = []
+                for output in outputs:
+                    data, taken = _serialise(output)
+                    if data:
+                        written.append(data)
+                        size += len(data)
+                    if taken:
+                        ledger.append(taken)
+                if ledger:
+                    found.ledger[verdict] = ledger
             found.ends.append(size)
-            continue
-        at = to_us(event.occurred_at)
-        found.instants.append(at)
-        _fire(stage, at, False, found.timers)
-        if fired_below is None or at > fired_below:
-            fired_below = at
-        duplicates = stage.counters.duplicates
-        try:
-            outputs = stage.on_event(event, at)
-        except Rejected as rejected:
-            found.refused[verdict] = (rejected.error_class, rejected.message)
-            found.codes.append(_REJECTED)
-            found.ends.append(size)
-            continue
-        if stage.counters.duplicates != duplicates:
-            found.codes.append(_DUPLICATE)
-        else:
-            found.codes.append(_APPLIED)
-            ledger: list[bytes] = []
-            for output in outputs:
-                data, taken = _serialise(output)
-                if data:
-                    written.append(data)
-                    size += len(data)
-                if taken:
-                    ledger.append(taken)
-            if ledger:
-                found.ledger[verdict] = ledger
-        found.ends.append(size)
     found.written = b"".join(written)
     found.fired_below = fired_below
-    conn.send(found)  # the last batch: every shard sends as many (one per CHUNK lines, + 1)
+    conn.send(found)  # the last batch: every shard sends one per batch (`_batches`)
     del found, written
     while True:
         request = conn.recv()
@@ -488,9 +558,15 @@ class _Merge:
     """
 
     def __init__(
-        self, policy: CompiledPolicy, raw_lines: list[bytes], shards: list[_Shard], held: _Held
+        self,
+        policy: CompiledPolicy,
+        raw_lines: list[bytes],
+        shards: list[_Shard],
+        held: _Held,
+        others: list[list[tuple[int, str]]],
     ) -> None:
         self.raw_lines = raw_lines
+        self.others = others  # per batch: the lines that are not ticket lines (`_Routes`)
         self.shards = shards
         self.emit_raw = held.emit_raw
         self.reject = held.reject
@@ -512,8 +588,8 @@ class _Merge:
     def run(self, until: int | None) -> str | None:
         """Merge everything; or why sharding would change the outputs (then nothing merged
         may be used)."""
-        for _batch in range(len(self.raw_lines) // CHUNK + 1):
-            problem = self._add([_receive(shard) for shard in self.shards])
+        for others in self.others:  # one batch of every shard per batch of lines
+            problem = self._add([_receive(shard) for shard in self.shards], others)
             problem = problem or self._drain(final=False)
             if problem is not None:
                 return problem
@@ -528,7 +604,7 @@ class _Merge:
         self._finish(until)
         return None
 
-    def _add(self, batches: list[_Verdicts]) -> str | None:
+    def _add(self, batches: list[_Verdicts], others: list[tuple[int, str]]) -> str | None:
         entries: list[tuple[int, _Verdicts | None, int]] = []
         last = self.last
         for index, batch in enumerate(batches):
@@ -539,7 +615,7 @@ class _Merge:
                     last = at
             self.fired_below[index] = batch.fired_below
         has_services = self.replayer.services is not None
-        for number, kind in batches[0].others:
+        for number, kind in others:
             self.kinds[number] = kind
             entries.append((number, None, 0))
             if kind != "service":

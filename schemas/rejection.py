@@ -10,8 +10,9 @@ from __future__ import annotations
 
 from pydantic import ValidationError
 
-from slaclock.schemas.events import TicketEvent, parse_ticket_event
-from slaclock.schemas.fast_events import decode_fast
+from slaclock.schemas.events import parse_ticket_event
+from slaclock.schemas.fast_decode import decode_fast
+from slaclock.schemas.fast_events import EngineEvent, from_model
 
 __all__ = ["Rejected", "classify_validation_error", "decode_event"]
 
@@ -25,16 +26,18 @@ class Rejected(Exception):
         self.message = message
 
 
-def decode_event(raw: bytes | str) -> TicketEvent:
-    """The validated event, or `Rejected`. msgspec decodes what it can vouch for
-    (`fast_events`); everything else, every rejection included, is pydantic's."""
+def decode_event(raw: bytes | str) -> EngineEvent:
+    """The validated event (the engine's Struct, `fast_events`), or `Rejected`. msgspec
+    decodes what it can vouch for; everything else, every rejection included, is
+    pydantic's (an event it accepts is converted to the same Struct)."""
     event = decode_fast(raw)
     if event is not None:
         return event
     try:
-        return parse_ticket_event(raw)
+        model = parse_ticket_event(raw)
     except ValidationError as error:
         raise classify_validation_error(error) from None
+    return from_model(model)
 
 
 def classify_validation_error(error: ValidationError) -> Rejected:

@@ -8,6 +8,7 @@ builds the whole app. `app` is that whole app (built on first use).
 
 from __future__ import annotations
 
+import os
 import sys
 from functools import cache
 from typing import Annotated, Any
@@ -15,7 +16,6 @@ from typing import Annotated, Any
 import typer
 
 from slaclock.build_info import describe
-from slaclock.processors.settings import report_unknown_settings
 
 HELP = "slaclock: SLA clocks on Kafka."
 
@@ -94,8 +94,20 @@ def __getattr__(name: str) -> Any:
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
+def _may_name_settings() -> bool:
+    """Whether the environment or a `.env` file could name a `SLACLOCK_*` setting: only
+    then is the settings module (pydantic-settings and every settings model, about 1% of
+    a replay's CPU) imported to check them."""
+    return os.path.exists(".env") or any(
+        name.upper().startswith("SLACLOCK_") for name in os.environ
+    )
+
+
 def main() -> None:
-    report_unknown_settings()
+    if _may_name_settings():
+        from slaclock.processors.settings import report_unknown_settings
+
+        report_unknown_settings()
     if sys.argv[1:2] == ["replay"]:
         replay_app()()
     else:

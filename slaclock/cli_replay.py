@@ -12,22 +12,19 @@ import sys
 from collections import Counter
 from contextlib import ExitStack
 from pathlib import Path
-from typing import IO, Annotated, NoReturn
+from typing import IO, TYPE_CHECKING, Annotated, NoReturn
 
-import orjson
 import typer
-from rich.console import Console
-from rich.markup import escape
-from rich.progress import BarColumn, Progress, TextColumn, TimeRemainingColumn, TransferSpeedColumn
 
 from slaclock.processors.engine.instants import parse_instant
 from slaclock.processors.engine.policy import compile_policy
-from slaclock.processors.engine.ticket import Output
 from slaclock.processors.gc_tuning import tune_gc
-from slaclock.processors.parallel_replay import replay_parallel
-from slaclock.processors.replay import Rejection, replay
+from slaclock.processors.replay import OutputWriter, Rejection, replay
 from slaclock.schemas.policy import PolicyError, load_policy
 from slaclock.sniff import describe_file
+
+if TYPE_CHECKING:
+    from rich.console import Console
 
 PROGRESS_MIN_BYTES = 8 * 1024 * 1024
 SHOWN_REJECTIONS = 3  # rejected lines shown on stderr; --dlq keeps them all
@@ -59,11 +56,12 @@ def replay_command(
     ] = 1,
 ) -> None:
     """Replay events through the SLA engine and print the outputs, one JSON object a line."""
-    err = Console(stderr=True, highlight=False, soft_wrap=True)  # error lines never wrapped
     try:
         compiled = compile_policy(load_policy(policy))
     except PolicyError as error:
-        err.print(f"[red]policy refused[/red]\n{escape(str(error))}")
+        from rich.markup import escape
+
+        _stderr_console().print(f"[red]policy refused[/red]\n{escape(str(error))}")
         raise typer.Exit(1) from None
     until_us = None
     if until is not None:
@@ -79,11 +77,8 @@ def replay_command(
         )
         dlq_sink = _open_for_writing(stack, dlq, "--dlq") if dlq is not None else None
 
-        def emit(output: Output) -> None:
-            sink.write(orjson.dumps(output, option=orjson.OPT_APPEND_NEWLINE))
-
-        def emit_raw(outputs: bytes) -> None:  # outputs the shards serialised, newlines and all
-            sink.write(outputs)
+        writer = OutputWriter(sink.write)  # outputs in blocks
+        stack.callback(writer.flush)  # before the sink closes (its callback runs later)
 
         def reject(rejection: Rejection) -> None:
             rejected_by_class[rejection.error_class] += 1
@@ -99,7 +94,17 @@ def replay_command(
         except OSError as error:
             _fail(f"cannot read --events {events}: {error.strerror or error}", 2)
         progress = None
-        if err.is_terminal and size >= PROGRESS_MIN_BYTES:
+        # rich (about 1% of a replay's start-up) only for a progress bar on a terminal
+        err = _stderr_console() if size >= PROGRESS_MIN_BYTES and sys.stderr.isatty() else None
+        if err is not None and err.is_terminal:
+            from rich.progress import (
+                BarColumn,
+                Progress,
+                TextColumn,
+                TimeRemainingColumn,
+                TransferSpeedColumn,
+            )
+
             progress = stack.enter_context(
                 Progress(
                     TextColumn("replay"),
@@ -123,13 +128,23 @@ def replay_command(
 
         tune_gc()  # after start-up: the replay's state is long-lived
         if workers == 1:
-            summary = replay(compiled, source, emit, reject, until_us, on_progress)
+            summary = replay(compiled, source, writer, reject, until_us, on_progress)
         else:
+            # imported here: multiprocessing and the merge are start-up a one-process
+            # replay does not need
+            from slaclock.processors.parallel_replay import replay_parallel
+
             if progress is not None:
                 progress.stop()
             count = None if workers == 0 else workers
             run = replay_parallel(
-                compiled, source.readlines(), emit, reject, until_us, count, emit_raw=emit_raw
+                compiled,
+                source.readlines(),
+                writer,
+                reject,
+                until_us,
+                count,
+                emit_raw=writer.write_raw,
             )
             summary = run.summary
             if run.fallback is not None:
@@ -155,6 +170,12 @@ def replay_command(
         )
         plural = "line" if rejected == 1 else "lines"
         print(f"replay: {rejected} rejected {plural} {where}{more}", file=sys.stderr)
+
+
+def _stderr_console() -> Console:
+    from rich.console import Console
+
+    return Console(stderr=True, highlight=False, soft_wrap=True)  # error lines never wrapped
 
 
 def _rejection_line(rejection: Rejection) -> str:

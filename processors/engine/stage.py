@@ -38,7 +38,7 @@ from slaclock.processors.engine.ticket import (
 )
 from slaclock.processors.engine.timers import PartitionClock, TimerIndex
 from slaclock.processors.engine.versions import NEW, PolicyVersion
-from slaclock.schemas.events import TicketCreated, TicketEvent
+from slaclock.schemas.fast_events import EngineEvent, TicketCreatedEvent
 from slaclock.schemas.rejection import Rejected
 
 DAY_US: Final = 86_400 * 1_000_000
@@ -237,7 +237,12 @@ class TicketStage(PartitionClock[Output]):
         does not would fire forever, so it raises instead.
         """
         outputs: list[Output] = []
-        for due, ticket_id in self._timers.pop_due(limit, inclusive):
+        timers = self._timers
+        while True:
+            entry = timers.pop_next(limit, inclusive)
+            if entry is None:
+                break
+            due, ticket_id = entry
             state = self.store.get(ticket_id)
             if state is None:
                 continue
@@ -277,7 +282,7 @@ class TicketStage(PartitionClock[Output]):
             return []
         return self.advance_to(target)
 
-    def on_event(self, event: TicketEvent, occurred_at: int) -> list[Output]:
+    def on_event(self, event: EngineEvent, occurred_at: int) -> list[Output]:
         """Apply one validated event. Raises `Rejected` for an input to dead-letter.
 
         One atomic step: whether the record is acceptable (a repeat, an unknown ticket, a
@@ -319,7 +324,7 @@ class TicketStage(PartitionClock[Output]):
         applied: list[Output]
         ignored = False
         if state is None:
-            assert isinstance(event, TicketCreated)  # `_check_acceptable` let nothing else by
+            assert isinstance(event, TicketCreatedEvent)  # `_check_acceptable` let nothing else by
             state, applied = self.engine.create(event, at)
             reason = self.engine.untracked_reason(event, state, at)
             if reason is not None:
@@ -355,17 +360,17 @@ class TicketStage(PartitionClock[Output]):
             return None
         return state
 
-    def _check_acceptable(self, state: TicketState | None, event: TicketEvent, at: int) -> None:
+    def _check_acceptable(self, state: TicketState | None, event: EngineEvent, at: int) -> None:
         """Raise `Rejected` for an event that must go to the dead-letter topic."""
         try:
             if state is None:
-                if not isinstance(event, TicketCreated):
+                if not isinstance(event, TicketCreatedEvent):
                     raise Rejected(
                         "UnknownTicket",
                         f"ticket {event.ticket_id!r} was never created ({event.type})",
                     )
                 self.engine.check_creatable(event, at)
-            elif isinstance(event, TicketCreated):
+            elif isinstance(event, TicketCreatedEvent):
                 raise Rejected("DuplicateTicket", f"ticket {event.ticket_id!r} was already created")
         except Rejected:
             self.counters.rejected += 1

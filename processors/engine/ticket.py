@@ -16,7 +16,7 @@ from __future__ import annotations
 import hashlib
 from collections.abc import Sequence
 from enum import Enum
-from typing import TYPE_CHECKING, Any, Final, NamedTuple
+from typing import TYPE_CHECKING, Any, Final, NamedTuple, cast
 
 from slaclock.processors.engine.calendar import BusinessCalendar
 from slaclock.processors.engine.clock import (
@@ -32,7 +32,7 @@ from slaclock.processors.engine.clock import (
     version_cause,
 )
 from slaclock.processors.engine.group_ledger import GROUP_HOLD
-from slaclock.processors.engine.ids import output_event_id
+from slaclock.processors.engine.ids import KEY_SEPARATOR, natural_key_id, output_event_id
 from slaclock.processors.engine.instants import format_us, seconds_value
 from slaclock.processors.engine.outputs import (
     BreachOutput,
@@ -49,14 +49,14 @@ from slaclock.processors.engine.outputs import (
 from slaclock.processors.engine.policy import CompiledPolicy, CompiledTier, Threshold
 from slaclock.processors.engine.versions import PolicyBook, PolicyVersion
 from slaclock.schemas.common import METRIC_ORDER
-from slaclock.schemas.events import (
-    AgentReplied,
-    Assigned,
-    CustomerReplied,
-    PriorityChanged,
-    StatusChanged,
-    TicketCreated,
-    TicketEvent,
+from slaclock.schemas.fast_events import (
+    AgentRepliedEvent,
+    AssignedEvent,
+    CustomerRepliedEvent,
+    EngineEvent,
+    PriorityChangedEvent,
+    StatusChangedEvent,
+    TicketCreatedEvent,
 )
 from slaclock.schemas.rejection import Rejected
 
@@ -405,7 +405,7 @@ class TicketEngine:
 
     # -- entry points ---------------------------------------------------------------------
 
-    def check_creatable(self, event: TicketCreated, at: int | None = None) -> None:
+    def check_creatable(self, event: TicketCreatedEvent, at: int | None = None) -> None:
         """Raise `Rejected` if the ticket cannot be created under the version in force at
         `at` (default: the first version)."""
         # A contract's tier is checked when the contract is accepted; the default is valid.
@@ -418,7 +418,9 @@ class TicketEngine:
             )
             raise Rejected("UnknownTier", f"tier {event.tier!r} is not defined in {where}")
 
-    def untracked_reason(self, event: TicketCreated, state: TicketState, at: int) -> str | None:
+    def untracked_reason(
+        self, event: TicketCreatedEvent, state: TicketState, at: int
+    ) -> str | None:
         """Why a ticket just created gets no SLA at all, or None if it is tracked.
 
         Untracked: its tier has no target for its priority in any metric (a later priority
@@ -435,7 +437,7 @@ class TicketEngine:
             return "no_contract"
         return "no_target"
 
-    def create(self, event: TicketCreated, at: int) -> tuple[TicketState, list[Output]]:
+    def create(self, event: TicketCreatedEvent, at: int) -> tuple[TicketState, list[Output]]:
         """Start a ticket. `at` is the effective instant (occurred_at, or the clock if late)."""
         self.check_creatable(event, at)
         version = self.versions.in_force(at)
@@ -463,13 +465,13 @@ class TicketEngine:
         return state, outputs
 
     def apply(
-        self, state: TicketState, event: TicketEvent, at: int
+        self, state: TicketState, event: EngineEvent, at: int
     ) -> tuple[Verdict, list[Output]]:
         """Apply a non-creating event to a known ticket at effective instant `at`."""
         fingerprint = self.fingerprint(event.event_id)
         if fingerprint in state.seen:
             return Verdict.DUPLICATE, []
-        if isinstance(event, TicketCreated):
+        if isinstance(event, TicketCreatedEvent):
             raise Rejected("DuplicateTicket", f"ticket {event.ticket_id!r} was already created")
         if state.closed_at is not None:
             return Verdict.IGNORED_CLOSED, []
@@ -477,18 +479,18 @@ class TicketEngine:
         state.cause = event.event_id
         tier = self._tier(state)
         outputs: list[Output] = []
-        if isinstance(event, AgentReplied):
+        if isinstance(event, AgentRepliedEvent):
             if event.public:
                 self._agent_replied(state, tier, at, outputs)
             if state.group_clocks:  # any reply while held answers the group
                 self._group_replied(state, at, outputs)
-        elif isinstance(event, CustomerReplied):
+        elif isinstance(event, CustomerRepliedEvent):
             self._customer_replied(state, tier, at, outputs)
-        elif isinstance(event, StatusChanged):
+        elif isinstance(event, StatusChangedEvent):
             self._change_status(state, tier, str(event.status), at, outputs)
-        elif isinstance(event, PriorityChanged):
+        elif isinstance(event, PriorityChangedEvent):
             self._change_priority(state, tier, str(event.priority), at, outputs)
-        elif isinstance(event, Assigned):
+        elif isinstance(event, AssignedEvent):
             state.assignee = event.assignee
             previous = state.holder
             state.group = event.group
@@ -514,13 +516,15 @@ class TicketEngine:
 
     def fire_due(self, state: TicketState, now: int) -> list[Output]:
         """Fire every timer due at or before `now`, in time order (ties: metric order)."""
-        customer_tier = self._tier(state)
         outputs: list[Output] = []
+        customer_tier: CompiledTier | None = None  # looked up once something is due
         while True:
             clock = _earliest(state)
             if clock is None or clock.due is None or clock.due > now:
                 return outputs
             at = clock.due
+            if customer_tier is None:
+                customer_tier = self._tier(state)
             tier = customer_tier
             if clock.group:
                 terms = self._group_terms(state, clock.group)
@@ -906,13 +910,12 @@ class TicketEngine:
         clock.phase = Phase.CANCELLED
         clock.due = None
         clock.mark(at, CANCELLED, reason, state.cause)
-        cancelled: CancelledOutput = {
-            **_common(state, clock, "sla.cancelled", at),
-            "reason": reason,
-            "elapsed_seconds": seconds_value(elapsed),
-            "target_seconds": seconds_value(clock.target),
-            "breached": clock.breached,
-        }
+        # the common fields, then this output's own, in one dict (no copy)
+        cancelled = cast(CancelledOutput, _common(state, clock, "sla.cancelled", at))
+        cancelled["reason"] = reason
+        cancelled["elapsed_seconds"] = seconds_value(elapsed)
+        cancelled["target_seconds"] = seconds_value(clock.target)
+        cancelled["breached"] = clock.breached
         outputs.append(as_output(cancelled))
 
     def _complete(
@@ -929,12 +932,13 @@ class TicketEngine:
         clock.due = None
         clock.completions += 1
         clock.mark(at, COMPLETED, state.status, state.cause)
-        completed: CompletedOutput = {
-            **_common(state, clock, "sla.completed", at, clock.completions),
-            "outcome": "breached" if clock.breached else "met",
-            "elapsed_seconds": seconds_value(clock.closed_counted),
-            "target_seconds": seconds_value(clock.target),
-        }
+        # the common fields, then this output's own, in one dict (no copy)
+        completed = cast(
+            CompletedOutput, _common(state, clock, "sla.completed", at, clock.completions)
+        )
+        completed["outcome"] = "breached" if clock.breached else "met"
+        completed["elapsed_seconds"] = seconds_value(clock.closed_counted)
+        completed["target_seconds"] = seconds_value(clock.target)
         outputs.append(as_output(completed))
 
     def _retarget(
@@ -981,21 +985,19 @@ class TicketEngine:
         deadline = clock.deadline(calendar, self.calendar_of)
         if deadline is None:  # paused at the very threshold instant: project as if it ran on
             deadline = calendar.instant_after(at, clock.target - clock.counted(calendar, at))
-        warning: WarningOutput = {
-            **_common(state, clock, "sla.warning", at, fraction),
-            "threshold": float(fraction),
-            "deadline": format_us(deadline),
-            "target_seconds": seconds_value(clock.target),
-        }
+        # the common fields, then this output's own, in one dict (no copy)
+        warning = cast(WarningOutput, _common(state, clock, "sla.warning", at, fraction))
+        warning["threshold"] = float(fraction)
+        warning["deadline"] = format_us(deadline)
+        warning["target_seconds"] = seconds_value(clock.target)
         return as_output(warning)
 
     def _breach(self, state: TicketState, clock: MetricClock, at: int, decided_at: int) -> Output:
-        breach: BreachOutput = {
-            **_common(state, clock, "sla.breach", at),
-            "deadline": format_us(at),
-            "decided_at": format_us(decided_at),
-            "target_seconds": seconds_value(clock.target),
-        }
+        # the common fields, then this output's own, in one dict (no copy)
+        breach = cast(BreachOutput, _common(state, clock, "sla.breach", at))
+        breach["deadline"] = format_us(at)
+        breach["decided_at"] = format_us(decided_at)
+        breach["target_seconds"] = seconds_value(clock.target)
         return as_output(breach)
 
 
@@ -1008,10 +1010,15 @@ def _common(
     warning, the completion number for a completion, nothing more for a breach; then the
     group, for a group metric.
     """
+    # output_event_id(kind, ticket, metric, cycle, *key), joined here (no star-call)
+    natural = kind + KEY_SEPARATOR + state.ticket_id + KEY_SEPARATOR + str(clock.metric)
+    natural += KEY_SEPARATOR + str(clock.cycle)
+    for part in key:
+        natural += KEY_SEPARATOR + str(part)
     if clock.group:  # cycles are numbered per group: the group is part of the key
-        key = (*key, clock.group)
+        natural += KEY_SEPARATOR + clock.group
     return {
-        "event_id": output_event_id(kind, state.ticket_id, clock.metric, clock.cycle, *key),
+        "event_id": natural_key_id(natural),
         "type": kind,
         "ticket_id": state.ticket_id,
         "customer_id": state.customer_id,
@@ -1085,19 +1092,30 @@ def _stopped(clock: MetricClock) -> bool:
 
 
 def _earliest(state: TicketState) -> MetricClock | None:
-    """The clock with the earliest timer; ties go to the earlier metric (the metric order of docs/semantics.md: Credits)."""
+    """The clock with the earliest timer; ties go to the earlier metric (the metric order of docs/semantics.md: Credits).
+
+    Once per event and per timer fired: instants compared first, the metric order looked
+    up only on a tie (no key tuples)."""
     best: MetricClock | None = None
-    best_key = (0, 0)
+    best_due = 0
     for clock in state.metrics.values():
-        if clock.due is None:
+        due = clock.due
+        if due is None:
             continue
-        key = (clock.due, METRIC_ORDER[clock.metric])
-        if best is None or key < best_key:
-            best, best_key = clock, key
+        if (
+            best is None
+            or due < best_due
+            or (due == best_due and _CLOCK_ORDER[clock.metric] < _CLOCK_ORDER[best.metric])
+        ):
+            best, best_due = clock, due
     for clock in state.group_clocks.values():
-        if clock.due is None:
+        due = clock.due
+        if due is None:
             continue
-        key = (clock.due, _CLOCK_ORDER[clock.metric])
-        if best is None or key < best_key:
-            best, best_key = clock, key
+        if (
+            best is None
+            or due < best_due
+            or (due == best_due and _CLOCK_ORDER[clock.metric] < _CLOCK_ORDER[best.metric])
+        ):
+            best, best_due = clock, due
     return best

@@ -43,6 +43,23 @@ class TimerIndex:
             del self._due[key]
             yield due, key
 
+    def pop_next(self, limit: int, inclusive: bool) -> tuple[int, str] | None:
+        """`pop_due`'s next (due, key), or None: one call per timer, no generator (the
+        stages call it once per event, when mostly nothing is due)."""
+        heap = self._heap
+        while heap:
+            entry = heap[0]
+            due = entry[0]
+            if due > limit or (due == limit and not inclusive):
+                return None
+            heapq.heappop(heap)
+            key = entry[1]
+            if self._due.get(key) != due:
+                continue  # superseded entry
+            del self._due[key]
+            return entry
+        return None
+
     def due_of(self, key: str) -> int | None:
         return self._due.get(key)
 

@@ -60,7 +60,7 @@ from slaclock.processors.live.store import (
 )
 from slaclock.processors.live.txloop import TransactionalLoop
 from slaclock.processors.settings import Settings
-from slaclock.schemas.events import TicketEvent
+from slaclock.schemas.fast_events import EngineEvent
 from slaclock.schemas.rejection import Rejected
 
 log = logging.getLogger(__name__)
@@ -361,7 +361,7 @@ class TicketProcessor(TransactionalLoop):
             return
         self._emit(outputs, task)
 
-    def _note_untracked(self, task: TicketTask, event: TicketEvent, reason: str) -> None:
+    def _note_untracked(self, task: TicketTask, event: EngineEvent, reason: str) -> None:
         """Count a ticket created with no SLA; log the first one of each customer."""
         self.metrics.untracked(reason)
         state = task.store.get(event.ticket_id)

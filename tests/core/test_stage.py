@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
+import orjson
 import pytest
 
 from slaclock.processors.engine.instants import US_PER_SECOND, parse_instant
 from slaclock.processors.engine.stage import TicketStage
 from slaclock.processors.engine.ticket import TicketEngine, TicketState
-from slaclock.schemas.events import parse_ticket_event_obj
-from slaclock.schemas.rejection import Rejected
+from slaclock.schemas.rejection import Rejected, decode_event
 from tests.core.builders import agent_reply, created, customer_reply, make_policy
 
 T0 = "2026-03-02T09:00:00Z"
@@ -22,7 +22,7 @@ def stage(grace_us: int = GRACE_US) -> TicketStage:
 
 
 def feed(s: TicketStage, event: dict[str, object]) -> list[dict[str, object]]:
-    parsed = parse_ticket_event_obj(event)
+    parsed = decode_event(orjson.dumps(event))
     return s.on_event(parsed, parse_instant(str(event["occurred_at"])))
 
 

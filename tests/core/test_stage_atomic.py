@@ -24,8 +24,7 @@ from slaclock.processors.engine.policy import CompiledPolicy
 from slaclock.processors.engine.stage import TicketStage
 from slaclock.processors.engine.ticket import Output, TicketEngine, TicketState
 from slaclock.processors.replay import Replayer
-from slaclock.schemas.events import parse_ticket_event_obj
-from slaclock.schemas.rejection import Rejected
+from slaclock.schemas.rejection import Rejected, decode_event
 from tests.core.builders import created, customer_reply, make_policy, status
 from tests.core.reference_model import (
     REF_POLICY_YAML,
@@ -171,7 +170,7 @@ def test_a_timer_that_does_not_advance_raises_instead_of_looping() -> None:
     store: dict[str, TicketState] = {}
     stage = TicketStage(StuckEngine(make_policy()), store)
     event = created(T1_CREATED, ticket="T1")
-    stage.on_event(parse_ticket_event_obj(event), parse_instant(T1_CREATED))
+    stage.on_event(decode_event(orjson.dumps(event)), parse_instant(T1_CREATED))
     with pytest.raises(RuntimeError, match=r"timer of ticket 'T1'.*did not advance"):
         stage.advance_to(parse_instant("2026-03-02T12:00:00Z"))
 
@@ -278,7 +277,7 @@ def _run_stage(
     for event in events:
         with contextlib.suppress(Rejected):  # rejected: dead-lettered, nothing else
             outputs += stage.on_event(
-                parse_ticket_event_obj(event), parse_instant(event["occurred_at"])
+                decode_event(orjson.dumps(event)), parse_instant(event["occurred_at"])
             )
         tick = ticks.get(id(event))
         if tick is not None:

@@ -7,13 +7,13 @@ before the first event.
 
 from __future__ import annotations
 
+import orjson
 import pytest
 
 from slaclock.processors.engine.instants import US_PER_SECOND, parse_instant
 from slaclock.processors.engine.stage import TicketStage
 from slaclock.processors.engine.ticket import TicketEngine, TicketState
-from slaclock.schemas.events import parse_ticket_event_obj
-from slaclock.schemas.rejection import Rejected
+from slaclock.schemas.rejection import Rejected, decode_event
 from tests.core.builders import created, customer_reply, make_policy
 
 GRACE_US = 2 * US_PER_SECOND
@@ -34,7 +34,7 @@ def stage() -> TicketStage:
 
 
 def feed(s: TicketStage, event: dict[str, object]) -> list[dict[str, object]]:
-    return s.on_event(parse_ticket_event_obj(event), us(str(event["occurred_at"])))
+    return s.on_event(decode_event(orjson.dumps(event)), us(str(event["occurred_at"])))
 
 
 def test_caught_up_tick_advances_the_clock_to_now_minus_grace() -> None:

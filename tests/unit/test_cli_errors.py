@@ -133,6 +133,18 @@ def test_a_misspelled_setting_is_warned_about_with_a_suggestion(
     )
 
 
+def test_a_misspelled_setting_in_a_dotenv_file_is_warned_about_by_replay(tmp_path: Path) -> None:
+    """The settings are checked only when a `SLACLOCK_*` name or a `.env` file is there
+    (start-up): a name that is only in `.env` is still found."""
+    (tmp_path / ".env").write_text("SLACLOCK_GRAC=5\n")
+    result = run_cli("replay", "--policy", str(POLICY), "--events", str(EVENTS), cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    assert (
+        "warning: unknown setting SLACLOCK_GRAC is ignored; did you mean SLACLOCK_GRACE?"
+        in result.stderr.splitlines()
+    ), result.stderr
+
+
 @pytest.mark.parametrize("command", ["report", "whatif"])
 def test_report_without_matplotlib_names_the_extra_in_one_line(
     command: str, tmp_path: Path

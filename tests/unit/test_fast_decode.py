@@ -1,9 +1,13 @@
 """The msgspec fast path of input decoding (schemas/fast_events.py) accepts exactly what
-pydantic accepts, as the same event, and leaves every rejection to pydantic."""
+pydantic accepts, as the same event (the engine's Struct), and leaves every rejection to
+pydantic."""
 
 from __future__ import annotations
 
+import ast
 import json
+from datetime import UTC
+from pathlib import Path
 from typing import Any
 
 import msgspec
@@ -12,8 +16,10 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from pydantic import ValidationError
 
+from slaclock.processors.replay import line_kind
 from slaclock.schemas.events import parse_ticket_event
-from slaclock.schemas.fast_events import _MODELS, decode_fast
+from slaclock.schemas.fast_decode import decode_fast
+from slaclock.schemas.fast_events import STRUCTS, from_model
 from slaclock.schemas.rejection import Rejected, classify_validation_error, decode_event
 
 BASE = {"event_id": "e-1", "ticket_id": "T-1", "occurred_at": "2026-03-02T09:00:00Z"}
@@ -24,9 +30,9 @@ def line(type_: str, **fields: Any) -> bytes:
 
 
 def pydantic_outcome(raw: bytes | str) -> tuple[str, Any]:
-    """What today's path (pydantic alone) makes of a record."""
+    """What pydantic alone (the schema of record) makes of a record, as the engine's Struct."""
     try:
-        return ("event", _identity(parse_ticket_event(raw)))
+        return ("event", _identity(from_model(parse_ticket_event(raw))))
     except ValidationError as error:
         rejected = classify_validation_error(error)
         return ("rejected", (rejected.error_class, rejected.message))
@@ -45,19 +51,37 @@ def outcome(raw: bytes | str) -> tuple[str, Any]:
 
 
 def _identity(event: Any) -> tuple[Any, ...]:
-    """Everything that makes two events the same: class, values in field order (with their
-    types: an enum member is not its string), the fields given, and equality itself."""
-    values = [(k, type(v), v, getattr(v, "tzinfo", None)) for k, v in event.__dict__.items()]
-    return (type(event), values, sorted(event.model_fields_set), event.model_dump_json())
+    """Everything that makes two events the same: class, `type`, values in field order
+    (with their types: an enum member is not its string; and time zones), and equality."""
+    values = [
+        (name, type(value), value, getattr(value, "tzinfo", None))
+        for name, value in zip(event.__struct_fields__, msgspec.structs.astuple(event), strict=True)
+    ]
+    return (type(event), event.type, values, event)
 
 
-def test_every_struct_has_exactly_the_fields_of_its_model() -> None:
-    """A field added to an event model must be added to its Struct (or the fast path would
-    build events without it)."""
-    for struct, (model, tag, layout) in _MODELS.items():
-        assert [name for name, _ in layout] == list(model.model_fields)
-        assert {"type", *struct.__struct_fields__} == set(model.model_fields), model
-        assert model.model_fields["type"].default == tag
+def test_every_struct_mirrors_its_model_field_for_field() -> None:
+    """A field added to an event model must be added to its Struct, with the same default
+    (or the fast path would build events without it); `type` is the union's tag."""
+    for struct, model in STRUCTS.items():
+        fields = {f.name: f for f in msgspec.structs.fields(struct)}
+        assert list(fields) == [name for name in model.model_fields if name != "type"], model
+        for name, info in model.model_fields.items():
+            if name == "type":
+                continue
+            if info.is_required():
+                assert fields[name].required, (model, name)
+            else:
+                assert fields[name].default == info.default, (model, name)
+                assert type(fields[name].default) is type(info.default), (model, name)
+        assert struct.type == struct.__struct_config__.tag == model.model_fields["type"].default
+
+
+def test_an_event_pydantic_accepts_converts_to_the_struct_the_fast_path_decodes() -> None:
+    raw = line("ticket.created", customer_id="acme", priority="low", tier="gold")
+    converted = from_model(parse_ticket_event(raw))
+    assert converted == decode_fast(raw)
+    assert converted.occurred_at.tzinfo is UTC
 
 
 @pytest.mark.parametrize(
@@ -163,6 +187,11 @@ TYPES = [
     "ticket.assigned",
     "ticket.other",
     "",
+    # other kinds of input line (`line_kind`), in a repeated `type` too
+    "contract.changed",
+    "policy.changed",
+    "service.status_changed",
+    "maintenance.scheduled",
 ]
 STATUSES = ["new", "open", "pending", "on_hold", "solved", "closed", "Open", ""]
 PRIORITIES = ["urgent", "high", "normal", "low", "URGENT", "critical"]
@@ -282,6 +311,51 @@ def test_random_records_as_text_get_the_same_verdict_too(raw: bytes) -> None:
     assert outcome(text) == pydantic_outcome(text)
 
 
+@pytest.mark.parametrize(
+    "raw",
+    [
+        line("ticket.assigned", assignee="contract.changed", group="policy.changed"),
+        line("ticket.customer_replied", event_id='"service.x', unknown="maintenance.y"),
+        line("ticket.created", customer_id="a", priority="low", tier="service.up"),
+    ],
+)
+def test_a_ticket_event_naming_other_kinds_in_its_values_is_a_ticket_line(raw: bytes) -> None:
+    assert decode_fast(raw) is not None
+    assert line_kind(raw) == "ticket"
+
+
+@settings(max_examples=1000, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(records())
+def test_a_line_the_fast_path_decodes_is_a_ticket_line(raw: bytes) -> None:
+    """Replay skips `line_kind` for a line `decode_fast` decodes: it must be a ticket line
+    there too (a contract, policy or service `type` repeated after a ticket one, say)."""
+    if decode_fast(raw) is not None:
+        assert line_kind(raw) == "ticket"
+
+
 def test_msgspec_errors_are_decode_errors() -> None:
     """`decode_fast` catches `msgspec.DecodeError`: a validation failure must be one."""
     assert issubclass(msgspec.ValidationError, msgspec.DecodeError)
+
+
+EVENT_MODELS = {"TicketEvent", *(model.__name__ for model in STRUCTS.values())}
+
+
+def test_only_the_schemas_import_the_pydantic_event_models() -> None:
+    """The engine, replay and the worker take the Structs (`schemas.fast_events`) that
+    `decode_event` returns: an `isinstance(event, TicketCreated)` on them is always false,
+    so no module outside `schemas` may import the pydantic event classes."""
+    root = Path(__file__).resolve().parents[2]
+    wrong = []
+    paths = [
+        *(root / "processors").rglob("*.py"),
+        *(root / "slaclock").glob("*.py"),
+        *(root / "slaclock" / "client").rglob("*.py"),
+    ]
+    for path in sorted(paths):
+        for node in ast.walk(ast.parse(path.read_text(), str(path))):
+            if isinstance(node, ast.ImportFrom) and node.module == "slaclock.schemas.events":
+                names = {alias.name for alias in node.names} & EVENT_MODELS
+                if names:
+                    wrong.append(f"{path.relative_to(root)}: {sorted(names)}")
+    assert not wrong, f"use the Structs of slaclock.schemas.fast_events instead: {wrong}"

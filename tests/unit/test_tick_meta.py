@@ -12,7 +12,7 @@ from slaclock.processors.engine.instants import US_PER_SECOND, parse_instant
 from slaclock.processors.engine.stage import TicketStage
 from slaclock.processors.engine.ticket import TicketEngine
 from slaclock.processors.live.tickets import TicketProcessor, TicketTask, TrackingStore
-from slaclock.schemas.events import parse_ticket_event_obj
+from slaclock.schemas.rejection import decode_event
 from tests.core.builders import created, make_policy
 
 GRACE_US = 2 * US_PER_SECOND
@@ -31,7 +31,7 @@ def test_restored_task_ticks_from_the_stream_time_it_had() -> None:
     before = task(store)
     for event in (created(T1_CREATED), created(T2_CREATED, ticket="T2")):
         at = parse_instant(str(event["occurred_at"]))
-        assert before.stage.on_event(parse_ticket_event_obj(event), at) == []
+        assert before.stage.on_event(decode_event(orjson.dumps(event)), at) == []
     before.processed_offset = 2
     processor = TicketProcessor.__new__(TicketProcessor)  # `_meta` reads only the task
     meta = orjson.loads(orjson.dumps(processor._meta(before)))
