@@ -29,6 +29,10 @@ COMPILED = [
     "slaclock/processors/services_intake.py",
     # `replay --workers`: the shards' loop over every line and the parent's merge
     "slaclock/processors/parallel_replay.py",
+    # the live worker's work per record: stage 1's loop over a batch, decoding, outputs
+    # (`processors/live/store.py` cannot be: its stores subclass dict and MutableMapping)
+    "slaclock/processors/live/ticket_input.py",
+    "slaclock/processors/live/records.py",
 ]
 
 

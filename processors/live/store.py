@@ -220,12 +220,22 @@ class RocksTicketStore(TicketStore):
         return cls(path, cache_size)
 
     def _open(self) -> Rdict:
-        from rocksdict import Options, Rdict
+        """The database, written without a write-ahead log: after a crash the database is
+        wiped and refilled from the changelog anyway (the module docstring), so a log
+        would only be written, never read; a clean `close` flushes the memtables to disk
+        (a checkpointed store is reused as it is). About 1 µs of CPU less per state
+        written, and a restore's bulk writes are cheaper too."""
+        from rocksdict import Options, Rdict, WriteOptions
 
         self.path.parent.mkdir(parents=True, exist_ok=True)
         options = Options(raw_mode=True)
         options.create_if_missing(True)
-        return Rdict(str(self.path), options)
+        db = Rdict(str(self.path), options)
+        unlogged = WriteOptions()
+        # a property (rocksdict's stub declares a method that does not exist)
+        unlogged.disable_wal = True  # type: ignore[method-assign, assignment]
+        db.set_write_options(unlogged)
+        return db
 
     def _writable(self) -> Rdict:
         if self._db is None:
@@ -257,20 +267,23 @@ class RocksTicketStore(TicketStore):
         self, key: str, default: TicketState | None = None
     ) -> TicketState | None:
         """The state, or `default`: without the KeyError that `Mapping.get` would raise
-        and catch for every new ticket."""
+        and catch for every new ticket.
+
+        The open batch's writes first, then the cache, then the database. A cache hit
+        does not move the state to the cache's recent end: the flush does, once per
+        ticket per batch, for every state the batch wrote (what the stage reads, it
+        writes back), which keeps the cache's order without work per event.
+        """
         with self._lock:
+            pending = self._pending
+            if key in pending:
+                state = pending[key]
+                return default if state is None else state
             state = self._cache.get(key)
             if state is not None:
-                self._cache.move_to_end(key)
                 return state
             if self._db is None:  # a closed store holds nothing (an HTTP read may race it)
                 return default
-            if key in self._pending:
-                state = self._pending[key]
-                if state is None:
-                    return default
-                self._remember(key, state)
-                return state
             record = self._db.get(key.encode())
             if record is None:
                 return default
@@ -281,10 +294,13 @@ class RocksTicketStore(TicketStore):
     def __setitem__(self, key: str, value: TicketState) -> None:
         with self._lock:
             db = self._writable()
-            if not self._exists(key, db):
+            pending = self._pending
+            if key in pending:
+                if pending[key] is None:  # deleted in this batch
+                    self._count += 1
+            elif key not in self._cache and key.encode() not in db:
                 self._count += 1
-            self._pending[key] = value
-            self._remember(key, value)
+            pending[key] = value
             self.dirty.add(key)
 
     def __delitem__(self, key: str) -> None:
@@ -346,11 +362,21 @@ class RocksTicketStore(TicketStore):
 
     def _write_pending(self) -> list[tuple[str, Record | None]]:
         """The open batch's writes, serialised, into the database in one write batch
-        (lock held); returns them as changelog records."""
-        changes: list[tuple[str, Record | None]] = [
-            (key, None if state is None else encode_state(state))
-            for key, state in self._pending.items()
-        ]
+        (lock held); returns them as changelog records. The states written go to the
+        cache's recent end (deleted ones leave it)."""
+        changes: list[tuple[str, Record | None]] = []
+        cache = self._cache
+        for key, state in self._pending.items():
+            if state is None:
+                changes.append((key, None))
+                cache.pop(key, None)
+            else:
+                changes.append((key, encode_state(state)))
+                if self.cache_size > 0:
+                    cache[key] = state
+                    cache.move_to_end(key)
+        while len(cache) > self.cache_size:
+            cache.popitem(last=False)
         self._pending.clear()
         if not changes or self._db is None:
             return changes
@@ -428,6 +454,8 @@ class RocksTicketStore(TicketStore):
         Reads then find nothing."""
         with self._lock:
             self._write_pending()
+            if self._db is not None:
+                self._db.flush()  # no write-ahead log: the memtables go to disk now
             self._close_db()
 
     def destroy(self) -> None:
