@@ -29,10 +29,11 @@ COMPILED = [
     "slaclock/processors/services_intake.py",
     # `replay --workers`: the shards' loop over every line and the parent's merge
     "slaclock/processors/parallel_replay.py",
-    # the live worker's work per record: stage 1's loop over a batch, decoding, outputs
-    # (`processors/live/store.py` cannot be: its stores subclass dict and MutableMapping)
+    # the live worker's work per record: stage 1's loop over a batch, decoding, outputs,
+    # and the RocksDB ticket store it reads and writes per event
     "slaclock/processors/live/ticket_input.py",
     "slaclock/processors/live/records.py",
+    "slaclock/processors/live/rocks_store.py",
 ]
 
 

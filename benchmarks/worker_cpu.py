@@ -150,7 +150,11 @@ def run_once(args: argparse.Namespace, state_dir: Path) -> tuple[float, int, str
         for batch in work:
             for task in tickets.tasks.values():
                 task.last_in_batch = -1
-            tickets.process_batch(batch)
+            if hasattr(tickets, "process_batch"):
+                tickets.process_batch(batch)
+            else:  # a tree from before `process_batch`
+                for message in batch:
+                    tickets.process(message)
             tickets.after_batch()
             for partition, key, value in tickets.flush_state():
                 tickets.produce(tickets.changelog_topic, value, key=key, partition=partition)

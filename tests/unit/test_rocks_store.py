@@ -217,6 +217,45 @@ def test_it_survives_close_and_reopen(store: RocksTicketStore) -> None:
         reopened.close()
 
 
+def test_the_cache_keeps_the_states_the_last_flushes_wrote(tmp_path: Path) -> None:
+    """A flush puts the batch's states at the cache's recent end (in the order the batch
+    first wrote them); older ones are evicted and come back decoded from the database."""
+    store = RocksTicketStore.fresh(tmp_path / "db", cache_size=2)
+    try:
+        states = real_states()
+        for ticket_id in ("T1", "T2", "T3"):
+            store[ticket_id] = states[ticket_id]
+        store.flush(None)
+        assert store.get("T2") is states["T2"] and store.get("T3") is states["T3"]
+        evicted = store.get("T1")  # decoded again: a copy, as the database has it
+        assert evicted is not states["T1"] and record(evicted) == record(states["T1"])
+        store["T2"] = states["T2"]  # the next batch writes T2 only
+        store.flush(None)
+        assert store.get("T2") is states["T2"]
+    finally:
+        store.close()
+
+
+def test_states_are_written_without_a_write_ahead_log(tmp_path: Path) -> None:
+    """A store is wiped after a crash, so a write-ahead log would never be read: none is
+    written (RocksDB keeps an empty log file); a clean close puts everything on disk."""
+    store = RocksTicketStore.fresh(tmp_path / "db")
+    states = real_states()
+    for ticket_id, state in states.items():
+        store[ticket_id] = state
+    store.flush(None)
+    logs = list((tmp_path / "db").glob("*.log"))
+    assert logs and all(log.stat().st_size == 0 for log in logs)
+    store.close()
+    reopened = RocksTicketStore(tmp_path / "db")
+    try:
+        assert {k: record(s) for k, s in reopened.items()} == {
+            k: record(s) for k, s in states.items()
+        }
+    finally:
+        reopened.close()
+
+
 def test_a_closed_store_reads_as_empty_and_refuses_writes(store: RocksTicketStore) -> None:
     store["T1"] = real_states()["T1"]
     store.close()
@@ -272,7 +311,7 @@ def test_a_ticket_changed_by_many_events_of_a_batch_is_logged_once_as_the_batch_
 ) -> None:
     """The open batch holds states, not records: each is serialised once, at the flush,
     and the changelog gets the ticket's last state (what recovery must restore)."""
-    from slaclock.processors.live import store as store_module
+    from slaclock.processors.live import rocks_store as store_module
 
     encoded: list[str] = []
     encode = store_module.encode_state
