@@ -215,18 +215,15 @@ class _Items(ItemsView[str, TicketState]):
 
 
 # The RocksDB store lives in a module of its own, which the shipped build compiles with
-# mypyc (setup.py); it subclasses `TicketStore`, defined above, so it is imported last.
-from slaclock.processors.live.rocks_store import RocksTicketStore  # noqa: E402
+# mypyc (setup.py). It subclasses `TicketStore`, so this module cannot import it while
+# being imported: `store.RocksTicketStore` is looked up on first use (PEP 562).
+if TYPE_CHECKING:
+    from slaclock.processors.live.rocks_store import RocksTicketStore as RocksTicketStore
 
-__all__ = [
-    "DEFAULT_CACHE_SIZE",
-    "LOAD_BATCH_BYTES",
-    "MemoryTicketStore",
-    "Record",
-    "RocksTicketStore",
-    "StoreClosedError",
-    "TicketStore",
-    "encode_state",
-    "remove_tree",
-    "require_rocksdict",
-]
+
+def __getattr__(name: str) -> object:
+    if name == "RocksTicketStore":
+        from slaclock.processors.live.rocks_store import RocksTicketStore
+
+        return RocksTicketStore
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
