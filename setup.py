@@ -34,6 +34,7 @@ COMPILED = [
     "slaclock/processors/live/ticket_input.py",
     "slaclock/processors/live/records.py",
     "slaclock/processors/live/rocks_store.py",
+    "slaclock/processors/live/state_records.py",
 ]
 
 

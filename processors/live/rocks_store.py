@@ -17,16 +17,14 @@ from typing import TYPE_CHECKING, ClassVar
 from mypy_extensions import mypyc_attr
 
 from slaclock.processors.engine.ticket import TicketState
+from slaclock.processors.live.state_records import Record, decode_state, encode_state
 from slaclock.processors.live.store import (
     DEFAULT_CACHE_SIZE,
     LOAD_BATCH_BYTES,
-    Record,
     StoreClosedError,
     TicketStore,
     _Items,
     _Values,
-    decode_state,
-    encode_state,
     key_text,
     remove_tree,
 )

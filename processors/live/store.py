@@ -47,9 +47,9 @@ from collections.abc import ItemsView, Iterator, MutableMapping, Sequence, Value
 from pathlib import Path
 from typing import TYPE_CHECKING, ClassVar
 
-import orjson
-
 from slaclock.processors.engine.ticket import TicketState
+from slaclock.processors.live.state_records import Record as Record
+from slaclock.processors.live.state_records import decode_state, encode_state
 
 if TYPE_CHECKING:
     pass
@@ -83,21 +83,9 @@ def remove_tree(path: Path) -> None:
         shutil.rmtree(path)
 
 
-def decode_state(record: bytes) -> TicketState:
-    return TicketState.from_record(orjson.loads(record))
-
-
 def key_text(raw_key: object) -> str:
     assert isinstance(raw_key, bytes)  # a raw-mode database has bytes keys
     return raw_key.decode()
-
-
-Record = bytes
-"""A ticket state as the changelog holds it: `orjson.dumps(state.to_record())`."""
-
-
-def encode_state(state: TicketState) -> Record:
-    return orjson.dumps(state.to_record())
 
 
 class TicketStore(MutableMapping[str, TicketState]):
@@ -162,7 +150,7 @@ class MemoryTicketStore(dict[str, TicketState], TicketStore):
         self.dirty.add(key)
 
     def load(self, key: bytes, record: Record) -> None:
-        state = TicketState.from_record(orjson.loads(record))
+        state = decode_state(record)
         dict.__setitem__(self, state.ticket_id, state)
         with self._lock:
             self._published[state.ticket_id] = record
