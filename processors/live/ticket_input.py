@@ -231,6 +231,20 @@ class TicketInput:
             except BufferError:
                 self.loop.producer.poll(0.05)
 
+    def produce_changes(
+        self, topic: str, partition: int, changes: list[tuple[str, bytes | None]]
+    ) -> None:
+        """A task's changelog records (ticket id, its state record, or None: deleted)."""
+        produce = self.loop.producer.produce
+        for ticket_id, value in changes:
+            key = ticket_id.encode()
+            while True:
+                try:
+                    produce(topic, value, key, partition=partition)
+                    break
+                except BufferError:
+                    self.loop.producer.poll(0.05)
+
     def dead_letter(self, message: Message, rejected: Rejected) -> None:
         self.metrics.rejected(rejected.error_class)
         topic: str = message.topic()  # type: ignore[assignment]

@@ -198,6 +198,11 @@ class TransactionalLoop(ABC):
         for message in messages:
             self.process(message)
 
+    def produce_state_changes(self) -> None:
+        """Produce the batch's changelog records (`flush_state`), in its order."""
+        for partition, key, value in self.flush_state():
+            self.produce(self.changelog_topic, value, key=key, partition=partition)
+
     @abstractmethod
     def flush_state(self) -> Iterable[tuple[int, bytes, bytes | None]]:
         """Changed state since the last call: (task partition, key, value or None)."""
@@ -483,8 +488,7 @@ class TransactionalLoop(ABC):
             self.before_batch(last_offsets)
             self.process_batch(messages)
             self.after_batch()
-            for partition, key, value in self.flush_state():
-                self.produce(self.changelog_topic, value, key=key, partition=partition)
+            self.produce_state_changes()
             offsets = [TopicPartition(t, p, o + 1) for (t, p), o in last_offsets.items()]
             if self.exactly_once:
                 metadata = self.consumer.consumer_group_metadata()

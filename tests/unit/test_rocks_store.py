@@ -457,6 +457,59 @@ def test_rocksdb_store_per_task_restored_from_the_changelog_and_deleted_on_revok
         tickets.close()
 
 
+class RecordingProducer:
+    """Stands in for the loop's producer: keeps (partition, key, value) of each record."""
+
+    def __init__(self) -> None:
+        self.records: list[tuple[int, bytes | None, bytes | None]] = []
+
+    def produce(
+        self,
+        topic: str,
+        value: bytes | None = None,
+        key: bytes | None = None,
+        partition: int = -1,
+        headers: object = None,
+    ) -> None:
+        assert headers is None  # changelog records carry none
+        self.records.append((partition, key, value))
+
+    def flush(self, timeout: float = 0) -> int:
+        return 0
+
+
+def test_the_changelog_gets_flush_states_records_in_its_order(tmp_path: Path) -> None:
+    """The loop produces a batch's changelog records through the compiled path
+    (`produce_state_changes`): exactly what `flush_state` yields, in the same order."""
+
+    records = changelog_records()  # once: the builders' event ids differ on each call
+
+    def changed(name: str) -> TicketProcessor:
+        tickets = processor(tmp_path, store="rocksdb", state_dir=tmp_path / name)
+        for partition in (0, 1):
+            tickets.restore_task(partition, records)
+        for partition in (1, 0):
+            store = tickets.tasks[partition].store
+            state = store["T1"]
+            state.assignee = f"agent-{partition}"
+            store["T1"] = state
+            del store["T2"]
+            tickets.tasks[partition].meta_dirty = True
+        return tickets
+
+    yielded, produced = changed("a"), changed("b")
+    recorder = RecordingProducer()
+    produced.producer = recorder  # type: ignore[assignment]
+    try:
+        expected = list(yielded.flush_state())
+        produced.produce_state_changes()
+        assert [p for p, _, _ in expected] == [0, 0, 0, 1, 1, 1]  # states, then meta
+        assert recorder.records == expected
+    finally:
+        yielded.close()
+        produced.close()
+
+
 def test_a_clean_stop_checkpoints_the_stores_and_the_next_start_reuses_them(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
