@@ -32,6 +32,12 @@ COMPILED = [
     # the fast path of input decoding, once per line (the Structs it decodes into stay
     # Python classes: schemas/fast_events.py)
     "slaclock/schemas/fast_decode.py",
+    # the live worker's work per record: stage 1's loop over a batch, decoding, outputs,
+    # and the RocksDB ticket store it reads and writes per event
+    "slaclock/processors/live/ticket_input.py",
+    "slaclock/processors/live/records.py",
+    "slaclock/processors/live/rocks_store.py",
+    "slaclock/processors/live/state_records.py",
 ]
 
 

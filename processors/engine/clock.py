@@ -269,39 +269,45 @@ class MetricClock:
         `ids`: the ticket's table of event ids (id -> index), extended with the ones this
         clock names; without it the ids are written out.
         """
+        # Straight from the flat lists into the record (once per changed ticket per batch
+        # in a worker: no tuples per mark, no `MetricRecord` in between; the same array).
         started = self.started
         marks: list[object] = []
-        for at, code, cause in self.mark_list():
-            marks += (at - started, code, _ref(ids, cause))
-        history: list[object] = []
-        targets = self.target_list()
-        if len(targets) == 1 and targets[0][0] == started and targets[0][3] == self.target:
-            first = targets[0]
-            history += (first[1], first[2], _ref(ids, first[4]))  # the short form
+        m = self.marks
+        for i in range(0, len(m), 3):
+            marks.append(cast(int, m[i]) - started)
+            marks.append(m[i + 1])
+            marks.append(_ref(ids, cast(str, m[i + 2])))
+        h = self.history
+        history: list[object]
+        if len(h) == 5 and h[0] == started and h[3] == self.target:
+            history = [h[1], h[2], _ref(ids, cast(str, h[4]))]  # the short form
         else:
-            for at, priority, version, target, cause in targets:
-                history += (at - started, priority, version, target, _ref(ids, cause))
-        record: list[object] = list(
-            MetricRecord(
-                self.metric,
-                self.cycle,
-                self.started,
-                self.target,
-                self.segments,
-                self.closed_counted,
-                self.breached,
-                self.next_threshold,
-                int(self.phase),
-                self.completions,
-                self.due,
-                marks,
-                history,
-                [[era.version, era.tier, era.segments] for era in self.eras],
-                self.group,
-            )
-        )
-        if not self.group:  # a customer metric's record stays as it was before groups
-            record.pop()
+            history = []
+            for i in range(0, len(h), 5):
+                history.append(cast(int, h[i]) - started)
+                history.append(h[i + 1])
+                history.append(h[i + 2])
+                history.append(h[i + 3])
+                history.append(_ref(ids, cast(str, h[i + 4])))
+        record: list[object] = [  # laid out as `MetricRecord`
+            self.metric,
+            self.cycle,
+            started,
+            self.target,
+            self.segments,
+            self.closed_counted,
+            self.breached,
+            self.next_threshold,
+            int(self.phase),
+            self.completions,
+            self.due,
+            marks,
+            history,
+            [[era.version, era.tier, era.segments] for era in self.eras],
+        ]
+        if self.group:  # a customer metric's record stays as it was before groups
+            record.append(self.group)
         return record
 
     @classmethod

@@ -202,29 +202,26 @@ class TicketState:
                 [clock.to_record(ids) for clock in self.group_finished],
                 {name: list(cycles) for name, cycles in self.group_cycles.items()},
             ]
-        record: list[object] = list(
-            TicketRecord(
-                self.ticket_id,
-                self.customer_id,
-                self.tier,
-                self.priority,
-                self.status,
-                self.replied,
-                self.closed_at,
-                self.nr_cycles,
-                self.pu_cycles,
-                metrics,
-                sorted(self.seen),
-                self.assignee,
-                self.group,
-                finished,
-                list(ids),
-                self.version,
-                groups,
-            )
-        )
-        if not groups:  # a ticket no group held: its record is what it was before groups
-            record.pop()
+        record: list[object] = [  # laid out as `TicketRecord` (no tuple in between)
+            self.ticket_id,
+            self.customer_id,
+            self.tier,
+            self.priority,
+            self.status,
+            self.replied,
+            self.closed_at,
+            self.nr_cycles,
+            self.pu_cycles,
+            metrics,
+            sorted(self.seen),
+            self.assignee,
+            self.group,
+            finished,
+            list(ids),
+            self.version,
+        ]
+        if groups:  # a ticket no group held: its record is what it was before groups
+            record.append(groups)
         return record
 
     @classmethod

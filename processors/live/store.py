@@ -24,14 +24,17 @@ changelog on (re)assignment (`fresh` + `load`), so nothing on disk is trusted af
 crash; only a database checkpointed by a clean stop is reused as it is (see
 `processors.live.checkpoint`).
 
-In `RocksTicketStore`, a small write-through cache keeps the most recently used states as objects. It is correct
-because `TicketStage` re-assigns `store[id] = state` after every change to a state it got
-from the store: the cached object and the database then agree. The cache is bounded, so
-a state that was never re-assigned could differ from the database only while cached;
+In `RocksTicketStore`, a small cache keeps the most recently used states as objects: the
+states of the last batches (each batch's written states go to its recent end at the flush,
+once per ticket) and the ones read from the database since. It is correct because
+`TicketStage` re-assigns `store[id] = state` after every change to a state it got from the
+store: the cached object and the database then agree at the flush. The cache is bounded,
+so a state that was never re-assigned could differ from the database only while cached;
 `TicketStage` never does that. One lock guards the cache and the database handle: the
 HTTP server's threads read (`get`) while the stage thread writes.
 
-This module imports rocksdict (a dependency of the package) only when a database is
+`RocksTicketStore` is defined in `processors.live.rocks_store` (compiled in the shipped
+build) and importable from here. This module imports rocksdict (a dependency of the package) only when a database is
 opened, so the memory store and the replay never load it.
 """
 
@@ -40,17 +43,16 @@ from __future__ import annotations
 import shutil
 import threading
 from abc import abstractmethod
-from collections import OrderedDict
 from collections.abc import ItemsView, Iterator, MutableMapping, Sequence, ValuesView
 from pathlib import Path
 from typing import TYPE_CHECKING, ClassVar
 
-import orjson
-
 from slaclock.processors.engine.ticket import TicketState
+from slaclock.processors.live.state_records import Record as Record
+from slaclock.processors.live.state_records import decode_state, encode_state
 
 if TYPE_CHECKING:
-    from rocksdict import Rdict, WriteBatch
+    pass
 
 DEFAULT_CACHE_SIZE = 1024
 LOAD_BATCH_BYTES = 64 * 1024
@@ -81,21 +83,9 @@ def remove_tree(path: Path) -> None:
         shutil.rmtree(path)
 
 
-def _decode(record: bytes) -> TicketState:
-    return TicketState.from_record(orjson.loads(record))
-
-
-def _text(raw_key: object) -> str:
+def key_text(raw_key: object) -> str:
     assert isinstance(raw_key, bytes)  # a raw-mode database has bytes keys
     return raw_key.decode()
-
-
-Record = bytes
-"""A ticket state as the changelog holds it: `orjson.dumps(state.to_record())`."""
-
-
-def encode_state(state: TicketState) -> Record:
-    return orjson.dumps(state.to_record())
 
 
 class TicketStore(MutableMapping[str, TicketState]):
@@ -160,7 +150,7 @@ class MemoryTicketStore(dict[str, TicketState], TicketStore):
         self.dirty.add(key)
 
     def load(self, key: bytes, record: Record) -> None:
-        state = TicketState.from_record(orjson.loads(record))
+        state = decode_state(record)
         dict.__setitem__(self, state.ticket_id, state)
         with self._lock:
             self._published[state.ticket_id] = record
@@ -189,263 +179,9 @@ class MemoryTicketStore(dict[str, TicketState], TicketStore):
             self._clock = clock
 
 
-class RocksTicketStore(TicketStore):
-    """Ticket states in a RocksDB at `path`; see the module docstring.
-
-    Writes of the open batch are held in `_pending` (ticket id -> state object, None =
-    deleted), serialised at `flush` (once per ticket per batch: the state as the batch left
-    it) and written to the database in one write batch: readers on other threads
-    (`published`) read the database, so they see the state as of the last flush; the stage
-    thread's reads look at `_pending` first. `close` writes what is pending.
-    """
-
-    persistent: ClassVar[bool] = True
-
-    def __init__(self, path: Path, cache_size: int = DEFAULT_CACHE_SIZE) -> None:
-        """Open (or create) the database at `path`, keeping what it holds."""
-        self.path = path
-        self.cache_size = cache_size
-        self.dirty: set[str] = set()
-        self._cache: OrderedDict[str, TicketState] = OrderedDict()
-        self._pending: dict[str, TicketState | None] = {}  # the open batch's writes
-        self._clock: int | None = None
-        self._lock = threading.Lock()
-        self._db: Rdict | None = self._open()
-        self._count = sum(1 for _ in self._db.keys())  # noqa: SIM118 - Rdict is no iterable
-
-    @classmethod
-    def fresh(cls, path: Path, cache_size: int = DEFAULT_CACHE_SIZE) -> RocksTicketStore:
-        """An empty store at `path`: whatever a previous run left there is deleted first."""
-        remove_tree(path)
-        return cls(path, cache_size)
-
-    def _open(self) -> Rdict:
-        from rocksdict import Options, Rdict
-
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        options = Options(raw_mode=True)
-        options.create_if_missing(True)
-        return Rdict(str(self.path), options)
-
-    def _writable(self) -> Rdict:
-        if self._db is None:
-            raise StoreClosedError(f"the ticket store at {self.path} is closed")
-        return self._db
-
-    def _remember(self, key: str, state: TicketState) -> None:
-        if self.cache_size <= 0:
-            return
-        self._cache[key] = state
-        self._cache.move_to_end(key)
-        while len(self._cache) > self.cache_size:
-            self._cache.popitem(last=False)
-
-    def _exists(self, key: str, db: Rdict) -> bool:
-        if key in self._pending:
-            return self._pending[key] is not None
-        return key in self._cache or key.encode() in db
-
-    # -- the mapping ------------------------------------------------------------------------
-
-    def __getitem__(self, key: str) -> TicketState:
-        state = self.get(key)
-        if state is None:
-            raise KeyError(key)
-        return state
-
-    def get(  # type: ignore[override]
-        self, key: str, default: TicketState | None = None
-    ) -> TicketState | None:
-        """The state, or `default`: without the KeyError that `Mapping.get` would raise
-        and catch for every new ticket."""
-        with self._lock:
-            state = self._cache.get(key)
-            if state is not None:
-                self._cache.move_to_end(key)
-                return state
-            if self._db is None:  # a closed store holds nothing (an HTTP read may race it)
-                return default
-            if key in self._pending:
-                state = self._pending[key]
-                if state is None:
-                    return default
-                self._remember(key, state)
-                return state
-            record = self._db.get(key.encode())
-            if record is None:
-                return default
-            state = _decode(record)
-            self._remember(key, state)
-            return state
-
-    def __setitem__(self, key: str, value: TicketState) -> None:
-        with self._lock:
-            db = self._writable()
-            if not self._exists(key, db):
-                self._count += 1
-            self._pending[key] = value
-            self._remember(key, value)
-            self.dirty.add(key)
-
-    def __delitem__(self, key: str) -> None:
-        with self._lock:
-            db = self._writable()
-            if not self._exists(key, db):
-                raise KeyError(key)
-            self._pending[key] = None
-            self._cache.pop(key, None)
-            self._count -= 1
-            self.dirty.add(key)
-
-    def __contains__(self, key: object) -> bool:
-        if not isinstance(key, str):
-            return False
-        with self._lock:
-            return self._db is not None and self._exists(key, self._db)
-
-    def __len__(self) -> int:
-        return self._count
-
-    def __iter__(self) -> Iterator[str]:
-        for key, _ in self._iter_records():
-            yield key
-
-    def values(self) -> ValuesView[TicketState]:
-        """All states, decoded from one pass over the database (`rebuild_timers`)."""
-        return _Values(self)
-
-    def items(self) -> ItemsView[str, TicketState]:
-        return _Items(self)
-
-    def _iter_items(self) -> Iterator[tuple[str, TicketState]]:
-        for key, record in self._iter_records():
-            yield key, _decode(record)
-
-    def _iter_records(self) -> Iterator[tuple[str, Record]]:
-        """Every live record: the open batch's, then the database's it does not replace."""
-        db = self._db
-        if db is None:
-            return
-        pending = dict(self._pending)
-        for key, state in pending.items():
-            if state is not None:
-                yield key, encode_state(state)
-        for raw_key, record in db.items():
-            key = _text(raw_key)
-            if key not in pending:
-                yield key, record
-
-    # -- batches and readers ----------------------------------------------------------------
-
-    def flush(self, clock: int | None) -> list[tuple[str, Record | None]]:
-        with self._lock:
-            changes = self._write_pending()
-            self.dirty.clear()
-            self._clock = clock
-        return changes
-
-    def _write_pending(self) -> list[tuple[str, Record | None]]:
-        """The open batch's writes, serialised, into the database in one write batch
-        (lock held); returns them as changelog records."""
-        changes: list[tuple[str, Record | None]] = [
-            (key, None if state is None else encode_state(state))
-            for key, state in self._pending.items()
-        ]
-        self._pending.clear()
-        if not changes or self._db is None:
-            return changes
-        from rocksdict import WriteBatch
-
-        batch = WriteBatch(raw_mode=True)
-        for key, record in changes:
-            if record is None:
-                batch.delete(key.encode())
-            else:
-                batch.put(key.encode(), record)
-        self._db.write(batch)
-        return changes
-
-    def published(self, ticket_id: str) -> tuple[Record | None, int | None]:
-        with self._lock:
-            if self._db is None:
-                return None, self._clock
-            return self._db.get(ticket_id.encode()), self._clock
-
-    def publish_clock(self, clock: int | None) -> None:
-        with self._lock:
-            self._clock = clock
-
-    # -- restore and lifecycle --------------------------------------------------------------
-
-    def load(self, key: bytes, record: bytes) -> None:
-        """Put a changelog record as it is (restore): not dirty, it is already logged."""
-        with self._lock:
-            db = self._writable()
-            text = key.decode()
-            if not self._exists(text, db):
-                self._count += 1
-            self._pending.pop(text, None)
-            db[key] = record
-            self._cache.pop(text, None)
-
-    def load_many(self, records: Sequence[tuple[bytes, Record]]) -> None:
-        """A restore into an empty store: the records (distinct keys) go into the
-        database in a few large write batches, with no lookup per record."""
-        with self._lock:
-            empty = self._count == 0 and not self._pending
-        if not empty:
-            super().load_many(records)
-            return
-        from rocksdict import WriteBatch
-
-        batch, size, count = WriteBatch(raw_mode=True), 0, 0
-        for key, record in records:
-            batch.put(key, record)
-            size += len(key) + len(record)
-            count += 1
-            if size >= LOAD_BATCH_BYTES:
-                self._write_loaded(batch, count)
-                batch, size, count = WriteBatch(raw_mode=True), 0, 0
-        self._write_loaded(batch, count)
-
-    def _write_loaded(self, batch: WriteBatch, count: int) -> None:
-        with self._lock:
-            self._writable().write(batch)
-            self._count += count
-
-    def wipe(self) -> None:
-        """Empty the store (a local reset, not deletions to log: `dirty` is cleared too)."""
-        with self._lock:
-            self._pending.clear()
-            self._close_db()
-            remove_tree(self.path)
-            self._db = self._open()
-            self._count = 0
-            self.dirty.clear()
-
-    def close(self) -> None:
-        """Write what is pending and close the database (idempotent); its files stay.
-        Reads then find nothing."""
-        with self._lock:
-            self._write_pending()
-            self._close_db()
-
-    def destroy(self) -> None:
-        """Close the database and delete its directory (the task was revoked)."""
-        with self._lock:
-            self._pending.clear()
-            self._close_db()
-            remove_tree(self.path)
-
-    def _close_db(self) -> None:
-        db, self._db = self._db, None
-        self._cache.clear()
-        self._count = 0
-        if db is not None:
-            db.close()
-
-
 class _Values(ValuesView[TicketState]):
+    """`values()` of a `RocksTicketStore`: decoded from one pass over its records."""
+
     def __init__(self, store: RocksTicketStore) -> None:
         super().__init__(store)
         self._store = store
@@ -456,9 +192,26 @@ class _Values(ValuesView[TicketState]):
 
 
 class _Items(ItemsView[str, TicketState]):
+    """`items()` of a `RocksTicketStore`."""
+
     def __init__(self, store: RocksTicketStore) -> None:
         super().__init__(store)
         self._store = store
 
     def __iter__(self) -> Iterator[tuple[str, TicketState]]:
         return self._store._iter_items()
+
+
+# The RocksDB store lives in a module of its own, which the shipped build compiles with
+# mypyc (setup.py). It subclasses `TicketStore`, so this module cannot import it while
+# being imported: `store.RocksTicketStore` is looked up on first use (PEP 562).
+if TYPE_CHECKING:
+    from slaclock.processors.live.rocks_store import RocksTicketStore as RocksTicketStore
+
+
+def __getattr__(name: str) -> object:
+    if name == "RocksTicketStore":
+        from slaclock.processors.live.rocks_store import RocksTicketStore
+
+        return RocksTicketStore
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -13,22 +13,18 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass, field
 from typing import Any
 
 import orjson
 from confluent_kafka import Message, TopicPartition
 
 from slaclock.processors.engine.contracts import ContractBook
-from slaclock.processors.engine.group_ledger import GROUP_HOLD
 from slaclock.processors.engine.group_view import open_group
-from slaclock.processors.engine.instants import US_PER_SECOND, parse_instant, to_us
-from slaclock.processors.engine.ledger import ledger_input
+from slaclock.processors.engine.instants import US_PER_SECOND
 from slaclock.processors.engine.policy import CompiledPolicy
 from slaclock.processors.engine.stage import TicketStage
-from slaclock.processors.engine.ticket import Output, TicketEngine, record_open_group
+from slaclock.processors.engine.ticket import TicketEngine, record_open_group
 from slaclock.processors.engine.versions import PolicyBook
-from slaclock.processors.intake import decode_record
 from slaclock.processors.live.checkpoint import (
     StoreCheckpoint,
     store_path,
@@ -38,19 +34,7 @@ from slaclock.processors.live.checkpoint import (
 from slaclock.processors.live.contracts import ContractsFollower
 from slaclock.processors.live.metrics import Metrics
 from slaclock.processors.live.policies import PoliciesFollower
-from slaclock.processors.live.records import (
-    KIND_OUTCOME,
-    KIND_WATERMARK,
-    META_KEY,
-    CloudEventsHeaders,
-    Tick,
-    Watermark,
-    coordinates,
-    dead_letter_headers,
-    encode_output,
-    ledger_partition,
-    output_key,
-)
+from slaclock.processors.live.records import KIND_WATERMARK, META_KEY, Watermark
 from slaclock.processors.live.store import (
     MemoryTicketStore,
     Record,
@@ -58,33 +42,15 @@ from slaclock.processors.live.store import (
     TicketStore,
     require_rocksdict,
 )
+from slaclock.processors.live.ticket_input import TicketInput, TicketTask, processed_position
 from slaclock.processors.live.txloop import TransactionalLoop
 from slaclock.processors.settings import Settings
 from slaclock.schemas.fast_events import EngineEvent
-from slaclock.schemas.rejection import Rejected
 
 log = logging.getLogger(__name__)
 
 
-OUTCOME_HEADER = ("kind", KIND_OUTCOME)
-
 TrackingStore = MemoryTicketStore  # its former name (`SLACLOCK_STORE=memory`)
-
-
-@dataclass
-class TicketTask:
-    partition: int
-    stage: TicketStage
-    store: TicketStore
-    processed_offset: int = 0  # next offset of tickets.events to process
-    position: int = 0  # consumer position at batch start (past skipped control records)
-    last_in_batch: int = -1  # highest tickets.events offset of this task in the batch
-    clock_sent: int | None = None  # last clock watermark sent to the ledger
-    meta_dirty: bool = False
-    # tickets with a group cycle still open -> that group (stage thread only), and its
-    # immutable copy as of the last flush, for the HTTP thread (`GET /groups/{group}`)
-    open_groups: dict[str, str] = field(default_factory=dict)
-    published_open_groups: dict[str, str] = field(default_factory=dict)
 
 
 class TicketProcessor(TransactionalLoop):
@@ -119,22 +85,24 @@ class TicketProcessor(TransactionalLoop):
         self.wall_clock = wall_clock
         self.tasks: dict[int, TicketTask] = {}
         self.untracked_logged: set[str] = set()  # customers whose untracked ticket was logged
-        # per-batch counts, added to the Prometheus counters once per batch (each `inc`
-        # takes a lock: too dear per record)
-        self.events_seen: dict[str, int] = {}
-        self.outputs_seen: dict[str, int] = {}
         self.grace_us = int(settings.grace * US_PER_SECOND)
-        self.skew_us = int(settings.max_future_skew * US_PER_SECOND)
         self.retention_us = int(settings.closed_retention * US_PER_SECOND)
         self.source = f"slaclock/{settings.app_id}"
-        self.cloudevents_headers = CloudEventsHeaders(self.source)
-        self.topic_ledger_input = settings.topic_ledger_input  # a property: built once here
-        self.output_topics = {
-            "sla.warning": settings.topic_warnings,
-            "sla.breach": settings.topic_breaches,
-            "sla.completed": settings.topic_completions,
-            "sla.cancelled": settings.topic_completions,
-        }
+        # the work per record (compiled in the shipped build): it shares `tasks`
+        self.input = TicketInput(
+            self,
+            self.tasks,
+            settings,
+            ledger_partitions,
+            self.source,
+            self.metrics,
+            wall_clock,
+            self._note_untracked,
+        )
+        # per-batch counts, added to the Prometheus counters once per batch (each `inc`
+        # takes a lock: too dear per record); the same dicts as the per-record path's
+        self.events_seen = self.input.events_seen
+        self.outputs_seen = self.input.outputs_seen
         self.state_dir = settings.state_dir / settings.app_id / settings.instance_id
         self.warm: dict[int, StoreCheckpoint] = {}
         self.closing = False
@@ -264,17 +232,39 @@ class TicketProcessor(TransactionalLoop):
         if changed:
             task.published_open_groups = dict(index)
 
+    def _flush_task(self, task: TicketTask, groups: bool) -> list[tuple[str, Record | None]]:
+        """The end of a batch for a task: its changed states' changelog records (the store
+        publishes them to readers, HTTP), its open-group index brought up to date."""
+        if groups:
+            self._note_open_groups(task)
+        return task.store.flush(task.stage.clock)
+
+    def _meta_record(self, task: TicketTask) -> bytes | None:
+        """The task's meta record if the batch changed it (once)."""
+        if not task.meta_dirty:
+            return None
+        task.meta_dirty = False
+        return orjson.dumps(self._meta(task))
+
     def flush_state(self) -> Iterator[tuple[int, bytes, bytes | None]]:
         groups = self._has_groups()
         for task in self.tasks.values():
-            if groups:
-                self._note_open_groups(task)
-            # the end of a batch: the store publishes these records to readers (HTTP)
-            for ticket_id, value in task.store.flush(task.stage.clock):
+            for ticket_id, value in self._flush_task(task, groups):
                 yield task.partition, ticket_id.encode(), value
-            if task.meta_dirty:
-                yield task.partition, META_KEY, orjson.dumps(self._meta(task))
-                task.meta_dirty = False
+            meta = self._meta_record(task)
+            if meta is not None:
+                yield task.partition, META_KEY, meta
+
+    def produce_state_changes(self) -> None:
+        """`flush_state`'s records, in the same order, produced by the compiled path (one
+        per changed ticket per batch: no generator, no Python call per record)."""
+        groups = self._has_groups()
+        topic = self.changelog_topic
+        for task in self.tasks.values():
+            self.input.produce_changes(topic, task.partition, self._flush_task(task, groups))
+            meta = self._meta_record(task)
+            if meta is not None:
+                self.produce(topic, meta, key=META_KEY, partition=task.partition)
 
     # -- processing ---------------------------------------------------------------------------
 
@@ -310,56 +300,14 @@ class TicketProcessor(TransactionalLoop):
 
     @staticmethod
     def _processed_position(task: TicketTask) -> int:
-        """The input offset before which every record of the task's partition is processed.
+        """`ticket_input.processed_position`: where the task's partition is processed to."""
+        return processed_position(task)
 
-        Once the batch's records of the partition are all processed, that is the consumer
-        position, which is past transaction markers no consumer sees.
-        """
-        if task.processed_offset > task.last_in_batch:
-            return max(task.processed_offset, task.position)
-        return task.processed_offset
+    def process_batch(self, messages: list[Message]) -> None:
+        self.input.process_batch(messages)
 
     def process(self, message: Message) -> None:
-        topic, partition, offset = coordinates(message)
-        task = self.tasks.get(partition)
-        if task is None:
-            return  # not ours any more (revoked mid-batch)
-        if topic == self.settings.topic_events:
-            task.processed_offset = offset + 1
-            self._on_event(task, message)
-        else:
-            self._on_tick(task, message)
-        task.meta_dirty = True
-
-    def _on_event(self, task: TicketTask, message: Message) -> None:
-        raw = message.value() or b""
-        try:
-            event = decode_record(raw, message.key())
-            occurred = to_us(event.occurred_at)
-            wall = int(self.wall_clock() * US_PER_SECOND)
-            if occurred > wall + self.skew_us:
-                raise Rejected(
-                    "FutureEvent",
-                    f"occurred_at {event.occurred_at.isoformat()} is more than "
-                    f"{self.settings.max_future_skew:g}s ahead of the worker's clock",
-                )
-            counters = task.stage.counters
-            duplicates, late = counters.duplicates, counters.late
-            untracked = dict(counters.untracked)
-            outputs = task.stage.on_event(event, occurred)
-            if counters.duplicates > duplicates:
-                self.metrics.duplicate()
-            else:
-                self.events_seen[event.type] = self.events_seen.get(event.type, 0) + 1
-            if counters.late > late:
-                self.metrics.late_event()
-            if counters.untracked != untracked:
-                reason = next(r for r, n in counters.untracked.items() if n != untracked.get(r))
-                self._note_untracked(task, event, reason)
-        except Rejected as rejected:
-            self._dead_letter(message, rejected)
-            return
-        self._emit(outputs, task)
+        self.input.process(message)
 
     def _note_untracked(self, task: TicketTask, event: EngineEvent, reason: str) -> None:
         """Count a ticket created with no SLA; log the first one of each customer."""
@@ -380,57 +328,8 @@ class TicketProcessor(TransactionalLoop):
             None if state is None else state.priority,
         )
 
-    def _on_tick(self, task: TicketTask, message: Message) -> None:
-        try:
-            tick = Tick.decode(message.value() or b"")
-        except (orjson.JSONDecodeError, KeyError, TypeError, ValueError):
-            log.warning(
-                "tickets[%d]: unreadable tick at offset %d", task.partition, message.offset()
-            )
-            return
-        outputs = task.stage.on_tick(tick.now, tick.end_offset, self._processed_position(task))
-        self._emit(outputs, task)
-        self.metrics.clock(task.partition, task.stage.clock, self.wall_clock())
-
-    def _emit(self, outputs: list[Output], task: TicketTask) -> None:
-        if not outputs:
-            return
-        now = self.wall_clock()
-        for output in outputs:
-            kind = output["type"]
-            value = encode_output(output)  # the same bytes for the output and the ledger
-            if kind != GROUP_HOLD:  # a hold fact goes to the ledger only
-                self.produce(
-                    self.output_topics[kind],
-                    value,
-                    key=output_key(output),
-                    headers=self.cloudevents_headers(output),
-                )
-                self.outputs_seen[kind] = self.outputs_seen.get(kind, 0) + 1
-            if kind == "sla.breach":
-                self.metrics.breach_delay(now - to_us_seconds(output["at"]))
-            if ledger_input(output):  # breaches and first met completions: compliance, credits
-                # keyed by customer; a group's outcomes and hold facts by group, so one
-                # ledger task owns each group's statements (docs/semantics.md: Groups)
-                owner = output.get("group") or output["customer_id"]
-                self.produce(
-                    self.topic_ledger_input,
-                    value,
-                    key=owner.encode(),
-                    headers=[OUTCOME_HEADER],
-                    partition=ledger_partition(owner, self.ledger_partitions),
-                )
-
-    def _dead_letter(self, message: Message, rejected: Rejected) -> None:
-        self.metrics.rejected(rejected.error_class)
-        self.produce(
-            self.settings.topic_dlq,
-            message.value(),
-            key=message.key(),
-            headers=dead_letter_headers(
-                rejected.error_class, rejected.message, *coordinates(message)
-            ),
-        )
+    def unreadable_tick(self, task: TicketTask, message: Message) -> None:
+        log.warning("tickets[%d]: unreadable tick at offset %d", task.partition, message.offset())
 
     def after_batch(self) -> None:
         """Send each task's clock progress to every ledger partition (watermarks, docs/semantics.md: Credits)."""
@@ -541,7 +440,3 @@ class TicketProcessor(TransactionalLoop):
             if record is not None:
                 return task.partition, record, clock
         return None
-
-
-def to_us_seconds(text: str) -> float:
-    return parse_instant(text) / US_PER_SECOND

@@ -192,6 +192,17 @@ class TransactionalLoop(ABC):
     def process(self, message: Message) -> None:
         """Process one input record; produce outputs with `self.produce`."""
 
+    def process_batch(self, messages: list[Message]) -> None:
+        """Process a batch's records in order (`process` each, unless a subclass has a
+        faster loop of its own)."""
+        for message in messages:
+            self.process(message)
+
+    def produce_state_changes(self) -> None:
+        """Produce the batch's changelog records (`flush_state`), in its order."""
+        for partition, key, value in self.flush_state():
+            self.produce(self.changelog_topic, value, key=key, partition=partition)
+
     @abstractmethod
     def flush_state(self) -> Iterable[tuple[int, bytes, bytes | None]]:
         """Changed state since the last call: (task partition, key, value or None)."""
@@ -475,11 +486,9 @@ class TransactionalLoop(ABC):
                 for m in messages
             }
             self.before_batch(last_offsets)
-            for message in messages:
-                self.process(message)
+            self.process_batch(messages)
             self.after_batch()
-            for partition, key, value in self.flush_state():
-                self.produce(self.changelog_topic, value, key=key, partition=partition)
+            self.produce_state_changes()
             offsets = [TopicPartition(t, p, o + 1) for (t, p), o in last_offsets.items()]
             if self.exactly_once:
                 metadata = self.consumer.consumer_group_metadata()

@@ -92,3 +92,28 @@ def test_stack_summary_counts_self_and_inclusive_shares() -> None:
 
 def test_stack_summary_of_nothing_says_so() -> None:
     assert summarise([]) == "no samples"
+
+
+def test_worker_cpu_benchmark_reports_cpu_per_event_and_the_same_digest_every_run() -> None:
+    done = subprocess.run(
+        [
+            sys.executable,
+            str(ROOT / "benchmarks" / "worker_cpu.py"),
+            "--tickets",
+            "150",
+            "--repeat",
+            "2",
+            "--digest",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        cwd=ROOT,
+    )
+    assert done.returncode == 0, done.stderr[-3000:]
+    runs = re.findall(
+        r"[\d,]+ events: [\d.]+ s CPU, [\d.]+ µs/event; [\d,]+ records produced, digest (\w+)",
+        done.stdout,
+    )
+    assert len(runs) == 2 and runs[0] == runs[1] and runs[0] != "-", done.stdout
+    assert re.search(r"median [\d.]+ µs/event", done.stdout), done.stdout

@@ -217,6 +217,45 @@ def test_it_survives_close_and_reopen(store: RocksTicketStore) -> None:
         reopened.close()
 
 
+def test_the_cache_keeps_the_states_the_last_flushes_wrote(tmp_path: Path) -> None:
+    """A flush puts the batch's states at the cache's recent end (in the order the batch
+    first wrote them); older ones are evicted and come back decoded from the database."""
+    store = RocksTicketStore.fresh(tmp_path / "db", cache_size=2)
+    try:
+        states = real_states()
+        for ticket_id in ("T1", "T2", "T3"):
+            store[ticket_id] = states[ticket_id]
+        store.flush(None)
+        assert store.get("T2") is states["T2"] and store.get("T3") is states["T3"]
+        evicted = store.get("T1")  # decoded again: a copy, as the database has it
+        assert evicted is not states["T1"] and record(evicted) == record(states["T1"])
+        store["T2"] = states["T2"]  # the next batch writes T2 only
+        store.flush(None)
+        assert store.get("T2") is states["T2"]
+    finally:
+        store.close()
+
+
+def test_states_are_written_without_a_write_ahead_log(tmp_path: Path) -> None:
+    """A store is wiped after a crash, so a write-ahead log would never be read: none is
+    written (RocksDB keeps an empty log file); a clean close puts everything on disk."""
+    store = RocksTicketStore.fresh(tmp_path / "db")
+    states = real_states()
+    for ticket_id, state in states.items():
+        store[ticket_id] = state
+    store.flush(None)
+    logs = list((tmp_path / "db").glob("*.log"))
+    assert logs and all(log.stat().st_size == 0 for log in logs)
+    store.close()
+    reopened = RocksTicketStore(tmp_path / "db")
+    try:
+        assert {k: record(s) for k, s in reopened.items()} == {
+            k: record(s) for k, s in states.items()
+        }
+    finally:
+        reopened.close()
+
+
 def test_a_closed_store_reads_as_empty_and_refuses_writes(store: RocksTicketStore) -> None:
     store["T1"] = real_states()["T1"]
     store.close()
@@ -272,7 +311,7 @@ def test_a_ticket_changed_by_many_events_of_a_batch_is_logged_once_as_the_batch_
 ) -> None:
     """The open batch holds states, not records: each is serialised once, at the flush,
     and the changelog gets the ticket's last state (what recovery must restore)."""
-    from slaclock.processors.live import store as store_module
+    from slaclock.processors.live import rocks_store as store_module
 
     encoded: list[str] = []
     encode = store_module.encode_state
@@ -416,6 +455,59 @@ def test_rocksdb_store_per_task_restored_from_the_changelog_and_deleted_on_revok
         assert not (state_dir / "app" / "w1" / "tickets-0").exists()
     finally:
         tickets.close()
+
+
+class RecordingProducer:
+    """Stands in for the loop's producer: keeps (partition, key, value) of each record."""
+
+    def __init__(self) -> None:
+        self.records: list[tuple[int, bytes | None, bytes | None]] = []
+
+    def produce(
+        self,
+        topic: str,
+        value: bytes | None = None,
+        key: bytes | None = None,
+        partition: int = -1,
+        headers: object = None,
+    ) -> None:
+        assert headers is None  # changelog records carry none
+        self.records.append((partition, key, value))
+
+    def flush(self, timeout: float = 0) -> int:
+        return 0
+
+
+def test_the_changelog_gets_flush_states_records_in_its_order(tmp_path: Path) -> None:
+    """The loop produces a batch's changelog records through the compiled path
+    (`produce_state_changes`): exactly what `flush_state` yields, in the same order."""
+
+    records = changelog_records()  # once: the builders' event ids differ on each call
+
+    def changed(name: str) -> TicketProcessor:
+        tickets = processor(tmp_path, store="rocksdb", state_dir=tmp_path / name)
+        for partition in (0, 1):
+            tickets.restore_task(partition, records)
+        for partition in (1, 0):
+            store = tickets.tasks[partition].store
+            state = store["T1"]
+            state.assignee = f"agent-{partition}"
+            store["T1"] = state
+            del store["T2"]
+            tickets.tasks[partition].meta_dirty = True
+        return tickets
+
+    yielded, produced = changed("a"), changed("b")
+    recorder = RecordingProducer()
+    produced.producer = recorder  # type: ignore[assignment]
+    try:
+        expected = list(yielded.flush_state())
+        produced.produce_state_changes()
+        assert [p for p, _, _ in expected] == [0, 0, 0, 1, 1, 1]  # states, then meta
+        assert recorder.records == expected
+    finally:
+        yielded.close()
+        produced.close()
 
 
 def test_a_clean_stop_checkpoints_the_stores_and_the_next_start_reuses_them(
