@@ -12,6 +12,7 @@ back into the processor.
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
@@ -52,10 +53,11 @@ class TicketTask:
     last_in_batch: int = -1  # highest tickets.events offset of this task in the batch
     clock_sent: int | None = None  # last clock watermark sent to the ledger
     meta_dirty: bool = False
-    # tickets with a group cycle still open -> that group (stage thread only), and its
-    # immutable copy as of the last flush, for the HTTP thread (`GET /groups/{group}`)
+    # tickets with a group cycle still open -> that group, as of the last flush: written by
+    # the stage thread and read by the HTTP thread (`GET /groups/{group}`), both under
+    # `open_groups_lock` (a batch changes a few entries; a reader copies what it needs)
     open_groups: dict[str, str] = field(default_factory=dict)
-    published_open_groups: dict[str, str] = field(default_factory=dict)
+    open_groups_lock: threading.Lock = field(default_factory=threading.Lock)
 
 
 def processed_position(task: TicketTask) -> int:

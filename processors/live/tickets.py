@@ -161,7 +161,6 @@ class TicketProcessor(TransactionalLoop):
                 group = open_group(state)
                 if group is not None:
                     task.open_groups[state.ticket_id] = group
-        task.published_open_groups = dict(task.open_groups)
         store.publish_clock(task.stage.clock)
         self.tasks[partition] = task
         self.metrics.set_open_tickets(partition, len(store))
@@ -219,18 +218,16 @@ class TicketProcessor(TransactionalLoop):
     def _note_open_groups(self, task: TicketTask) -> None:
         """Keep the task's index of tickets with an open group cycle (read by
         `GET /groups/{group}`) up to date with this batch's changed tickets."""
-        changed = False
+        store = task.store
+        held = [(ticket_id, store.get(ticket_id)) for ticket_id in store.dirty]
         index = task.open_groups
-        for ticket_id in task.store.dirty:
-            state = task.store.get(ticket_id)
-            group = None if state is None else open_group(state)
-            if group is None:
-                changed = index.pop(ticket_id, None) is not None or changed
-            elif index.get(ticket_id) != group:
-                index[ticket_id] = group
-                changed = True
-        if changed:
-            task.published_open_groups = dict(index)
+        with task.open_groups_lock:  # in place: O(changed tickets), never a copy of the index
+            for ticket_id, state in held:
+                group = None if state is None else open_group(state)
+                if group is None:
+                    index.pop(ticket_id, None)
+                else:
+                    index[ticket_id] = group
 
     def _flush_task(self, task: TicketTask, groups: bool) -> list[tuple[str, Record | None]]:
         """The end of a batch for a task: its changed states' changelog records (the store
@@ -421,9 +418,9 @@ class TicketProcessor(TransactionalLoop):
         for task in list(self.tasks.values()):
             records: list[Record] = []
             clock: int | None = None
-            for ticket_id, held_by in task.published_open_groups.items():
-                if held_by != group:
-                    continue
+            with task.open_groups_lock:
+                held = [t for t, held_by in task.open_groups.items() if held_by == group]
+            for ticket_id in held:
                 record, clock = task.store.published(ticket_id)
                 if record is not None:
                     records.append(record)
