@@ -42,6 +42,7 @@ only the ledger's share.
 from __future__ import annotations
 
 import contextlib
+import gc
 import mmap
 import multiprocessing
 import os
@@ -381,6 +382,10 @@ def _shard(
     own ticket lines applied in file order (verdicts and outputs back to the parent),
     broadcast lines applied too; then timers fired on request ((limit, inclusive)
     messages) until None."""
+    # Everything inherited from the parent is frozen first, so no collection here runs the
+    # destructors of the parent's garbage: a native handle (a Kafka client, a RocksDB) whose
+    # threads did not come along with the fork would crash this process.
+    gc.freeze()
     tune_gc()
     replayer = Replayer(policy, _discard)
     stage = replayer.stage

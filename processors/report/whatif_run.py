@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import multiprocessing
 from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 
@@ -47,7 +48,14 @@ def replay_both(
             replay_outcomes(str(policy_b), str(events), until_us, None),
         )
     half = max(1, default_workers() // 2)
-    with ProcessPoolExecutor(max_workers=2) as pool:
+    # Not forked from this process: a forked child inherits its garbage, and the collection
+    # each replay starts with (`tune_gc`) would run the destructors of native handles whose
+    # threads stayed behind (a RocksDB or Kafka client of a long-lived host process, such as
+    # a test run), which can crash the child. A fork server's children start clean.
+    context = multiprocessing.get_context(
+        "forkserver" if "forkserver" in multiprocessing.get_all_start_methods() else "spawn"
+    )
+    with ProcessPoolExecutor(max_workers=2, mp_context=context) as pool:
         first = pool.submit(replay_outcomes, str(policy_a), str(events), until_us, half)
         second = pool.submit(replay_outcomes, str(policy_b), str(events), until_us, half)
         return first.result(), second.result()
