@@ -216,9 +216,9 @@ class TicketInput:
         self,
         produce: Any,
         topic: str,
-        value: bytes,
+        value: bytes | None,
         key: bytes,
-        headers: Headers,
+        headers: Headers | None,
         partition: int,
     ) -> None:
         """`TransactionalLoop.produce` with the producer's bound `produce` at hand (one
@@ -239,13 +239,7 @@ class TicketInput:
         """A task's changelog records (ticket id, its state record, or None: deleted)."""
         produce = self.loop.producer.produce
         for ticket_id, value in changes:
-            key = ticket_id.encode()
-            while True:
-                try:
-                    produce(topic, value, key, partition=partition)
-                    break
-                except BufferError:
-                    self.loop.producer.poll(0.05)
+            self.produce(produce, topic, value, ticket_id.encode(), None, partition)
 
     def dead_letter(self, message: Message, rejected: Rejected) -> None:
         self.metrics.rejected(rejected.error_class)
